@@ -1,0 +1,192 @@
+"""dnflow settings: one file, every value read from the environment.
+
+Local defaults are safe for a laptop (SQLite and a data folder inside the project, DEBUG on);
+production misconfiguration fails loudly at start-up instead of running insecurely.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# The key a fresh checkout uses; refused whenever DEBUG is off.
+_INSECURE_DEFAULT_KEY = "dnflow-insecure-local-development-key"
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean: use 1/0, true/false, yes/no or on/off.")
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    if value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a whole number.") from None
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "")
+    if value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
+
+
+DEBUG = env_bool("DEBUG", True)
+SECRET_KEY = env_str("SECRET_KEY", _INSECURE_DEFAULT_KEY)
+if not DEBUG and SECRET_KEY in ("", _INSECURE_DEFAULT_KEY):
+    raise ImproperlyConfigured(
+        "DEBUG is off but SECRET_KEY is missing or the local default. Set SECRET_KEY to a long "
+        'random value, for example: python -c "import secrets; print(secrets.token_urlsafe(50))"'
+    )
+ALLOWED_HOSTS = [h.strip() for h in env_str("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "django_rq",
+    "template_partials",
+    "searches",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "dnflow_site.urls"
+WSGI_APPLICATION = "dnflow_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'dnflow.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Workers and the web write to one file: wait for the lock instead of failing at once,
+    # and let readers proceed while a writer holds it.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+    # Tests use a file, not memory, so real worker processes see the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-dnflow.sqlite3")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "home"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+
+# Production hardening: on whenever DEBUG is off, each one switchable for a plain-HTTP intranet.
+_https = env_bool("DNFLOW_HTTPS", not DEBUG)
+SECURE_SSL_REDIRECT = _https
+SESSION_COOKIE_SECURE = _https
+CSRF_COOKIE_SECURE = _https
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if _https else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _https
+SECURE_HSTS_PRELOAD = _https
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DNFLOW_BEHIND_PROXY", False) else None
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- Background work -------------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+# A search can wait hours on rate limits and photos; the timeout ends one that never returns.
+DNFLOW_JOB_TIMEOUT = env_int("DNFLOW_JOB_TIMEOUT", 24 * 3600)
+RQ_QUEUES = {
+    "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": DNFLOW_JOB_TIMEOUT},
+}
+# Empty: each job runs Luigi's local scheduler in-process. Set to a luigid URL to share one.
+DNFLOW_LUIGI_SCHEDULER_URL = env_str("DNFLOW_LUIGI_SCHEDULER_URL", "")
+DNFLOW_LUIGI_WORKERS = env_int("DNFLOW_LUIGI_WORKERS", 1)
+
+# --- Data and the X API -------------------------------------------------------------------------
+DNFLOW_DATA_DIR = Path(env_str("DNFLOW_DATA_DIR", str(BASE_DIR / "data"))).resolve()
+# Never put this in job arguments, Luigi parameters, logs or TaskEvents: read it where it is used.
+X_BEARER_TOKEN = env_str("X_BEARER_TOKEN", "")
+DNFLOW_X_API_URL = env_str("DNFLOW_X_API_URL", "https://api.x.com").rstrip("/")
+DNFLOW_MAX_COUNT = env_int("DNFLOW_MAX_COUNT", 100_000)
+DNFLOW_DEFAULT_COUNT = env_int("DNFLOW_DEFAULT_COUNT", 1_000)
+DNFLOW_PRICE_PER_POST = env_float("DNFLOW_PRICE_PER_POST", 0.005)
+DNFLOW_MAX_PHOTOS = env_int("DNFLOW_MAX_PHOTOS", 500)
+DNFLOW_PHOTO_MAX_BYTES = env_int("DNFLOW_PHOTO_MAX_BYTES", 10 * 1024 * 1024)
+DNFLOW_FETCH_PHOTOS = env_bool("DNFLOW_FETCH_PHOTOS", True)
+DNFLOW_SAMPLE_SIZE = env_int("DNFLOW_SAMPLE_SIZE", 10)
+# The upper bound on any 429 wait we honour, and the retry budget for 5xx / connection errors.
+DNFLOW_MAX_RATE_LIMIT_WAIT = env_int("DNFLOW_MAX_RATE_LIMIT_WAIT", 16 * 60)
+DNFLOW_API_RETRIES = env_int("DNFLOW_API_RETRIES", 5)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
+    "loggers": {
+        "dnflow": {"level": env_str("DNFLOW_LOG_LEVEL", "INFO"), "propagate": True},
+        "luigi-interface": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,48 @@
+"""The one normalised record per post that every analysis reads.
+
+Each input format (v1.1 tweets, v2 response pages, twarc2 flattened lines, Twitter's own
+archive) is understood in exactly one place, `pipeline.formats`, which turns it into `Post`s;
+nothing downstream looks at raw JSON. Field rules: `../shared/spec/outputs.md`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class Post:
+    id: str
+    created_at: str = ""  # ISO 8601 in UTC, e.g. 2023-01-31T12:00:00+00:00; "" if unknown
+    user: str = ""  # author screen name, as given
+    followers: int | None = None  # author's followers in this post's snapshot of the user
+    following: int | None = None
+    text: str = ""  # full text, never the truncated form
+    lang: str = ""
+    retweet_count: int = 0
+    like_count: int = 0
+    reply_count: int = 0
+    quote_count: int = 0
+    retweeted_id: str = ""  # the original this post retweets, "" if none
+    quoted_id: str = ""
+    in_reply_to_id: str = ""
+    in_reply_to_user: str = ""  # screen name replied to, for the `to:` operator, "" if unknown
+    hashtags: list[str] = field(default_factory=list)  # as given (not lower-cased), without '#'
+    mentions: list[str] = field(default_factory=list)  # screen names as given, without '@'
+    urls: list[str] = field(default_factory=list)  # expanded URLs, the post's own media links removed
+    photos: list[str] = field(default_factory=list)  # photo URLs (of the original, for a retweet)
+    has_media: bool = False  # any attached media, photo or not (for `has:media`)
+    source_format: str = ""  # v1, v2, twarc2, tweets.js
+
+    @property
+    def is_retweet(self) -> bool:
+        return bool(self.retweeted_id)
+
+    @property
+    def is_reply(self) -> bool:
+        return bool(self.in_reply_to_id)
+
+    @property
+    def original_id(self) -> str:
+        """The post this one counts towards in retweets.csv: what it retweets, else itself."""
+        return self.retweeted_id or self.id
