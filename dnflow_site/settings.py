@@ -116,8 +116,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
-    # Tests use a file, not memory, so real worker processes see the test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-dnflow.sqlite3")}
+    # Tests use a file, not memory, so real worker processes see the test database. It sits
+    # beside the configured one, so two checkouts (or two DATABASE_URLs) never share it.
+    _db_file = Path(DATABASES["default"]["NAME"])
+    DATABASES["default"]["TEST"] = {"NAME": str(_db_file.with_name(f"test-{_db_file.name}"))}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
