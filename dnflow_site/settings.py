@@ -161,6 +161,9 @@ DNFLOW_JOB_TIMEOUT = env_int("DNFLOW_JOB_TIMEOUT", 24 * 3600)
 RQ_QUEUES = {
     "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": DNFLOW_JOB_TIMEOUT},
 }
+# services.enqueue_search already waits for the transaction to commit; enqueueing right away here
+# gives us the job id to store and lets a dead Redis be reported to the person who asked.
+RQ = {"COMMIT_MODE": "auto"}
 # Empty: each job runs Luigi's local scheduler in-process. Set to a luigid URL to share one.
 DNFLOW_LUIGI_SCHEDULER_URL = env_str("DNFLOW_LUIGI_SCHEDULER_URL", "")
 DNFLOW_LUIGI_WORKERS = env_int("DNFLOW_LUIGI_WORKERS", 1)

@@ -33,15 +33,36 @@ def _apply(modeladmin, request, queryset, action, verb: str) -> None:
 
 @admin.register(Search)
 class SearchAdmin(admin.ModelAdmin):
-    list_display = ["id", "term_or_archive", "source", "status", "progress_percent", "num_posts", "owner", "created", "published"]
+    list_display = [
+        "id",
+        "term_or_archive",
+        "source",
+        "status",
+        "progress_percent",
+        "num_posts",
+        "owner",
+        "created",
+        "published",
+    ]
     list_filter = ["status", "source", ("published_at", admin.EmptyFieldListFilter), "created"]
     search_fields = ["term", "archive_path", "owner__username", "error"]
     list_select_related = ["owner"]
     date_hierarchy = "created"
     inlines = [TaskEventInline]
     readonly_fields = [
-        "status", "progress", "step", "error", "rate_limited_until", "rq_job_id", "folder",
-        "num_posts", "started", "finished", "published_at", "created", "summary_link",
+        "status",
+        "progress",
+        "step",
+        "error",
+        "rate_limited_until",
+        "rq_job_id",
+        "folder",
+        "num_posts",
+        "started",
+        "finished",
+        "published_at",
+        "created",
+        "summary_link",
     ]
     fieldsets = [
         (None, {"fields": ["owner", "term", "source", "archive_path", "count", "lang", "start_time", "end_time"]}),

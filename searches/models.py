@@ -69,9 +69,7 @@ class Search(models.Model):
         related_name="searches",
         help_text="Empty for searches started from the command line without --owner.",
     )
-    term = models.CharField(
-        max_length=4096, blank=True, help_text="X search operators; empty imports a whole archive."
-    )
+    term = models.CharField(max_length=4096, blank=True, help_text="X search operators; empty imports a whole archive.")
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.SAMPLE)
     archive_path = models.CharField(
         max_length=1024, blank=True, help_text="For archive searches: the file or folder imported."
@@ -115,14 +113,14 @@ class Search(models.Model):
         what = self.term or Path(self.archive_path).name or self.get_source_display()
         return f"#{self.pk} {what}"
 
+    def get_absolute_url(self) -> str:
+        return reverse("search_detail", args=[self.pk])
+
     def clean(self) -> None:
         """Refuse what the X API would refuse, before any quota is spent."""
         from .validation import validate_search
 
         validate_search(self)
-
-    def get_absolute_url(self) -> str:
-        return reverse("search_detail", args=[self.pk])
 
     @property
     def status_enum(self) -> Status:
