@@ -1,0 +1,369 @@
+"""Reading a finished search's output files (../shared/spec/outputs.md) for the web pages and the API.
+
+Nothing here writes: the folder belongs to the workflow. Every reader tolerates a missing or
+damaged file (an old collection, a failed photo step) by returning nothing, so a page shows
+what exists instead of crashing. Large files are streamed, never loaded whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from itertools import islice
+from pathlib import Path
+
+from django.conf import settings
+from django.core.cache import cache
+
+log = logging.getLogger("dnflow.reports")
+
+# Output files anyone who may see the search may download: counts, ids and the package.
+PUBLIC_FILES = (
+    "summary.json",
+    "count-hashtags.csv",
+    "count-mentions.csv",
+    "count-urls.csv",
+    "count-domains.csv",
+    "count-media.csv",
+    "count-followers.csv",
+    "follow-ratio.csv",
+    "retweets.csv",
+    "edgelist-hashtags.csv",
+    "edgelist-mentions.csv",
+    "tweet-ids.txt",
+    "media-graph.json",
+)
+# Files that carry the posts' text: the platform's terms allow sharing ids, not posts, so only
+# the search's owner and staff get these.
+PRIVATE_FILES = ("tweets.csv", "sample.csv", "tweets.jsonl", "tweets.jsonl.gz")
+# Photos the workflow downloaded: a plain file name with an image extension (never .svg or
+# .html, which a browser would run as a page on our origin).
+MEDIA_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}\.(?:jpe?g|png|gif|webp)$", re.IGNORECASE)
+PACKAGE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}\.(?:zip|tar\.gz|tgz)$")
+
+
+@dataclass(frozen=True)
+class CountKind:
+    file: str
+    key_column: str
+    value_column: str
+    label: str
+    sorted_by_value: bool = True  # count files are sorted by the spec; the user tables may not be
+
+
+COUNT_KINDS: dict[str, CountKind] = {
+    "hashtags": CountKind("count-hashtags.csv", "hashtag", "count", "Hashtags"),
+    "mentions": CountKind("count-mentions.csv", "screen_name", "count", "Mentions"),
+    "urls": CountKind("count-urls.csv", "url", "count", "URLs"),
+    "domains": CountKind("count-domains.csv", "domain", "count", "Domains"),
+    "media": CountKind("count-media.csv", "url", "count", "Photos"),
+    "followers": CountKind("count-followers.csv", "user", "followers", "Followers", sorted_by_value=False),
+    "ratio": CountKind("follow-ratio.csv", "user", "ratio", "Follow ratio", sorted_by_value=False),
+}
+
+
+@dataclass(frozen=True)
+class Count:
+    key: str
+    value: float
+    row: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def is_whole(self) -> bool:
+        return float(self.value).is_integer()
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        value = float(text or "")
+    except ValueError:
+        return None
+    return value if value == value else None  # NaN is not a count
+
+
+def _csv_rows(path: Path) -> Iterator[dict]:
+    """Rows of a CSV output, or nothing if it is missing or unreadable."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            yield from csv.DictReader(handle)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        log.warning("cannot read %s: %s", path, exc)
+
+
+def _counts(folder: Path, kind: CountKind) -> Iterator[Count]:
+    for row in _csv_rows(folder / kind.file):
+        key, value = row.get(kind.key_column), _number(row.get(kind.value_column))
+        if key is not None and value is not None:
+            yield Count(key, value, row)
+
+
+def read_counts(folder: Path | None, kind: str, limit: int) -> list[Count]:
+    """The top `limit` rows of a count file, highest first, ties by key."""
+    if folder is None or kind not in COUNT_KINDS:
+        return []
+    spec = COUNT_KINDS[kind]
+    rows = _counts(folder, spec)
+    if spec.sorted_by_value:
+        return list(islice(rows, limit))
+    return heapq.nsmallest(limit, rows, key=lambda c: (-c.value, c.key))
+
+
+def all_counts(folder: Path | None, kind: str) -> dict[str, float]:
+    """Every key of a count file with its value, for comparing searches."""
+    if folder is None or kind not in COUNT_KINDS:
+        return {}
+    return {c.key: c.value for c in _counts(folder, COUNT_KINDS[kind])}
+
+
+def read_summary(folder: Path | None) -> dict:
+    if folder is None:
+        return {}
+    try:
+        data = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        log.info("no readable summary.json in %s: %s", folder, exc)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def parse_time(value) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# --- Posts over time -----------------------------------------------------------------------
+
+
+@dataclass
+class Timeline:
+    unit: str  # "hour", "day" or "month"
+    buckets: list[tuple[datetime, int]]
+
+    @property
+    def total(self) -> int:
+        return sum(n for _, n in self.buckets)
+
+    @property
+    def peak(self) -> int:
+        return max((n for _, n in self.buckets), default=0)
+
+
+def _hourly_from_summary(summary: dict) -> Counter | None:
+    """A `timeline` in summary.json, if the workflow wrote one: a list of {time, count} or [time, count]."""
+    raw = summary.get("timeline")
+    if isinstance(raw, dict):
+        raw = list(raw.items())
+    if not isinstance(raw, list) or not raw:
+        return None
+    hours: Counter = Counter()
+    for item in raw:
+        if isinstance(item, dict):
+            when = next((item[k] for k in ("time", "start", "bucket", "date", "period") if k in item), None)
+            count = item.get("count")
+        elif isinstance(item, list | tuple) and len(item) == 2:
+            when, count = item
+        else:
+            return None
+        moment = parse_time(when) if isinstance(when, str) else None
+        if moment is None or not isinstance(count, int):
+            return None
+        hours[moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)] += count
+    return hours
+
+
+def _hourly_from_posts(path: Path) -> Counter:
+    """Count posts per hour from tweets.csv, streaming; cached until the file changes."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return Counter()
+    cache_key = f"dnflow:hourly:{path}:{stat.st_mtime_ns}:{stat.st_size}"
+    cached = cache.get(cache_key)
+    if cached is not None:
+        return Counter({datetime.fromisoformat(k): v for k, v in cached.items()})
+    hours: Counter = Counter()
+    for row in _csv_rows(path):
+        moment = parse_time(row.get("created_at"))
+        if moment is not None:
+            hours[moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)] += 1
+    cache.set(cache_key, {k.isoformat(): v for k, v in hours.items()}, 3600)
+    return hours
+
+
+def _bucket_start(moment: datetime, unit: str) -> datetime:
+    if unit == "month":
+        return moment.replace(day=1, hour=0)
+    if unit == "day":
+        return moment.replace(hour=0)
+    return moment
+
+
+def _next_bucket(moment: datetime, unit: str) -> datetime:
+    if unit == "month":
+        return (moment.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return moment + (timedelta(days=1) if unit == "day" else timedelta(hours=1))
+
+
+def posts_over_time(folder: Path | None, summary: dict) -> Timeline | None:
+    """Posts per hour, day or month (whichever gives a readable number of bars), gaps filled with 0."""
+    if folder is None:
+        return None
+    hours = _hourly_from_summary(summary)
+    if hours is None:
+        hours = _hourly_from_posts(folder / "tweets.csv")
+    if not hours:
+        return None
+    first, last = min(hours), max(hours)
+    span = last - first
+    unit = "hour" if span <= timedelta(hours=72) else "day" if span <= timedelta(days=120) else "month"
+    counts: Counter = Counter()
+    for hour, n in hours.items():
+        counts[_bucket_start(hour, unit)] += n
+    buckets, moment, end = [], _bucket_start(first, unit), _bucket_start(last, unit)
+    while moment <= end:
+        buckets.append((moment, counts.get(moment, 0)))
+        moment = _next_bucket(moment, unit)
+    return Timeline(unit=unit, buckets=buckets)
+
+
+# --- Posts, photos and files -----------------------------------------------------------------
+
+
+@dataclass
+class TopRetweet:
+    tweet_id: str
+    count: int
+    post: dict | None  # the tweets.csv row, when the original is in the collection and may be shown
+
+
+def top_retweets(folder: Path | None, limit: int, *, with_posts: bool) -> list[TopRetweet]:
+    """The most retweeted originals; with_posts looks their text up in tweets.csv (owner and staff only)."""
+    if folder is None:
+        return []
+    top = [TopRetweet(c.key, int(c.value), None) for c in islice(_retweet_counts(folder), limit)]
+    if with_posts and top:
+        wanted = {t.tweet_id: t for t in top}
+        missing = set(wanted)
+        for row in _csv_rows(folder / "tweets.csv"):
+            if row.get("id") in missing:
+                wanted[row["id"]].post = row
+                missing.discard(row["id"])
+                if not missing:
+                    break
+    return top
+
+
+def _retweet_counts(folder: Path) -> Iterator[Count]:
+    for row in _csv_rows(folder / "retweets.csv"):
+        value = _number(row.get("count"))
+        if row.get("tweet_id") and value is not None:
+            yield Count(row["tweet_id"], value)
+
+
+@dataclass
+class Photo:
+    file: str
+    url: str
+    count: int
+    downloaded: bool
+
+
+def common_photos(folder: Path | None, limit: int) -> list[Photo]:
+    if folder is None:
+        return []
+    photos = []
+    for c in read_counts(folder, "media", limit):
+        name = c.row.get("file") or ""
+        ok = bool(MEDIA_NAME.match(name)) and (folder / "media" / name).is_file()
+        photos.append(Photo(file=name, url=c.key, count=int(c.value), downloaded=ok))
+    return photos
+
+
+def photo_groups(folder: Path | None, max_groups: int, max_per_group: int) -> list[list[str]]:
+    """Groups of photos that look alike (media-graph.json), largest first; only downloaded files."""
+    if folder is None:
+        return []
+    try:
+        groups = json.loads((folder / "media-graph.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(groups, list):
+        return []
+    media = folder / "media"
+    usable = []
+    for group in groups:
+        if not isinstance(group, list):
+            continue
+        names = [n for n in group if isinstance(n, str) and MEDIA_NAME.match(n) and (media / n).is_file()]
+        if len(names) > 1:
+            usable.append(names)
+    usable.sort(key=len, reverse=True)
+    return [names[:max_per_group] for names in usable[:max_groups]]
+
+
+@dataclass
+class OutputFile:
+    name: str
+    size: int
+    public: bool
+
+
+def package_path(folder: Path | None) -> Path | None:
+    """The BagIt package: `<folder>.zip` inside the folder or beside it, else any archive inside."""
+    if folder is None:
+        return None
+    for candidate in (folder / f"{folder.name}.zip", folder.parent / f"{folder.name}.zip"):
+        if candidate.is_file():
+            return candidate
+    try:
+        inside = sorted(p for p in folder.iterdir() if p.is_file() and PACKAGE_NAME.match(p.name))
+    except OSError:
+        return None
+    return inside[0] if inside else None
+
+
+def output_files(folder: Path | None, *, include_private: bool) -> list[OutputFile]:
+    """The downloadable files that exist, in the spec's order, the package last."""
+    if folder is None:
+        return []
+    names = PUBLIC_FILES + (PRIVATE_FILES if include_private else ())
+    files = []
+    for name in names:
+        path = folder / name
+        if path.is_file():
+            files.append(OutputFile(name, path.stat().st_size, name in PUBLIC_FILES))
+    package = package_path(folder)
+    if package is not None:
+        files.append(OutputFile(package.name, package.stat().st_size, True))
+    return files
+
+
+def resolve_file(folder: Path | None, name: str, *, include_private: bool) -> Path | None:
+    """The path of an output file by its public name, or None: only known names, no traversal."""
+    if folder is None:
+        return None
+    if name in PUBLIC_FILES or (include_private and name in PRIVATE_FILES):
+        path = folder / name
+    elif name.startswith("media/") and MEDIA_NAME.match(name.removeprefix("media/")):
+        path = folder / "media" / name.removeprefix("media/")
+    else:
+        package = package_path(folder)
+        path = package if package is not None and name == package.name else None
+    if path is None or not path.is_file():
+        return None
+    # Belt and braces: whatever the name, the file must sit inside the data folder.
+    if not path.resolve().is_relative_to(Path(settings.DNFLOW_DATA_DIR).resolve()):
+        return None
+    return path

@@ -1,0 +1,89 @@
+"""Small helpers for the templates: bar widths, durations, numbers, and the posts-over-time chart."""
+
+from __future__ import annotations
+
+from django import template
+from django.contrib.humanize.templatetags.humanize import intcomma
+
+from ..reports import Timeline
+
+register = template.Library()
+
+CHART_WIDTH = 720
+CHART_HEIGHT = 180
+CHART_GAP = 1
+
+
+@register.filter
+def percent_of(value, maximum) -> str:
+    """A bar's width in percent of the largest bar, as a CSS number ("42.5")."""
+    try:
+        share = 100 * float(value) / float(maximum)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return "0"
+    return f"{max(0.0, min(share, 100.0)):.1f}"
+
+
+@register.filter
+def number(value) -> str:
+    """Whole numbers with thousands separators; ratios with 4 significant digits."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "" if value is None else str(value)
+    if value.is_integer():
+        return intcomma(int(value))
+    return f"{value:.4g}"
+
+
+@register.filter
+def seconds(value) -> str:
+    """A duration in words a person reads at a glance: 0.4 s, 12 s, 3 min 5 s, 2 h 10 min."""
+    if value is None or value == "":
+        return ""
+    total = float(value)
+    if total < 10:
+        return f"{total:.1f} s"
+    if total < 60:
+        return f"{total:.0f} s"
+    minutes, secs = divmod(int(round(total)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+UNIT_FORMATS = {"hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d", "month": "%Y-%m"}
+
+
+@register.inclusion_tag("searches/_timeline_chart.html")
+def timeline_chart(timeline: Timeline | None) -> dict:
+    """Posts over time as an inline SVG bar chart (server-rendered, no script), with a table beside."""
+    if timeline is None or not timeline.buckets:
+        return {"bars": []}
+    peak = timeline.peak or 1
+    slot = CHART_WIDTH / len(timeline.buckets)
+    fmt = UNIT_FORMATS[timeline.unit]
+    bars = []
+    for index, (start, count) in enumerate(timeline.buckets):
+        height = CHART_HEIGHT * count / peak
+        bars.append(
+            {
+                "x": f"{index * slot:.2f}",
+                "y": f"{CHART_HEIGHT - height:.2f}",
+                "width": f"{max(slot - CHART_GAP, 0.5):.2f}",
+                "height": f"{height:.2f}",
+                "label": start.strftime(fmt),
+                "count": count,
+            }
+        )
+    return {
+        "bars": bars,
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "unit": timeline.unit,
+        "peak": timeline.peak,
+        "total": timeline.total,
+        "first": bars[0]["label"],
+        "last": bars[-1]["label"],
+    }

@@ -1,0 +1,27 @@
+"""The web pages, split by feature; urls.py imports them from here."""
+
+from .accounts import login_view
+from .actions import search_cancel, search_delete, search_publish, search_rerun, search_unpublish
+from .compare import compare
+from .pages import estimate, home
+from .robots import robots_txt
+from .status import search_detail, search_status
+from .summary import search_file, search_sample, search_summary
+
+__all__ = [
+    "compare",
+    "estimate",
+    "home",
+    "login_view",
+    "robots_txt",
+    "search_cancel",
+    "search_delete",
+    "search_detail",
+    "search_file",
+    "search_publish",
+    "search_rerun",
+    "search_sample",
+    "search_status",
+    "search_summary",
+    "search_unpublish",
+]

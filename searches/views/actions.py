@@ -1,0 +1,54 @@
+"""Buttons on a search: each one a POST (with CSRF) that calls the same service as the admin and CLI."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from .. import services
+from .access import manageable_search
+
+
+def _act(request: HttpRequest, pk: int, action, done: str) -> HttpResponse:
+    search = manageable_search(request, pk)
+    try:
+        action(search)
+    except (services.ActionRefused, ValidationError) as exc:
+        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+    else:
+        messages.success(request, done.format(search=search))
+    return redirect(search)
+
+
+@require_POST
+def search_publish(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(request, pk, services.publish_search, "Published: anyone can now see {search}'s summary and ids.")
+
+
+@require_POST
+def search_unpublish(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(request, pk, services.unpublish_search, "{search} is private again.")
+
+
+@require_POST
+def search_rerun(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(request, pk, services.rerun_search, "{search} queued again.")
+
+
+@require_POST
+def search_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(request, pk, services.cancel_search, "{search} cancelled.")
+
+
+def search_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET asks for confirmation (works without JavaScript); POST deletes the search and its files."""
+    search = manageable_search(request, pk)
+    if request.method != "POST":
+        return render(request, "searches/confirm_delete.html", {"search": search})
+    name = str(search)
+    services.delete_search(search)
+    messages.success(request, f"Deleted {name} and its files.")
+    return redirect("home")

@@ -1,0 +1,81 @@
+"""Compare finished searches the person can see: hashtags, mentions and domains side by side."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from .. import reports
+from ..forms import CompareForm
+from ..models import Search, Status
+
+COMPARED_KINDS = ("hashtags", "mentions", "domains")
+PICKER_SIZE = 200
+
+
+@dataclass
+class Comparison:
+    kind: str
+    label: str
+    rows: list[tuple[str, list[float]]]  # key, its count in each search (0 if absent)
+    shared: int  # keys present in every search
+    union: int
+    pairs: list[tuple[Search, Search, int, float]]  # two searches, shared keys, Jaccard
+
+    @property
+    def jaccard(self) -> float:
+        return self.shared / self.union if self.union else 0.0
+
+
+def jaccard(a: set, b: set) -> float:
+    union = a | b
+    return len(a & b) / len(union) if union else 0.0
+
+
+def compare_counts(searches: list[Search], kind: str, top: int) -> Comparison:
+    counts = [reports.all_counts(s.output_dir, kind) for s in searches]
+    keys = [set(c) for c in counts]
+    union = set().union(*keys)
+    totals = {k: sum(c.get(k, 0) for c in counts) for k in union}
+    ranked = sorted(union, key=lambda k: (-totals[k], k))[:top]
+    pairs = [
+        (searches[i], searches[j], len(keys[i] & keys[j]), jaccard(keys[i], keys[j]))
+        for i, j in combinations(range(len(searches)), 2)
+    ]
+    return Comparison(
+        kind=kind,
+        label=reports.COUNT_KINDS[kind].label,
+        rows=[(k, [c.get(k, 0) for c in counts]) for k in ranked],
+        shared=len(set.intersection(*keys)) if keys else 0,
+        union=len(union),
+        pairs=pairs,
+    )
+
+
+def compare(request: HttpRequest) -> HttpResponse:
+    candidates = list(
+        Search.objects.visible_to(request.user)
+        .filter(status=Status.FINISHED)
+        .select_related("owner")
+        .order_by("-created")[:PICKER_SIZE]
+    )
+    data = None
+    if "ids" in request.GET:
+        # Accept ?ids=1,2,3 (shareable links) as well as the form's repeated ?ids=1&ids=2.
+        data = request.GET.copy()
+        data.setlist("ids", [i.strip() for v in request.GET.getlist("ids") for i in v.split(",") if i.strip()])
+    form = CompareForm(data, searches=candidates, initial={"top": 20})
+    comparisons, chosen = [], []
+    if data is not None and form.is_valid():
+        by_id = {s.pk: s for s in candidates}
+        chosen = [by_id[i] for i in dict.fromkeys(form.cleaned_data["ids"])]
+        top = form.cleaned_data.get("top") or 20
+        comparisons = [compare_counts(chosen, kind, top) for kind in COMPARED_KINDS]
+    return render(
+        request,
+        "searches/compare.html",
+        {"form": form, "chosen": chosen, "comparisons": comparisons, "candidates": candidates},
+    )

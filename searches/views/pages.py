@@ -1,0 +1,147 @@
+"""The home page: a person's searches, the published ones, and the form that starts a search."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import shutil
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.text import get_valid_filename
+from django.views.decorators.http import require_POST
+
+from .. import services
+from ..forms import SearchForm
+from ..models import Search, Source
+
+log = logging.getLogger("dnflow.web")
+
+LISTED = 50
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        form = SearchForm(request.POST, request.FILES)
+        search = _start_search(request, form) if form.is_valid() else None
+        if search is not None:
+            return redirect(search)
+    else:
+        form = SearchForm()
+    return render(request, "searches/home.html", _home_context(request, form))
+
+
+def _home_context(request: HttpRequest, form: SearchForm) -> dict:
+    user = request.user
+    own = Search.objects.none()
+    published = Search.objects.published().select_related("owner").order_by("-published_at")
+    if user.is_authenticated:
+        own = Search.objects.filter(owner=user).select_related("owner")[:LISTED]
+        published = published.exclude(owner=user)
+    return {
+        "form": form,
+        "own_searches": own,
+        "published_searches": published[:LISTED],
+        "can_estimate": bool(settings.X_BEARER_TOKEN) and _estimate_function() is not None,
+    }
+
+
+def _start_search(request: HttpRequest, form: SearchForm) -> Search | None:
+    """Save the upload (if any) and create the search; on refusal, errors go on the form."""
+    data = form.cleaned_data
+    upload_dir = None
+    archive_path = ""
+    if data.get("archive"):
+        upload_dir, archive_path = _save_upload(data["archive"])
+    try:
+        search = services.create_search(
+            owner=request.user,
+            term=data.get("term") or "",
+            source=data["source"],
+            count=data.get("count"),
+            archive_path=archive_path,
+            lang=data.get("lang") or "",
+            start_time=data.get("start_time"),
+            end_time=data.get("end_time"),
+        )
+    except ValidationError as exc:
+        form.add_service_errors(exc)
+        if upload_dir is not None:
+            # Nothing refers to the file now: do not keep a stranger's upload around.
+            shutil.rmtree(upload_dir, ignore_errors=True)
+        return None
+    search.refresh_from_db()
+    if not search.rq_job_id and not search.is_done:
+        # jobs.enqueue leaves the reason in `step` when Redis could not be reached.
+        messages.warning(request, f"Search saved but not started yet. {search.step}")
+    else:
+        messages.success(request, f"Search {search} started.")
+    return search
+
+
+def _save_upload(upload: UploadedFile) -> tuple[Path, str]:
+    """Store an upload under DNFLOW_DATA_DIR/uploads/<uuid>/<safe name>; never trust its name."""
+    folder = Path(settings.DNFLOW_DATA_DIR) / "uploads" / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    try:
+        name = get_valid_filename(Path(upload.name or "").name)[-150:].lstrip(".")
+    except Exception:  # get_valid_filename refuses names like ".."; any refusal gets a plain name
+        name = ""
+    path = folder / (name or "archive.jsonl")
+    with path.open("wb") as out:
+        for chunk in upload.chunks():
+            out.write(chunk)
+    return folder, str(path)
+
+
+def _estimate_function():
+    try:
+        module = importlib.import_module("pipeline.xapi")
+    except ImportError:
+        return None
+    return getattr(module, "estimate", None)
+
+
+@login_required
+@require_POST
+def estimate(request: HttpRequest) -> HttpResponse:
+    """htmx: how many posts a live search would return and what it would cost, before it runs."""
+    form = SearchForm(request.POST)
+    context: dict = {"estimate": None, "problem": ""}
+    estimate_fn = _estimate_function()
+    if not settings.X_BEARER_TOKEN or estimate_fn is None:
+        context["problem"] = "Estimates need X API credentials (X_BEARER_TOKEN)."
+    elif not form.is_valid():
+        context["problem"] = "Fix the form first: " + " ".join(e for errs in form.errors.values() for e in errs)
+    elif not Source(form.cleaned_data["source"]).is_live:
+        context["problem"] = "Estimates are for live X searches; archives and the sample cost nothing."
+    else:
+        data = form.cleaned_data
+        search = Search(
+            owner=request.user,
+            term=(data.get("term") or "").strip(),
+            source=data["source"],
+            count=data.get("count") or settings.DNFLOW_DEFAULT_COUNT,
+            lang=(data.get("lang") or "").strip(),
+            start_time=data.get("start_time"),
+            end_time=data.get("end_time"),
+        )
+        try:
+            search.full_clean()
+            context["estimate"] = estimate_fn(search).describe()
+        except ValidationError as exc:
+            context["problem"] = " ".join(exc.messages)
+        except Exception as exc:  # the X API or the network: say what happened, do not crash
+            log.warning("estimate failed: %s", exc)
+            context["problem"] = f"The estimate could not be made: {exc}"
+    return render(request, "searches/home.html#estimate", context)

@@ -1,0 +1,98 @@
+"""The search page and its polling endpoint: both render the one fragment in searches/status.html."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django_htmx.http import HTMX_STOP_POLLING
+
+from ..models import EventKind, Search, TaskEvent
+from .access import can_manage, visible_search
+from .summary import summary_context
+
+# The timeline shows the newest events only, so a long search cannot make the page (or each
+# two-second poll) slower: one query, bounded rows.
+TIMELINE_EVENTS = 200
+NOTES_SHOWN = 8
+
+
+@dataclass
+class TaskRow:
+    """One Luigi task on the timeline: when it started and ended, and how it went."""
+
+    family: str
+    started: datetime | None = None
+    ended: datetime | None = None
+    state: str = "running"  # running, finished, failed
+    duration: float | None = None
+    message: str = ""
+
+
+@dataclass
+class Timeline:
+    tasks: list[TaskRow] = field(default_factory=list)
+    notes: list[TaskEvent] = field(default_factory=list)  # rate-limit waits, retries, failures, notes
+    truncated: bool = False
+
+
+def build_timeline(search: Search) -> Timeline:
+    newest = list(search.events.order_by("-created", "-pk")[: TIMELINE_EVENTS + 1])
+    truncated = len(newest) > TIMELINE_EVENTS
+    events = list(reversed(newest[:TIMELINE_EVENTS]))
+    rows: dict[tuple[str, str], TaskRow] = {}
+    notes = []
+    for event in events:
+        row = rows.setdefault((event.task_family, event.task_id), TaskRow(family=event.task_family))
+        if event.event == EventKind.START:
+            row.started, row.state = event.created, "running"
+        elif event.event in (EventKind.SUCCESS, EventKind.FAILURE):
+            row.ended = event.created
+            row.state = "finished" if event.event == EventKind.SUCCESS else "failed"
+            if row.duration is None and row.started is not None:
+                row.duration = (row.ended - row.started).total_seconds()
+        elif event.event == EventKind.PROCESSING_TIME and event.duration is not None:
+            row.duration = event.duration
+        if event.message and event.event != EventKind.PROCESSING_TIME:
+            row.message = event.message
+        if event.event in (EventKind.RATE_LIMIT, EventKind.RETRY, EventKind.FAILURE, EventKind.NOTE):
+            notes.append(event)
+    return Timeline(tasks=list(rows.values()), notes=notes[-NOTES_SHOWN:], truncated=truncated)
+
+
+def status_context(request: HttpRequest, search: Search) -> dict:
+    waiting_until = search.rate_limited_until
+    if waiting_until is not None and (search.is_done or waiting_until <= timezone.now()):
+        waiting_until = None
+    return {
+        "search": search,
+        "can_manage": can_manage(request.user, search),
+        "timeline": build_timeline(search),
+        "waiting_until": waiting_until,
+    }
+
+
+def search_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    search = visible_search(request, pk)
+    context = status_context(request, search)
+    if search.status == "finished":
+        context.update(summary_context(request, search))
+    return render(request, "searches/detail.html", context)
+
+
+def search_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """The polling endpoint: the status panel (or a home-page row with ?part=row); 286 once done."""
+    search = visible_search(request, pk)
+    if request.GET.get("part") == "row":
+        context = {"search": search}
+        template = "searches/status.html#row"
+    else:
+        context = status_context(request, search)
+        template = "searches/status.html#panel"
+    response = render(request, template, context)
+    if search.is_done:
+        response.status_code = HTMX_STOP_POLLING
+    return response
