@@ -70,9 +70,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    # Before django_rq, so our `manage.py rqworker` (reconcile at start, DnflowWorker) wins.
+    "searches",
     "django_rq",
     "template_partials",
-    "searches",
 ]
 
 MIDDLEWARE = [
@@ -167,6 +168,13 @@ RQ = {"COMMIT_MODE": "auto"}
 # Empty: each job runs Luigi's local scheduler in-process. Set to a luigid URL to share one.
 DNFLOW_LUIGI_SCHEDULER_URL = env_str("DNFLOW_LUIGI_SCHEDULER_URL", "")
 DNFLOW_LUIGI_WORKERS = env_int("DNFLOW_LUIGI_WORKERS", 1)
+# Seconds between heartbeats of a running search (and of its rq worker); three missed ones and the
+# reconcile sweep treats the search as lost (see searches/worker.py).
+DNFLOW_WORKER_HEARTBEAT = env_int("DNFLOW_WORKER_HEARTBEAT", 5)
+# How often each worker sweeps for searches that never reached the queue or lost their worker.
+DNFLOW_RECONCILE_INTERVAL = env_int("DNFLOW_RECONCILE_INTERVAL", 60)
+# A search whose worker died is queued again (to resume) this many times in a row, then fails.
+DNFLOW_LOST_SEARCH_RETRIES = env_int("DNFLOW_LOST_SEARCH_RETRIES", 2)
 
 # --- Data and the X API -------------------------------------------------------------------------
 DNFLOW_DATA_DIR = Path(env_str("DNFLOW_DATA_DIR", str(BASE_DIR / "data"))).resolve()
