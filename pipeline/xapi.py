@@ -1,0 +1,344 @@
+"""Live collection from the X API v2 (recent or full-archive search) and the estimate before it.
+
+`collect_live` stores every response page exactly as X sent it, one page per line, and keeps a small
+state file beside it so a killed collection resumes where it stopped without losing or repeating a
+post. `estimate` asks the counts endpoints how many posts a query matches and what reading them
+costs. The client, its retries and its error messages live in `pipeline.xapi_client`.
+
+The raw file and the state file
+-------------------------------
+- raw_path: one JSON document per line, each the body of one search response with its newlines
+  removed (JSON allows none inside strings, so this changes nothing else): `data`, `includes`,
+  `errors` and `meta` exactly as received. A page is appended, flushed and fsynced before the state
+  records it.
+- state_path (JSON, replaced atomically): `next_token`, `posts` (how many posts count), `pages`,
+  `raw_bytes` (the raw file's size after the last recorded page), `done`, and what was asked
+  (`query`, `source`, `start_time`, `end_time`) so that a resume with other parameters is refused.
+- The posts that count are the first `posts` posts of the raw file, in file order. That is every
+  post of every page, except when fewer than 10 were still needed: the API gives at least 10 per
+  page, the page is stored whole (it must stay exactly as received), and only its first posts
+  count; `counted_in_last_page` then says how many. `counted_pages()` reads the file that way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+from django.conf import settings
+
+from .xapi_client import XApiError, call_api, make_client, raw_client
+
+__all__ = [
+    "CollectResult",
+    "Estimate",
+    "XApiError",
+    "collect_live",
+    "counted_pages",
+    "estimate",
+    "make_client",
+    "read_state",
+]
+
+# What each search asks for (../shared/spec/x-api.md), plus author_id, which the records need and
+# which is cheap to name, and in_reply_to_user_id so the user replied to is in the includes.
+EXPANSIONS = [
+    "author_id",
+    "attachments.media_keys",
+    "referenced_tweets.id",
+    "referenced_tweets.id.author_id",
+    "entities.mentions.username",
+    "in_reply_to_user_id",
+]
+TWEET_FIELDS = [
+    "author_id",
+    "created_at",
+    "lang",
+    "entities",
+    "public_metrics",
+    "referenced_tweets",
+    "attachments",
+    "conversation_id",
+    "in_reply_to_user_id",
+    "note_tweet",
+    "possibly_sensitive",
+    "source",
+]
+USER_FIELDS = ["username", "name", "public_metrics", "verified", "created_at", "description", "location"]
+MEDIA_FIELDS = ["url", "preview_image_url", "type", "width", "height", "alt_text"]
+# The API's bounds on max_results for each search.
+PAGE_SIZES = {"recent": (10, 100), "all": (10, 500)}
+
+
+@dataclass
+class CollectResult:
+    posts: int
+    pages: int
+    resumed: bool
+
+
+def collect_live(
+    *,
+    query: str,
+    source: str,
+    count: int,
+    lang: str = "",
+    start_time: datetime | str | None = None,
+    end_time: datetime | str | None = None,
+    raw_path: Path,
+    state_path: Path,
+    on_progress: Callable[[int, int], None] | None = None,
+    on_wait: Callable[[datetime | None, str], None] | None = None,
+) -> CollectResult:
+    """Collect exactly `count` posts (fewer if the search has fewer) into raw_path, resumably.
+
+    on_progress(posts so far, count) follows each stored page. on_wait(until, reason) starts each
+    wait (a rate limit, a retry) and on_wait(None, "") ends it. Raises XApiError when the API
+    cannot give the posts; everything stored before stays valid for a resume.
+    """
+    if source not in PAGE_SIZES:
+        raise ValueError(f"source must be 'recent' or 'all', not {source!r}")
+    if count < 1:
+        raise ValueError(f"count must be at least 1, not {count}")
+    raw_path, state_path = Path(raw_path), Path(state_path)
+    full_query = f"{query} lang:{lang}" if lang else query
+    asked = {
+        "query": full_query,
+        "source": source,
+        "start_time": _api_time(start_time),
+        "end_time": _api_time(end_time),
+    }
+
+    state = read_state(state_path)
+    resumed = state is not None
+    if state is None:
+        state = {**asked, "next_token": None, "posts": 0, "pages": 0, "raw_bytes": 0, "done": False}
+    else:
+        _check_same_search(state, asked, state_path)
+        if state.get("done"):
+            return CollectResult(posts=state["posts"], pages=state["pages"], resumed=True)
+    _truncate_to_recorded(raw_path, state["raw_bytes"], state_path)
+
+    client = raw_client()
+    search = client.search_recent_tweets if source == "recent" else client.search_all_tweets
+    smallest, largest = PAGE_SIZES[source]
+    params = {
+        "expansions": EXPANSIONS,
+        "tweet_fields": TWEET_FIELDS,
+        "user_fields": USER_FIELDS,
+        "media_fields": MEDIA_FIELDS,
+    }
+    for name in ("start_time", "end_time"):
+        if asked[name]:
+            params[name] = asked[name]
+
+    while not state["done"]:
+        needed = count - state["posts"]
+        # Never ask for more than needed (posts read are paid for), within the API's bounds.
+        page_size = min(max(needed, smallest), largest)
+        token = state["next_token"]
+
+        def send(page_size=page_size, token=token):
+            extra = {"next_token": token} if token else {}
+            return search(full_query, max_results=page_size, **params, **extra)
+
+        response, page = call_api(send, source=source, on_wait=on_wait, collecting=True)
+        if not isinstance(page, dict):
+            raise XApiError("The X API answered with something that is not a page of posts; try again later.")
+        received = len(page.get("data") or [])
+        counted = min(received, needed)
+        raw_bytes = _append_line(raw_path, _one_line(response.content))
+
+        next_token = (page.get("meta") or {}).get("next_token")
+        state.update(next_token=next_token, posts=state["posts"] + counted, pages=state["pages"] + 1)
+        state["raw_bytes"] = raw_bytes
+        state.pop("counted_in_last_page", None)
+        if counted < received:
+            state["counted_in_last_page"] = counted
+        state["done"] = not next_token or state["posts"] >= count
+        _write_state(state_path, state)
+        if on_progress:
+            on_progress(state["posts"], count)
+    return CollectResult(posts=state["posts"], pages=state["pages"], resumed=resumed)
+
+
+def read_state(state_path: Path) -> dict | None:
+    """The collection's state, or None if it has not stored a page yet."""
+    try:
+        text = Path(state_path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        state = json.loads(text)
+        int(state["posts"]), int(state["pages"]), int(state["raw_bytes"])
+    except (ValueError, KeyError, TypeError):
+        raise XApiError(
+            f"The collection state {state_path} is damaged. Delete it and the raw posts file beside it to "
+            "collect again from the start."
+        ) from None
+    return state
+
+
+def counted_pages(raw_path: Path, state_path: Path) -> Iterator[dict]:
+    """The stored pages, parsed, with `data` cut to the posts that count (includes untouched)."""
+    state = read_state(state_path)
+    if state is None:
+        return
+    left, unread = state["posts"], state["raw_bytes"]
+    with open(raw_path, "rb") as raw:
+        for line in raw:
+            if unread <= 0:
+                break  # appended after the last recorded page: not part of the collection
+            unread -= len(line)
+            if not line.strip():
+                continue
+            page = json.loads(line)
+            if "data" in page:
+                page["data"] = page["data"][: max(left, 0)]
+                left -= len(page["data"])
+            yield page
+
+
+def _check_same_search(state: dict, asked: dict, state_path: Path) -> None:
+    differ = [name for name, value in asked.items() if state.get(name, value) != value]
+    if differ:
+        raise XApiError(
+            f"{state_path} belongs to a collection with a different {', '.join(differ)}: it cannot be resumed "
+            "with these parameters. Collect into a new folder, or delete it and the raw posts file beside it."
+        )
+
+
+def _truncate_to_recorded(raw_path: Path, raw_bytes: int, state_path: Path) -> None:
+    """Drop anything appended after the last recorded page (a page stored, then a kill before the state)."""
+    raw_path.parent.mkdir(parents=True, exist_ok=True)
+    size = raw_path.stat().st_size if raw_path.exists() else 0
+    if size < raw_bytes:
+        raise XApiError(
+            f"The raw posts file {raw_path} is shorter ({size} bytes) than {state_path.name} records "
+            f"({raw_bytes} bytes): it was changed or lost. Delete both files to collect again from the start."
+        )
+    if size > raw_bytes or not raw_path.exists():
+        with open(raw_path, "ab") as raw:
+            raw.truncate(raw_bytes)
+            raw.flush()
+            os.fsync(raw.fileno())
+
+
+def _one_line(body: bytes) -> bytes:
+    # JSON strings cannot hold raw line breaks, so these are only whitespace between tokens.
+    return body.strip().replace(b"\r", b"").replace(b"\n", b"")
+
+
+def _append_line(raw_path: Path, line: bytes) -> int:
+    with open(raw_path, "ab") as raw:
+        raw.write(line + b"\n")
+        raw.flush()
+        os.fsync(raw.fileno())
+        return raw.tell()
+
+
+def _write_state(state_path: Path, state: dict) -> None:
+    temporary = state_path.with_name(state_path.name + ".tmp")
+    with open(temporary, "w", encoding="utf-8") as out:
+        json.dump(state, out, indent=1)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, state_path)
+    directory = os.open(state_path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def _api_time(value: datetime | str | None) -> str | None:
+    """A time as the API takes it (UTC, whole seconds). A naive datetime is taken to be UTC already."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- The estimate -------------------------------------------------------------------------------
+
+
+@dataclass
+class Estimate:
+    total: int
+    by_day: list[tuple[str, int]]  # ("YYYY-MM-DD", posts), oldest first; days as the API cut them (UTC)
+    cost: float
+    price_per_post: float
+    days: int = 0  # the span the counts cover, in whole days (recent: 7); 0 if unknown
+
+    def describe(self) -> str:
+        days = self.days or len(self.by_day)
+        span = f" ({days:,} day{'s' if days != 1 else ''})" if days else ""
+        cost = Decimal(str(self.total)) * Decimal(str(self.price_per_post))
+        price = f"{Decimal(str(self.price_per_post)):f}".rstrip("0").rstrip(".") if self.price_per_post else "0"
+        return (
+            f"about {self.total:,} post{'s' if self.total != 1 else ''} match{'es' if self.total == 1 else ''}{span}"
+            f" -- about ${cost.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,} at ${price} per post read"
+        )
+
+
+def estimate(
+    *,
+    query: str,
+    source: str,
+    lang: str = "",
+    start_time: datetime | str | None = None,
+    end_time: datetime | str | None = None,
+) -> Estimate:
+    """How many posts the query matches, by day, and what reading them all would cost. Spends no reads."""
+    if source not in PAGE_SIZES:
+        raise ValueError(f"source must be 'recent' or 'all', not {source!r}")
+    client = raw_client()
+    count = client.get_recent_tweets_count if source == "recent" else client.get_all_tweets_count
+    params: dict = {"granularity": "day"}
+    for name, value in (("start_time", start_time), ("end_time", end_time)):
+        if _api_time(value):
+            params[name] = _api_time(value)
+    full_query = f"{query} lang:{lang}" if lang else query
+
+    per_day: dict[str, int] = {}
+    edges: list[datetime] = []
+    token = None
+    while True:
+
+        def send(token=token):
+            extra = {"next_token": token} if token else {}
+            return count(full_query, **params, **extra)
+
+        _, body = call_api(send, source=source)
+        if not isinstance(body, dict):
+            raise XApiError("The X API answered the count with something unexpected; try again later.")
+        for bucket in body.get("data") or []:
+            day = str(bucket.get("start", ""))[:10]
+            per_day[day] = per_day.get(day, 0) + int(bucket.get("tweet_count", 0))
+            edges += [_parse_api_time(bucket.get("start")), _parse_api_time(bucket.get("end"))]
+        # Only /counts/all pages; /counts/recent answers in one go.
+        token = (body.get("meta") or {}).get("next_token") if source == "all" else None
+        if not token:
+            break
+
+    by_day = sorted(per_day.items())
+    total = sum(n for _, n in by_day)
+    price = float(settings.DNFLOW_PRICE_PER_POST)
+    edges = [edge for edge in edges if edge is not None]
+    days = max(1, round((max(edges) - min(edges)).total_seconds() / 86400)) if edges else 0
+    return Estimate(total=total, by_day=by_day, cost=total * price, price_per_post=price, days=days)
+
+
+def _parse_api_time(value) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None

@@ -1,0 +1,268 @@
+"""The X API v2 client dnflow uses, and how its failures are waited out, retried or explained.
+
+`pipeline.xapi` (collection and the estimate) is built on this; import the public names from there.
+Facts behind the choices (tweepy's traps, the API's error shapes): ../shared/spec/x-api.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import requests
+import tweepy
+from django.conf import settings
+from django.utils import timezone
+
+log = logging.getLogger("dnflow.xapi")
+
+# tweepy sends every request to this host; the session below sends it to DNFLOW_X_API_URL instead.
+TWEEPY_HOST = "https://api.twitter.com"
+# (connect, read) seconds: a full-archive page of 500 posts can take a while to come back.
+REQUEST_TIMEOUT = (10, 90)
+# Backoff for 5xx answers and network failures: BACKOFF_BASE_SECONDS * 2**n, at most BACKOFF_MAX_SECONDS.
+BACKOFF_BASE_SECONDS = 1.0
+BACKOFF_MAX_SECONDS = 60.0
+# A 429 without x-rate-limit-reset: wait this long (doubling), within DNFLOW_MAX_RATE_LIMIT_WAIT.
+RATE_LIMIT_FALLBACK_SECONDS = 15.0
+# X's reset time is in whole seconds and by its clock, not ours: wait a little past it.
+RATE_LIMIT_MARGIN_SECONDS = 1.0
+# A window that is over answers again; this many 429s in a row means something else is wrong.
+MAX_RATE_LIMIT_WAITS = 8
+
+WaitCallback = Callable[[datetime | None, str], None]
+
+
+class XApiError(Exception):
+    """The X API could not give what was asked. The message says, in plain words, what to do.
+
+    `retryable` is True when running the same search again later may succeed (X was down or kept
+    rate-limiting); False when something must change first (the token, the query, the plan).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class _RedactBearerToken(logging.Filter):
+    """tweepy logs every request's headers at DEBUG, the bearer token included: blank it out."""
+
+    pattern = re.compile(r"(Bearer\s+)[^\s'\",}]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "Bearer" in message:
+            record.msg, record.args = self.pattern.sub(r"\1[redacted]", message), ()
+        return True
+
+
+logging.getLogger("tweepy.client").addFilter(_RedactBearerToken())
+
+
+class XApiSession(requests.Session):
+    """Sends tweepy's requests to DNFLOW_X_API_URL (a proxy, the local emulator) with a timeout."""
+
+    def __init__(self, base_url: str):
+        super().__init__()
+        self.base_url = base_url.rstrip("/")
+
+    def request(self, method, url, *args, **kwargs):
+        if isinstance(url, str) and url.startswith(TWEEPY_HOST):
+            url = self.base_url + url[len(TWEEPY_HOST) :]
+        kwargs.setdefault("timeout", REQUEST_TIMEOUT)
+        return super().request(method, url, *args, **kwargs)
+
+
+def make_client() -> tweepy.Client:
+    """A tweepy client for app-only (bearer token) requests, pointed at DNFLOW_X_API_URL.
+
+    The token is read here, from the settings, so it never travels through job arguments or Luigi
+    parameters. 429s are ours to handle (see `call_api`), so tweepy's own waiting is off.
+    """
+    token = settings.X_BEARER_TOKEN
+    if not token:
+        raise XApiError(
+            "No X API credentials: set X_BEARER_TOKEN (the bearer token of your app in the X developer "
+            "portal) in the environment of the web server and the workers, then run the search again."
+        )
+    client = tweepy.Client(bearer_token=token, return_type=dict, wait_on_rate_limit=False)
+    client.session = XApiSession(settings.DNFLOW_X_API_URL)
+    return client
+
+
+def raw_client() -> tweepy.Client:
+    """Like `make_client`, but each call returns the `requests.Response` itself: the body as sent."""
+    client = make_client()
+    client.return_type = requests.Response
+    return client
+
+
+def call_api(
+    send: Callable[[], requests.Response],
+    *,
+    source: str,
+    on_wait: WaitCallback | None = None,
+    collecting: bool = False,
+) -> tuple[requests.Response, object]:
+    """Send one request, waiting out rate limits and retrying transient failures.
+
+    Returns the response and its parsed JSON body. Raises XApiError with a plain explanation when
+    it cannot succeed. `collecting` adds to messages that the posts stored so far are kept.
+    """
+    failures = 0
+    rate_limits = 0
+    kept = (
+        " The posts collected so far are kept, and running the search again resumes from there." if collecting else ""
+    )
+    while True:
+        try:
+            response = send()
+            try:
+                return response, response.json()
+            except ValueError:
+                # A 200 that is not JSON: a proxy's error page or a body cut short. Worth another try.
+                failure = f"the X API answered {response.status_code} with a body that is not JSON"
+        except tweepy.TooManyRequests as exc:
+            problem = _problem(exc.response)
+            if _is_usage_cap(problem):
+                raise XApiError(
+                    f"Your X API usage cap is used up (HTTP 429 {problem.get('title', '')}: "
+                    f"{problem.get('detail', '')}). No more posts can be read until the cap resets with the "
+                    "next billing cycle, or until the plan or its spending limit is raised in the X developer "
+                    f"portal.{kept}",
+                    retryable=False,
+                ) from None
+            rate_limits += 1
+            if rate_limits > MAX_RATE_LIMIT_WAITS:
+                raise XApiError(
+                    f"The X API still answered 'too many requests' after {MAX_RATE_LIMIT_WAITS} waits for its "
+                    f"rate limit. Another program may be using the same app's quota; try again later.{kept}",
+                    retryable=True,
+                ) from None
+            until = _rate_limit_until(exc.response, rate_limits)
+            _wait(until, f"waiting for the rate limit until {timezone.localtime(until):%H:%M}", on_wait)
+            continue
+        except tweepy.TwitterServerError as exc:
+            failure = f"the X API answered {exc.response.status_code} {exc.response.reason} (a problem on X's side)"
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            failure = f"could not reach the X API at {settings.DNFLOW_X_API_URL} ({_network_reason(exc)})"
+        except tweepy.HTTPException as exc:
+            raise _explain(exc, source=source) from None
+
+        failures += 1
+        if failures > settings.DNFLOW_API_RETRIES:
+            raise XApiError(
+                f"Gave up after {failures} tries: {failure}. This is usually temporary: try again later. If it "
+                f"keeps happening, check the network and the setting DNFLOW_X_API_URL.{kept}",
+                retryable=True,
+            )
+        delay = min(BACKOFF_BASE_SECONDS * 2 ** (failures - 1), BACKOFF_MAX_SECONDS)
+        until = datetime.now(UTC) + timedelta(seconds=delay)
+        log.warning(
+            "X API request failed (%s); try %s of %s in %.1f s",
+            failure,
+            failures + 1,
+            1 + settings.DNFLOW_API_RETRIES,
+            delay,
+        )
+        _wait(until, f"{failure}; trying again at {timezone.localtime(until):%H:%M:%S}", on_wait)
+
+
+def _wait(until: datetime, reason: str, on_wait: WaitCallback | None) -> None:
+    log.info("X API: %s", reason)
+    if on_wait:
+        on_wait(until, reason)
+    seconds = (until - datetime.now(UTC)).total_seconds()
+    if seconds > 0:
+        time.sleep(seconds)
+    if on_wait:
+        on_wait(None, "")
+
+
+def _rate_limit_until(response: requests.Response, attempt: int) -> datetime:
+    """When to try again after a 429: the window's reset, never further than DNFLOW_MAX_RATE_LIMIT_WAIT."""
+    longest = float(settings.DNFLOW_MAX_RATE_LIMIT_WAIT)
+    now = time.time()
+    try:
+        reset = int(response.headers["x-rate-limit-reset"])
+        seconds = reset - now + RATE_LIMIT_MARGIN_SECONDS
+    except (KeyError, ValueError):
+        # No reset time: back off, doubling, rather than hammering the API (tweepy retries at once).
+        seconds = RATE_LIMIT_FALLBACK_SECONDS * 2 ** (attempt - 1)
+    seconds = min(max(seconds, RATE_LIMIT_MARGIN_SECONDS), longest)
+    return datetime.fromtimestamp(now + seconds, UTC)
+
+
+def _problem(response: requests.Response) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _is_usage_cap(problem: dict) -> bool:
+    words = " ".join(str(problem.get(key, "")) for key in ("title", "type", "detail")).lower()
+    squeezed = re.sub(r"[\s_-]", "", words)
+    return "usagecap" in squeezed
+
+
+def _network_reason(exc: Exception) -> str:
+    if isinstance(exc, requests.Timeout):
+        return "no answer in time"
+    text = str(exc)
+    if "RemoteDisconnected" in text or "Connection aborted" in text:
+        return "the connection was closed without an answer"
+    if "Connection refused" in text:
+        return "connection refused"
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return "unknown host name"
+    return type(exc).__name__
+
+
+def _explain(exc: tweepy.HTTPException, *, source: str) -> XApiError:
+    """Turn a refusal (4xx) into what happened and what to do about it."""
+    response = exc.response
+    status = response.status_code
+    problem = _problem(response)
+    said = "; ".join(m for m in exc.api_messages if m) or problem.get("detail") or problem.get("title") or ""
+    if status == 400:
+        return XApiError(
+            f"The X API refused the search (HTTP 400): {said or 'invalid request'}. Fix the search terms, "
+            "operators or dates and run the search again."
+        )
+    if status == 401:
+        return XApiError(
+            "The X API did not accept the bearer token (HTTP 401 Unauthorized): it is wrong, expired or was "
+            "revoked. Copy a valid bearer token from your app in the X developer portal into X_BEARER_TOKEN, "
+            "restart the web server and the workers, and run the search again."
+        )
+    if status == 403:
+        reason = problem.get("reason", "")
+        what = f"{problem.get('title', 'Forbidden')}{f' ({reason})' if reason else ''}"
+        detail = problem.get("detail", said)
+        advice = (
+            "In the X developer portal, make sure the app is attached to a Project and that its access level "
+            "or plan includes "
+        )
+        if source == "all":
+            advice += "full-archive search (not every plan does; recent search, the last 7 days, may work instead)."
+        else:
+            advice += "recent search."
+        needed = problem.get("required_enrollment")
+        if needed:
+            advice += f" X says it needs: {needed}."
+        return XApiError(f"The X API refused access (HTTP 403 {what}): {detail} {advice}")
+    if status == 404:
+        return XApiError(
+            f"The X API answered 404 Not Found for {response.request.path_url.split('?')[0]}: check that the "
+            f"setting DNFLOW_X_API_URL ({settings.DNFLOW_X_API_URL}) points at the X API."
+        )
+    return XApiError(
+        f"The X API answered HTTP {status} {response.reason}{f': {said}' if said else ''}. Check the app's "
+        "access and billing in the X developer portal, then run the search again."
+    )

@@ -1,0 +1,102 @@
+"""The estimate before a live search: counts by day from the X API's counts endpoints, and the cost.
+
+Expected numbers are worked out by hand from the recorded data: its 500 posts were all written on
+2021-06-26 between 19:22 and 19:57 UTC, 203 of them tagged `it`; the recording was made at
+2021-06-26T19:56:43Z, which is the emulator's "now".
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from django.utils import timezone
+
+import pipeline.xapi_client
+from pipeline.xapi import Estimate, XApiError, estimate
+from tests.x_emulator import Fault
+
+pytest_plugins = ["tests.x_emulator"]  # the x_api fixture
+
+
+def test_recent_counts_by_day_and_the_cost_at_the_default_price(x_api, settings):
+    assert settings.DNFLOW_PRICE_PER_POST == 0.005
+    result = estimate(query="blacklivesmatter", source="recent")
+
+    [request] = x_api.requests
+    assert request.path == "/2/tweets/counts/recent"
+    assert (request.params["query"], request.params["granularity"]) == ("blacklivesmatter", "day")
+    # The last 7 days, cut at midnights: 19 June (from 19:56:43) to 26 June (until 19:56:43).
+    days = [f"2021-06-{day}" for day in range(19, 27)]
+    assert result.by_day == [(day, 500 if day == "2021-06-26" else 0) for day in days]
+    assert result.total == 500
+    assert result.cost == pytest.approx(2.5)
+    assert result.describe() == "about 500 posts match (7 days) -- about $2.50 at $0.005 per post read"
+
+
+def test_the_configured_price_and_the_language_are_used(x_api, settings):
+    settings.DNFLOW_PRICE_PER_POST = 0.0075
+    result = estimate(query="blacklivesmatter", source="recent", lang="it")
+
+    assert x_api.requests[0].params["query"] == "blacklivesmatter lang:it"
+    assert result.total == 203
+    assert (result.price_per_post, result.cost) == (0.0075, pytest.approx(1.5225))
+    assert result.describe() == "about 203 posts match (7 days) -- about $1.52 at $0.0075 per post read"
+
+
+def test_full_archive_counts_follow_next_token_across_pages(x_api):
+    x_api.counts_buckets_per_page = 7
+    start = datetime(2021, 6, 10, 2, 0, tzinfo=timezone.get_fixed_timezone(120))  # midnight UTC
+    result = estimate(query="blacklivesmatter", source="all", start_time=start, end_time="2021-06-30T00:00:00Z")
+
+    requests = x_api.requests
+    assert [r.path for r in requests] == ["/2/tweets/counts/all"] * 3  # 20 days, 7 per page
+    assert requests[0].params["start_time"] == "2021-06-10T00:00:00Z"
+    assert "next_token" not in requests[0].params
+    assert all(r.params.get("next_token") for r in requests[1:])
+    assert [day for day, _ in result.by_day] == [f"2021-06-{day:02d}" for day in range(10, 30)]
+    assert dict(result.by_day)["2021-06-26"] == 500
+    assert result.total == 500
+    assert result.describe().startswith("about 500 posts match (20 days)")
+
+
+def test_describe_in_plain_words_with_thousands_and_cents():
+    week = [(f"2026-03-0{day}", 1763) for day in range(1, 8)]
+    many = Estimate(total=12345, by_day=week, cost=61.725, price_per_post=0.005, days=7)
+    assert many.describe() == "about 12,345 posts match (7 days) -- about $61.73 at $0.005 per post read"
+    one = Estimate(total=1, by_day=[("2026-03-01", 1)], cost=0.005, price_per_post=0.005)
+    assert one.describe() == "about 1 post matches (1 day) -- about $0.01 at $0.005 per post read"
+
+
+def test_a_server_error_is_retried_before_the_estimate(x_api, monkeypatch):
+    monkeypatch.setattr(pipeline.xapi_client, "BACKOFF_BASE_SECONDS", 0.02)
+    x_api.fail_next(Fault.server_error(503))
+    assert estimate(query="blacklivesmatter", source="recent").total == 500
+    assert [r.status for r in x_api.requests] == [503, 200]
+
+
+@pytest.mark.parametrize(
+    ("fault", "source", "words"),
+    [
+        (Fault.bad_request("Ambiguous use of and as a keyword (at position 5)"), "recent", ["Ambiguous use of and"]),
+        (Fault.unauthorized(), "recent", ["401", "X_BEARER_TOKEN"]),
+        (Fault.not_enrolled(), "all", ["403", "Project", "full-archive"]),
+        (Fault.usage_cap(), "recent", ["usage cap", "billing cycle"]),
+    ],
+)
+def test_refusals_are_explained(x_api, settings, fault, source, words):
+    x_api.fail_next(fault)
+    with pytest.raises(XApiError) as failure:
+        estimate(query="blacklivesmatter", source=source)
+    for word in words:
+        assert word in str(failure.value)
+    assert failure.value.retryable is False
+    assert settings.X_BEARER_TOKEN not in str(failure.value)
+    assert len(x_api.requests) == 1
+
+
+def test_no_token_is_explained_before_any_request(x_api, settings):
+    settings.X_BEARER_TOKEN = ""
+    with pytest.raises(XApiError, match="X_BEARER_TOKEN"):
+        estimate(query="blacklivesmatter", source="recent")
+    assert x_api.requests == []
