@@ -122,9 +122,9 @@ def collect_live(
         _check_same_search(state, asked, state_path)
         if state.get("done"):
             return CollectResult(posts=state["posts"], pages=state["pages"], resumed=True)
+    client = raw_client()  # before touching any file: a missing token changes nothing on disk
     _truncate_to_recorded(raw_path, state["raw_bytes"], state_path)
 
-    client = raw_client()
     search = client.search_recent_tweets if source == "recent" else client.search_all_tweets
     smallest, largest = PAGE_SIZES[source]
     params = {

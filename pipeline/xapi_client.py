@@ -11,6 +11,7 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import requests
 import tweepy
@@ -149,7 +150,7 @@ def call_api(
         except tweepy.TwitterServerError as exc:
             failure = f"the X API answered {exc.response.status_code} {exc.response.reason} (a problem on X's side)"
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-            failure = f"could not reach the X API at {settings.DNFLOW_X_API_URL} ({_network_reason(exc)})"
+            failure = f"could not reach the X API at {_shown_url()} ({_network_reason(exc)})"
         except tweepy.HTTPException as exc:
             raise _explain(exc, source=source) from None
 
@@ -211,6 +212,16 @@ def _is_usage_cap(problem: dict) -> bool:
     return "usagecap" in squeezed
 
 
+def _shown_url() -> str:
+    """DNFLOW_X_API_URL fit for messages: a proxy's user and password are left out."""
+    parts = urlsplit(settings.DNFLOW_X_API_URL)
+    return (
+        parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")).geturl()
+        if parts.hostname
+        else ""
+    )
+
+
 def _network_reason(exc: Exception) -> str:
     if isinstance(exc, requests.Timeout):
         return "no answer in time"
@@ -260,7 +271,7 @@ def _explain(exc: tweepy.HTTPException, *, source: str) -> XApiError:
     if status == 404:
         return XApiError(
             f"The X API answered 404 Not Found for {response.request.path_url.split('?')[0]}: check that the "
-            f"setting DNFLOW_X_API_URL ({settings.DNFLOW_X_API_URL}) points at the X API."
+            f"setting DNFLOW_X_API_URL ({_shown_url()}) points at the X API."
         )
     return XApiError(
         f"The X API answered HTTP {status} {response.reason}{f': {said}' if said else ''}. Check the app's "
