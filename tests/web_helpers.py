@@ -143,19 +143,21 @@ def write_outputs(
 def make_search(owner, *, status=Status.FINISHED, published=False, outputs=True, term="climate", **fields) -> Search:
     """A search in the given state; a finished one gets an output folder."""
     now = timezone.now()
-    search = Search.objects.create(
-        owner=owner,
-        term=term,
-        source=fields.pop("source", Source.SAMPLE),
-        status=status,
-        progress=100.0 if status == Status.FINISHED else fields.pop("progress", 40.0),
-        step="Finished" if status == Status.FINISHED else fields.pop("step", "Counting hashtags"),
-        started=now,
-        finished=now if status in (Status.FINISHED, Status.FAILED, Status.CANCELLED) else None,
-        published_at=now if published else None,
-        num_posts=len(POSTS) if status == Status.FINISHED else None,
-        **fields,
-    )
+    finished = status == Status.FINISHED
+    values = {
+        "source": Source.SAMPLE,
+        "progress": 100.0 if finished else 40.0,
+        "step": "Finished" if finished else "Counting hashtags",
+        "started": now,
+        "finished": now if status in (Status.FINISHED, Status.FAILED, Status.CANCELLED) else None,
+        "published_at": now if published else None,
+        "num_posts": len(POSTS) if finished else None,
+    }
+    if not finished:
+        values.update(fields)  # a finished search is at 100% whatever the caller says
+    else:
+        values.update({k: v for k, v in fields.items() if k not in ("progress", "step")})
+    search = Search.objects.create(owner=owner, term=term, status=status, **values)
     if status == Status.FINISHED and outputs:
         write_outputs(search)
     return search

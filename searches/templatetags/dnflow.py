@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import template
 from django.contrib.humanize.templatetags.humanize import intcomma
 
-from ..reports import Timeline
+from ..reports import Timeline, parse_time
 
 register = template.Library()
 
@@ -34,6 +34,12 @@ def number(value) -> str:
     if value.is_integer():
         return intcomma(int(value))
     return f"{value:.4g}"
+
+
+@register.filter
+def iso_time(value):
+    """An ISO 8601 text from an output file as a datetime, for the date filter; None if unreadable."""
+    return parse_time(value)
 
 
 @register.filter

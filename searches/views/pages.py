@@ -137,8 +137,15 @@ def estimate(request: HttpRequest) -> HttpResponse:
             end_time=data.get("end_time"),
         )
         try:
-            search.full_clean()
-            context["estimate"] = estimate_fn(search).describe()
+            search.full_clean()  # the same refusals as starting it: no estimate for a query X would refuse
+            result = estimate_fn(
+                query=search.term,
+                source=search.source,
+                lang=search.lang,
+                start_time=search.start_time,
+                end_time=search.end_time,
+            )
+            context["estimate"] = result.describe()
         except ValidationError as exc:
             context["problem"] = " ".join(exc.messages)
         except Exception as exc:  # the X API or the network: say what happened, do not crash

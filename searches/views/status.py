@@ -39,28 +39,47 @@ class Timeline:
     truncated: bool = False
 
 
+ROW_EVENTS = (EventKind.START, EventKind.SUCCESS, EventKind.FAILURE, EventKind.PROCESSING_TIME)
+NOTE_EVENTS = (EventKind.RATE_LIMIT, EventKind.RETRY, EventKind.FAILURE, EventKind.NOTE)
+
+
 def build_timeline(search: Search) -> Timeline:
     newest = list(search.events.order_by("-created", "-pk")[: TIMELINE_EVENTS + 1])
     truncated = len(newest) > TIMELINE_EVENTS
-    events = list(reversed(newest[:TIMELINE_EVENTS]))
-    rows: dict[tuple[str, str], TaskRow] = {}
+    rows: dict[str, TaskRow] = {}
+    latest_by_family: dict[str, TaskRow] = {}
     notes = []
-    for event in events:
-        row = rows.setdefault((event.task_family, event.task_id), TaskRow(family=event.task_family))
-        if event.event == EventKind.START:
-            row.started, row.state = event.created, "running"
-        elif event.event in (EventKind.SUCCESS, EventKind.FAILURE):
-            row.ended = event.created
-            row.state = "finished" if event.event == EventKind.SUCCESS else "failed"
-            if row.duration is None and row.started is not None:
-                row.duration = (row.ended - row.started).total_seconds()
-        elif event.event == EventKind.PROCESSING_TIME and event.duration is not None:
-            row.duration = event.duration
-        if event.message and event.event != EventKind.PROCESSING_TIME:
-            row.message = event.message
-        if event.event in (EventKind.RATE_LIMIT, EventKind.RETRY, EventKind.FAILURE, EventKind.NOTE):
+    for event in reversed(newest[:TIMELINE_EVENTS]):
+        # A task's own events make its row; progress, rate-limit waits and notes only annotate it
+        # (they may come without a task id, from code that does not know which task it serves).
+        row = rows.get(event.task_id) if event.task_id else None
+        if (
+            row is None
+            and event.event in ROW_EVENTS
+            and (event.event == EventKind.START or not latest_by_family.get(event.task_family))
+        ):
+            row = rows[event.task_id or f"{event.task_family}#{len(rows)}"] = TaskRow(family=event.task_family)
+            latest_by_family[event.task_family] = row
+        row = row or latest_by_family.get(event.task_family)
+        if row is not None:
+            _apply(row, event)
+        if event.event in NOTE_EVENTS:
             notes.append(event)
     return Timeline(tasks=list(rows.values()), notes=notes[-NOTES_SHOWN:], truncated=truncated)
+
+
+def _apply(row: TaskRow, event: TaskEvent) -> None:
+    if event.event == EventKind.START:
+        row.started, row.state = event.created, "running"
+    elif event.event in (EventKind.SUCCESS, EventKind.FAILURE):
+        row.ended = event.created
+        row.state = "finished" if event.event == EventKind.SUCCESS else "failed"
+        if row.duration is None and row.started is not None:
+            row.duration = (row.ended - row.started).total_seconds()
+    elif event.event == EventKind.PROCESSING_TIME and event.duration is not None:
+        row.duration = event.duration
+    if event.message and event.event != EventKind.PROCESSING_TIME:
+        row.message = event.message
 
 
 def status_context(request: HttpRequest, search: Search) -> dict:

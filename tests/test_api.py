@@ -1,0 +1,125 @@
+"""The JSON API: what a search is doing, and its counts, under the pages' visibility rules."""
+
+import pytest
+from django.urls import reverse
+
+from searches.models import Status
+from tests.web_helpers import FAST_PASSWORD_HASHERS, add_events, make_search
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
+
+
+@pytest.fixture
+def owner_client(client, owner):
+    client.force_login(owner)
+    return client
+
+
+def test_detail_reports_status_progress_counts_files_and_events(owner_client, owner):
+    search = make_search(owner)
+    add_events(search, ("CollectPosts", "Summarise"))
+    data = owner_client.get(reverse("api_search_detail", args=[search.pk])).json()
+    assert data["id"] == search.pk and data["status"] == "finished" and data["progress"] == 100.0
+    assert data["counts"] == {
+        "num_tweets": 5,
+        "unique_hashtags": 2,
+        "unique_mentions": 2,
+        "unique_urls": 2,
+        "unique_users": 4,
+    }
+    assert data["first_post_at"] == "2024-03-01T10:05:00+00:00"
+    assert [(e["task"], e["event"]) for e in data["events"]] == [
+        ("CollectPosts", "start"),
+        ("CollectPosts", "success"),
+        ("Summarise", "start"),
+        ("Summarise", "success"),
+    ]
+    names = {f["name"] for f in data["files"]}
+    assert {"count-hashtags.csv", "tweet-ids.txt", "tweets.csv", f"{search.folder}.zip"} <= names
+    assert data["url"].endswith(search.get_absolute_url())
+
+
+def test_public_detail_lists_no_files_with_post_text(client, owner):
+    search = make_search(owner, published=True)
+    names = {f["name"] for f in client.get(reverse("api_search_detail", args=[search.pk])).json()["files"]}
+    assert "count-hashtags.csv" in names
+    assert not names & {"tweets.csv", "sample.csv", "tweets.jsonl"}
+
+
+def test_a_failed_search_reports_its_error(owner_client, owner):
+    search = make_search(owner, status=Status.FAILED, error="The X API refused the query: fix it.")
+    data = owner_client.get(reverse("api_search_detail", args=[search.pk])).json()
+    assert data["status"] == "failed" and data["error"] == "The X API refused the query: fix it."
+    assert data["counts"] == {} and data["files"] == []
+
+
+@pytest.mark.parametrize(
+    "kind,expected",
+    [
+        ("hashtags", [{"hashtag": "climate", "count": 3}, {"hashtag": "energy", "count": 2}]),
+        ("domains", [{"domain": "example.org", "count": 2}, {"domain": "news.example.com", "count": 1}]),
+        (
+            "followers",
+            [{"user": "ben", "followers": 5000}, {"user": "ada", "followers": 120}, {"user": "cleo", "followers": 40}],
+        ),
+        ("media", [{"url": "https://pbs.example.com/media/AAA.jpg", "file": "AAA.jpg", "count": 2}]),
+    ],
+)
+def test_counts_come_ranked_and_limited(owner_client, owner, kind, expected):
+    search = make_search(owner)
+    url = reverse("api_search_counts", args=[search.pk, kind])
+    data = owner_client.get(url, {"limit": len(expected)}).json()
+    assert data["kind"] == kind and data["limit"] == len(expected)
+    assert data["counts"] == expected
+
+
+@pytest.mark.parametrize("limit", ["0", "1001", "-5", "ten", "", "2.5"])
+def test_a_bad_limit_is_a_400_that_says_what_is_allowed(owner_client, owner, limit):
+    search = make_search(owner)
+    response = owner_client.get(reverse("api_search_counts", args=[search.pk, "hashtags"]), {"limit": limit})
+    assert response.status_code == 400
+    assert response.json() == {"error": f"limit must be a whole number from 1 to 1000 (got {limit!r})."}
+
+
+def test_an_unknown_kind_is_a_404_naming_the_kinds(owner_client, owner):
+    search = make_search(owner)
+    response = owner_client.get(reverse("api_search_counts", args=[search.pk, "passwords"]))
+    assert response.status_code == 404
+    assert "hashtags, mentions, urls, domains, media, followers" in response.json()["error"]
+
+
+def test_counts_of_a_running_search_say_it_is_not_finished(owner_client, owner):
+    search = make_search(owner, status=Status.RUNNING)
+    response = owner_client.get(reverse("api_search_counts", args=[search.pk, "hashtags"]))
+    assert response.status_code == 409
+    assert "running" in response.json()["error"]
+
+
+def test_private_searches_are_404_in_json(client, owner):
+    search = make_search(owner)
+    for url in (
+        reverse("api_search_detail", args=[search.pk]),
+        reverse("api_search_counts", args=[search.pk, "hashtags"]),
+    ):
+        response = client.get(url)
+        assert response.status_code == 404
+        assert response.json() == {"error": f"No search #{search.pk} that you can see."}
+
+
+def test_the_api_is_read_only(owner_client, owner):
+    search = make_search(owner)
+    assert owner_client.post(reverse("api_search_list")).status_code == 405
+    assert owner_client.delete(reverse("api_search_detail", args=[search.pk])).status_code == 405
+
+
+def test_list_gives_each_search_s_state(owner_client, owner):
+    running = make_search(owner, status=Status.RUNNING, step="Collecting posts", progress=45.0)
+    data = owner_client.get(reverse("api_search_list")).json()["searches"]
+    assert [(s["id"], s["status"], s["progress"], s["step"]) for s in data] == [
+        (running.pk, "running", 45.0, "Collecting posts")
+    ]

@@ -1,0 +1,289 @@
+"""The home page's form, the buttons on a search, compare, the Atom feed and robots.txt."""
+
+import re
+from pathlib import Path
+
+import django_rq
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from searches.models import Search, Source, Status
+from tests.web_helpers import FAST_PASSWORD_HASHERS, make_search, write_csv
+from tests.x_emulator import x_api  # noqa: F401  (a fixture)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
+
+
+@pytest.fixture(autouse=True)
+def empty_queue():
+    """Searches started here go onto this engineer's own Redis db; no worker runs them."""
+    queue = django_rq.get_queue("default")
+    queue.empty()
+    yield queue
+    queue.empty()
+
+
+@pytest.fixture
+def owner_client(client, owner):
+    client.force_login(owner)
+    return client
+
+
+def field_errors(page: str, field: str) -> str:
+    match = re.search(rf'<div class="field-errors" id="id_{field}-errors" role="alert">(.*?)</div>', page, re.S)
+    return match.group(1) if match else ""
+
+
+# --- Home and starting a search ----------------------------------------------------------------
+
+
+def test_visitors_see_published_searches_and_a_log_in_link_but_no_form(client, owner):
+    make_search(owner, term="shared one", published=True)
+    page = client.get(reverse("home")).content.decode()
+    assert "shared one" in page
+    assert "to start a search" in page
+    assert 'id="search-form"' not in page
+
+
+# These two commit for real: the page reads what jobs.enqueue recorded once the search was saved,
+# which is how it happens outside a test transaction.
+@pytest.mark.django_db(transaction=True)
+def test_starting_a_sample_search_queues_it_and_shows_its_status_page(owner_client, owner, empty_queue):
+    response = owner_client.post(reverse("home"), {"term": "climate", "source": "sample"})
+    search = Search.objects.get()
+    assert response.status_code == 302 and response["Location"] == search.get_absolute_url()
+    assert (search.owner, search.term, search.source, search.status) == (owner, "climate", "sample", Status.QUEUED)
+    assert search.published_at is None  # private by default
+    assert empty_queue.count == 1 and empty_queue.jobs[0].args == (search.pk,)
+    page = owner_client.get(response["Location"]).content.decode()
+    assert f"Search {search} started." in page
+
+
+def test_anonymous_post_is_sent_to_log_in_and_creates_nothing(client):
+    response = client.post(reverse("home"), {"term": "climate", "source": "sample"})
+    assert response.status_code == 302 and reverse("login") in response["Location"]
+    assert not Search.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "data,field,message",
+    [
+        ({"term": "climate", "source": "sample", "lang": "xx"}, "lang", "Unknown language code &#x27;xx&#x27;"),
+        ({"term": "climate", "source": "recent"}, "source", "No X API credentials"),
+        (
+            {"term": "c", "source": "sample", "start_time": "2024-03-02T10:00", "end_time": "2024-03-01T10:00"},
+            "end_time",
+            "The end time must come after the start time.",
+        ),
+        ({"term": "c", "source": "sample", "count": "0"}, "count", "greater than or equal to 1"),
+        ({"term": "c", "source": "archive"}, "archive", "Choose an archive file to upload."),
+        ({"term": "c", "source": "nowhere"}, "source", "Select a valid choice"),
+    ],
+)
+def test_refused_searches_show_the_reason_on_the_field(owner_client, settings, data, field, message):
+    settings.X_BEARER_TOKEN = ""
+    response = owner_client.post(reverse("home"), data)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert message in field_errors(page, field), page
+    assert not Search.objects.exists()
+    # What was typed is kept, so it can be corrected.
+    assert f'value="{data["term"]}"' in page
+
+
+def test_uploading_an_archive_saves_it_under_uploads_and_imports_it(owner_client, data_dir):
+    upload = SimpleUploadedFile("../../my tweets.jsonl", b'{"id": "1", "text": "hello"}\n')
+    response = owner_client.post(reverse("home"), {"term": "", "source": "archive", "archive": upload})
+    assert response.status_code == 302
+    search = Search.objects.get()
+    path = Path(search.archive_path)
+    assert search.source == Source.ARCHIVE
+    assert path.parent.parent == data_dir / "uploads"
+    assert path.name == "my_tweets.jsonl"  # no directories, no spaces: the name cannot go anywhere else
+    assert path.read_bytes() == b'{"id": "1", "text": "hello"}\n'
+
+
+def test_a_refused_upload_is_not_kept(owner_client, data_dir):
+    upload = SimpleUploadedFile("tweets.jsonl", b"{}\n")
+    response = owner_client.post(reverse("home"), {"source": "archive", "lang": "xx", "archive": upload})
+    assert "Unknown language code" in field_errors(response.content.decode(), "lang")
+    assert not Search.objects.exists()
+    assert list((data_dir / "uploads").iterdir()) == []
+
+
+def test_an_upload_with_another_source_is_refused(owner_client):
+    upload = SimpleUploadedFile("tweets.jsonl", b"{}\n")
+    response = owner_client.post(reverse("home"), {"term": "c", "source": "sample", "archive": upload})
+    assert "choose “Archive file” as the source" in field_errors(response.content.decode(), "archive")
+    assert not Search.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_search_saved_while_redis_is_down_says_so(owner_client, settings):
+    settings.RQ_QUEUES = {"default": {"URL": "redis://127.0.0.1:1/0", "DEFAULT_TIMEOUT": 60}}
+    response = owner_client.post(reverse("home"), {"term": "climate", "source": "sample"}, follow=True)
+    search = Search.objects.get()
+    assert search.status == Status.QUEUED
+    page = response.content.decode()
+    assert "Search saved but not started yet." in page
+    assert "Redis could not be reached" in page
+
+
+def test_estimate_button_is_hidden_without_credentials(owner_client, settings):
+    settings.X_BEARER_TOKEN = ""
+    assert "Estimate posts and cost" not in owner_client.get(reverse("home")).content.decode()
+
+
+def test_estimate_asks_the_x_api_counts_and_describes_them(owner_client, x_api):  # noqa: F811
+    page = owner_client.get(reverse("home")).content.decode()
+    assert f'hx-post="{reverse("estimate")}"' in page
+    response = owner_client.post(
+        reverse("estimate"),
+        {"term": "climate", "source": "recent", "start_time": "2021-06-20T00:00", "end_time": "2021-06-26T19:00"},
+        HTTP_HX_REQUEST="true",
+    )
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert body.strip().startswith('<div id="estimate"')
+    assert re.search(r"about [\d,]+ posts? match", body), body
+    assert any("/2/tweets/counts/recent" in r.path for r in x_api.requests)
+    assert not x_api.search_requests(), "an estimate spends no reads"
+
+
+def test_estimate_of_a_query_x_would_refuse_says_why(owner_client, x_api):  # noqa: F811
+    body = owner_client.post(reverse("estimate"), {"term": "", "source": "recent"}).content.decode()
+    assert "Enter a search term" in body
+    assert not x_api.requests
+
+
+# --- Buttons ---------------------------------------------------------------------------------------
+
+
+def test_publish_and_unpublish(owner_client, owner):
+    from django.test import Client
+
+    visitor = Client()
+    search = make_search(owner)
+    assert visitor.get(search.get_absolute_url()).status_code == 404
+    owner_client.post(reverse("search_publish", args=[search.pk]))
+    search.refresh_from_db()
+    assert search.is_published
+    assert visitor.get(search.get_absolute_url()).status_code == 200
+    owner_client.post(reverse("search_unpublish", args=[search.pk]))
+    assert visitor.get(search.get_absolute_url()).status_code == 404
+
+
+def test_publishing_an_unfinished_search_is_refused_with_a_reason(owner_client, owner):
+    search = make_search(owner, status=Status.RUNNING)
+    response = owner_client.post(reverse("search_publish", args=[search.pk]), follow=True)
+    assert "Only a finished search can be published." in response.content.decode()
+    search.refresh_from_db()
+    assert not search.is_published
+
+
+def test_run_again_requeues_a_failed_search(owner_client, owner, empty_queue, django_capture_on_commit_callbacks):
+    search = make_search(owner, status=Status.FAILED, error="boom")
+    with django_capture_on_commit_callbacks(execute=True):
+        owner_client.post(reverse("search_rerun", args=[search.pk]))
+    search.refresh_from_db()
+    assert search.status == Status.QUEUED and search.error == ""
+    assert empty_queue.count == 1
+
+
+def test_delete_asks_first_and_then_removes_the_search_and_its_files(owner_client, owner):
+    search = make_search(owner)
+    folder = search.output_dir
+    page = owner_client.get(reverse("search_delete", args=[search.pk])).content.decode()
+    assert "This cannot be undone." in page
+    assert f'<form method="post" action="{reverse("search_delete", args=[search.pk])}"' in page
+    assert Search.objects.filter(pk=search.pk).exists() and folder.is_dir()
+    response = owner_client.post(reverse("search_delete", args=[search.pk]), follow=True)
+    assert not Search.objects.filter(pk=search.pk).exists()
+    assert not folder.exists()
+    assert f"Deleted {search}" in response.content.decode()
+
+
+# --- Compare -------------------------------------------------------------------------------------
+
+
+def _compare_pair(owner):
+    first = make_search(owner, term="first")
+    second = make_search(owner, term="second")
+    write_csv(
+        second.output_dir / "count-hashtags.csv", ["hashtag", "count"], [("energy", 5), ("heat", 4), ("climate", 1)]
+    )
+    return first, second
+
+
+def test_compare_puts_counts_side_by_side_with_their_overlap(owner_client, owner):
+    first, second = _compare_pair(owner)
+    page = owner_client.get(reverse("compare") + f"?ids={first.pk},{second.pk}").content.decode()
+    section = re.search(r'<section class="panel" id="compare-hashtags".*?</section>', page, re.S).group(0)
+    rows = re.findall(
+        r'<tr><th scope="row">([^<]+)</th><td class="num[^"]*">([^<]*)</td><td class="num[^"]*">([^<]*)</td></tr>',
+        section,
+    )
+    # Totals: energy 2+5=7, climate 3+1=4, heat 0+4=4 (ties by name).
+    assert rows == [("energy", "2", "5"), ("climate", "3", "1"), ("heat", "0", "4")]
+    # {climate, energy} and {energy, heat, climate}: 2 shared of 3, Jaccard 0.67.
+    assert "2 of 3 hashtags appear in every search" in section and "Jaccard 0.67" in section
+
+
+def test_compare_takes_the_form_s_repeated_ids_too(owner_client, owner):
+    first, second = _compare_pair(owner)
+    page = owner_client.get(reverse("compare"), {"ids": [first.pk, second.pk], "top": 1}).content.decode()
+    section = re.search(r'<section class="panel" id="compare-hashtags".*?</section>', page, re.S).group(0)
+    assert section.count('<th scope="row">') == 1
+
+
+def test_compare_refuses_searches_the_visitor_cannot_see(owner_client, owner, other_user):
+    first, _ = _compare_pair(owner)
+    hidden = make_search(other_user, term="bob's private")
+    page = owner_client.get(reverse("compare") + f"?ids={first.pk},{hidden.pk}").content.decode()
+    assert f"Search #{hidden.pk} is not one you can compare" in page
+    assert "bob&#x27;s private" not in page and "compare-hashtags" not in page
+
+
+def test_compare_needs_two_searches(owner_client, owner):
+    first, _ = _compare_pair(owner)
+    page = owner_client.get(reverse("compare") + f"?ids={first.pk}").content.decode()
+    assert "Pick between 2 and 6 searches to compare (you picked 1)." in page
+
+
+def test_compare_picker_lists_only_finished_visible_searches(client, owner, other_user):
+    make_search(owner, term="alice shared", published=True)
+    make_search(owner, term="alice private")
+    make_search(other_user, term="bob running", status=Status.RUNNING, published=True)
+    page = client.get(reverse("compare")).content.decode()
+    assert "alice shared" in page
+    assert "alice private" not in page and "bob running" not in page
+
+
+# --- Feed and robots.txt ------------------------------------------------------------------------------
+
+
+def test_feed_lists_published_searches_only_with_markup_escaped(client, owner):
+    make_search(owner, term="<script>alert(1)</script> climate", published=True)
+    make_search(owner, term="secret plans")
+    response = client.get(reverse("feed"))
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/atom+xml")
+    feed = response.content.decode()
+    assert "secret plans" not in feed
+    assert "<script>" not in feed
+    # The title is text (escaped once); the summary is HTML for feed readers (escaped twice).
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; climate</title>" in feed
+    assert '<summary type="html">Bundled sample (synthetic): &amp;lt;script&amp;gt;alert(1)' in feed
+
+
+def test_robots_txt_keeps_crawlers_out_of_files_and_admin(client):
+    response = client.get("/robots.txt")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/plain")
+    text = response.content.decode()
+    assert "Disallow: /searches/*/files/" in text and "Disallow: /admin/" in text

@@ -1,0 +1,185 @@
+"""The live status: one fragment for the page and its polling endpoint, 286 once done, bounded queries."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from searches.models import EventKind, Status, TaskEvent
+from tests.web_helpers import FAST_PASSWORD_HASHERS, add_events, make_search
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
+
+
+@pytest.fixture
+def owner_client(client, owner):
+    client.force_login(owner)
+    return client
+
+
+def status_section(html: str) -> str:
+    """The status fragment of a page, its CSRF tokens blanked (they are masked anew on each render)."""
+    match = re.search(r'<section id="status".*?</section>', html, re.S)
+    assert match, "no status fragment in the page"
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', 'name="csrfmiddlewaretoken" value=""', match.group(0))
+
+
+@pytest.mark.parametrize("status", [Status.QUEUED, Status.RUNNING, Status.FINISHED, Status.FAILED, Status.CANCELLED])
+def test_page_and_polling_endpoint_render_the_same_fragment(owner_client, owner, status):
+    search = make_search(owner, status=status, step="Collecting posts: 450 of 1,000", progress=45.0)
+    add_events(search)
+    page = owner_client.get(reverse("search_detail", args=[search.pk])).content.decode()
+    fragment = owner_client.get(reverse("search_status", args=[search.pk]), HTTP_HX_REQUEST="true")
+    body = fragment.content.decode().strip()
+    assert body.startswith('<section id="status"')
+    assert status_section(page) == status_section(body)
+    assert "<html" not in body
+
+
+def test_running_search_polls_every_two_seconds_and_the_endpoint_keeps_it_going(owner_client, owner):
+    search = make_search(owner, status=Status.RUNNING, step="Collecting posts: 450 of 1,000", progress=45.0)
+    page = owner_client.get(reverse("search_detail", args=[search.pk])).content.decode()
+    section = status_section(page)
+    assert f'hx-get="{reverse("search_status", args=[search.pk])}"' in section
+    assert 'hx-trigger="every 2s"' in section
+    assert '<progress id="progress" max="100" value="45"' in section
+    assert "Collecting posts: 450 of 1,000" in section
+    response = owner_client.get(reverse("search_status", args=[search.pk]), HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    # Without JavaScript a reload shows the same; a <noscript> refresh does it by itself.
+    assert '<noscript><meta http-equiv="refresh"' in page
+
+
+@pytest.mark.parametrize("status", [Status.FINISHED, Status.FAILED, Status.CANCELLED])
+def test_endpoint_answers_286_once_done_and_the_fragment_stops_polling(owner_client, owner, status):
+    search = make_search(owner, status=status)
+    response = owner_client.get(reverse("search_status", args=[search.pk]), HTTP_HX_REQUEST="true")
+    assert response.status_code == 286
+    assert "hx-trigger" not in response.content.decode()
+    page = owner_client.get(reverse("search_detail", args=[search.pk])).content.decode()
+    assert "hx-trigger" not in status_section(page)
+    assert "noscript" not in page
+
+
+def test_search_that_finishes_between_polls_shows_finished_and_the_summary_link(owner_client, owner):
+    search = make_search(owner, status=Status.RUNNING)
+    url = reverse("search_status", args=[search.pk])
+    assert owner_client.get(url).status_code == 200
+    search.status, search.progress, search.step, search.num_posts = Status.FINISHED, 100.0, "Finished", 5
+    search.save()
+    response = owner_client.get(url)
+    body = response.content.decode()
+    assert response.status_code == 286
+    assert "Finished" in body
+    assert reverse("search_summary", args=[search.pk]) in body
+
+
+def test_home_rows_poll_only_while_running(owner_client, owner):
+    running = make_search(owner, status=Status.RUNNING, term="still going")
+    done = make_search(owner, term="all done")
+    page = owner_client.get(reverse("home")).content.decode()
+    row_of = {
+        s.pk: re.search(rf'<li class="search-row" id="search-row-{s.pk}".*?</li>', page, re.S).group(0)
+        for s in (running, done)
+    }
+    assert f'hx-get="{reverse("search_status", args=[running.pk])}?part=row"' in row_of[running.pk]
+    assert "hx-trigger" not in row_of[done.pk]
+    # The row endpoint renders the same row the home page shows.
+    row = owner_client.get(reverse("search_status", args=[running.pk]) + "?part=row").content.decode().strip()
+    assert row == row_of[running.pk]
+
+
+def test_timeline_shows_each_step_with_its_duration_and_the_failure_in_plain_words(owner_client, owner):
+    search = make_search(
+        owner, status=Status.FAILED, error="The archive ended in the middle of a post: upload it again."
+    )
+    add_events(search, ("CollectPosts", "Summarise"), fail_last=True)
+    section = status_section(owner_client.get(reverse("search_detail", args=[search.pk])).content.decode())
+    assert re.search(r"<th scope=\"row\">CollectPosts</th>.*?12 s.*?finished", section, re.S)
+    assert re.search(r"<th scope=\"row\">Summarise</th>.*?12 s.*?failed", section, re.S)
+    assert "What went wrong:</strong> The archive ended in the middle of a post: upload it again." in section
+    assert "Run again" in section
+
+
+def test_rate_limit_wait_is_shown_with_its_end_time(owner_client, owner, settings):
+    until = (timezone.now() + timedelta(minutes=12)).replace(second=0, microsecond=0)
+    search = make_search(owner, status=Status.RUNNING, rate_limited_until=until)
+    TaskEvent.objects.create(
+        search=search, task_family="CollectPosts", event=EventKind.RATE_LIMIT, message="429: waiting 12 minutes"
+    )
+    section = status_section(owner_client.get(reverse("search_detail", args=[search.pk])).content.decode())
+    assert f"Waiting for the rate limit until {until:%H:%M} UTC" in section
+    assert "429: waiting 12 minutes" in section
+
+
+def test_a_past_rate_limit_is_not_shown(owner_client, owner):
+    search = make_search(owner, status=Status.RUNNING, rate_limited_until=timezone.now() - timedelta(minutes=1))
+    section = status_section(owner_client.get(reverse("search_detail", args=[search.pk])).content.decode())
+    assert "Waiting for the rate limit" not in section
+
+
+def test_a_step_sent_as_markup_is_shown_as_text(owner_client, owner):
+    search = make_search(owner, status=Status.RUNNING, step="<script>alert(1)</script>")
+    body = owner_client.get(reverse("search_status", args=[search.pk])).content.decode()
+    assert "<script>alert(1)</script>" not in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+
+
+def test_cancel_button_for_a_running_search_cancels_it(owner_client, owner):
+    search = make_search(owner, status=Status.RUNNING)
+    section = status_section(owner_client.get(reverse("search_detail", args=[search.pk])).content.decode())
+    assert f'action="{reverse("search_cancel", args=[search.pk])}"' in section
+    response = owner_client.post(reverse("search_cancel", args=[search.pk]))
+    assert response.status_code == 302
+    search.refresh_from_db()
+    assert search.status == Status.CANCELLED
+
+
+def _many_events(search, n: int) -> None:
+    start = timezone.now() - timedelta(hours=1)
+    TaskEvent.objects.bulk_create(
+        TaskEvent(
+            search=search,
+            task_family=f"Task{i % 7}",
+            task_id=f"Task{i % 7}_x",
+            event=EventKind.PROGRESS if i % 3 else EventKind.START,
+            message=f"step {i}",
+            created=start + timedelta(seconds=i),
+        )
+        for i in range(n)
+    )
+
+
+def test_status_queries_do_not_grow_with_events(owner_client, owner, django_assert_max_num_queries):
+    small, large = make_search(owner, status=Status.RUNNING), make_search(owner, status=Status.RUNNING)
+    _many_events(small, 3)
+    _many_events(large, 600)
+    for search in (small, large):
+        with django_assert_max_num_queries(4):  # session, user, search (with owner), events
+            assert owner_client.get(reverse("search_status", args=[search.pk])).status_code == 200
+        with django_assert_max_num_queries(4):
+            assert owner_client.get(reverse("search_detail", args=[search.pk])).status_code == 200
+    page = owner_client.get(reverse("search_detail", args=[large.pk])).content.decode()
+    assert "the most recent only" in page
+    assert "step 599" in page and "step 5<" not in page
+
+
+def test_home_queries_do_not_grow_with_searches(owner_client, owner, other_user, django_assert_max_num_queries):
+    for i in range(3):
+        make_search(owner, status=Status.RUNNING, term=f"mine {i}")
+        make_search(other_user, published=True, outputs=False, term=f"theirs {i}")
+    with django_assert_max_num_queries(4) as few:  # session, user, own searches, published searches
+        owner_client.get(reverse("home"))
+    for i in range(20):
+        make_search(owner, status=Status.RUNNING, term=f"more {i}")
+        make_search(other_user, published=True, outputs=False, term=f"more theirs {i}")
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        page = owner_client.get(reverse("home")).content.decode()
+    assert "more 19" in page and "more theirs 19" in page

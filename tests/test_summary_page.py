@@ -1,0 +1,235 @@
+"""The summary of a finished search, its files and its sample, read from a hand-written output folder.
+
+The expected numbers come from tests/web_helpers.py, where they can be counted by hand.
+"""
+
+import csv
+import json
+import re
+
+import pytest
+from django.urls import reverse
+
+from searches.models import Status
+from tests.web_helpers import COUNTS, FAST_PASSWORD_HASHERS, POSTS, make_search, write_csv
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
+
+
+@pytest.fixture
+def owner_client(client, owner):
+    client.force_login(owner)
+    return client
+
+
+def summary_page(client, search) -> str:
+    response = client.get(reverse("search_summary", args=[search.pk]))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def chart(page: str, kind: str) -> list[tuple[str, str]]:
+    """(label, value) rows of one bar chart, in the order shown."""
+    section = re.search(rf'<section class="panel chart" id="chart-{kind}".*?</section>', page, re.S).group(0)
+    return re.findall(r'<th scope="row" title="[^"]*">([^<]*)</th>.*?<td class="num">([^<]*)</td>', section, re.S)
+
+
+def test_summary_shows_posts_time_span_and_distinct_counts(owner_client, owner):
+    page = summary_page(owner_client, make_search(owner))
+    assert re.search(r"<dt>Posts</dt><dd>5</dd>", page)
+    assert "2024-03-01 10:05 – 2024-03-02 09:30 UTC" in page
+    assert re.search(r"<dt>Authors</dt><dd>4</dd>", page)
+
+
+def test_bar_charts_rank_counts_highest_first(owner_client, owner):
+    page = summary_page(owner_client, make_search(owner))
+    assert chart(page, "hashtags") == [("#climate", "3"), ("#energy", "2")]
+    assert chart(page, "mentions") == [("@ada", "1"), ("@zed", "1")]
+    assert chart(page, "domains") == [("example.org", "2"), ("news.example.com", "1")]
+    assert chart(page, "urls") == [("https://example.org/heat", "2"), ("https://news.example.com/solar", "1")]
+    # count-followers.csv is not sorted in the fixture: the page ranks it.
+    assert chart(page, "followers") == [("ben", "5,000"), ("ada", "120"), ("cleo", "40"), ("dan", "0")]
+    assert chart(page, "ratio") == [("ben", "50"), ("ada", "1.2"), ("cleo", "0.4444")]
+    # Bars are drawn to scale against the largest: climate 3 -> 100%, energy 2 -> 66.7%.
+    assert 'style="width: 100.0%"' in page and 'style="width: 66.7%"' in page
+
+
+def test_posts_over_time_is_counted_from_tweets_csv_per_hour(owner_client, owner):
+    page = summary_page(owner_client, make_search(owner))
+    svg = re.search(r'<figure class="timeline-chart">.*?</figure>', page, re.S).group(0)
+    # 2024-03-01 10:00 to 2024-03-02 09:00 is 24 hours: 24 bars, gaps as zero.
+    bars = re.findall(r"<title>([^<]+)</title>", svg)
+    assert len(bars) == 24
+    assert bars[0] == "2024-03-01 10:00: 2"
+    assert bars[2] == "2024-03-01 12:00: 1"
+    assert bars[1] == "2024-03-01 11:00: 0"
+    assert bars[-1] == "2024-03-02 09:00: 2"
+    assert "5 posts, per hour, peak 2" in svg
+
+
+def test_posts_over_time_prefers_the_timeline_in_summary_json(owner_client, owner):
+    search = make_search(owner)
+    summary_path = search.output_dir / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["timeline"] = [
+        {"time": "2024-01-01T00:00:00+00:00", "count": 4},
+        {"time": "2024-01-20T05:00:00+00:00", "count": 6},
+    ]
+    summary_path.write_text(json.dumps(summary))
+    page = summary_page(owner_client, search)
+    svg = re.search(r'<figure class="timeline-chart">.*?</figure>', page, re.S).group(0)
+    bars = re.findall(r"<title>([^<]+)</title>", svg)
+    # Nineteen days: one bar per day, 20 of them.
+    assert len(bars) == 20
+    assert bars[0] == "2024-01-01: 4" and bars[-1] == "2024-01-20: 6"
+    assert "10 posts, per day, peak 6" in svg
+
+
+def test_top_retweets_show_text_for_posts_in_the_collection_and_the_id_otherwise(owner_client, owner):
+    page = summary_page(owner_client, make_search(owner))
+    section = re.search(r'<section class="panel" id="retweets".*?</section>', page, re.S).group(0)
+    items = re.findall(r"<li>(.*?)</li>", section, re.S)
+    assert len(items) == 3
+    assert "7 retweets" in items[0] and "@ada" in items[0] and "Heat records again #climate #energy" in items[0]
+    assert "3 retweets" in items[1] and "post 999" in items[1] and "not in this collection" in items[1]
+    assert "2 retweets" in items[2] and "Solar is cheap now\nsecond line #climate" in items[2]
+
+
+def test_photos_and_groups_of_matching_photos_come_from_the_media_folder(owner_client, owner):
+    search = make_search(owner)
+    page = summary_page(owner_client, search)
+    photos = re.search(r'<section class="panel" id="photos".*?</section>', page, re.S).group(0)
+    media = reverse("search_file", args=[search.pk, "media/X"]).removesuffix("X")
+    assert f'src="{media}AAA.jpg" alt="Photo shared 2 times"' in photos
+    assert f'src="{media}BBB.png" alt="Photo shared 1 times"' in photos
+    group = re.search(r'<ul class="photos group".*?</ul>', photos, re.S).group(0)
+    assert re.findall(r'src="[^"]*/media/([^"]+)"', group) == ["AAA.jpg", "CCC.png"]
+    # The group of one (BBB.png alone) is not a group.
+    assert photos.count('class="photos group"') == 1
+    image = owner_client.get(f"{media}CCC.png")
+    assert image.status_code == 200 and image["Content-Type"] == "image/png"
+    assert b"".join(image.streaming_content).startswith(b"\x89PNG")
+
+
+def test_files_are_listed_and_served_with_their_content(owner_client, owner):
+    search = make_search(owner)
+    page = summary_page(owner_client, search)
+    for name in [*COUNTS, "tweet-ids.txt", "summary.json", "media-graph.json", "tweets.csv", "sample.csv"]:
+        assert f'href="{reverse("search_file", args=[search.pk, name])}"' in page, name
+    package = f"{search.folder}.zip"
+    assert f'href="{reverse("search_file", args=[search.pk, package])}"' in page
+    ids = owner_client.get(reverse("search_file", args=[search.pk, "tweet-ids.txt"]))
+    assert b"".join(ids.streaming_content).decode().split() == [p[0] for p in POSTS]
+    hashtags = owner_client.get(reverse("search_file", args=[search.pk, "count-hashtags.csv"]))
+    assert "attachment" in hashtags["Content-Disposition"]
+    assert b"".join(hashtags.streaming_content).decode().splitlines() == ["hashtag,count", "climate,3", "energy,2"]
+    assert "sandbox" in hashtags["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../../../../etc/passwd",
+        "media/../tweets.csv",
+        "media/../../summary.json",
+        "media/evil.svg",
+        "media/page.html",
+        "media/.hidden.png",
+        "/etc/passwd",
+        "count-hashtags.csv/../tweets.csv",
+        "unknown.csv",
+        "media/",
+    ],
+)
+def test_only_known_files_are_served_and_no_path_escapes_the_folder(client, owner, name, settings):
+    search = make_search(owner, published=True)
+    (search.output_dir / "media" / "evil.svg").write_text("<svg onload=alert(1)></svg>")
+    (search.output_dir / "media" / "page.html").write_text("<script>alert(1)</script>")
+    (search.output_dir / "media" / ".hidden.png").write_text("x")
+    response = client.get(f"/searches/{search.pk}/files/{name}")
+    assert response.status_code == 404
+
+
+def test_a_search_without_files_still_has_a_summary_page(owner_client, owner):
+    search = make_search(owner, outputs=False)
+    page = summary_page(owner_client, search)
+    assert "No files yet." in page
+    assert "None in this collection." in page
+
+
+def test_damaged_outputs_do_not_break_the_page(owner_client, owner):
+    search = make_search(owner)
+    (search.output_dir / "summary.json").write_text("{not json")
+    (search.output_dir / "count-hashtags.csv").write_bytes(b"\xff\xfe\x00garbage")
+    write_csv(search.output_dir / "count-mentions.csv", ["screen_name", "count"], [("ada", "many"), ("zed", 4)])
+    page = summary_page(owner_client, search)
+    assert chart(page, "mentions") == [("@zed", "4")]
+    assert re.search(r"<dt>Posts</dt><dd>5</dd>", page)  # from the search row when summary.json is unreadable
+
+
+def test_summary_of_an_unfinished_search_leads_back_to_its_status(owner_client, owner):
+    search = make_search(owner, status=Status.RUNNING)
+    response = owner_client.get(reverse("search_summary", args=[search.pk]))
+    assert response.status_code == 302
+    assert response["Location"] == search.get_absolute_url()
+
+
+def test_the_detail_page_of_a_finished_search_includes_the_summary(owner_client, owner):
+    search = make_search(owner)
+    page = owner_client.get(reverse("search_detail", args=[search.pk])).content.decode()
+    assert 'id="summary"' in page and chart(page, "hashtags")[0] == ("#climate", "3")
+
+
+def test_markup_in_hashtags_names_and_text_is_shown_escaped(owner_client, owner):
+    search = make_search(owner, term="<b>term</b>")
+    evil = "<script>alert('x')</script>"
+    write_csv(search.output_dir / "count-hashtags.csv", ["hashtag", "count"], [(evil, 9)])
+    write_csv(search.output_dir / "count-followers.csv", ["user", "followers"], [(evil, 9)])
+    write_csv(
+        search.output_dir / "tweets.csv",
+        ["id", "created_at", "user", "text"],
+        [("1001", "2024-03-01T10:05:00+00:00", evil, f"look {evil}")],
+    )
+    page = summary_page(owner_client, search)
+    assert "<script>alert" not in page
+    assert "<b>term</b>" not in page
+    assert "#&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+    assert "look &lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+    assert "&lt;b&gt;term&lt;/b&gt;" in page
+
+
+def read_sample(search) -> list[dict]:
+    with (search.output_dir / "sample.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_owner_can_ask_for_a_new_sample_size(owner_client, owner):
+    assert callable(pytest.importorskip("pipeline.summarise").write_sample)  # the workflow's, not ours
+    search = make_search(owner)
+    assert len(read_sample(search)) == 2
+    response = owner_client.post(reverse("search_sample", args=[search.pk]), {"size": 4}, follow=True)
+    assert "sample.csv now holds a random sample of up to 4 posts." in response.content.decode()
+    rows = read_sample(search)
+    assert len(rows) == 4
+    assert {r["id"] for r in rows} <= {p[0] for p in POSTS}
+
+
+@pytest.mark.parametrize(
+    "size,message", [("0", "at least 1 post"), ("5000", "at most 1,000 posts"), ("many", "whole number")]
+)
+def test_a_bad_sample_size_is_refused_with_a_reason(owner_client, owner, size, message):
+    search = make_search(owner)
+    before = (search.output_dir / "sample.csv").read_bytes()
+    response = owner_client.post(reverse("search_sample", args=[search.pk]), {"size": size}, follow=True)
+    assert message in response.content.decode()
+    assert (search.output_dir / "sample.csv").read_bytes() == before
+
+
+def test_public_visitors_get_no_sample_form(client, owner):
+    page = summary_page(client, make_search(owner, published=True))
+    assert "Draw a new sample.csv" not in page
