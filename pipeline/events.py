@@ -1,0 +1,245 @@
+"""The bridge from Luigi to the database: task events become TaskEvent rows and Search progress.
+
+Luigi calls the handlers below for START, SUCCESS, FAILURE and PROCESSING_TIME of every task that
+derives from `pipeline.tasks.SearchTask` (they are registered on that class only, so other Luigi
+tasks in the process are left alone). Registration uses Luigi's class-level set of callbacks, so
+running many builds in one worker process never registers a handler twice.
+
+Luigi swallows whatever a handler raises (it logs it under its own name and carries on). A failed
+database write here must not vanish: every handler catches its own errors and logs them, with the
+event it was recording, under the logger "dnflow.events".
+
+Tasks report progress through `Progress`, which writes at a sensible rate (every ~2 % of the step,
+or once a second, never per post), and rate-limit waits through `Progress.wait`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import luigi
+from django.utils import timezone
+
+from searches.models import EventKind, Search, Status, TaskEvent
+
+log = logging.getLogger("dnflow.events")
+
+
+@dataclass(frozen=True)
+class Step:
+    family: str  # the Luigi task family
+    label: str  # what the status page says while it runs
+    weight_live: float  # share of the whole workflow, in percent, for a live X search
+    weight_file: float  # ... for an archive or the sample, where collecting is a copy
+
+
+# The workflow's steps in order; their weights add up to 100 for each kind of source.
+STEPS = (
+    Step("CollectPosts", "Collecting posts", 60, 10),
+    Step("SummarisePosts", "Counting hashtags, mentions, URLs and more", 20, 50),
+    Step("FetchPhotos", "Fetching photos", 12, 25),
+    Step("MatchPhotos", "Matching similar photos", 4, 5),
+    Step("PackageOutputs", "Packaging a BagIt archive", 4, 10),
+)
+STEP_BY_FAMILY = {step.family: step for step in STEPS}
+# Write progress when it moved by this many percent of the whole workflow, or after this long.
+PROGRESS_PERCENT = 2.0
+PROGRESS_SECONDS = 1.0
+# A progress TaskEvent (the status page's timeline) only every this many percent of one step.
+PROGRESS_EVENT_STEP = 25.0
+
+
+class WorkflowCancelled(Exception):
+    """The search was cancelled while its workflow ran: stop at the next progress report."""
+
+
+def step_range(family: str, live: bool) -> tuple[float, float]:
+    """Where a step starts and ends on the workflow's 0..100 scale."""
+    start = 0.0
+    for step in STEPS:
+        weight = step.weight_live if live else step.weight_file
+        if step.family == family:
+            return start, start + weight
+        start += weight
+    return 0.0, 0.0
+
+
+def plain_reason(exc: BaseException, step_label: str = "") -> str:
+    """What a person reads when a task fails: the message of errors that explain themselves,
+    otherwise the step and the kind of error, never a traceback."""
+    from .tasks import EXPLAINED_ERRORS
+
+    if isinstance(exc, EXPLAINED_ERRORS):
+        return str(exc) or type(exc).__name__
+    where = f"{step_label} failed" if step_label else "A step of the workflow failed"
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{where}: {type(exc).__name__}{': ' + detail if detail else ''}"
+
+
+# Reasons by search id, kept in this process: the runner reads them even if writing the
+# failure event failed. (With several Luigi workers the tasks run in forked processes; then
+# the runner reads the failure events from the database instead.)
+last_failures: dict[int, str] = {}
+
+
+def _record(task, kind: str, message: str = "", duration: float | None = None) -> None:
+    TaskEvent.objects.create(
+        search_id=task.search_id,
+        task_family=task.task_family,
+        task_id=task.task_id,
+        event=kind,
+        message=message,
+        duration=duration,
+    )
+
+
+def _guarded(what: str):
+    """Run a handler; log (never raise) whatever goes wrong, naming the event and the task."""
+
+    def decorate(handler):
+        def run(task, *args):
+            try:
+                handler(task, *args)
+            except WorkflowCancelled:
+                pass  # the task itself stops at its next progress report
+            except Exception:
+                log.exception("could not record %s of %s for search #%s", what, task.task_id, task.search_id)
+
+        run.__name__ = handler.__name__
+        run.__doc__ = handler.__doc__
+        return run
+
+    return decorate
+
+
+@_guarded("the start")
+def on_start(task) -> None:
+    step = STEP_BY_FAMILY.get(task.task_family)
+    failed_before = TaskEvent.objects.filter(
+        search_id=task.search_id, task_family=task.task_family, event=EventKind.FAILURE
+    ).exists()
+    if failed_before:
+        _record(task, EventKind.RETRY, "Running again after an earlier failure.")
+    _record(task, EventKind.START, step.label if step else "")
+    Progress(task).update(0.0, force=True)
+
+
+@_guarded("the success")
+def on_success(task) -> None:
+    step = STEP_BY_FAMILY.get(task.task_family)
+    _record(task, EventKind.SUCCESS, getattr(task, "outcome", "") or (step.label if step else ""))
+    Progress(task).update(1.0, force=True, step_text=f"{step.label}: done" if step else None)
+
+
+@_guarded("the processing time")
+def on_processing_time(task, seconds: float) -> None:
+    _record(task, EventKind.PROCESSING_TIME, f"{seconds:.1f} s", duration=seconds)
+
+
+def on_failure(task, exc: BaseException) -> None:
+    step = STEP_BY_FAMILY.get(task.task_family)
+    reason = plain_reason(exc, step.label if step else task.task_family)
+    last_failures[task.search_id] = reason
+    try:
+        _record(task, EventKind.FAILURE, reason)
+    except Exception:
+        log.exception("could not record the failure of %s for search #%s (%s)", task.task_id, task.search_id, reason)
+
+
+_HANDLERS = (
+    (luigi.Event.START, on_start),
+    (luigi.Event.SUCCESS, on_success),
+    (luigi.Event.FAILURE, on_failure),
+    (luigi.Event.PROCESSING_TIME, on_processing_time),
+)
+
+
+def register(task_class: type[luigi.Task]) -> None:
+    """Attach the handlers to `task_class` (and so to its subclasses only). Safe to call again."""
+    for event, handler in _HANDLERS:
+        task_class.event_handler(event)(handler)
+
+
+class Progress:
+    """Progress of one running task, written to its Search at a sensible rate.
+
+    progress = Progress(task)
+    progress.update(done / total, step_text=f"Fetching photos ({done} of {total})")
+    """
+
+    # Throttle state per task id; reset when a task starts, so a re-run reports afresh.
+    _last: dict[str, tuple[float, float, float]] = {}  # task id -> (overall %, monotonic time, event %)
+
+    def __init__(self, task) -> None:
+        self.task = task
+        step = STEP_BY_FAMILY.get(task.task_family)
+        self.label = step.label if step else task.task_family
+        self.live = bool(getattr(task, "is_live", False))
+
+    def update(
+        self,
+        fraction: float,
+        *,
+        step_text: str | None = None,
+        num_posts: int | None = None,
+        force: bool = False,
+    ) -> None:
+        """Record that the task is `fraction` (0..1) done; cheap to call often."""
+        start, end = step_range(self.task.task_family, self.live)
+        fraction = min(max(fraction, 0.0), 1.0)
+        overall = round(start + (end - start) * fraction, 1)
+        now = time.monotonic()
+        key = self.task.task_id
+        if force and fraction == 0.0:
+            self._last.pop(key, None)
+        last_percent, last_time, last_event = self._last.get(key, (-100.0, -100.0, -100.0))
+        if not force and overall - last_percent < PROGRESS_PERCENT and now - last_time < PROGRESS_SECONDS:
+            return
+        if not force and overall == last_percent:
+            return
+        fields: dict = {"progress": overall, "step": (step_text or self.label)[:200]}
+        if num_posts is not None:
+            fields["num_posts"] = num_posts
+        event_percent = last_event
+        if 0.0 < fraction < 1.0 and fraction * 100 - last_event >= PROGRESS_EVENT_STEP:
+            event_percent = fraction * 100
+        self._last[key] = (overall, now, event_percent)
+        self._write(fields, step_text, event=event_percent != last_event)
+
+    def _write(self, fields: dict, step_text: str | None, *, event: bool) -> None:
+        try:
+            updated = Search.objects.filter(pk=self.task.search_id).exclude(status=Status.CANCELLED).update(**fields)
+            if event:
+                _record(self.task, EventKind.PROGRESS, f"{fields['progress']:.0f}% {step_text or self.label}")
+        except Exception:
+            log.exception("could not record progress of %s for search #%s", self.task.task_id, self.task.search_id)
+            return
+        if not updated and Search.objects.filter(pk=self.task.search_id, status=Status.CANCELLED).exists():
+            raise WorkflowCancelled(f"Search #{self.task.search_id} was cancelled.")
+
+    def note(self, message: str) -> None:
+        """A line on the status page's timeline (e.g. what an import skipped)."""
+        try:
+            _record(self.task, EventKind.NOTE, message)
+        except Exception:
+            log.exception("could not record a note of %s for search #%s", self.task.task_id, self.task.search_id)
+
+    def wait(self, until: datetime | None, reason: str) -> None:
+        """collect_live's on_wait: a rate-limit wait (or a retry's pause) starts, or (None) ends."""
+        try:
+            if until is None:
+                Search.objects.filter(pk=self.task.search_id).update(rate_limited_until=None, step=self.label)
+                return
+            rate_limit = reason.lower().startswith("waiting for the rate limit")
+            if rate_limit:
+                step = f"Waiting for the rate limit until {timezone.localtime(until):%H:%M}"
+                Search.objects.filter(pk=self.task.search_id).update(rate_limited_until=until, step=step)
+            else:
+                step = reason[:1].upper() + reason[1:]
+                Search.objects.filter(pk=self.task.search_id).update(step=step[:200])
+            _record(self.task, EventKind.RATE_LIMIT if rate_limit else EventKind.RETRY, step)
+        except Exception:
+            log.exception("could not record a wait of %s for search #%s", self.task.task_id, self.task.search_id)

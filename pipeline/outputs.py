@@ -1,0 +1,170 @@
+"""Writing output files so that no half-written file ever looks complete.
+
+Every file is written under a temporary name in its own folder and moved into place with
+`os.replace` (atomic on one filesystem). A task that makes several files opens them all in one
+`OutputSet`; on success the temporaries are moved into place in the order they were opened, so the
+file opened last (the task's marker, e.g. `summary.json`) appears last. On any error every
+temporary is removed and nothing is replaced.
+
+CSV files use the `csv` module's default dialect (RFC 4180 quoting). Text-like columns (post text,
+user names, hashtags, URLs, ...) are *neutralised*: a cell starting with `=`, `+`, `-`, `@`, a tab or
+a carriage return gets a leading single quote, so a spreadsheet opening the file shows the text
+instead of running it as a formula (CSV injection). Ids and numbers are never touched: they are
+written as they are, so `-1` stays a number and ids stay exact strings.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell: str) -> str:
+    """The text of a cell that a spreadsheet will show rather than evaluate.
+
+    Idempotent: a neutralised cell starts with a quote, which is not a formula start.
+    """
+    if cell and cell.startswith(FORMULA_STARTS):
+        return "'" + cell
+    return cell
+
+
+def _temp_file(path: Path, mode: str) -> tuple[IO, Path]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if "b" in mode:
+        return os.fdopen(fd, mode), Path(temp)
+    # newline="" lets the csv module write its own \r\n record ends unchanged.
+    return os.fdopen(fd, mode, encoding="utf-8", newline=""), Path(temp)
+
+
+class CsvWriter:
+    """One CSV output: a header, rows, and the indexes of the columns that hold text."""
+
+    def __init__(self, handle: IO, header: Sequence[str], text_columns: Iterable[str]) -> None:
+        self._writer = csv.writer(handle)
+        text = set(text_columns)
+        unknown = text - set(header)
+        if unknown:
+            raise ValueError(f"text columns {sorted(unknown)} are not in the header {list(header)}")
+        self._text_indexes = [i for i, name in enumerate(header) if name in text]
+        self._writer.writerow(header)
+        self.rows = 0
+
+    def writerow(self, row: Sequence[Any]) -> None:
+        cells = ["" if cell is None else str(cell) for cell in row]
+        for i in self._text_indexes:
+            cells[i] = neutralise(cells[i])
+        self._writer.writerow(cells)
+        self.rows += 1
+
+    def writerows(self, rows: Iterable[Sequence[Any]]) -> None:
+        for row in rows:
+            self.writerow(row)
+
+
+class OutputSet:
+    """Several files of one task, all put in place together, in the order they were opened.
+
+    with OutputSet() as out:
+        ids = out.text(folder / "tweet-ids.txt")
+        ...
+        out.json(folder / "summary.json", facts)   # opened last, replaced last
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[IO, Path, Path]] = []  # (handle, temp, final)
+
+    def __enter__(self) -> OutputSet:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+    def open(self, path: Path, mode: str = "w") -> IO:
+        handle, temp = _temp_file(Path(path), mode)
+        self._pending.append((handle, temp, Path(path)))
+        return handle
+
+    def csv(self, path: Path, header: Sequence[str], text_columns: Iterable[str] = ()) -> CsvWriter:
+        return CsvWriter(self.open(path), header, text_columns)
+
+    def text(self, path: Path) -> IO:
+        return self.open(path)
+
+    def json(self, path: Path, data: Any) -> None:
+        handle = self.open(path)
+        json.dump(data, handle, ensure_ascii=False, indent=2, sort_keys=False)
+        handle.write("\n")
+
+    def commit(self) -> None:
+        try:
+            for handle, _temp, _final in self._pending:
+                handle.flush()
+                os.fsync(handle.fileno())
+                handle.close()
+        except BaseException:
+            self.discard()
+            raise
+        for _handle, temp, final in self._pending:
+            os.replace(temp, final)
+        self._pending = []
+
+    def discard(self) -> None:
+        for handle, temp, _final in self._pending:
+            try:
+                handle.close()
+            finally:
+                temp.unlink(missing_ok=True)
+        self._pending = []
+
+
+def write_json(path: Path, data: Any) -> None:
+    """One JSON file, atomically."""
+    with OutputSet() as out:
+        out.json(path, data)
+
+
+def write_csv(
+    path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]], text_columns: Iterable[str] = ()
+) -> int:
+    """One CSV file, atomically; returns the number of data rows."""
+    with OutputSet() as out:
+        writer = out.csv(path, header, text_columns)
+        writer.writerows(rows)
+    return writer.rows
+
+
+def replace_from_temp(final: Path) -> tuple[Path, Callable[[], None]]:
+    """A temporary path beside `final` and a function that moves it into place.
+
+    For files written by code that wants a path rather than a handle (a zip, a download).
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    temp_path = Path(temp)
+
+    def finish() -> None:
+        os.replace(temp_path, final)
+
+    return temp_path, finish
+
+
+def remove_stale_temps(folder: Path) -> None:
+    """Delete temporaries left by a run that was killed (they are never mistaken for outputs)."""
+    if not folder.is_dir():
+        return
+    for path in folder.glob(".*.tmp"):
+        path.unlink(missing_ok=True)

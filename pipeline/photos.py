@@ -1,0 +1,304 @@
+"""Downloading a search's photos and grouping the ones that look alike.
+
+Fetching (`fetch_photos`): the most shared photos first (count-media.csv is sorted that way), at
+most DNFLOW_MAX_PHOTOS of them, through one pooled `requests.Session` with connect and read
+timeouts. A photo must answer 200 with an image/* content type and stay under
+DNFLOW_PHOTO_MAX_BYTES (streamed; the download stops as soon as it passes the cap). A photo that
+cannot be fetched is written to `media/failures.csv` with the reason and never fails the search.
+Each photo is written under a temporary name and renamed when complete, so a file in `media/` is
+always whole, and a re-run keeps what it already has. `media/checksums.md5` (the format of
+`md5sum -c`) lists every photo; `media/photos.json`, written last, says what happened.
+
+Photos of the bundled synthetic sample live on a host that does not exist; they are read from the
+sample's folder on disk (`pipeline.sample.local_photo_path`).
+
+Matching (`match_photos`): each photo gets an average, a difference and a perceptual hash
+(64 bits each, `imagehash`). Two photos look alike when the three hashes together differ in at
+most MATCH_DISTANCE of their 192 bits. Candidates come from a BK-tree over that Hamming distance
+(a metric), so grouping needs far fewer comparisons than all pairs; groups are the connected
+components of the "looks alike" relation.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import mimetypes
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+log = logging.getLogger("dnflow.photos")
+
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 20.0
+PARALLEL_DOWNLOADS = 4
+CHUNK = 64 * 1024
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,150}\.(?:jpe?g|png|gif|webp)$", re.IGNORECASE)
+EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp"}
+USER_AGENT = "dnflow photo fetcher (+https://github.com/DocNow/dnflow)"
+# Of 192 hash bits (three 64-bit hashes): resized, re-encoded or lightly edited copies stay well
+# under this; unrelated pictures differ in about half the bits.
+MATCH_DISTANCE = 30
+
+
+class PhotoRefused(Exception):
+    """One photo that will not be kept; the message is the reason recorded in failures.csv."""
+
+
+@dataclass
+class PhotoResult:
+    url: str
+    file: str
+    ok: bool
+    size: int = 0
+    md5: str = ""
+    reason: str = ""
+
+
+def photo_file_name(url: str, file: str) -> str:
+    """The name a photo gets in media/: the URL's last segment when it is a plain image name
+    (what count-media.csv's `file` column says), else a name derived from the URL."""
+    if SAFE_NAME.match(file or ""):
+        return file
+    suffix = Path(urlsplit(url).path).suffix.lower()
+    if suffix not in (".jpg", ".jpeg", ".png", ".gif", ".webp"):
+        suffix = ".jpg"
+    return f"photo-{hashlib.sha1(url.encode('utf-8')).hexdigest()[:16]}{suffix}"  # noqa: S324 -- a name, not security
+
+
+def make_session(pool_size: int = PARALLEL_DOWNLOADS) -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+def _md5_of(path: Path) -> str:
+    digest = hashlib.md5()  # noqa: S324 -- a checksum for people to verify copies, as BagIt uses
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class PhotoFetcher:
+    def __init__(self, session: requests.Session, *, max_bytes: int, local_path: Callable[[str], Path | None]) -> None:
+        self.session = session
+        self.max_bytes = max_bytes
+        self.local_path = local_path
+
+    def fetch(self, url: str, dest: Path) -> PhotoResult:
+        """Download one photo to dest (whole or not at all); never raises for a bad photo."""
+        if dest.is_file():  # a previous run finished it: files appear only when complete
+            return PhotoResult(url, dest.name, True, dest.stat().st_size, _md5_of(dest))
+        fd, temp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        temp = Path(temp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                size, md5 = self._download(url, out)
+            os.replace(temp, dest)
+        except PhotoRefused as exc:
+            return PhotoResult(url, dest.name, False, reason=str(exc))
+        except requests.RequestException as exc:
+            return PhotoResult(url, dest.name, False, reason=_network_reason(exc))
+        except OSError as exc:
+            return PhotoResult(url, dest.name, False, reason=f"could not save it: {exc.strerror or exc}")
+        finally:
+            temp.unlink(missing_ok=True)
+        return PhotoResult(url, dest.name, True, size, md5)
+
+    def _download(self, url: str, out) -> tuple[int, str]:
+        local = self.local_path(url)
+        if local is not None:
+            return self._copy_local(local, out)
+        scheme = urlsplit(url).scheme.lower()
+        if scheme not in ("http", "https"):
+            raise PhotoRefused(f"not a web address ({scheme or 'no'} scheme)")
+        with self.session.get(url, stream=True, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)) as response:
+            if response.status_code != 200:
+                raise PhotoRefused(f"HTTP {response.status_code} {response.reason or ''}".strip())
+            kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if not kind.startswith("image/"):
+                raise PhotoRefused(f"not an image (content type {kind or 'missing'})")
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > self.max_bytes:
+                raise PhotoRefused(f"too large ({int(declared):,} bytes; the limit is {self.max_bytes:,})")
+            return self._stream(response.iter_content(CHUNK), out)
+
+    def _copy_local(self, path: Path, out) -> tuple[int, str]:
+        kind = mimetypes.guess_type(path.name)[0] or ""
+        if not kind.startswith("image/"):
+            raise PhotoRefused(f"not an image ({path.name})")
+        with path.open("rb") as handle:
+            return self._stream(iter(lambda: handle.read(CHUNK), b""), out)
+
+    def _stream(self, chunks: Iterable[bytes], out) -> tuple[int, str]:
+        size = 0
+        digest = hashlib.md5()  # noqa: S324 -- a checksum, not security
+        for chunk in chunks:
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise PhotoRefused(f"too large (more than {self.max_bytes:,} bytes)")
+            digest.update(chunk)
+            out.write(chunk)
+        if size == 0:
+            raise PhotoRefused("empty answer")
+        return size, digest.hexdigest()
+
+
+def _network_reason(exc: requests.RequestException) -> str:
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    if isinstance(exc, requests.ConnectionError):
+        return "could not connect"
+    return f"download failed ({type(exc).__name__})"
+
+
+def read_media_counts(path: Path) -> list[tuple[str, str]]:
+    """(url, file) of count-media.csv, most shared first."""
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        return [(row["url"], row["file"]) for row in csv.DictReader(handle) if row.get("url")]
+
+
+def fetch_photos(
+    photos: list[tuple[str, str]],
+    media_dir: Path,
+    *,
+    max_photos: int,
+    max_bytes: int,
+    local_path: Callable[[str], Path | None],
+    on_progress: Callable[[int, int], None] | None = None,
+    session: requests.Session | None = None,
+) -> list[PhotoResult]:
+    """Fetch up to max_photos of `photos` (url, file) into media_dir, in that order; returns one result each."""
+    media_dir.mkdir(parents=True, exist_ok=True)
+    wanted = photos[: max(max_photos, 0)]
+    names: set[str] = set()
+    jobs = []
+    for url, file in wanted:
+        name = photo_file_name(url, file)
+        if name.lower() in names:  # two URLs ending in the same name: the second gets its own
+            name = photo_file_name(url, "")
+        names.add(name.lower())
+        jobs.append((url, media_dir / name))
+    own_session = session is None
+    session = session or make_session()
+    fetcher = PhotoFetcher(session, max_bytes=max_bytes, local_path=local_path)
+    results: list[PhotoResult] = []
+    try:
+        with ThreadPoolExecutor(max_workers=PARALLEL_DOWNLOADS, thread_name_prefix="dnflow-photo") as pool:
+            for result in pool.map(lambda job: fetcher.fetch(*job), jobs):
+                results.append(result)
+                if on_progress is not None:
+                    on_progress(len(results), len(jobs))
+    finally:
+        if own_session:
+            session.close()
+    return results
+
+
+# --- Matching ------------------------------------------------------------------------------
+
+
+def photo_hash(path: Path) -> int | None:
+    """The average, difference and perceptual hashes of an image as one 192-bit number, or None."""
+    import imagehash
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            bits = [imagehash.average_hash(image), imagehash.dhash(image), imagehash.phash(image)]
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
+        log.info("cannot hash %s: %s", path.name, exc)
+        return None
+    value = 0
+    for one in bits:
+        for bit in one.hash.flatten():
+            value = (value << 1) | int(bit)
+    return value
+
+
+def hamming(a: int, b: int) -> int:
+    return (a ^ b).bit_count()
+
+
+class BKTree:
+    """Points under the Hamming distance; `near(x, d)` finds those within d without scanning all."""
+
+    def __init__(self) -> None:
+        self._root: tuple[int, int, dict] | None = None  # (value, item, children by distance)
+
+    def add(self, value: int, item: int) -> None:
+        if self._root is None:
+            self._root = (value, item, {})
+            return
+        node = self._root
+        while True:
+            distance = hamming(value, node[0])
+            child = node[2].get(distance)
+            if child is None:
+                node[2][distance] = (value, item, {})
+                return
+            node = child
+
+    def near(self, value: int, limit: int) -> list[int]:
+        found = []
+        pending = [self._root] if self._root is not None else []
+        while pending:
+            node_value, item, children = pending.pop()
+            distance = hamming(value, node_value)
+            if distance <= limit:
+                found.append(item)
+            # The triangle inequality: only children at distance-limit..distance+limit can hold matches.
+            for child_distance, child in children.items():
+                if distance - limit <= child_distance <= distance + limit:
+                    pending.append(child)
+        return found
+
+
+def group_similar(hashes: dict[str, int], limit: int = MATCH_DISTANCE) -> list[list[str]]:
+    """Groups (of two or more names) whose hashes are linked by distances of at most `limit`."""
+    names = sorted(hashes)
+    parent = list(range(len(names)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    tree = BKTree()
+    for i, name in enumerate(names):
+        for j in tree.near(hashes[name], limit):
+            parent[root(i)] = root(j)
+        tree.add(hashes[name], i)
+    groups: dict[int, list[str]] = {}
+    for i, name in enumerate(names):
+        groups.setdefault(root(i), []).append(name)
+    found = [sorted(group) for group in groups.values() if len(group) >= 2]
+    return sorted(found, key=lambda group: (-len(group), group[0]))
+
+
+def match_photos(media_dir: Path, names: Iterable[str]) -> tuple[list[list[str]], dict[str, int]]:
+    """Groups of photos in media_dir that look alike, and the hash of each photo that could be read."""
+    hashes = {}
+    for name in names:
+        value = photo_hash(media_dir / name)
+        if value is not None:
+            hashes[name] = value
+    return group_similar(hashes), hashes

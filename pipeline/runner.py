@@ -1,0 +1,89 @@
+"""Run one search's Luigi workflow in this process and say, in plain words, how it went.
+
+`luigi.build` returns True whenever scheduling worked, even if every task failed; we ask for the
+detailed summary and read its status. The reason a person reads is the failing task's own
+message (an ArchiveError, XApiError or QueryError explains itself), never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import luigi
+import luigi.configuration
+from django.conf import settings
+from django.db import connections
+from django.utils import timezone
+from luigi.execution_summary import LuigiStatusCode
+
+from searches.models import EventKind, Search, TaskEvent
+
+from . import events
+from .tasks import SearchTask, final_task
+
+log = logging.getLogger("dnflow.pipeline")
+
+OK_STATUSES = (LuigiStatusCode.SUCCESS, LuigiStatusCode.SUCCESS_WITH_RETRY)
+STATUS_REASONS = {
+    LuigiStatusCode.SCHEDULING_FAILED: "The workflow could not be scheduled (is the Luigi scheduler reachable?).",
+    LuigiStatusCode.NOT_RUN: "The Luigi scheduler did not let this worker run the workflow: "
+    "another worker may be running the same search.",
+    LuigiStatusCode.MISSING_EXT: "A file the workflow needs is missing.",
+}
+
+
+@dataclass(frozen=True)
+class WorkflowResult:
+    ok: bool
+    error: str = ""
+
+
+def _quiet_luigi_logging() -> None:
+    # Left alone, the first luigi.build adds its own DEBUG handler to "luigi-interface",
+    # overriding Django's LOGGING; our settings decide what is logged.
+    config = luigi.configuration.get_config()
+    if not config.has_section("core"):
+        config.add_section("core")
+    config.set("core", "no_configure_logging", "true")
+
+
+def run_workflow(search: Search) -> WorkflowResult:
+    """Build every output of the search in DNFLOW_DATA_DIR/<search.folder>; only unfinished tasks run."""
+    if not search.folder:
+        raise ValueError(f"Search #{search.pk} has no output folder yet: jobs.run_search sets one.")
+    (settings.DNFLOW_DATA_DIR / search.folder).mkdir(parents=True, exist_ok=True)
+    events.register(SearchTask)  # idempotent: Luigi keeps handlers in a set per class
+    events.last_failures.pop(search.pk, None)
+    _quiet_luigi_logging()
+
+    workers = max(1, int(settings.DNFLOW_LUIGI_WORKERS))
+    options: dict = {"detailed_summary": True, "workers": workers}
+    if settings.DNFLOW_LUIGI_SCHEDULER_URL:
+        options["scheduler_url"] = settings.DNFLOW_LUIGI_SCHEDULER_URL
+    else:
+        options["local_scheduler"] = True
+    if workers > 1:
+        # Luigi forks a process per task: a database connection shared across a fork breaks both ends.
+        connections.close_all()
+
+    began = timezone.now()
+    result = luigi.build([final_task(search)], **options)
+    if result.status in OK_STATUSES:
+        return WorkflowResult(ok=True)
+    reason = _failure_reason(search.pk, began) or STATUS_REASONS.get(result.status) or "The workflow failed."
+    log.warning("search #%s failed: %s", search.pk, reason)
+    return WorkflowResult(ok=False, error=reason)
+
+
+def _failure_reason(search_id: int, since) -> str:
+    """The failing task's own message: kept in this process, or (forked workers) from its TaskEvent."""
+    reason = events.last_failures.pop(search_id, "")
+    if reason:
+        return reason
+    event = (
+        TaskEvent.objects.filter(search_id=search_id, event=EventKind.FAILURE, created__gte=since)
+        .order_by("-created", "-pk")
+        .first()
+    )
+    return event.message if event else ""
