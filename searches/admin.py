@@ -68,7 +68,7 @@ class SearchAdmin(admin.ModelAdmin):
         (None, {"fields": ["owner", "term", "source", "archive_path", "count", "lang", "start_time", "end_time"]}),
         ("State", {"fields": readonly_fields}),
     ]
-    actions = ["run_again", "cancel", "publish", "unpublish", "delete_with_files"]
+    actions = ["run_again", "cancel", "publish", "unpublish", "delete_with_files", "reconcile"]
 
     @admin.display(description="Search", ordering="term")
     def term_or_archive(self, obj: Search) -> str:
@@ -119,6 +119,21 @@ class SearchAdmin(admin.ModelAdmin):
     @admin.action(description="Delete selected searches and their files")
     def delete_with_files(self, request, queryset) -> None:
         _apply(self, request, queryset, services.delete_search, "Deleted")
+
+    @admin.action(description="Reconcile: queue searches that never reached a worker")
+    def reconcile(self, request, queryset) -> None:
+        from redis.exceptions import RedisError
+
+        try:
+            report = services.reconcile_searches(list(queryset.values_list("pk", flat=True)))
+        except RedisError as exc:
+            self.message_user(
+                request,
+                f"Redis could not be reached ({exc}): nothing was queued. Start Redis, then try again.",
+                messages.ERROR,
+            )
+            return
+        self.message_user(request, f"Reconcile: {report}.", messages.SUCCESS if report.changed else messages.INFO)
 
     def delete_model(self, request, obj: Search) -> None:
         services.delete_search(obj)

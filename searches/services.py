@@ -29,7 +29,12 @@ def create_search(
     end_time=None,
     enqueue: bool = True,
 ) -> Search:
-    """Validate and save a search; with enqueue, hand it to a worker once the transaction commits."""
+    """Validate and save a search; with enqueue, hand it to a worker once the transaction commits.
+
+    The returned search tells whether it reached the queue: `search.queued` is True (on the queue),
+    False (saved but Redis could not be reached: `search.step` says so, and the reconcile sweep queues it
+    later) or None (inside a transaction that has not committed yet).
+    """
     from django.conf import settings
 
     search = Search(
@@ -52,12 +57,29 @@ def create_search(
 def enqueue_search(search: Search) -> None:
     """Queue one rq job for the search after the current transaction commits.
 
-    If Redis cannot be reached the search stays saved and queued; `reconcile_searches`
-    (also run when a worker starts) enqueues it later.
+    Sets `search.queued` (and refreshes `rq_job_id` and `step`) once that happens; see create_search.
     """
     from . import jobs
 
-    transaction.on_commit(lambda: jobs.enqueue(search.pk))
+    search.queued = None
+
+    def hand_over() -> None:
+        search.queued = jobs.enqueue(search.pk) is not None
+        row = Search.objects.filter(pk=search.pk).values("rq_job_id", "step").first()
+        if row is not None:
+            search.rq_job_id, search.step = row["rq_job_id"], row["step"]
+
+    transaction.on_commit(hand_over)
+
+
+def reconcile_searches(search_ids: list[int] | None = None):
+    """Queue searches that never reached a worker and recover those whose worker died.
+
+    Returns a jobs.ReconcileReport; raises redis.exceptions.RedisError if Redis cannot be reached.
+    """
+    from . import jobs
+
+    return jobs.reconcile(search_ids)
 
 
 def execute_search(search_id: int) -> Search:
@@ -90,6 +112,9 @@ def refresh_search(search: Search, *, enqueue: bool = True) -> Search:
 
 
 def _requeue(search: Search, *, new_folder: bool) -> None:
+    from . import jobs
+
+    jobs.forget_lost_count(search.pk)
     search.status = Status.QUEUED
     search.progress = 0.0
     search.step = ""

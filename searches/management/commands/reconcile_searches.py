@@ -1,0 +1,33 @@
+"""`manage.py reconcile_searches`: queue searches that never reached a worker, recover lost ones.
+
+Also run by every worker at start and every DNFLOW_RECONCILE_INTERVAL seconds; use this after Redis
+was down, or from cron, to be sure.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from redis.exceptions import RedisError
+
+from searches import services
+
+
+class Command(BaseCommand):
+    help = (
+        "Queue searches that never reached a worker (Redis was down) and recover running searches "
+        "whose worker died (queued again to resume, or failed with the reason)."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("search_ids", nargs="*", type=int, help="Only these searches (default: all unfinished).")
+
+    def handle(self, *args, **options) -> None:
+        try:
+            report = services.reconcile_searches(options["search_ids"] or None)
+        except RedisError as exc:
+            raise CommandError(
+                f"Redis could not be reached at {settings.REDIS_URL} ({exc}). Start Redis or fix REDIS_URL, "
+                "then run this again; the searches stay saved meanwhile."
+            ) from exc
+        self.stdout.write(f"Reconcile: {report}")

@@ -1,0 +1,121 @@
+"""Real rq workers running real Luigi workflows: several at once, a killed one, the job timeout."""
+
+from __future__ import annotations
+
+import time
+
+import django_rq
+import pytest
+from rq.job import Job
+
+from searches import services
+from searches.models import Search, Status
+
+from .worker_helpers import COMPARED_OUTPUTS, REAL_ARCHIVE, big_archive, task_events, worker_pool
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def workers(transactional_db, settings, tmp_path):
+    with worker_pool(settings, tmp_path) as pool:
+        yield pool
+
+
+def _done(pk: int) -> bool:
+    return Search.objects.get(pk=pk).is_done
+
+
+def test_four_searches_on_two_workers_all_finish_each_run_once(workers):
+    workers.start(2)
+    searches = [
+        services.create_search(source="archive", archive_path=str(REAL_ARCHIVE)),
+        services.create_search(term="climate", source="sample"),
+        services.create_search(source="archive", archive_path=str(REAL_ARCHIVE)),
+        services.create_search(term="flood", source="sample"),
+    ]
+    assert all(s.queued for s in searches)
+
+    workers.wait_for(lambda: all(_done(s.pk) for s in searches), timeout=90, what="four searches finish")
+
+    conn = django_rq.get_connection("default")
+    for search in searches:
+        search.refresh_from_db()
+        assert search.status == Status.FINISHED, (search.pk, search.error)
+        # One run: the collection started once, and every task that started also succeeded, once.
+        assert task_events(search, "start", "CollectPosts") == ["CollectPosts"]
+        started = task_events(search, "start")
+        assert sorted(started) == sorted(task_events(search, "success"))
+        assert len(started) == len(set(started))
+        assert {"CollectPosts", "SummarisePosts", "PackageOutputs"} <= set(started)
+        assert not task_events(search, "failure")
+        assert (search.output_dir / f"{search.folder}.zip").is_file()
+        # One rq job per search, and it finished.
+        assert Job.fetch(search.rq_job_id, connection=conn).get_status() == "finished"
+    assert len({s.rq_job_id for s in searches}) == 4
+    assert django_rq.get_queue("default", connection=conn).count == 0
+
+
+def test_killed_worker_search_is_queued_again_and_resumes_to_the_same_outputs(workers):
+    archive = str(big_archive())
+    workers.start(2)
+    search = services.create_search(source="archive", archive_path=archive)
+
+    # Mid-run: the posts are collected and the summary is being computed.
+    workers.wait_for(lambda: task_events(search, "start", "SummarisePosts"), timeout=60, what="the summary step starts")
+    search.refresh_from_db()
+    first_folder, first_job = search.folder, search.rq_job_id
+    running_on = Job.fetch(first_job, connection=django_rq.get_connection("default")).worker_name
+    workers.by_name(running_on).kill_hard()
+    killed_at = time.monotonic()
+
+    def queued_again() -> bool:
+        return search.events.filter(task_family="Worker", event="note").exists()
+
+    # The surviving worker's periodic sweep notices within seconds, not rq's minute-long cleanup.
+    took = workers.wait_for(queued_again, timeout=45, what="the lost search is queued again")
+    assert took < 45
+    note = search.events.get(task_family="Worker").message
+    assert "worker running this search stopped" in note and "completed steps are kept" in note
+
+    workers.wait_for(lambda: _done(search.pk), timeout=90, what="the re-run finishes")
+    search.refresh_from_db()
+    assert search.status == Status.FINISHED, search.error
+    assert search.folder == first_folder and search.rq_job_id != first_job
+    # Resumed: the collection was not done again, the interrupted summary was.
+    assert task_events(search, "start", "CollectPosts") == ["CollectPosts"]
+    assert task_events(search, "start", "SummarisePosts") == ["SummarisePosts", "SummarisePosts"]
+    print(f"recovered {time.monotonic() - killed_at:.1f} s after the kill")
+
+    uninterrupted = services.create_search(source="archive", archive_path=archive)
+    workers.wait_for(lambda: _done(uninterrupted.pk), timeout=90, what="the uninterrupted run finishes")
+    uninterrupted.refresh_from_db()
+    assert uninterrupted.status == Status.FINISHED, uninterrupted.error
+    assert uninterrupted.num_posts == search.num_posts == 50_000
+    for name in COMPARED_OUTPUTS:
+        resumed = (search.output_dir / name).read_bytes()
+        assert resumed == (uninterrupted.output_dir / name).read_bytes(), name
+        assert resumed.count(b"\n") > 1, name
+
+
+def test_job_timeout_ends_the_search_as_failed_with_the_reason(workers, settings):
+    settings.DNFLOW_JOB_TIMEOUT = 2  # taken by the job when it is enqueued
+    (worker,) = workers.start(1)
+    search = services.create_search(source="archive", archive_path=str(big_archive()))
+
+    workers.wait_for(lambda: _done(search.pk), timeout=40, what="the timed-out search ends")
+    search.refresh_from_db()
+    assert search.status == Status.FAILED
+    assert "took longer than the job timeout (2 s, setting DNFLOW_JOB_TIMEOUT)" in search.error
+    # Ended by the timeout itself, not by rq's last-resort kill a minute later.
+    assert (search.finished - search.started).total_seconds() < 15
+    assert not (search.output_dir / f"{search.folder}.zip").exists()
+    assert Job.fetch(search.rq_job_id, connection=django_rq.get_connection("default")).get_status() == "failed"
+
+    # The worker survives its work horse and takes the next search.
+    settings.DNFLOW_JOB_TIMEOUT = 600
+    quick = services.create_search(term="rain", source="sample")
+    workers.wait_for(lambda: _done(quick.pk), timeout=60, what="the next search finishes")
+    quick.refresh_from_db()
+    assert quick.status == Status.FINISHED, quick.error
+    assert worker.proc.poll() is None
