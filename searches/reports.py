@@ -241,6 +241,15 @@ def posts_over_time(folder: Path | None, summary: dict) -> Timeline | None:
 # --- Posts, photos and files -----------------------------------------------------------------
 
 
+# The workflow writes a quote before CSV cells that a spreadsheet would take for a formula
+# (pipeline.outputs.neutralise); a web page shows the post as it was written.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(cell: str) -> str:
+    return cell[1:] if cell.startswith("'") and cell[1:2] and cell[1:2] in FORMULA_STARTS else cell
+
+
 @dataclass
 class TopRetweet:
     tweet_id: str
@@ -258,7 +267,7 @@ def top_retweets(folder: Path | None, limit: int, *, with_posts: bool) -> list[T
         missing = set(wanted)
         for row in _csv_rows(folder / "tweets.csv"):
             if row.get("id") in missing:
-                wanted[row["id"]].post = row
+                wanted[row["id"]].post = {**row, "text": spreadsheet_text(row.get("text") or "")}
                 missing.discard(row["id"])
                 if not missing:
                     break

@@ -233,3 +233,19 @@ def test_a_bad_sample_size_is_refused_with_a_reason(owner_client, owner, size, m
 def test_public_visitors_get_no_sample_form(client, owner):
     page = summary_page(client, make_search(owner, published=True))
     assert "Draw a new sample.csv" not in page
+
+
+def test_post_text_is_shown_as_written_not_as_guarded_for_spreadsheets(owner_client, owner):
+    search = make_search(owner)
+    # The workflow writes a quote before a cell a spreadsheet would evaluate (pipeline.outputs.neutralise).
+    write_csv(
+        search.output_dir / "tweets.csv",
+        ["id", "created_at", "user", "text"],
+        [
+            ("1001", "2024-03-01T10:05:00+00:00", "ada", "'@ben =SUM(A1) is how it starts"),
+            ("1003", "", "cleo", "'plain"),
+        ],
+    )
+    page = summary_page(owner_client, search)
+    assert "@ben =SUM(A1) is how it starts</blockquote>" in page
+    assert "&#x27;plain</blockquote>" in page  # a quote before an ordinary letter is the author's own

@@ -40,7 +40,8 @@ class Timeline:
 
 
 ROW_EVENTS = (EventKind.START, EventKind.SUCCESS, EventKind.FAILURE, EventKind.PROCESSING_TIME)
-NOTE_EVENTS = (EventKind.RATE_LIMIT, EventKind.RETRY, EventKind.FAILURE, EventKind.NOTE)
+# Failures are not repeated here: the task's row and the search's error already say it.
+NOTE_EVENTS = (EventKind.RATE_LIMIT, EventKind.RETRY, EventKind.NOTE)
 
 
 def build_timeline(search: Search) -> Timeline:

@@ -1,0 +1,201 @@
+"""A real browser against the live server and a real rq worker running the real workflow.
+
+Headless Debian Chromium through Playwright; screenshots go to test-artifacts/ for a person to look at.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.urls import reverse
+
+from searches.models import Search, Status
+from tests.web_helpers import FAST_PASSWORD_HASHERS, make_search
+
+# Playwright's sync API runs an event loop in this thread; Django would refuse ORM calls beside it.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+ARTIFACTS = PROJECT_DIR / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SEARCH_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"No Chromium at {CHROMIUM}: run scripts/ensure-chromium.sh (make services).")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def shared_data_dir(tmp_path_factory) -> Path:
+    """One data folder for the module, so the worker (started once) and the live server agree."""
+    return tmp_path_factory.mktemp("browser-data")
+
+
+@pytest.fixture(autouse=True)
+def use_shared_data_dir(data_dir, settings, shared_data_dir):
+    settings.DNFLOW_DATA_DIR = shared_data_dir
+    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
+
+
+def database_url(db: dict) -> str:
+    """DATABASE_URL for the database the tests use right now (the test database), for a subprocess."""
+    engine = db["ENGINE"]
+    if engine == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    if engine == "django.db.backends.postgresql":
+        auth = quote(db.get("USER") or "", safe="")
+        if db.get("PASSWORD"):
+            auth += ":" + quote(db["PASSWORD"], safe="")
+        host = db.get("HOST") or "127.0.0.1"
+        port = f":{db['PORT']}" if db.get("PORT") else ""
+        return f"postgres://{auth}@{host}{port}/{db['NAME']}"
+    raise RuntimeError(f"The browser tests do not know how to hand {engine} to a worker process.")
+
+
+@pytest.fixture(scope="module")
+def worker(django_db_setup, django_db_blocker, shared_data_dir):
+    """A real `manage.py rqworker` on the test database, this Redis and the shared data folder."""
+    import django_rq
+
+    with django_db_blocker.unblock():
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url(settings.DATABASES["default"]),
+            "REDIS_URL": settings.REDIS_URL,
+            "DNFLOW_DATA_DIR": str(shared_data_dir),
+            "DNFLOW_FETCH_PHOTOS": "true",
+        }
+    django_rq.get_queue("default").empty()
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = (ARTIFACTS / "browser-worker.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, str(PROJECT_DIR / "manage.py"), "rqworker", "default"],
+        cwd=PROJECT_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    yield process
+    process.send_signal(signal.SIGTERM)  # rq's warm shutdown
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    log.close()
+    django_rq.get_queue("default").empty()
+
+
+def log_in(page, live_server, username: str, password: str) -> None:
+    page.goto(f"{live_server.url}{reverse('login')}")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_start_a_sample_search_watch_it_finish_live_and_read_its_summary(page, live_server, owner, worker):
+    log_in(page, live_server, "alice", "alice-password-1")
+    page.fill("#id_term", "climate")
+    page.select_option("#id_source", "sample")
+    shot(page, "home")
+    page.click("button.primary:has-text('Start')")
+    page.wait_for_url(f"{live_server.url}/searches/*/")
+    search = Search.objects.get(owner=owner)
+    assert page.locator(".message-success").inner_text() == f"Search {search} started."
+
+    # Mark this page: a reload or navigation would lose the mark, so it proves htmx did the updates.
+    page.evaluate("window.dnflowNoReload = true")
+    page.wait_for_selector(
+        "#status .badge-finished, #status .badge-failed, #status .badge-cancelled", timeout=SEARCH_TIMEOUT_MS
+    )
+    assert page.evaluate("window.dnflowNoReload") is True, "the page reloaded instead of updating in place"
+    shot(page, "status-done")
+    status = page.locator("#status")
+    assert status.locator(".badge-finished").count() == 1, f"the search did not finish: {status.inner_text()}"
+    assert worker.poll() is None, "the worker died"
+    assert "100%" in status.inner_text()
+    assert status.locator("table.timeline tbody tr").count() >= 1
+    search.refresh_from_db()
+    assert search.status == Status.FINISHED and search.num_posts
+
+    page.click("a:has-text('Read the summary')")
+    page.wait_for_url(f"{live_server.url}{reverse('search_summary', args=[search.pk])}")
+    assert page.locator(".timeline-chart svg rect").count() >= 1
+    hashtag_bars = page.locator("#chart-hashtags .bar")
+    assert hashtag_bars.count() >= 1
+    assert hashtag_bars.first.bounding_box()["width"] > 50  # the top bar is drawn at full width
+    assert page.locator("#files a:has-text('tweet-ids.txt')").count() == 1
+    photo = page.locator("#photos img").first
+    photo.scroll_into_view_if_needed()  # photos load lazily
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=photo.element_handle())
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    page.wait_for_load_state("networkidle")
+    shot(page, "summary")
+
+
+def test_a_published_search_is_visible_logged_out_and_a_private_one_is_404(page, live_server, owner):
+    shared = make_search(owner, term="shared with everyone", published=True)
+    private = make_search(owner, term="kept private")
+    response = page.goto(f"{live_server.url}{shared.get_absolute_url()}")
+    assert response.status == 200
+    assert "shared with everyone" in page.locator("h1").inner_text()
+    assert page.locator("#chart-hashtags .bar").count() == 2
+    assert page.locator("text=Log in").count() >= 1
+    shot(page, "published-logged-out")
+    response = page.goto(f"{live_server.url}{private.get_absolute_url()}")
+    assert response.status == 404
+    assert "kept private" not in page.content()
+    response = page.goto(f"{live_server.url}/searches/{private.pk}/files/tweet-ids.txt")
+    assert response.status == 404
+
+
+def test_a_running_search_row_on_the_home_page_updates_in_place(page, live_server, owner):
+    search = make_search(owner, term="slowly going", status=Status.RUNNING, step="Collecting posts", progress=20.0)
+    log_in(page, live_server, "alice", "alice-password-1")
+    row = page.locator(f"#search-row-{search.pk}")
+    assert row.locator(".badge-running").count() == 1
+    page.evaluate("window.dnflowNoReload = true")
+    Search.objects.filter(pk=search.pk).update(status=Status.FINISHED, progress=100.0, step="Finished", num_posts=7)
+    deadline = time.monotonic() + 10
+    while row.locator(".badge-finished").count() == 0 and time.monotonic() < deadline:
+        page.wait_for_timeout(250)
+    assert row.locator(".badge-finished").count() == 1 and "7 posts" in row.inner_text()
+    assert page.evaluate("window.dnflowNoReload") is True
