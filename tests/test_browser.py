@@ -84,9 +84,41 @@ def database_url(db: dict) -> str:
     raise RuntimeError(f"The browser tests do not know how to hand {engine} to a worker process.")
 
 
+class Worker:
+    """A real `manage.py rqworker` on the test database, this Redis and the shared data folder,
+    started when a test asks (so a page can be seen waiting for it first) and stopped at the end."""
+
+    def __init__(self, env: dict):
+        self.env = env
+        self.process: subprocess.Popen | None = None
+        self.log = None
+
+    def start(self) -> subprocess.Popen:
+        if self.process is None:
+            ARTIFACTS.mkdir(exist_ok=True)
+            self.log = (ARTIFACTS / "browser-worker.log").open("w")
+            self.process = subprocess.Popen(
+                [sys.executable, str(PROJECT_DIR / "manage.py"), "rqworker", "default"],
+                cwd=PROJECT_DIR,
+                env=self.env,
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+            )
+        return self.process
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)  # rq's warm shutdown
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.log.close()
+
+
 @pytest.fixture(scope="module")
 def worker(django_db_setup, django_db_blocker, shared_data_dir):
-    """A real `manage.py rqworker` on the test database, this Redis and the shared data folder."""
     import django_rq
 
     with django_db_blocker.unblock():
@@ -95,26 +127,11 @@ def worker(django_db_setup, django_db_blocker, shared_data_dir):
             "DATABASE_URL": database_url(settings.DATABASES["default"]),
             "REDIS_URL": settings.REDIS_URL,
             "DNFLOW_DATA_DIR": str(shared_data_dir),
-            "DNFLOW_FETCH_PHOTOS": "true",
         }
     django_rq.get_queue("default").empty()
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = (ARTIFACTS / "browser-worker.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, str(PROJECT_DIR / "manage.py"), "rqworker", "default"],
-        cwd=PROJECT_DIR,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    yield process
-    process.send_signal(signal.SIGTERM)  # rq's warm shutdown
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    log.close()
+    worker = Worker(env)
+    yield worker
+    worker.stop()
     django_rq.get_queue("default").empty()
 
 
@@ -141,8 +158,12 @@ def test_start_a_sample_search_watch_it_finish_live_and_read_its_summary(page, l
     search = Search.objects.get(owner=owner)
     assert page.locator(".message-success").inner_text() == f"Search {search} started."
 
+    # No worker yet: the page shows the search waiting, and polls.
+    assert page.locator("#status .badge-queued").count() == 1
+    assert page.locator("#status[hx-trigger='every 2s']").count() == 1
     # Mark this page: a reload or navigation would lose the mark, so it proves htmx did the updates.
     page.evaluate("window.dnflowNoReload = true")
+    process = worker.start()
     page.wait_for_selector(
         "#status .badge-finished, #status .badge-failed, #status .badge-cancelled", timeout=SEARCH_TIMEOUT_MS
     )
@@ -150,7 +171,7 @@ def test_start_a_sample_search_watch_it_finish_live_and_read_its_summary(page, l
     shot(page, "status-done")
     status = page.locator("#status")
     assert status.locator(".badge-finished").count() == 1, f"the search did not finish: {status.inner_text()}"
-    assert worker.poll() is None, "the worker died"
+    assert process.poll() is None, "the worker died"
     assert "100%" in status.inner_text()
     assert status.locator("table.timeline tbody tr").count() >= 1
     search.refresh_from_db()

@@ -230,7 +230,7 @@ def test_compare_puts_counts_side_by_side_with_their_overlap(owner_client, owner
         section,
     )
     # Totals: energy 2+5=7, climate 3+1=4, heat 0+4=4 (ties by name).
-    assert rows == [("energy", "2", "5"), ("climate", "3", "1"), ("heat", "0", "4")]
+    assert rows == [("#energy", "2", "5"), ("#climate", "3", "1"), ("#heat", "0", "4")]
     # {climate, energy} and {energy, heat, climate}: 2 shared of 3, Jaccard 0.67.
     assert "2 of 3 hashtags appear in every search" in section and "Jaccard 0.67" in section
 

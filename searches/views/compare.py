@@ -14,6 +14,7 @@ from ..models import Search, Status
 
 COMPARED_KINDS = ("hashtags", "mentions", "domains")
 PICKER_SIZE = 200
+DEFAULT_TOP = 20
 
 
 @dataclass
@@ -67,12 +68,14 @@ def compare(request: HttpRequest) -> HttpResponse:
         # Accept ?ids=1,2,3 (shareable links) as well as the form's repeated ?ids=1&ids=2.
         data = request.GET.copy()
         data.setlist("ids", [i.strip() for v in request.GET.getlist("ids") for i in v.split(",") if i.strip()])
-    form = CompareForm(data, searches=candidates, initial={"top": 20})
+        if not data.get("top"):
+            data["top"] = str(DEFAULT_TOP)
+    form = CompareForm(data, searches=candidates, initial={"top": DEFAULT_TOP})
     comparisons, chosen = [], []
     if data is not None and form.is_valid():
         by_id = {s.pk: s for s in candidates}
         chosen = [by_id[i] for i in dict.fromkeys(form.cleaned_data["ids"])]
-        top = form.cleaned_data.get("top") or 20
+        top = form.cleaned_data.get("top") or DEFAULT_TOP
         comparisons = [compare_counts(chosen, kind, top) for kind in COMPARED_KINDS]
     return render(
         request,
