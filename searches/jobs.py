@@ -57,7 +57,7 @@ def _job_timeout() -> int:
 # --- Queueing ------------------------------------------------------------------------------------
 
 
-def enqueue(search_id: int) -> str | None:
+def enqueue(search_id: int, *, step: str = "Waiting for a worker") -> str | None:
     """Hand a queued search to the workers; returns its live job id, or None if it is not on the queue.
 
     If Redis is unreachable the search stays saved and queued, its `step` says so, and the reconcile
@@ -68,7 +68,7 @@ def enqueue(search_id: int) -> str | None:
     try:
         conn = django_rq.get_connection("default")
         with conn.lock(f"dnflow:enqueue:{search_id}", timeout=30, blocking_timeout=10):
-            return _enqueue_locked(conn, search_id)
+            return _enqueue_locked(conn, search_id, step)
     except LockError:
         log.warning("search #%s: another process holds its enqueue lock; leaving it to that one", search_id)
         return Search.objects.filter(pk=search_id).values_list("rq_job_id", flat=True).first() or None
@@ -78,7 +78,7 @@ def enqueue(search_id: int) -> str | None:
         return None
 
 
-def _enqueue_locked(conn, search_id: int) -> str | None:
+def _enqueue_locked(conn, search_id: int, step: str) -> str | None:
     from rq import Callback
 
     search = Search.objects.filter(pk=search_id).only("status", "rq_job_id").first()
@@ -89,9 +89,7 @@ def _enqueue_locked(conn, search_id: int) -> str | None:
     job_id = f"search-{search_id}-{timezone.now():%Y%m%d%H%M%S%f}"
     # Recorded before the job exists, so the job's claim (which accepts only the recorded job) cannot
     # run ahead of this write.
-    if not Search.objects.filter(pk=search_id, status=Status.QUEUED).update(
-        rq_job_id=job_id, step="Waiting for a worker"
-    ):
+    if not Search.objects.filter(pk=search_id, status=Status.QUEUED).update(rq_job_id=job_id, step=step):
         return None
     try:
         django_rq.get_queue("default", connection=conn).enqueue(
@@ -448,9 +446,10 @@ def recover_lost(conn, search: Search, job) -> str | None:
             status=Status.FAILED, step="Failed", error=error, finished=timezone.now(), rate_limited_until=None
         )
         return Status.FAILED if updated else None
+    step = "Queued again: its worker stopped. Completed steps are kept."
     if not rows.update(
         status=Status.QUEUED,
-        step="Queued again: its worker stopped. Completed steps are kept.",
+        step=step,
         rq_job_id="",
         started=None,
         finished=None,
@@ -464,7 +463,7 @@ def recover_lost(conn, search: Search, job) -> str | None:
         event=EventKind.NOTE,
         message=f"The worker running this search stopped ({why}). Queued again to resume: completed steps are kept.",
     )
-    enqueue(search.pk)
+    enqueue(search.pk, step=step)
     return Status.QUEUED
 
 

@@ -1,0 +1,173 @@
+"""Reconcile: searches saved while Redis was down get queued, lost searches are recovered, boundedly."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from io import StringIO
+
+import django_rq
+import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+from django.utils import timezone
+from rq.job import Job, JobStatus
+
+from searches import jobs, services
+from searches.models import Search, Status
+
+from .worker_helpers import redis_for_tests, worker_pool
+
+DEAD_REDIS = {"default": {"URL": "redis://127.0.0.1:1/0"}}  # nothing listens on port 1
+
+
+@pytest.fixture
+def workers(transactional_db, settings, tmp_path):
+    with worker_pool(settings, tmp_path) as pool:
+        yield pool
+
+
+@pytest.fixture
+def redis_db(settings):
+    with redis_for_tests(settings):
+        yield
+
+
+def _queue():
+    return django_rq.get_queue("default")
+
+
+def _done(pk: int) -> bool:
+    return Search.objects.get(pk=pk).is_done
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_search_created_while_redis_is_down_is_saved_then_queued_by_reconcile_and_run(workers, settings):
+    good = settings.RQ_QUEUES
+    settings.RQ_QUEUES = DEAD_REDIS
+    search = services.create_search(term="climate", source="sample")
+
+    assert search.queued is False
+    assert "Redis could not be reached" in search.step and "reconcile_searches" in search.step
+    search.refresh_from_db()
+    assert search.status == Status.QUEUED and search.rq_job_id == ""
+    with pytest.raises(CommandError, match="Redis could not be reached at .* Start Redis or fix REDIS_URL"):
+        call_command("reconcile_searches")
+
+    settings.RQ_QUEUES = good
+    out = StringIO()
+    call_command("reconcile_searches", stdout=out)
+    assert f"queued: #{search.pk}" in out.getvalue()
+    search.refresh_from_db()
+    assert Job.fetch(search.rq_job_id, connection=django_rq.get_connection("default")).get_status() == "queued"
+    assert search.step == "Waiting for a worker"
+
+    # A second sweep (another worker, the admin, cron) adds no second job.
+    out = StringIO()
+    call_command("reconcile_searches", stdout=out)
+    assert "nothing to do" in out.getvalue()
+    assert _queue().count == 1
+
+    workers.start(1)
+    workers.wait_for(lambda: _done(search.pk), timeout=60, what="the search finishes")
+    assert Search.objects.get(pk=search.pk).status == Status.FINISHED
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_starting_worker_queues_what_never_reached_redis_and_recovers_lost_runs(workers, settings):
+    good = settings.RQ_QUEUES
+    settings.RQ_QUEUES = DEAD_REDIS
+    never_queued = services.create_search(term="climate", source="sample")
+    settings.RQ_QUEUES = good
+    # Running when every worker died: no process, no heartbeat, no job.
+    lost = services.create_search(term="flood", source="sample", enqueue=False)
+    Search.objects.filter(pk=lost.pk).update(status=Status.RUNNING, started=timezone.now() - timedelta(minutes=5))
+
+    (worker,) = workers.start(1)
+    workers.wait_for(lambda: _done(never_queued.pk) and _done(lost.pk), timeout=60, what="both finish")
+
+    assert "Reconcile at start: queued: #" in worker.log()
+    for search in (never_queued, lost):
+        search.refresh_from_db()
+        assert search.status == Status.FINISHED, search.error
+    assert lost.events.filter(task_family="Worker", event="note").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_web_form_tells_the_person_when_the_search_could_not_be_queued(client, owner, settings, redis_db):
+    settings.RQ_QUEUES = DEAD_REDIS
+    client.force_login(owner)
+    response = client.post(reverse("home"), {"term": "climate", "source": "sample"}, follow=True)
+
+    search = Search.objects.get(owner=owner)
+    assert search.status == Status.QUEUED
+    page = response.content.decode()
+    assert "Search saved but not started yet" in page
+    assert "Redis could not be reached" in page
+
+
+@pytest.mark.django_db
+def test_admin_action_reconciles_the_selected_searches(admin_client, settings, redis_db):
+    good = settings.RQ_QUEUES
+    settings.RQ_QUEUES = DEAD_REDIS
+    search = services.create_search(term="climate", source="sample")
+    url = reverse("admin:searches_search_changelist")
+    form = {"action": "reconcile", "_selected_action": [search.pk]}
+
+    response = admin_client.post(url, form, follow=True)
+    assert "Redis could not be reached" in response.content.decode()
+    assert Search.objects.get(pk=search.pk).rq_job_id == ""
+
+    settings.RQ_QUEUES = good
+    response = admin_client.post(url, form, follow=True)
+    assert f"Reconcile: queued: #{search.pk}." in response.content.decode()
+    assert Search.objects.get(pk=search.pk).rq_job_id in _queue().job_ids
+
+
+@pytest.mark.django_db
+def test_a_search_that_keeps_losing_its_worker_fails_with_the_reason(settings, redis_db):
+    settings.DNFLOW_LOST_SEARCH_RETRIES = 1
+    search = services.create_search(term="climate", source="sample", enqueue=False)
+
+    def lose_worker() -> None:
+        Search.objects.filter(pk=search.pk).update(
+            status=Status.RUNNING, started=timezone.now() - timedelta(minutes=1), rq_job_id=""
+        )
+
+    lose_worker()
+    report = services.reconcile_searches([search.pk])
+    assert report.requeued == [search.pk]
+    search.refresh_from_db()
+    assert search.status == Status.QUEUED and search.rq_job_id in _queue().job_ids
+    assert "Completed steps are kept" in search.step
+
+    lose_worker()
+    report = services.reconcile_searches([search.pk])
+    assert report.failed == [search.pk]
+    search.refresh_from_db()
+    assert search.status == Status.FAILED
+    assert "stopped unexpectedly 2 times in a row" in search.error
+    assert "Run it again to resume" in search.error
+
+    # A person's re-run gets the full allowance back.
+    services.rerun_search(search, enqueue=False)
+    lose_worker()
+    assert services.reconcile_searches([search.pk]).requeued == [search.pk]
+
+
+@pytest.mark.django_db
+def test_a_run_that_outlived_its_job_timeout_is_failed_with_that_reason(settings, redis_db):
+    settings.DNFLOW_JOB_TIMEOUT = 30
+    search = services.create_search(term="climate", source="sample", enqueue=False)
+    job_id = jobs.enqueue(search.pk)
+    # rq's worker killed the work horse after the timeout (a plain rq worker): nobody recorded why.
+    Search.objects.filter(pk=search.pk).update(status=Status.RUNNING, started=timezone.now() - timedelta(minutes=2))
+    _queue().remove(job_id)
+    Job.fetch(job_id, connection=django_rq.get_connection("default")).set_status(JobStatus.FAILED)
+
+    report = services.reconcile_searches([search.pk])
+
+    assert report.failed == [search.pk]
+    search.refresh_from_db()
+    assert "took longer than the job timeout (30 s, setting DNFLOW_JOB_TIMEOUT)" in search.error
