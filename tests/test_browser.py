@@ -18,9 +18,6 @@ from django.urls import reverse
 from searches.models import Search, Status
 from tests.web_helpers import FAST_PASSWORD_HASHERS, make_search
 
-# Playwright's sync API runs an event loop in this thread; Django would refuse ORM calls beside it.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -42,10 +39,20 @@ def browser():
     sync_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.fail(f"No Chromium at {CHROMIUM}: run scripts/ensure-chromium.sh (make services).")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    # Playwright's sync API runs an event loop in this thread; Django would refuse ORM calls beside
+    # it. Allowed for these tests only: the variable must not leak into other tests' subprocesses.
+    before = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        if before is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = before
 
 
 @pytest.fixture
@@ -123,7 +130,7 @@ def worker(django_db_setup, django_db_blocker, shared_data_dir):
 
     with django_db_blocker.unblock():
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
             "DATABASE_URL": database_url(settings.DATABASES["default"]),
             "REDIS_URL": settings.REDIS_URL,
             "DNFLOW_DATA_DIR": str(shared_data_dir),
