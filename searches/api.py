@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from . import reports
@@ -72,7 +73,7 @@ def search_detail(request: HttpRequest, pk: int) -> JsonResponse:
                 {
                     "name": f.name,
                     "size": f.size,
-                    "url": request.build_absolute_uri(f"{search.get_absolute_url()}files/{f.name}"),
+                    "url": request.build_absolute_uri(reverse("search_file", args=[search.pk, f.name])),
                 }
                 for f in reports.output_files(search.output_dir, include_private=can_manage(request.user, search))
             ]

@@ -41,6 +41,14 @@ def test_detail_reports_status_progress_counts_files_and_events(owner_client, ow
     ]
     names = {f["name"] for f in data["files"]}
     assert {"count-hashtags.csv", "tweet-ids.txt", "tweets.csv", f"{search.folder}.zip"} <= names
+    ids_url = next(f["url"] for f in data["files"] if f["name"] == "tweet-ids.txt")
+    assert b"".join(owner_client.get(ids_url).streaming_content).split() == [
+        b"1001",
+        b"1002",
+        b"1003",
+        b"1004",
+        b"1005",
+    ]
     assert data["url"].endswith(search.get_absolute_url())
 
 
