@@ -36,13 +36,31 @@ def neutralise(cell: str) -> str:
     return cell
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp makes files only their owner can read; outputs get the usual permissions instead,
+# so a web server running as another user can serve what a worker wrote.
+FILE_MODE = 0o666 & ~_current_umask()
+
+
+def new_temp_path(final: Path) -> tuple[int, Path]:
+    """An open descriptor and the path of a fresh temporary file beside `final`."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.fchmod(fd, FILE_MODE)
+    return fd, Path(temp)
+
+
 def _temp_file(path: Path, mode: str) -> tuple[IO, Path]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, temp = new_temp_path(path)
     if "b" in mode:
-        return os.fdopen(fd, mode), Path(temp)
+        return os.fdopen(fd, mode), temp
     # newline="" lets the csv module write its own \r\n record ends unchanged.
-    return os.fdopen(fd, mode, encoding="utf-8", newline=""), Path(temp)
+    return os.fdopen(fd, mode, encoding="utf-8", newline=""), temp
 
 
 class CsvWriter:
@@ -150,11 +168,9 @@ def replace_from_temp(final: Path) -> tuple[Path, Callable[[], None]]:
 
     For files written by code that wants a path rather than a handle (a zip, a download).
     """
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    fd, temp_path = new_temp_path(Path(final))
     os.close(fd)
-    temp_path = Path(temp)
+    final = Path(final)
 
     def finish() -> None:
         os.replace(temp_path, final)

@@ -27,7 +27,6 @@ import logging
 import mimetypes
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,6 +35,8 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+
+from .outputs import new_temp_path
 
 log = logging.getLogger("dnflow.photos")
 
@@ -86,7 +87,7 @@ def make_session(pool_size: int = PARALLEL_DOWNLOADS) -> requests.Session:
 
 
 def _md5_of(path: Path) -> str:
-    digest = hashlib.md5()  # noqa: S324 -- a checksum for people to verify copies, as BagIt uses
+    digest = hashlib.md5(usedforsecurity=False)  # a checksum for people to verify copies
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(CHUNK), b""):
             digest.update(chunk)
@@ -103,8 +104,7 @@ class PhotoFetcher:
         """Download one photo to dest (whole or not at all); never raises for a bad photo."""
         if dest.is_file():  # a previous run finished it: files appear only when complete
             return PhotoResult(url, dest.name, True, dest.stat().st_size, _md5_of(dest))
-        fd, temp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-        temp = Path(temp_name)
+        fd, temp = new_temp_path(dest)
         try:
             with os.fdopen(fd, "wb") as out:
                 size, md5 = self._download(url, out)
@@ -146,7 +146,7 @@ class PhotoFetcher:
 
     def _stream(self, chunks: Iterable[bytes], out) -> tuple[int, str]:
         size = 0
-        digest = hashlib.md5()  # noqa: S324 -- a checksum, not security
+        digest = hashlib.md5(usedforsecurity=False)
         for chunk in chunks:
             size += len(chunk)
             if size > self.max_bytes:

@@ -20,7 +20,7 @@ from luigi.execution_summary import LuigiStatusCode
 from searches.models import EventKind, Search, TaskEvent
 
 from . import events
-from .tasks import SearchTask, final_task
+from .tasks import EXPLAINED_ERRORS, SearchTask, final_task
 
 log = logging.getLogger("dnflow.pipeline")
 
@@ -39,6 +39,19 @@ class WorkflowResult:
     error: str = ""
 
 
+class _ExplainedFailures(logging.Filter):
+    """Luigi logs every failed task with its traceback. For errors that explain themselves (a bad
+    archive, an X API refusal) the traceback is noise in a worker's log or a terminal: the plain
+    reason is logged (dnflow.pipeline) and recorded instead. Unexpected errors keep theirs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, EXPLAINED_ERRORS)
+
+
+_explained_failures = _ExplainedFailures()
+
+
 def _quiet_luigi_logging() -> None:
     # Left alone, the first luigi.build adds its own DEBUG handler to "luigi-interface",
     # overriding Django's LOGGING; our settings decide what is logged.
@@ -46,6 +59,9 @@ def _quiet_luigi_logging() -> None:
     if not config.has_section("core"):
         config.add_section("core")
     config.set("core", "no_configure_logging", "true")
+    luigi_log = logging.getLogger("luigi-interface")
+    if _explained_failures not in luigi_log.filters:
+        luigi_log.addFilter(_explained_failures)
 
 
 def run_workflow(search: Search) -> WorkflowResult:

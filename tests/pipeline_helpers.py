@@ -362,3 +362,110 @@ def read_rows(path: Path) -> list[list[str]]:
 
     with path.open(newline="", encoding="utf-8") as handle:
         return list(csv.reader(handle))
+
+
+# --- Photos ------------------------------------------------------------------------------------
+
+
+def photo_posts_archive(path: Path, photos_per_post: list[list[str]]) -> Path:
+    """A v1.1 archive with one post per item, each with the given photo URLs (synthetic)."""
+    lines = []
+    for number, urls in enumerate(photos_per_post, start=1):
+        spec = Spec(
+            str(5000 + number),
+            "alice",
+            1,
+            1,
+            f"2023-02-01T10:{number % 60:02d}:00",
+            f"photo post {number}",
+            media=[(f"3_{number}_{i}", "photo", url) for i, url in enumerate(urls)],
+        )
+        lines.append(json.dumps(v1_tweet(spec)))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def drawn_image(seed: int, size: int = 256):
+    """A picture of coloured rectangles; different seeds give pictures that look different."""
+    import random
+
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(seed)
+    image = Image.new("RGB", (size, size), tuple(rng.randrange(256) for _ in range(3)))
+    draw = ImageDraw.Draw(image)
+    for _ in range(12):
+        x, y = rng.randrange(size), rng.randrange(size)
+        draw.rectangle(
+            [x, y, x + rng.randrange(20, 150), y + rng.randrange(20, 150)],
+            fill=tuple(rng.randrange(256) for _ in range(3)),
+        )
+    return image
+
+
+def image_bytes(image, fmt: str, **options) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def near_duplicate_photos() -> dict[str, tuple[str, bytes]]:
+    """name -> (content type, body): a.png with two altered copies, and two unrelated pictures."""
+    from PIL import ImageEnhance
+
+    a = drawn_image(1)
+    return {
+        "a.png": ("image/png", image_bytes(a, "PNG")),
+        "a-small.jpg": ("image/jpeg", image_bytes(a.resize((180, 180)), "JPEG", quality=60)),
+        "a-bright.jpg": ("image/jpeg", image_bytes(ImageEnhance.Brightness(a).enhance(1.15), "JPEG", quality=85)),
+        "b.png": ("image/png", image_bytes(drawn_image(2), "PNG")),
+        "c.png": ("image/png", image_bytes(drawn_image(3), "PNG")),
+    }
+
+
+class PhotoServer:
+    """A real HTTP server on 127.0.0.1 serving photos (and failures) for tests.
+
+    routes: path -> (status, content type, body); `fail_all` makes every answer a 500;
+    `stop()` closes it, so later requests cannot connect.
+    """
+
+    def __init__(self, routes: dict[str, tuple[int, str, bytes]]) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        server_self = self
+        self.routes = routes
+        self.requests: list[str] = []
+        self.fail_all = False
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 -- the http.server API
+                server_self.requests.append(self.path)
+                if server_self.fail_all:
+                    self.send_error(500, "Broken on purpose")
+                    return
+                status, kind, body = server_self.routes.get(self.path, (404, "text/plain", b"not found"))
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                if not kind.endswith("stream-no-length"):
+                    self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        self.base = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

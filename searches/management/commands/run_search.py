@@ -1,0 +1,273 @@
+"""Run a search from the command line, in the foreground (default) or on the job queue.
+
+    manage.py run_search climate                       # the bundled sample without credentials
+    manage.py run_search --archive tweets.jsonl        # a whole archive
+    manage.py run_search "#kpop lang:en" --count 500   # the X API, with X_BEARER_TOKEN set
+    manage.py run_search "#kpop" --estimate            # how many posts, what it would cost
+
+In the foreground, progress goes to stderr (a bar on a terminal, one line per step otherwise) and
+the last line on stdout is the output folder's absolute path, so `folder=$(manage.py run_search
+...)` works in a script. Exit codes: 0 finished, 1 the search failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import threading
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+
+from pipeline.formats.copying import FOLDER_SUFFIXES
+from searches import jobs, services
+from searches.models import Search, Source, Status
+
+BAD_INPUT = 2
+FAILED = 1
+POLL_SECONDS = 0.3
+
+
+def PLAIN(text: str) -> str:  # noqa: N802 -- used like Django's style functions
+    """stderr's default style is the error colour; progress is not an error."""
+    return text
+
+
+def parse_time(value: str, option: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise CommandError(
+            f"{option} {value!r} is not an ISO 8601 time: write e.g. 2024-05-01 or 2024-05-01T12:00:00Z.",
+            returncode=BAD_INPUT,
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class Command(BaseCommand):
+    help = "Collect and summarise posts: from the X API, an archive, or the bundled synthetic sample."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("term", nargs="?", default="", help="X search query (for an archive: a filter).")
+        parser.add_argument(
+            "--archive", action="append", default=[], metavar="PATH", help="An archive file or folder (repeatable)."
+        )
+        parser.add_argument("--count", type=int, help="The most posts to collect (archives: all if omitted).")
+        parser.add_argument(
+            "--source",
+            choices=Source.values,
+            help="Default: archive with --archive; else sample without X_BEARER_TOKEN; else recent.",
+        )
+        parser.add_argument("--lang", default="", help="Only posts in this language, e.g. en.")
+        parser.add_argument("--start", help="Earliest post time, ISO 8601 (UTC if no zone).")
+        parser.add_argument("--end", help="Latest post time (exclusive), ISO 8601.")
+        parser.add_argument("--owner", help="The user the search belongs to (default: none).")
+        parser.add_argument("--enqueue", action="store_true", help="Queue it for a worker and print its id.")
+        parser.add_argument("--estimate", action="store_true", help="Only estimate a live search; collect nothing.")
+
+    def handle(self, *args, **options) -> None:
+        try:
+            self.run(options)
+        except CommandError as exc:
+            if not getattr(self, "_called_from_command_line", False):
+                raise
+            # From a shell: the reason alone, without Django's "CommandError:" prefix.
+            self.stderr.write(str(exc))  # red on a terminal: stderr's default style
+            sys.exit(exc.returncode)
+
+    def run(self, options: dict) -> None:
+        source = options["source"] or (
+            Source.ARCHIVE if options["archive"] else Source.RECENT if settings.X_BEARER_TOKEN else Source.SAMPLE
+        )
+        start = parse_time(options["start"], "--start") if options["start"] else None
+        end = parse_time(options["end"], "--end") if options["end"] else None
+        if options["estimate"]:
+            self.estimate(options["term"], source, options["lang"], start, end)
+            return
+        owner = self.find_owner(options["owner"])
+        archive_path = self.archive_path(options["archive"]) if options["archive"] else ""
+        try:
+            search = services.create_search(
+                owner=owner,
+                term=options["term"],
+                source=source,
+                count=options["count"],
+                archive_path=archive_path,
+                lang=options["lang"],
+                start_time=start,
+                end_time=end,
+                enqueue=options["enqueue"],
+            )
+        except ValidationError as exc:
+            raise CommandError(self.describe_invalid(exc), returncode=BAD_INPUT) from None
+        if options["enqueue"]:
+            search.refresh_from_db()
+            if not search.rq_job_id:
+                self.stderr.write(f"Saved, but not queued yet: {search.step or 'the job queue is unreachable.'}", PLAIN)
+            self.stdout.write(str(search.pk))
+            return
+        self.run_in_foreground(search)
+
+    # --- Pieces --------------------------------------------------------------------------------
+
+    def find_owner(self, username: str | None):
+        if not username:
+            return None
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(
+                f"No user named {username!r}: create it with manage.py createsuperuser, or leave out --owner.",
+                returncode=BAD_INPUT,
+            )
+        return user
+
+    def archive_path(self, paths: list[str]) -> str:
+        """One path as given; several are linked into one folder, which the import reads in order."""
+        resolved = [Path(p).expanduser().resolve() for p in paths]
+        for path in resolved:
+            if not path.exists():
+                raise CommandError(f"No file or folder at {path}: check the path.", returncode=BAD_INPUT)
+        if len(resolved) == 1:
+            return str(resolved[0])
+        folders = [p for p in resolved if p.is_dir()]
+        if folders:
+            raise CommandError(
+                f"{folders[0]} is a folder: give one folder on its own, or several files.", returncode=BAD_INPUT
+            )
+        bundle = Path(settings.DNFLOW_DATA_DIR) / "uploads" / uuid.uuid4().hex
+        bundle.mkdir(parents=True)
+        for number, path in enumerate(resolved, start=1):
+            # Numbered, so the import keeps the order given; .jsonl so a folder import picks every one up.
+            suffix = "" if path.name.lower().endswith(FOLDER_SUFFIXES) else ".jsonl"
+            (bundle / f"{number:02d}-{path.name}{suffix}").symlink_to(path)
+        return str(bundle)
+
+    def describe_invalid(self, exc: ValidationError) -> str:
+        if hasattr(exc, "message_dict"):
+            names = {"archive_path": "archive", "start_time": "start", "end_time": "end"}
+            lines = [
+                f"--{names.get(field, field)}: {message}" if field in names or field in ("count", "lang", "source")
+                else message
+                for field, messages in exc.message_dict.items()
+                for message in messages
+            ]  # fmt: skip
+            return "\n".join(lines)
+        return " ".join(exc.messages)
+
+    def estimate(self, term: str, source: str, lang: str, start, end) -> None:
+        if not Source(source).is_live:
+            raise CommandError(
+                "Estimates are for live X searches (--source recent or all): archives and the sample cost nothing.",
+                returncode=BAD_INPUT,
+            )
+        probe = Search(
+            term=term.strip(),
+            source=source,
+            count=settings.DNFLOW_DEFAULT_COUNT,
+            lang=lang,
+            start_time=start,
+            end_time=end,
+        )
+        try:
+            probe.full_clean()
+        except ValidationError as exc:
+            raise CommandError(self.describe_invalid(exc), returncode=BAD_INPUT) from None
+        from pipeline.xapi import XApiError, estimate
+
+        try:
+            result = estimate(query=probe.term, source=source, lang=lang, start_time=start, end_time=end)
+        except XApiError as exc:
+            raise CommandError(str(exc), returncode=FAILED) from None
+        self.stdout.write(result.describe())
+        width = max((len(f"{n:,}") for _, n in result.by_day), default=1)
+        for day, posts in result.by_day:
+            self.stdout.write(f"  {day}  {posts:>{width},}")
+
+    def run_in_foreground(self, search: Search) -> None:
+        what = search.term or (Path(search.archive_path).name if search.archive_path else "")
+        self.stderr.write(f"Search #{search.pk}: {search.get_source_display()}{f' -- {what}' if what else ''}", PLAIN)
+        watcher = ProgressWatcher(search.pk, self.stderr, tty=self.stderr.isatty())
+        watcher.start()
+        # The failure reason is printed below; the worker-style log line would say it twice.
+        pipeline_log = logging.getLogger("dnflow.pipeline")
+        level = pipeline_log.level
+        pipeline_log.setLevel(logging.ERROR)
+        try:
+            search = services.execute_search(search.pk)
+        except KeyboardInterrupt:
+            watcher.stop()
+            search.refresh_from_db()
+            jobs.finish(
+                search.pk,
+                ok=False,
+                error="Interrupted from the command line. Run it again to resume: finished steps are kept.",
+                started=search.started,
+            )
+            raise CommandError(
+                f"Interrupted. Search #{search.pk} keeps what it finished: "
+                f"resume it with the admin's or the web page's 'run again'.",
+                returncode=FAILED,
+            ) from None
+        finally:
+            pipeline_log.setLevel(level)
+        watcher.stop()
+        if search.status != Status.FINISHED:
+            raise CommandError(
+                f"Search #{search.pk} {search.get_status_display().lower()}: {search.error or search.step}",
+                returncode=FAILED,
+            )
+        self.stdout.write(f"Search #{search.pk} finished: {search.num_posts or 0:,} posts.")
+        self.stdout.write(str(search.output_dir.resolve()))
+
+
+class ProgressWatcher:
+    """Shows the search's progress while the workflow runs in this thread: polls the database."""
+
+    def __init__(self, search_id: int, out, *, tty: bool) -> None:
+        self.search_id = search_id
+        self.out = out
+        self.tty = tty
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"dnflow-progress-{search_id}", daemon=True)
+        self._last = ("", -1.0)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        if self.tty:
+            self.out.write("", PLAIN)  # end the bar's line
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(POLL_SECONDS):
+                self._show()
+        finally:
+            connection.close()  # this thread's own connection
+
+    def _show(self) -> None:
+        row = Search.objects.filter(pk=self.search_id).values("step", "progress").first()
+        if row is None:
+            return
+        step, progress = row["step"] or "", float(row["progress"] or 0.0)
+        if (step, progress) == self._last:
+            return
+        if self.tty:
+            width = 30
+            filled = int(width * progress / 100)
+            columns = shutil.get_terminal_size((100, 20)).columns
+            line = f"[{'#' * filled}{'.' * (width - filled)}] {progress:5.1f}%  {step}"[: columns - 1]
+            self.out.write(f"\r{line:<{columns - 1}}", PLAIN, ending="")
+            self.out.flush()
+        elif step != self._last[0]:
+            self.out.write(f"{progress:5.1f}%  {step}", PLAIN)
+        self._last = (step, progress)

@@ -1,0 +1,80 @@
+"""The BagIt package: a zip that unzips to a bag bagit validates, without the raw posts."""
+
+from __future__ import annotations
+
+import zipfile
+
+import bagit
+import pytest
+
+import dnflow_site
+from pipeline.package import build_package
+from pipeline.runner import run_workflow
+
+from .pipeline_helpers import WRITERS, archive_search
+
+
+def unzip(package, dest):
+    with zipfile.ZipFile(package) as archive:
+        names = archive.namelist()
+        archive.extractall(dest)
+    return names
+
+
+@pytest.mark.django_db(transaction=True)
+def test_package_of_a_search_is_a_valid_bag_without_raw_posts(tmp_path, settings):
+    settings.DNFLOW_FETCH_PHOTOS = False
+    search = archive_search(WRITERS["v1"](tmp_path / "climate.jsonl"), term="#energy")
+    assert run_workflow(search).ok
+    folder = search.output_dir
+    package = folder / f"{folder.name}.zip"
+
+    names = unzip(package, tmp_path / "unzipped")
+
+    bag = bagit.Bag(str(tmp_path / "unzipped" / folder.name))
+    bag.validate()  # raises if any checksum, the Payload-Oxum or a required file is wrong
+    payload = sorted(bag.payload_files())
+    for name in ("summary.json", "tweet-ids.txt", "count-hashtags.csv", "tweets.csv", "media-graph.json"):
+        assert f"data/{name}" in payload
+    assert "data/sources.json" in payload
+    assert not any("tweets.jsonl" in name for name in names)  # the raw posts stay out
+    assert not any(name.endswith(".zip") for name in names)
+    info = bag.info
+    assert info["Dnflow-Query"] == "#energy"
+    assert info["Dnflow-Source"] == "Archive file"
+    assert info["Dnflow-Posts"] == "4"  # 1001, 1002, 1003 and 1004 have #energy
+    assert info["Dnflow-Version"] == dnflow_site.__version__
+    assert info["Dnflow-First-Post"] == "2023-01-01T10:00:00+00:00"
+    # The working folder is gone; only the finished zip remains.
+    assert not any(p.name.startswith(".") for p in folder.iterdir())
+
+
+def test_a_changed_file_fails_validation(tmp_path):
+    folder = tmp_path / "search-1-x"
+    (folder / "media").mkdir(parents=True)
+    (folder / "summary.json").write_text('{"num_tweets": 1}\n')
+    (folder / "tweet-ids.txt").write_text("1\n")
+    (folder / "media" / "p.jpg").write_bytes(b"\xff\xd8photo")
+    unzip(build_package(folder, {"Dnflow-Query": "x"}), tmp_path / "out")
+    bag_dir = tmp_path / "out" / folder.name
+    bagit.Bag(str(bag_dir)).validate()
+
+    (bag_dir / "data" / "tweet-ids.txt").write_text("2\n")
+
+    with pytest.raises(bagit.BagValidationError):
+        bagit.Bag(str(bag_dir)).validate()
+
+
+def test_live_collection_files_and_temporaries_stay_out(tmp_path):
+    folder = tmp_path / "search-2-x"
+    folder.mkdir()
+    for name in ("tweets.jsonl", "tweets.jsonl.part", "collect-state.json", ".summary.json.abc.tmp"):
+        (folder / name).write_text("raw\n")
+    (folder / "tweet-ids.txt").write_text("1\n")
+    # A query with a line break must not break bag-info.txt's one-field-per-line format.
+    names = unzip(build_package(folder, {"Dnflow-Query": "climate\nOR weather"}), tmp_path / "out")
+
+    assert sorted(n.split("/", 1)[1] for n in names if "/data/" in n) == ["data/tweet-ids.txt"]
+    bag = bagit.Bag(str(tmp_path / "out" / folder.name))
+    bag.validate()
+    assert bag.info["Dnflow-Query"] == "climate OR weather"

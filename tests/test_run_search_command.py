@@ -1,0 +1,158 @@
+"""`manage.py run_search`: run from a real shell process where the exit code and the last line matter."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import django_rq
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from searches.models import Search, Source, Status
+
+from .pipeline_helpers import SPECS, WRITERS, v1_tweet
+from .x_emulator import Fault  # noqa: F401 -- the emulator module provides the x_api fixture
+
+pytest_plugins = ["tests.x_emulator"]
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def database_url() -> str:
+    """The test database, for a child process (it must see what this test sees)."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def manage(data_dir: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "DNFLOW_DATA_DIR": str(data_dir),
+        "X_BEARER_TOKEN": "",
+        "DNFLOW_FETCH_PHOTOS": "1",
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", "run_search", *args],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def last_line(text: str) -> str:
+    return text.strip().splitlines()[-1]
+
+
+def test_archive_without_a_term_prints_the_output_folder_last(tmp_path, data_dir):
+    archive = WRITERS["v1"](tmp_path / "climate.jsonl")
+
+    done = manage(data_dir, "--archive", str(archive))
+
+    assert done.returncode == 0, done.stderr
+    folder = Path(last_line(done.stdout))
+    assert folder.is_absolute() and folder.parent == data_dir
+    summary = json.loads((folder / "summary.json").read_text())
+    assert (summary["source"], summary["num_tweets"], summary["status"]) == ("archive", 5, "finished")
+    search = Search.objects.get()
+    assert (search.status, search.folder) == (Status.FINISHED, folder.name)
+    assert "Traceback" not in done.stderr
+
+
+def test_a_term_without_credentials_searches_the_bundled_sample(data_dir):
+    done = manage(data_dir, "climate")
+
+    assert done.returncode == 0, done.stderr
+    folder = Path(last_line(done.stdout))
+    summary = json.loads((folder / "summary.json").read_text())
+    assert (summary["source"], summary["term"], summary["synthetic"]) == ("sample", "climate", True)
+    assert summary["num_tweets"] > 0
+    assert (folder / f"{folder.name}.zip").is_file()
+    # Progress went to stderr as plain lines (no terminal here), one per step seen.
+    assert "Search #" in done.stderr and "%" in done.stderr
+
+
+def test_a_bad_archive_exits_non_zero_with_the_reason(tmp_path, data_dir):
+    junk = tmp_path / "notes.jsonl"
+    junk.write_text('{"hello": "world"}\n')
+
+    done = manage(data_dir, "--archive", str(junk))
+
+    assert done.returncode == 1
+    assert "none of its first lines is an X/Twitter post" in done.stderr
+    assert "Traceback" not in done.stderr and "CommandError" not in done.stderr
+    assert Search.objects.get().status == Status.FAILED
+
+
+def test_bad_input_exits_with_2_and_says_what_to_fix(tmp_path, data_dir):
+    missing = manage(data_dir, "--archive", str(tmp_path / "nowhere.jsonl"))
+    assert missing.returncode == 2
+    assert f"No file or folder at {tmp_path / 'nowhere.jsonl'}" in missing.stderr
+
+    live = manage(data_dir, "climate", "--source", "recent")
+    assert live.returncode == 2
+    assert "No X API credentials: set X_BEARER_TOKEN" in live.stderr
+
+    when = manage(data_dir, "climate", "--start", "last tuesday")
+    assert when.returncode == 2
+    assert "--start 'last tuesday' is not an ISO 8601 time" in when.stderr
+    assert not Search.objects.exists()  # nothing was saved for bad input
+
+
+def test_validation_errors_reach_callers_of_call_command(settings):
+    with pytest.raises(CommandError) as raised:
+        call_command("run_search", "climate", "--count", "0", "--source", "sample")
+    assert raised.value.returncode == 2
+    assert "--count: Ask for at least 1 post" in str(raised.value)
+
+
+def test_several_archive_files_are_imported_together_in_order(tmp_path, settings):
+    settings.DNFLOW_FETCH_PHOTOS = False
+    lines = [json.dumps(v1_tweet(spec)) for spec in SPECS]
+    first, second = tmp_path / "part1.jsonl", tmp_path / "part2.data"
+    first.write_text("\n".join(lines[:3]) + "\n")
+    second.write_text("\n".join(lines[3:]) + "\n")
+    out = StringIO()
+
+    call_command("run_search", "--archive", str(first), "--archive", str(second), stdout=out, stderr=StringIO())
+
+    folder = Path(last_line(out.getvalue()))
+    assert (folder / "tweet-ids.txt").read_text().split() == ["1001", "1002", "1003", "1004", "1005"]
+
+
+def test_enqueue_saves_and_queues_and_prints_the_id(settings):
+    queue = django_rq.get_queue("default")
+    queue.empty()
+    out = StringIO()
+    try:
+        call_command("run_search", "climate", "--enqueue", stdout=out)
+        search = Search.objects.get()
+        assert last_line(out.getvalue()) == str(search.pk)
+        assert (search.status, search.source) == (Status.QUEUED, Source.SAMPLE)
+        assert search.rq_job_id in queue.job_ids
+    finally:
+        queue.empty()
+
+
+def test_estimate_prints_the_total_cost_and_days_and_collects_nothing(x_api):
+    out = StringIO()
+
+    call_command("run_search", "#kpop", "--estimate", "--source", "recent", stdout=out)
+
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("about ") and "per post read" in lines[0]
+    assert len(lines) >= 2 and all(line.startswith("  20") for line in lines[1:])
+    assert not Search.objects.exists()
+    assert not x_api.search_requests()

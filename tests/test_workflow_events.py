@@ -1,0 +1,162 @@
+"""What the workflow tells the database: TaskEvents per task, progress, plain failure reasons,
+re-runs that redo only what did not finish, rate-limit waits, and handler failures that are logged."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import pytest
+from django.db import DatabaseError
+
+from pipeline import tasks as pipeline_tasks
+from pipeline.runner import run_workflow
+from searches import services
+from searches.models import EventKind, Search, Source, Status, TaskEvent
+
+from .pipeline_helpers import WRITERS, archive_search
+from .x_emulator import Fault
+
+pytest_plugins = ["tests.x_emulator"]  # the x_api fixture
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FAMILIES = ["CollectPosts", "SummarisePosts", "FetchPhotos", "MatchPhotos", "PackageOutputs"]
+
+
+@pytest.fixture(autouse=True)
+def no_photo_downloads(settings):
+    settings.DNFLOW_FETCH_PHOTOS = False
+
+
+def queued_archive_search(path, **fields) -> Search:
+    return services.create_search(source=Source.ARCHIVE, archive_path=str(path), enqueue=False, **fields)
+
+
+def events_of(search: Search) -> Counter:
+    return Counter((e.task_family, e.event) for e in TaskEvent.objects.filter(search=search))
+
+
+def test_each_task_records_its_start_time_and_success_and_the_search_its_progress(tmp_path):
+    search = queued_archive_search(WRITERS["v1"](tmp_path / "a.jsonl"))
+
+    search = services.execute_search(search.pk)
+
+    assert (search.status, search.progress, search.num_posts) == (Status.FINISHED, 100.0, 5)
+    counts = events_of(search)
+    for family in FAMILIES:
+        for kind in (EventKind.START, EventKind.SUCCESS, EventKind.PROCESSING_TIME):
+            assert counts[(family, kind)] == 1, (family, kind)
+    assert counts[("SummarisePosts", EventKind.NOTE)] == 1  # the import skipped a bad line and a duplicate
+    timing = TaskEvent.objects.get(search=search, task_family="SummarisePosts", event=EventKind.PROCESSING_TIME)
+    assert timing.duration is not None and timing.duration >= 0
+    started = list(TaskEvent.objects.filter(search=search, event=EventKind.START).values_list("task_family", flat=True))
+    assert started == FAMILIES  # in workflow order
+    success = TaskEvent.objects.get(search=search, task_family="SummarisePosts", event=EventKind.SUCCESS)
+    assert success.message.startswith("5 posts summarised")
+
+
+def test_progress_is_written_at_a_sensible_rate_not_per_post(real_data, tmp_path):
+    search = archive_search(real_data / "v2-pages-twarc-network.jsonl")  # 500 posts
+    assert run_workflow(search).ok
+    progress_events = TaskEvent.objects.filter(search=search, event=EventKind.PROGRESS).count()
+    assert progress_events <= 4 * len(FAMILIES)
+    search.refresh_from_db()
+    assert search.num_posts == 500
+
+
+def test_a_failure_midway_is_recorded_and_a_rerun_redoes_only_what_did_not_finish(tmp_path, monkeypatch):
+    real_match = pipeline_tasks.match_photos
+
+    def broken_match(*args, **kwargs):
+        raise RuntimeError("the hashing library crashed")
+
+    monkeypatch.setattr(pipeline_tasks, "match_photos", broken_match)
+    search = queued_archive_search(WRITERS["twarc2"](tmp_path / "a.jsonl"))
+
+    search = services.execute_search(search.pk)
+
+    assert search.status == Status.FAILED
+    assert search.error == "Matching similar photos failed: RuntimeError: the hashing library crashed"
+    assert "Traceback" not in search.error
+    failure = TaskEvent.objects.get(search=search, event=EventKind.FAILURE)
+    assert (failure.task_family, failure.message) == ("MatchPhotos", search.error)
+    folder = search.output_dir
+    assert not (folder / "media-graph.json").exists()
+    assert not (folder / f"{folder.name}.zip").exists()
+
+    monkeypatch.setattr(pipeline_tasks, "match_photos", real_match)
+    services.rerun_search(search, enqueue=False)
+    search = services.execute_search(search.pk)
+
+    assert (search.status, search.error) == (Status.FINISHED, "")
+    counts = events_of(search)
+    # Finished tasks were not run again ...
+    for family in ("CollectPosts", "SummarisePosts", "FetchPhotos"):
+        assert counts[(family, EventKind.START)] == 1, family
+    # ... the failed one ran again, announced as a retry, and the rest ran once.
+    assert counts[("MatchPhotos", EventKind.START)] == 2
+    assert counts[("MatchPhotos", EventKind.RETRY)] == 1
+    assert counts[("MatchPhotos", EventKind.SUCCESS)] == 1
+    assert counts[("PackageOutputs", EventKind.START)] == 1
+    assert (folder / f"{folder.name}.zip").is_file()
+
+
+def test_an_archive_without_posts_fails_with_the_archives_own_reason(tmp_path):
+    junk = tmp_path / "notes.jsonl"
+    junk.write_text('{"hello": "world"}\n{"also": "not a post"}\n')
+    search = queued_archive_search(junk)
+
+    search = services.execute_search(search.pk)
+
+    assert search.status == Status.FAILED
+    assert "none of its first lines is an X/Twitter post" in search.error
+    assert search.error.startswith("notes.jsonl")
+    assert TaskEvent.objects.get(search=search, event=EventKind.FAILURE).task_family == "CollectPosts"
+
+
+def test_a_query_archives_cannot_answer_fails_with_the_query_error(tmp_path):
+    search = queued_archive_search(WRITERS["v1"](tmp_path / "a.jsonl"), term="climate place:Paris")
+
+    search = services.execute_search(search.pk)
+
+    assert search.status == Status.FAILED
+    assert "place" in search.error and "Error" not in search.error.split(":")[0]
+    assert TaskEvent.objects.get(search=search, event=EventKind.FAILURE).task_family == "SummarisePosts"
+
+
+def test_a_failing_event_write_is_logged_and_the_workflow_carries_on(tmp_path, monkeypatch, caplog):
+    def refuse(self, *args, **kwargs):
+        raise DatabaseError("database is locked")
+
+    monkeypatch.setattr(TaskEvent, "save", refuse)
+    search = archive_search(WRITERS["v1"](tmp_path / "a.jsonl"))
+
+    with caplog.at_level(logging.ERROR, logger="dnflow.events"):
+        result = run_workflow(search)
+
+    assert result.ok
+    messages = [r.getMessage() for r in caplog.records if r.name == "dnflow.events"]
+    assert any(m.startswith("could not record the start of CollectPosts") for m in messages)
+    assert any(m.startswith("could not record the success of PackageOutputs") for m in messages)
+    logged = [r for r in caplog.records if r.name == "dnflow.events"]
+    assert all("database is locked" in (r.exc_text or "") or r.exc_info for r in logged)
+
+
+def test_a_live_search_records_the_rate_limit_wait_and_never_the_token(x_api, settings):
+    settings.DNFLOW_MAX_RATE_LIMIT_WAIT = 3
+    x_api.fail_next(Fault.normal(), Fault.rate_limit(reset_in=1))
+    search = services.create_search(term="#kpop", source=Source.RECENT, count=150, enqueue=False)
+
+    search = services.execute_search(search.pk)
+
+    assert search.status == Status.FINISHED, search.error
+    assert search.num_posts == 150
+    assert search.rate_limited_until is None  # cleared when the wait ended
+    wait = TaskEvent.objects.get(search=search, event=EventKind.RATE_LIMIT)
+    assert wait.task_family == "CollectPosts"
+    assert wait.message.startswith("Waiting for the rate limit until ")
+    token = settings.X_BEARER_TOKEN
+    for event in TaskEvent.objects.filter(search=search):
+        assert token not in event.message and token not in event.task_id
+    assert (search.output_dir / "tweets.jsonl").is_file()
+    assert not (search.output_dir / "tweets.jsonl.part").exists()
