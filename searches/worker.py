@@ -27,9 +27,11 @@ fails instead, with the reason, so a search that kills its worker every time can
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
 from datetime import datetime
 
@@ -54,9 +56,10 @@ def alive_ttl() -> int:
 
 
 def redis_connection():
-    import django_rq
+    """A client for heartbeats with short timeouts: an unreachable Redis must never hold up a run."""
+    from redis import Redis
 
-    return django_rq.get_connection("default")
+    return Redis.from_url(settings.RQ_QUEUES["default"]["URL"], socket_connect_timeout=3, socket_timeout=5)
 
 
 def end_this_process() -> None:
@@ -65,7 +68,9 @@ def end_this_process() -> None:
     An rq work horse leads its own process group (rq calls setpgrp), so killing the group kills it
     and any Luigi task processes it forked; anything else (a SimpleWorker, the CLI) only exits.
     """
-    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
     if os.getpgrp() == os.getpid():
         os.killpg(os.getpid(), signal.SIGKILL)
     os._exit(1)
@@ -86,7 +91,7 @@ class SearchWatchdog:
     def start(self) -> None:
         global _active
         _active = self
-        self.beat()  # before the thread starts, so a sweep right after the claim sees the run alive
+        # The first beat is the thread's: the claim is fresh, and reconcile gives a fresh claim a grace period.
         self._thread.start()
 
     def stop(self) -> None:
@@ -106,7 +111,9 @@ class SearchWatchdog:
             self._warned = False
         except Exception as exc:  # the run goes on; reconcile cannot run without Redis either
             if not self._warned:
-                log.warning("search #%s: heartbeat not written, Redis unreachable (%s)", self.search_id, exc)
+                # Expected for a CLI run without Redis (`make demo`); worth a warning in a worker.
+                level = logging.WARNING if self.enforce else logging.DEBUG
+                log.log(level, "search #%s: heartbeat not written, Redis unreachable (%s)", self.search_id, exc)
                 self._warned = True
 
     def _redis_connection(self):
@@ -116,6 +123,7 @@ class SearchWatchdog:
 
     def _run(self) -> None:
         try:
+            self.beat()
             while not self._stop.wait(settings.DNFLOW_WORKER_HEARTBEAT):
                 self.beat()
                 if self.enforce and self._taken_away():
