@@ -249,3 +249,12 @@ def test_post_text_is_shown_as_written_not_as_guarded_for_spreadsheets(owner_cli
     page = summary_page(owner_client, search)
     assert "@ben =SUM(A1) is how it starts</blockquote>" in page
     assert "&#x27;plain</blockquote>" in page  # a quote before an ordinary letter is the author's own
+
+
+def test_only_numeric_ids_become_links_to_x(client, owner):
+    search = make_search(owner, published=True)
+    write_csv(search.output_dir / "retweets.csv", ["tweet_id", "count"], [("javascript:alert(1)", 5), ("1001", 4)])
+    page = summary_page(client, search)
+    assert 'href="https://x.com/i/status/1001"' in page
+    assert "post javascript:alert(1)</span>" in page
+    assert 'href="https://x.com/i/status/javascript' not in page

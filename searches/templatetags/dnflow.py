@@ -37,6 +37,12 @@ def number(value) -> str:
 
 
 @register.filter
+def is_tweet_id(value) -> bool:
+    """Only a plain number goes into a link to the post on X."""
+    return isinstance(value, str) and value.isdigit() and len(value) <= 20
+
+
+@register.filter
 def iso_time(value):
     """An ISO 8601 text from an output file as a datetime, for the date filter; None if unreadable."""
     return parse_time(value)
