@@ -1,0 +1,16 @@
+"""Archives in every common format, into one normalised record per post.
+
+- `copy_archive` copies what a person brought (files or folders, gzipped or not) into a
+  search's raw `tweets.jsonl`, one JSON document per line, untouched.
+- `iter_posts` reads a raw file, parsing each line once, and yields a `Post` per top-level post.
+- `iter_collection` is the collection: distinct posts matching the search's term, language and
+  time window.
+
+The mapping from each format to `Post` follows `../shared/spec/outputs.md` ("The collection").
+"""
+
+from .copying import copy_archive
+from .reading import iter_collection, iter_posts
+from .report import ArchiveError, ImportReport
+
+__all__ = ["ArchiveError", "ImportReport", "copy_archive", "iter_collection", "iter_posts"]

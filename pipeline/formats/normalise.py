@@ -1,0 +1,296 @@
+"""Turn one tweet of any supported format into a `Post`, following the binding table in
+`../shared/spec/outputs.md` ("The collection").
+
+The functions here see one already-parsed tweet and the lookups it needs; deciding what kind
+of line a raw document is, and reading the file, happens in `reading.py`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from pipeline.records import Post
+
+# A v2 URL entity whose expanded_url ends like this points at the post's own attached media.
+_OWN_MEDIA_URL = re.compile(r"/(?:photo|video)/\d+$")
+# The "RT @user: " that starts every retweet's text, in all formats.
+_RT_PREFIX = re.compile(r"RT @\w+: ")
+
+_MONTHS = {
+    "Jan": "01",
+    "Feb": "02",
+    "Mar": "03",
+    "Apr": "04",
+    "May": "05",
+    "Jun": "06",
+    "Jul": "07",
+    "Aug": "08",
+    "Sep": "09",
+    "Oct": "10",
+    "Nov": "11",
+    "Dec": "12",
+}
+
+
+def iso_utc(value: object) -> str:
+    """Either date format X uses, as ISO 8601 UTC to the second; "" when absent or unreadable.
+
+    The common shapes are rearranged as strings (this runs once per post over millions of
+    posts); anything unusual goes through datetime.
+    """
+    if not isinstance(value, str) or not value:
+        return ""
+    # v2: "2021-04-08T19:34:16.000Z"
+    if len(value) == 24 and value[10] == "T" and value[23] == "Z" and value[19] == ".":
+        if value[20:23] == "000":
+            return value[:19] + "+00:00"
+    # v1.1: "Wed Oct 10 20:19:24 +0000 2018"
+    elif len(value) == 30 and value[19:26] == " +0000 ":
+        month = _MONTHS.get(value[4:7])
+        if month is not None:
+            return f"{value[26:30]}-{month}-{value[8:10]}T{value[11:19]}+00:00"
+    return _iso_utc_slow(value)
+
+
+def _iso_utc_slow(value: str) -> str:
+    for parse in (
+        lambda v: datetime.fromisoformat(v.replace("Z", "+00:00")),
+        lambda v: datetime.strptime(v, "%a %b %d %H:%M:%S %z %Y"),
+    ):
+        try:
+            moment = parse(value)
+        except ValueError:
+            continue
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).replace(microsecond=0).isoformat()
+    return ""
+
+
+def _int(value: object) -> int:
+    """A count: tweets.js writes numbers as strings, some exports leave them null."""
+    if isinstance(value, int):
+        return value
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0
+
+
+def _optional_int(value: object) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _str_id(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+# --- v1.1 and tweets.js ------------------------------------------------------------------------
+
+
+def _v1_full_text(tweet: dict) -> str:
+    extended = tweet.get("extended_tweet")
+    if isinstance(extended, dict) and extended.get("full_text"):
+        return extended["full_text"]
+    return tweet.get("full_text") or tweet.get("text") or ""
+
+
+def _v1_media(tweet: dict) -> list:
+    extended = tweet.get("extended_tweet")
+    if isinstance(extended, dict):
+        media = (extended.get("extended_entities") or {}).get("media")
+        if media:
+            return media
+    return (tweet.get("extended_entities") or {}).get("media") or (tweet.get("entities") or {}).get("media") or []
+
+
+def _v1_photos(media: list) -> list[str]:
+    return [
+        url
+        for m in media
+        if isinstance(m, dict) and m.get("type") == "photo" and (url := m.get("media_url_https") or m.get("media_url"))
+    ]
+
+
+def post_from_v1(tweet: dict, *, source_format: str = "v1", owner: str = "") -> Post:
+    """A v1.1 tweet, or a tweets.js item (no user object: the archive's `owner` is the author)."""
+    extended = tweet.get("extended_tweet")
+    if isinstance(extended, dict) and isinstance(extended.get("entities"), dict):
+        entities = extended["entities"]
+    else:
+        entities = tweet.get("entities") or {}
+    user = tweet.get("user") if isinstance(tweet.get("user"), dict) else None
+    original = tweet.get("retweeted_status") if isinstance(tweet.get("retweeted_status"), dict) else None
+
+    text = _v1_full_text(tweet)
+    media = _v1_media(tweet)
+    if original is not None:
+        # The retweet's own text is cut at 140 characters; the original holds it whole.
+        original_user = (original.get("user") or {}).get("screen_name") or ""
+        text = f"RT @{original_user}: {_v1_full_text(original)}"
+        media = _v1_media(original) or media
+
+    quoted = tweet.get("quoted_status_id_str") or (tweet.get("quoted_status") or {}).get("id_str") or ""
+    return Post(
+        id=tweet.get("id_str") or _str_id(tweet.get("id")),
+        created_at=iso_utc(tweet.get("created_at")),
+        user=(user.get("screen_name") or "") if user else owner,
+        followers=_optional_int(user.get("followers_count")) if user else None,
+        following=_optional_int(user.get("friends_count")) if user else None,
+        text=text,
+        lang=tweet.get("lang") or "",
+        retweet_count=_int(tweet.get("retweet_count")),
+        like_count=_int(tweet.get("favorite_count")),
+        reply_count=_int(tweet.get("reply_count")),
+        quote_count=_int(tweet.get("quote_count")),
+        retweeted_id=(original.get("id_str") or _str_id(original.get("id"))) if original else "",
+        quoted_id=_str_id(quoted),
+        in_reply_to_id=tweet.get("in_reply_to_status_id_str") or _str_id(tweet.get("in_reply_to_status_id")),
+        in_reply_to_user=tweet.get("in_reply_to_screen_name") or "",
+        hashtags=[h["text"] for h in entities.get("hashtags") or () if h.get("text")],
+        mentions=[m["screen_name"] for m in entities.get("user_mentions") or () if m.get("screen_name")],
+        urls=[url for u in entities.get("urls") or () if (url := u.get("expanded_url") or u.get("url"))],
+        photos=_v1_photos(media),
+        has_media=bool(media),
+        source_format=source_format,
+    )
+
+
+# --- v2 (response pages, stream lines) and twarc2 flattened ------------------------------------
+
+
+def _v2_text(tweet: dict) -> str:
+    note = tweet.get("note_tweet")
+    if isinstance(note, dict) and note.get("text"):
+        return note["text"]
+    return tweet.get("text") or ""
+
+
+def _v2_urls(entities: dict) -> list[str]:
+    urls = []
+    for u in entities.get("urls") or ():
+        url = u.get("expanded_url") or u.get("url")
+        if not url or u.get("media_key") or _OWN_MEDIA_URL.search(url):
+            continue
+        urls.append(url)
+    return urls
+
+
+def _referenced(tweet: dict, kind: str) -> str:
+    for ref in tweet.get("referenced_tweets") or ():
+        if ref.get("type") == kind:
+            return _str_id(ref.get("id"))
+    return ""
+
+
+def post_from_v2(
+    tweet: dict,
+    *,
+    author: dict | None,
+    original: dict | None,
+    media: list,
+    reply_user: dict | None,
+    source_format: str,
+) -> Post:
+    """A v2 tweet with what its page's `includes` (or twarc2's inlining) said about it.
+
+    `original` is the retweeted tweet when it could be found, `media` the media objects of the
+    attachments that count for photos (the original's for a retweet), `{}` where a lookup failed.
+    """
+    note = tweet.get("note_tweet")
+    if isinstance(note, dict) and isinstance(note.get("entities"), dict):
+        entities = note["entities"]
+    else:
+        entities = tweet.get("entities") or {}
+    metrics = tweet.get("public_metrics") or {}
+    author_metrics = (author or {}).get("public_metrics") or {}
+
+    text = _v2_text(tweet)
+    if original is not None:
+        # v2 cuts a retweet's text with "…"; the original's text is whole.
+        prefix = _RT_PREFIX.match(text)
+        if prefix:
+            text = prefix.group(0) + _v2_text(original)
+
+    return Post(
+        id=_str_id(tweet.get("id")),
+        created_at=iso_utc(tweet.get("created_at")),
+        user=(author or {}).get("username") or "",
+        followers=_optional_int(author_metrics.get("followers_count")),
+        following=_optional_int(author_metrics.get("following_count")),
+        text=text,
+        lang=tweet.get("lang") or "",
+        retweet_count=_int(metrics.get("retweet_count")),
+        like_count=_int(metrics.get("like_count")),
+        reply_count=_int(metrics.get("reply_count")),
+        quote_count=_int(metrics.get("quote_count")),
+        retweeted_id=_referenced(tweet, "retweeted"),
+        quoted_id=_referenced(tweet, "quoted"),
+        in_reply_to_id=_referenced(tweet, "replied_to"),
+        in_reply_to_user=(reply_user or {}).get("username") or "",
+        hashtags=[h["tag"] for h in entities.get("hashtags") or () if h.get("tag")],
+        mentions=[m["username"] for m in entities.get("mentions") or () if m.get("username")],
+        urls=_v2_urls(entities),
+        photos=[m["url"] for m in media if m and m.get("type") == "photo" and m.get("url")],
+        has_media=bool(media),
+        source_format=source_format,
+    )
+
+
+def _media_keys(tweet: dict | None) -> list:
+    return ((tweet or {}).get("attachments") or {}).get("media_keys") or []
+
+
+class PageLookups:
+    """The `includes` of one v2 response page (or stream line), indexed once for all its tweets."""
+
+    __slots__ = ("users", "tweets", "media")
+
+    def __init__(self, includes: object) -> None:
+        includes = includes if isinstance(includes, dict) else {}
+        self.users = {u.get("id"): u for u in includes.get("users") or () if isinstance(u, dict)}
+        self.tweets = {t.get("id"): t for t in includes.get("tweets") or () if isinstance(t, dict)}
+        self.media = {m.get("media_key"): m for m in includes.get("media") or () if isinstance(m, dict)}
+
+    def post(self, tweet: dict) -> Post:
+        retweeted = _referenced(tweet, "retweeted")
+        original = self.tweets.get(retweeted) if retweeted else None
+        carrier = original if original is not None else tweet
+        return post_from_v2(
+            tweet,
+            author=self.users.get(tweet.get("author_id")),
+            original=original,
+            media=[self.media.get(key) or {} for key in _media_keys(carrier)],
+            reply_user=self.users.get(tweet.get("in_reply_to_user_id")),
+            source_format="v2",
+        )
+
+
+def post_from_twarc2(tweet: dict) -> Post:
+    """A twarc2 flattened line: author, media and referenced tweets inlined by twarc."""
+    original = None
+    for ref in tweet.get("referenced_tweets") or ():
+        # A reference twarc could not resolve stays a bare {type, id}.
+        if ref.get("type") == "retweeted" and "text" in ref:
+            original = ref
+            break
+    carrier = original if original is not None else tweet
+    media = (carrier.get("attachments") or {}).get("media")
+    if media is None:
+        media = [{} for _ in _media_keys(carrier)]
+    author = tweet.get("author") if isinstance(tweet.get("author"), dict) else None
+    reply_user = tweet.get("in_reply_to_user") if isinstance(tweet.get("in_reply_to_user"), dict) else None
+    return post_from_v2(
+        tweet,
+        author=author,
+        original=original,
+        media=[m if isinstance(m, dict) else {} for m in media],
+        reply_user=reply_user,
+        source_format="twarc2" if author is not None or "__twarc" in tweet else "v2",
+    )

@@ -1,0 +1,289 @@
+"""Read a search's raw `tweets.jsonl`: every line parsed once, every post normalised once.
+
+Each line is one JSON document of whatever kind the archive or the API gave (a v1.1 tweet, a
+v2 response page, a v2 stream line, a twarc2 flattened tweet, a tweets.js item); its kind is
+decided per line, so one raw file may mix them.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from pipeline.records import Post
+
+from .normalise import PageLookups, post_from_twarc2, post_from_v1
+from .report import ArchiveError, ImportReport
+
+# A line longer than this is skipped as a problem, and read in pieces rather than whole: a
+# v2 page of 500 posts with its includes is a few MB, nothing legitimate comes near this.
+MAX_LINE_BYTES = 10 * 1024 * 1024
+_SKIP_PIECE = 1024 * 1024
+GZIP_MAGIC = b"\x1f\x8b"
+SOURCES_FILE = "sources.json"
+
+
+def kind_of(doc: object) -> str | None:
+    """What kind of document a parsed line is, in words; None when it is not X data at all."""
+    if isinstance(doc, list):
+        kinds = {kind_of(item) for item in doc[:20]}
+        kinds.discard(None)
+        return f"array of {sorted(kinds)[0]}s" if kinds else None
+    if not isinstance(doc, dict):
+        return None
+    if "data" in doc:
+        data = doc["data"]
+        if isinstance(data, list):
+            return "v2 response page"
+        if isinstance(data, dict):
+            return "v2 stream line" if "matching_rules" in doc else "v2 single-post response"
+        return None
+    if isinstance(doc.get("tweet"), dict):
+        return "tweets.js item"
+    if isinstance(doc.get("statuses"), list):
+        return "v1.1 search response"
+    if "id" not in doc and "id_str" not in doc:
+        return None
+    if "id_str" in doc or isinstance(doc.get("user"), dict) or "full_text" in doc:
+        return "v1.1 tweet" if isinstance(doc.get("user"), dict) else "tweets.js item"
+    if isinstance(doc.get("author"), dict) or "__twarc" in doc:
+        return "twarc2 flattened tweet"
+    if "author_id" in doc or "edit_history_tweet_ids" in doc or "text" in doc:
+        return "v2 tweet"
+    return None
+
+
+def _problem_reason(error: orjson.JSONDecodeError) -> str:
+    message = str(error)
+    if "unexpected end" in message.lower() or "EOF" in message:
+        return "truncated JSON"
+    return f"invalid JSON ({message})"
+
+
+class _SourceMap:
+    """Maps a raw line number back to the archive file (and its line) it was copied from.
+
+    copy_archive records in sources.json which raw lines each input became; without that file
+    (a raw file written by the API collector) problems name the raw file itself.
+    """
+
+    def __init__(self, raw_path: Path) -> None:
+        self.raw_name = raw_path.name
+        self.entries: list[dict] = []
+        try:
+            recorded = orjson.loads(raw_path.with_name(SOURCES_FILE).read_bytes())
+            self.entries = sorted(
+                (e for e in recorded.get("files", []) if isinstance(e.get("first_line"), int)),
+                key=lambda e: e["first_line"],
+            )
+        except (OSError, orjson.JSONDecodeError, AttributeError, TypeError):
+            self.entries = []
+        self._index = 0
+
+    def entry(self, line: int) -> dict | None:
+        # Lines arrive in order, so the pointer only moves forwards.
+        while self._index < len(self.entries):
+            current = self.entries[self._index]
+            if line < current["first_line"]:
+                return None
+            if line < current["first_line"] + current.get("lines", 0):
+                return current
+            self._index += 1
+        return None
+
+    def where(self, line: int) -> tuple[str, int, str]:
+        """(file name, line number, a note) to report a problem on this raw line."""
+        entry = self.entry(line)
+        if entry is None:
+            return self.raw_name, line, ""
+        if entry.get("line_for_line"):
+            return entry["name"], line - entry["first_line"] + 1, ""
+        return self.raw_name, line, f" (item {line - entry['first_line'] + 1} of {entry['name']})"
+
+
+def _open_raw(raw_path: Path):
+    try:
+        handle = raw_path.open("rb")
+    except FileNotFoundError:
+        raise ArchiveError(f"The raw posts file {raw_path} does not exist: collect or import first.") from None
+    if handle.read(2) == GZIP_MAGIC:
+        handle.seek(0)
+        return gzip.GzipFile(fileobj=handle, mode="rb")
+    handle.seek(0)
+    return handle
+
+
+def _lines(stream) -> Iterator[tuple[int, bytes | None, int]]:
+    """(line number, line or None when too long, the too-long line's size)."""
+    number = 0
+    limit = MAX_LINE_BYTES
+    while True:
+        line = stream.readline(limit + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > limit and not line.endswith(b"\n"):
+            size = len(line)
+            while True:
+                piece = stream.readline(_SKIP_PIECE)
+                size += len(piece)
+                if not piece or piece.endswith(b"\n"):
+                    break
+            yield number, None, size
+        else:
+            yield number, line, 0
+
+
+def _posts_in(doc: object, owner: str, bad: Callable[[str], None], not_post: Callable[[], None]) -> Iterator[Post]:
+    """The top-level posts of one parsed line."""
+    if isinstance(doc, list):
+        for item in doc:
+            yield from _posts_in(item, owner, bad, not_post)
+        return
+    if not isinstance(doc, dict):
+        not_post()
+        return
+    if "data" in doc:
+        lookups = PageLookups(doc.get("includes"))
+        data = doc["data"]
+        for item in data if isinstance(data, list) else (data,):
+            yield from _one(lambda t, lookups=lookups: lookups.post(t), item, bad)
+        return
+    if isinstance(doc.get("statuses"), list):
+        for item in doc["statuses"]:
+            yield from _one(post_from_v1, item, bad)
+        return
+    kind = kind_of(doc)
+    if kind == "tweets.js item":
+        tweet = doc["tweet"] if isinstance(doc.get("tweet"), dict) else doc
+        yield from _one(lambda t: post_from_v1(t, source_format="tweets.js", owner=owner), tweet, bad)
+    elif kind == "v1.1 tweet":
+        yield from _one(post_from_v1, doc, bad)
+    elif kind in ("twarc2 flattened tweet", "v2 tweet"):
+        yield from _one(post_from_twarc2, doc, bad)
+    elif "errors" in doc or "meta" in doc:
+        # An empty last page ({"meta": {"result_count": 0}}) or an error response: no posts.
+        if (doc.get("meta") or {}).get("result_count") != 0:
+            not_post()
+    else:
+        not_post()
+
+
+def _one(make: Callable[[dict], Post], tweet: object, bad: Callable[[str], None]) -> Iterator[Post]:
+    if not isinstance(tweet, dict):
+        bad("a post that is not a JSON object")
+        return
+    try:
+        post = make(tweet)
+    except (AttributeError, TypeError, KeyError, ValueError) as error:
+        bad(f"a post of an unexpected shape ({type(error).__name__}: {error})")
+        return
+    if not post.id:
+        bad("a post without an id")
+        return
+    yield post
+
+
+def iter_posts(raw_path: Path, report: ImportReport) -> Iterator[Post]:
+    """Every top-level post of a raw tweets.jsonl, in file order; no dedup. Bad lines are
+    skipped and recorded in `report` with the file and line they came from."""
+    sources = _SourceMap(Path(raw_path))
+    loads = orjson.loads
+    with _open_raw(Path(raw_path)) as stream:
+        try:
+            for number, line, size in _lines(stream):
+                if line is None:
+                    name, at, note = sources.where(number)
+                    report.lines_read += 1
+                    reason = f"line of {size:,} bytes is over the {MAX_LINE_BYTES:,}-byte limit"
+                    report.add_problem(name, at, reason + note)
+                    continue
+                if line.isspace():
+                    continue
+                report.lines_read += 1
+                try:
+                    doc = loads(line)
+                except orjson.JSONDecodeError as error:
+                    name, at, note = sources.where(number)
+                    report.add_problem(name, at, _problem_reason(error) + note)
+                    continue
+
+                entry = sources.entry(number)
+                owner = (entry or {}).get("account", "")
+
+                def bad(reason: str, number: int = number) -> None:
+                    name, at, note = sources.where(number)
+                    report.add_problem(name, at, reason + note)
+
+                def not_post() -> None:
+                    report.not_posts += 1
+
+                for post in _posts_in(doc, owner, bad, not_post):
+                    report.posts_seen += 1
+                    yield post
+        except (EOFError, gzip.BadGzipFile, OSError) as error:
+            name = Path(raw_path).name
+            raise ArchiveError(f"{name} could not be read to the end ({error}): import it again.") from None
+
+
+def _utc_text(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+def iter_collection(
+    raw_path: Path,
+    *,
+    term: str = "",
+    lang: str = "",
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int | None = None,
+    report: ImportReport,
+) -> Iterator[Post]:
+    """The collection: distinct posts (first occurrence kept) matching the term, language and
+    time window [start, end), at most `limit` of them.
+
+    Raises ArchiveError after reading everything if not one valid post was found.
+    """
+    from pipeline.query import compile_query
+
+    matches = compile_query(term)
+    lang = lang.strip().lower()
+    start_text, end_text = _utc_text(start), _utc_text(end)
+    seen: set = set()
+    yielded = 0
+    posts_before = report.posts_seen
+    if limit is not None and limit <= 0:
+        return
+    for post in iter_posts(raw_path, report):
+        # Ids are numbers in all formats: ints take half the memory of strs in the dedup set.
+        key = int(post.id) if post.id.isdigit() else post.id
+        if key in seen:
+            report.duplicates += 1
+            continue
+        seen.add(key)
+        if lang and post.lang.lower() != lang:
+            continue
+        if start_text and not (post.created_at and post.created_at >= start_text):
+            continue
+        if end_text and not (post.created_at and post.created_at < end_text):
+            continue
+        if not matches(post):
+            continue
+        yield post
+        yielded += 1
+        if limit is not None and yielded >= limit:
+            return
+    if report.posts_seen == posts_before:
+        raise ArchiveError(
+            f"{Path(raw_path).name} holds no valid post ({report.summary()}). Check that the archive is X/Twitter "
+            "data: v1.1 tweets, v2 response pages, twarc2 output or Twitter's tweets.js."
+        )

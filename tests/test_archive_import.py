@@ -1,0 +1,464 @@
+"""Archives in every common format import into the same normalised posts, and bad input is
+refused with a message naming the file, never half-written."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+
+import orjson
+import pytest
+
+from pipeline.formats import ArchiveError, ImportReport, copy_archive, iter_collection, iter_posts, reading
+from tests.formats_helpers import (
+    gzipped,
+    import_files,
+    posts_of,
+    tweets_js_item,
+    v1_tweet,
+    v2_page,
+    write_jsonl,
+    write_tweets_js,
+)
+
+
+def counted_fields(post) -> tuple:
+    """What the count files are made of, per post."""
+    return (
+        post.id,
+        post.user,
+        post.followers,
+        post.following,
+        tuple(post.hashtags),
+        tuple(post.mentions),
+        tuple(post.urls),
+        tuple(post.photos),
+    )
+
+
+# --- The real recorded fixtures ------------------------------------------------------------------
+
+
+def test_twarc2_flat_and_v2_pages_give_identical_posts(real_data):
+    flat = posts_of(real_data / "twarc2-flat.jsonl")
+    pages = posts_of(real_data / "v2-pages-noflat.jsonl")
+
+    assert len(flat) == len(pages) == 100
+    assert {counted_fields(p) for p in flat} == {counted_fields(p) for p in pages}
+    assert [(p.id, p.text, p.retweeted_id, p.in_reply_to_user, p.created_at) for p in flat] == [
+        (p.id, p.text, p.retweeted_id, p.in_reply_to_user, p.created_at) for p in pages
+    ]
+    # The comparison is not vacuous: the fixture has all of these.
+    assert sum(bool(p.hashtags) for p in pages) > 0 and sum(bool(p.mentions) for p in pages) > 50
+    assert sum(bool(p.urls) for p in pages) > 5 and all(p.followers is not None for p in pages)
+
+
+def test_v2_lookups_in_includes_and_own_media_links(real_data):
+    by_id = {p.id: p for p in posts_of(real_data / "v2-pages-noflat.jsonl")}
+
+    retweet = by_id["1380242611781386245"]
+    assert (retweet.user, retweet.followers, retweet.following) == ("Alexandravm12", 58, 49)
+    assert retweet.retweeted_id == "1380175475545362437"
+    # The page truncates the retweet's text with "…"; the original in includes.tweets is whole.
+    assert retweet.text.startswith("RT @williamserafino: De manera simultánea")
+    assert retweet.text.endswith("La pandilla del Partido Demócrata hace sentir su regreso.")
+    assert retweet.created_at == "2021-04-08T19:34:16+00:00"
+
+    photo_post = by_id["1380242345652785166"]
+    assert photo_post.photos == ["https://pbs.twimg.com/media/EyebGPCXIAMP9xj.jpg"]
+    assert photo_post.urls == []  # its only URL entity is its own .../photo/1 link
+
+    gif_post = by_id["1380242549785366530"]
+    assert gif_post.photos == [] and gif_post.has_media  # an animated GIF is media but not a photo
+    assert gif_post.urls == [] and gif_post.mentions == ["1nonblonde2"]
+
+
+def test_v1_streaming_entities_come_from_extended_tweet(real_data):
+    lines = (real_data / "v1-streaming-lines.jsonl").read_bytes().splitlines()
+    raw = next(json.loads(line) for line in lines if b'"id_str": "972473004721627137"' in line)
+    assert raw["entities"]["hashtags"] == []  # the trap: the short entities miss them
+
+    post = next(p for p in posts_of(real_data / "v1-streaming-lines.jsonl") if p.id == "972473004721627137")
+
+    assert post.hashtags == ["GunControlNow", "NeverAgain", "NoNRA", "VoteThemOut", "BlueWave"]
+    assert post.mentions == ["resisterhood", "TheLastPersont2"]
+    assert post.urls == []  # not the "twitter.com/i/web/status/..." link of the truncated text
+    assert post.text.endswith("#BlueWave") and "#GunControlNow" in post.text
+    assert (post.user, post.followers, post.following) == ("ffemt210", 147, 103)
+    assert post.created_at == "2018-03-10T14:03:26+00:00"  # from "Sat Mar 10 14:03:26 +0000 2018"
+    assert post.in_reply_to_user == "resisterhood" and post.in_reply_to_id == "972350166505226241"
+
+
+def test_v1_stream_with_a_repeated_post_keeps_it_once(real_data):
+    report = ImportReport()
+    posts = list(iter_collection(real_data / "v1-streaming-lines.jsonl", report=report))
+
+    assert len(posts) == 71 and report.posts_seen == 72 and report.duplicates == 1
+    assert len({p.id for p in posts}) == 71
+    assert "ignored 1 duplicate post" in report.summary()
+
+
+def test_broken_last_line_of_a_stream_is_skipped_and_named(real_data, tmp_path):
+    source = real_data / "v2-stream-broken-last-line.jsonl"
+    raw = tmp_path / "search" / "tweets.jsonl"
+
+    posts, report = import_files([source], raw)
+
+    assert len(posts) == 7 and report.bad_lines == 1
+    assert report.problems == [("v2-stream-broken-last-line.jsonl", 8, "truncated JSON")]
+    assert "skipped 1 malformed line: v2-stream-broken-last-line.jsonl line 8: truncated JSON" in report.summary()
+    # Copied byte for byte; only the missing final newline is added.
+    assert raw.read_bytes() == source.read_bytes() + b"\n"
+    photo_post = next(p for p in posts if p.id == "1377650090978992134")
+    assert photo_post.quoted_id == "1377640162566496258" and photo_post.has_media
+    # Its .../photo/1 link is its own media, not a URL; the quoted post's link is one.
+    assert photo_post.urls == ["https://twitter.com/Manie_DS/status/1377640162566496258"]
+
+
+def test_large_v2_pages_resolve_every_author(real_data):
+    posts = posts_of(real_data / "v2-pages-twarc-network.jsonl")
+
+    assert len(posts) == 500 and all(p.user for p in posts)
+    retweets = [p for p in posts if p.retweeted_id]
+    assert len(retweets) > 200
+    assert sum(p.text.endswith("…") for p in retweets) < len(retweets) / 10  # originals found in includes
+
+
+# --- Hand-made files in every container format ----------------------------------------------------
+
+
+def test_json_array_of_v1_tweets(tmp_path):
+    archive = tmp_path / "export.json"
+    tweets = [v1_tweet("11", "first #One"), v1_tweet("12", "second", user="bob")]
+    archive.write_text(json.dumps(tweets, indent=2))
+    raw = tmp_path / "s" / "tweets.jsonl"
+
+    posts, _ = import_files([archive], raw)
+
+    assert [(p.id, p.user, p.created_at) for p in posts] == [
+        ("11", "alice", "2018-10-10T20:19:24+00:00"),
+        ("12", "bob", "2018-10-10T20:19:24+00:00"),
+    ]
+    # One element per line, content unchanged.
+    assert [json.loads(line) for line in raw.read_text().splitlines()] == tweets
+
+
+def test_v1_search_response(tmp_path):
+    archive = tmp_path / "search.json"
+    response = {"statuses": [v1_tweet("21", "a"), v1_tweet("22", "b")], "search_metadata": {"count": 2}}
+    archive.write_text(json.dumps(response, indent=2))
+
+    posts, report = import_files([archive], tmp_path / "tweets.jsonl")
+
+    assert [p.id for p in posts] == ["21", "22"]
+    assert report.sources[0]["format"] == "v1.1 search response"
+
+
+def test_v1_retweet_takes_text_and_photos_of_the_original(tmp_path):
+    photo = {"type": "photo", "media_url_https": "https://pbs.twimg.com/media/orig.jpg"}
+    original = v1_tweet("30", "The whole original text, longer than a retweet keeps", user="carol")
+    original["extended_entities"] = {"media": [photo, {"type": "video", "media_url_https": "https://v/x.jpg"}]}
+    retweet = v1_tweet("31", "RT @carol: The whole original te…", retweeted_status=original)
+    archive = write_jsonl(tmp_path / "rt.jsonl", [retweet])
+
+    (post,) = import_files([archive], tmp_path / "tweets.jsonl")[0]
+
+    assert post.retweeted_id == "30" and post.is_retweet
+    assert post.text == "RT @carol: The whole original text, longer than a retweet keeps"
+    assert post.photos == ["https://pbs.twimg.com/media/orig.jpg"] and post.has_media
+
+
+def test_pretty_printed_v2_page_stays_one_page(tmp_path):
+    archive = tmp_path / "page.json"
+    archive.write_text(json.dumps(v2_page(), indent=2))
+    raw = tmp_path / "tweets.jsonl"
+
+    posts, report = import_files([archive], raw)
+
+    assert raw.read_text().count("\n") == 1 and json.loads(raw.read_text()) == v2_page()
+    photo, retweet = posts
+    assert (photo.id, photo.user, photo.followers, photo.photos, photo.urls) == (
+        "201",
+        "ann",
+        100,
+        ["https://pbs.twimg.com/media/one.jpg"],
+        [],
+    )
+    assert retweet.text == "RT @ann: A long original text that the API cut short in the retweet #whole"
+    assert retweet.photos == ["https://pbs.twimg.com/media/two.jpg"]
+    assert (retweet.user, retweet.following, retweet.retweet_count) == ("ben", 0, 9)
+    assert report.sources[0]["format"] == "JSON document (v2 response page)"
+
+
+def test_twitter_archive_folder_reads_tweets_js_and_its_owner(tmp_path):
+    folder = tmp_path / "twitter-2023-01-31"
+    write_tweets_js(folder / "data" / "tweets.js", [tweets_js_item("41", "hello", retweets="3")])
+    write_tweets_js(folder / "data" / "tweets-part1.js", [tweets_js_item("42", "RT @x: hi")], "tweets.part1")
+    write_tweets_js(folder / "data" / "account.js", [{"account": {"username": "owner_name"}}], "account")
+    write_tweets_js(folder / "data" / "like.js", [{"like": {"tweetId": "999", "fullText": "liked"}}], "like")
+
+    posts, report = import_files([folder], tmp_path / "s" / "tweets.jsonl")
+
+    assert sorted(p.id for p in posts) == ["41", "42"]  # likes are not the owner's posts
+    first = next(p for p in posts if p.id == "41")
+    assert (first.user, first.retweet_count, first.like_count, first.hashtags) == ("owner_name", 3, 4, ["Archive"])
+    assert first.source_format == "tweets.js" and first.created_at == "2023-01-31T12:00:00+00:00"
+    assert {s["name"] for s in report.sources} == {
+        "twitter-2023-01-31/data/tweets.js",
+        "twitter-2023-01-31/data/tweets-part1.js",
+    }
+
+
+def test_tweets_js_alone_has_no_user(tmp_path):
+    archive = write_tweets_js(tmp_path / "tweets.js", [tweets_js_item("43", "solo")])
+    (post,) = import_files([archive], tmp_path / "s" / "tweets.jsonl")[0]
+    assert post.id == "43" and post.user == "" and post.followers is None
+
+
+def make_each_format(tmp_path):
+    """name -> (file, the ids it holds)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    array = tmp_path / "array.json"
+    array.write_text(json.dumps([v1_tweet("51", "a"), v1_tweet("52", "b")]))
+    statuses = tmp_path / "statuses.json"
+    statuses.write_text(json.dumps({"statuses": [v1_tweet("53", "c")]}, indent=1))
+    page = tmp_path / "page.json"
+    page.write_text(json.dumps(v2_page(), indent=2))
+    tweets_js = write_tweets_js(tmp_path / "tweets.js", [tweets_js_item("54", "d"), tweets_js_item("55", "e")])
+    jsonl = write_jsonl(tmp_path / "lines.jsonl", [v1_tweet("56", "f"), v2_page()])
+    return {
+        "array": (array, ["51", "52"]),
+        "statuses": (statuses, ["53"]),
+        "v2 page": (page, ["201", "202"]),
+        "tweets.js": (tweets_js, ["54", "55"]),
+        "jsonl": (jsonl, ["56", "201", "202"]),
+    }
+
+
+@pytest.mark.parametrize("kind", ["array", "statuses", "v2 page", "tweets.js", "jsonl"])
+def test_gzip_of_each_format_is_detected_by_content(tmp_path, kind):
+    path, ids = make_each_format(tmp_path / "in")[kind]
+    packed = gzipped(path)
+    raw = tmp_path / "tweets.jsonl"
+
+    posts, report = import_files([packed], raw)
+
+    assert [p.id for p in posts] == ids
+    assert report.sources[0]["format"].startswith("gzip, ")
+    assert report.sources[0]["sha256"] == hashlib.sha256(packed.read_bytes()).hexdigest()
+
+
+def test_a_folder_of_mixed_files_and_its_provenance(tmp_path):
+    made = make_each_format(tmp_path / "archive")
+    (tmp_path / "archive" / "README.md").write_text("notes about this collection")
+    raw = tmp_path / "s" / "tweets.jsonl"
+
+    posts, report = import_files([tmp_path / "archive"], raw)
+
+    expected = {i for _, ids in made.values() for i in ids}
+    assert {p.id for p in posts} == expected and report.duplicates == 2  # 201, 202 are in two files
+    sources = json.loads(raw.with_name("sources.json").read_text())
+    assert sources["skipped"] == ["archive/README.md"] and "README.md" in report.summary()
+    for entry in sources["files"]:
+        original = tmp_path / entry["name"]
+        assert entry["size"] == original.stat().st_size
+        assert entry["sha256"] == hashlib.sha256(original.read_bytes()).hexdigest()
+    assert {e["format"] for e in sources["files"]} == {
+        "JSON array of v1.1 tweets",
+        "v1.1 search response",
+        "JSON document (v2 response page)",
+        "tweets.js (Twitter archive)",
+        "JSONL (v1.1 tweet)",
+    }
+
+
+def test_duplicates_across_two_files_keep_the_first(tmp_path):
+    first = write_jsonl(tmp_path / "a.jsonl", [v1_tweet("61", "kept"), v1_tweet("62", "x")])
+    second = write_jsonl(tmp_path / "b.jsonl", [v1_tweet("61", "dropped"), v1_tweet("63", "y")])
+
+    posts, report = import_files([first, second], tmp_path / "s" / "tweets.jsonl")
+
+    assert [(p.id, p.text) for p in posts] == [("61", "kept"), ("62", "x"), ("63", "y")]
+    assert report.duplicates == 1
+
+
+def test_mixed_line_kinds_in_one_raw_file(tmp_path):
+    flat = {"id": "71", "text": "flat", "author": {"username": "zed", "public_metrics": {"followers_count": 1}}}
+    stream = {"data": {"id": "72", "text": "streamed", "author_id": "u9"}, "includes": {"users": []}}
+    stream["matching_rules"] = [{"id": "1", "tag": None}]
+    raw = write_jsonl(
+        tmp_path / "tweets.jsonl",
+        [v1_tweet("70", "v1"), flat, stream, tweets_js_item("73", "own"), {"delete": {"status": {"id_str": "5"}}}],
+    )
+    report = ImportReport()
+
+    posts = list(iter_posts(raw, report))
+
+    assert [(p.id, p.source_format) for p in posts] == [
+        ("70", "v1"),
+        ("71", "twarc2"),
+        ("72", "v2"),
+        ("73", "tweets.js"),
+    ]
+    assert posts[1].user == "zed" and posts[1].followers == 1
+    assert report.not_posts == 1 and report.bad_lines == 0
+
+
+def test_filters_by_term_language_and_time(tmp_path):
+    tweets = [
+        v1_tweet("81", "climate news", created_at="Mon Jan 02 10:00:00 +0000 2023"),
+        v1_tweet("82", "climate nouvelles", lang="fr", created_at="Tue Jan 03 10:00:00 +0000 2023"),
+        v1_tweet("83", "sports", created_at="Tue Jan 03 11:00:00 +0000 2023"),
+        v1_tweet("84", "climate later", created_at="Fri Jan 06 10:00:00 +0000 2023"),
+    ]
+    raw = write_jsonl(tmp_path / "tweets.jsonl", tweets)
+    from datetime import UTC, datetime
+
+    def ids(**filters):
+        return [p.id for p in iter_collection(raw, report=ImportReport(), **filters)]
+
+    assert ids(term="climate") == ["81", "82", "84"]
+    assert ids(term="climate", lang="FR") == ["82"]
+    start, end = datetime(2023, 1, 3, tzinfo=UTC), datetime(2023, 1, 6, 10, tzinfo=UTC)
+    assert ids(start=start, end=end) == ["82", "83"]  # the end is exclusive, as in the X API
+    assert ids(term="climate", limit=2) == ["81", "82"]
+
+
+def test_gzipped_raw_file_is_read(tmp_path):
+    raw = tmp_path / "tweets.jsonl.gz"
+    raw.write_bytes(gzip.compress(orjson.dumps(v1_tweet("91", "zipped")) + b"\n"))
+    assert [p.id for p in posts_of(raw)] == ["91"]
+
+
+def test_an_overlong_line_is_skipped_not_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(reading, "MAX_LINE_BYTES", 2000)
+    huge = v1_tweet("101", "x" * 5000)
+    raw = write_jsonl(tmp_path / "tweets.jsonl", [v1_tweet("100", "small"), huge, v1_tweet("102", "small")])
+    report = ImportReport()
+
+    posts = list(iter_posts(raw, report))
+
+    assert [p.id for p in posts] == ["100", "102"]
+    ((name, line, reason),) = report.problems
+    assert (name, line) == ("tweets.jsonl", 2) and "over the 2,000-byte limit" in reason
+
+
+def test_problems_are_capped_but_counted(tmp_path):
+    raw = tmp_path / "tweets.jsonl"
+    raw.write_text(orjson.dumps(v1_tweet("1", "ok")).decode() + "\n" + "{broken\n" * 1500)
+    report = ImportReport()
+    assert len(list(iter_posts(raw, report))) == 1
+    assert report.bad_lines == 1500 and len(report.problems) == 1000
+    assert "and 1,497 more" in report.summary()
+
+
+# --- Refusals -------------------------------------------------------------------------------------
+
+
+def refused(tmp_path, path, *more) -> str:
+    dest = tmp_path / "out" / "tweets.jsonl"
+    with pytest.raises(ArchiveError) as caught:
+        copy_archive([path, *more], dest)
+    assert not dest.exists(), "a refused archive must not leave a raw file that looks complete"
+    leftovers = list(dest.parent.iterdir()) if dest.parent.exists() else []
+    assert leftovers == [], "no temporary files are left behind"
+    return str(caught.value)
+
+
+def test_empty_file_is_refused(tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_bytes(b"")
+    assert "empty.jsonl is empty" in refused(tmp_path, path)
+
+
+def test_whitespace_only_and_empty_gzip_are_empty(tmp_path):
+    blank = tmp_path / "blank.jsonl"
+    blank.write_text("\n  \n")
+    assert "blank.jsonl is empty" in refused(tmp_path, blank)
+    nothing = tmp_path / "nothing.gz"
+    nothing.write_bytes(gzip.compress(b""))
+    assert "nothing.gz is empty" in refused(tmp_path, nothing)
+
+
+def test_binary_file_is_refused(tmp_path):
+    path = tmp_path / "photo.jsonl"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    message = refused(tmp_path, path)
+    assert "photo.jsonl is a binary file" in message
+
+
+def test_zip_file_says_to_unzip(tmp_path):
+    path = tmp_path / "twitter-archive.zip"
+    path.write_bytes(b"PK\x03\x04" + b"\x00" * 100)
+    assert "twitter-archive.zip is a ZIP file: unzip it first" in refused(tmp_path, path)
+
+
+def test_invalid_utf8_is_refused_with_its_line(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    good = orjson.dumps(v1_tweet("1", "fine")) + b"\n"
+    path.write_bytes(good * 3 + '{"id_str": "2", "full_text": "caf\u00e9"}\n'.encode("latin-1"))
+    message = refused(tmp_path, path)
+    assert "latin1.jsonl is not valid UTF-8 text (line 4)" in message and "iconv" in message
+
+
+def test_truncated_gzip_is_refused(tmp_path):
+    whole = gzip.compress(b"".join(orjson.dumps(v1_tweet(str(i), "t " * 50)) + b"\n" for i in range(200)))
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    assert "cut.jsonl.gz is a truncated gzip file" in refused(tmp_path, path)
+
+
+def test_unknown_formats_are_refused(tmp_path):
+    csv = tmp_path / "tweets.csv"
+    csv.write_text("id,text\n1,hello\n")
+    message = refused(tmp_path, csv)
+    assert "tweets.csv is not in a format dnflow reads" in message and "tweets.js" in message
+
+    other_json = write_jsonl(tmp_path / "package.jsonl", [{"name": "left-pad"}, {"version": "1.0"}])
+    assert "package.jsonl is JSON lines, but none of its first lines" in refused(tmp_path, other_json)
+
+    broken = tmp_path / "broken.json"
+    broken.write_text('{\n  "data": [\n')
+    assert "broken.json is not valid JSON or JSONL" in refused(tmp_path, broken)
+
+
+def test_a_bad_second_file_leaves_the_previous_raw_file_untouched(tmp_path):
+    dest = tmp_path / "out" / "tweets.jsonl"
+    dest.parent.mkdir()
+    dest.write_text("earlier import\n")
+    good = write_jsonl(tmp_path / "good.jsonl", [v1_tweet("1", "a")])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b"")
+
+    with pytest.raises(ArchiveError, match="bad.jsonl is empty"):
+        copy_archive([good, bad], dest)
+
+    assert dest.read_text() == "earlier import\n"
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["tweets.jsonl"]  # no temporary files left
+
+
+def test_missing_path_and_empty_folder(tmp_path):
+    with pytest.raises(ArchiveError, match="No file or folder at"):
+        copy_archive([tmp_path / "nowhere.jsonl"], tmp_path / "tweets.jsonl")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.md").write_text("x")
+    with pytest.raises(ArchiveError, match=r"holds no archive file \(found: todo.md\)"):
+        copy_archive([tmp_path / "notes"], tmp_path / "tweets.jsonl")
+
+
+def test_a_raw_file_without_one_valid_post_fails_clearly(tmp_path):
+    raw = tmp_path / "tweets.jsonl"
+    raw.write_text('{"delete": {"status": {"id_str": "1"}}}\n{"data": [{"id": "2", "text": \n')
+    report = ImportReport()
+
+    with pytest.raises(ArchiveError) as caught:
+        list(iter_collection(raw, term="anything", report=report))
+
+    message = str(caught.value)
+    assert "tweets.jsonl holds no valid post" in message and "line 2: truncated JSON" in message
+
+
+def test_no_match_is_not_an_error(tmp_path):
+    raw = write_jsonl(tmp_path / "tweets.jsonl", [v1_tweet("1", "cats")])
+    assert list(iter_collection(raw, term="dogs", report=ImportReport())) == []
