@@ -224,3 +224,13 @@ def test_admin_login_has_the_same_brake(client, staff_user, fresh_cache):
 def test_running_search_status_is_200_while_it_runs(visitors, owner):
     search = make_search(owner, status=Status.RUNNING)
     assert visitors(OWNER).get(reverse("search_status", args=[search.pk])).status_code == 200
+
+
+def test_a_private_search_s_404_page_says_nothing_about_it(client, owner, settings):
+    settings.DEBUG = False
+    search = make_search(owner, term="very secret topic")
+    response = client.get(reverse("search_detail", args=[search.pk]))
+    page = response.content.decode()
+    assert response.status_code == 404
+    assert "very secret topic" not in page
+    assert "There is nothing here that you can see." in page
