@@ -207,13 +207,14 @@ class Progress:
         if 0.0 < fraction < 1.0 and fraction * 100 - last_event >= PROGRESS_EVENT_STEP:
             event_percent = fraction * 100
         self._last[key] = (overall, now, event_percent)
-        self._write(fields, step_text, event=event_percent != last_event)
+        event = f"{event_percent:.0f}% of this step: {step_text or self.label}" if event_percent != last_event else ""
+        self._write(fields, event)
 
-    def _write(self, fields: dict, step_text: str | None, *, event: bool) -> None:
+    def _write(self, fields: dict, event: str) -> None:
         try:
             updated = Search.objects.filter(pk=self.task.search_id).exclude(status=Status.CANCELLED).update(**fields)
             if event:
-                _record(self.task, EventKind.PROGRESS, f"{fields['progress']:.0f}% {step_text or self.label}")
+                _record(self.task, EventKind.PROGRESS, event)
         except Exception:
             log.exception("could not record progress of %s for search #%s", self.task.task_id, self.task.search_id)
             return

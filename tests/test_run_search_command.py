@@ -118,7 +118,7 @@ def test_validation_errors_reach_callers_of_call_command(settings):
     assert "--count: Ask for at least 1 post" in str(raised.value)
 
 
-def test_several_archive_files_are_imported_together_in_order(tmp_path, settings):
+def test_several_archive_files_are_imported_together_in_order_for_an_owner(tmp_path, settings, owner):
     settings.DNFLOW_FETCH_PHOTOS = False
     lines = [json.dumps(v1_tweet(spec)) for spec in SPECS]
     first, second = tmp_path / "part1.jsonl", tmp_path / "part2.data"
@@ -126,10 +126,24 @@ def test_several_archive_files_are_imported_together_in_order(tmp_path, settings
     second.write_text("\n".join(lines[3:]) + "\n")
     out = StringIO()
 
-    call_command("run_search", "--archive", str(first), "--archive", str(second), stdout=out, stderr=StringIO())
+    call_command(
+        "run_search",
+        "--archive",
+        str(first),
+        "--archive",
+        str(second),
+        "--owner",
+        "alice",
+        stdout=out,
+        stderr=StringIO(),
+    )
 
     folder = Path(last_line(out.getvalue()))
     assert (folder / "tweet-ids.txt").read_text().split() == ["1001", "1002", "1003", "1004", "1005"]
+    assert Search.objects.get().owner == owner
+
+    with pytest.raises(CommandError, match="No user named 'nobody'"):
+        call_command("run_search", "--archive", str(first), "--owner", "nobody")
 
 
 def test_enqueue_saves_and_queues_and_prints_the_id(settings):

@@ -160,3 +160,100 @@ def test_a_live_search_records_the_rate_limit_wait_and_never_the_token(x_api, se
         assert token not in event.message and token not in event.task_id
     assert (search.output_dir / "tweets.jsonl").is_file()
     assert not (search.output_dir / "tweets.jsonl.part").exists()
+
+
+def test_a_live_collection_stopped_midway_resumes_without_reading_pages_again(x_api):
+    x_api.fail_next(Fault.normal(), Fault.usage_cap())
+    search = services.create_search(term="#kpop", source=Source.RECENT, count=250, enqueue=False)
+
+    search = services.execute_search(search.pk)
+
+    assert search.status == Status.FAILED
+    assert search.error.startswith("Your X API usage cap is used up")
+    assert "resumes from there" in search.error
+    assert (search.output_dir / "collect-state.json").is_file()
+    assert not (search.output_dir / "tweets.jsonl").exists()  # only a finished collection gets the name
+    first_run = len(x_api.search_requests())
+
+    services.rerun_search(search, enqueue=False)
+    search = services.execute_search(search.pk)
+
+    assert (search.status, search.num_posts) == (Status.FINISHED, 250)
+    again = x_api.search_requests()[first_run:]
+    assert [r.params.get("max_results") for r in again] == ["100", "50"]  # pages 2 and 3 only
+    assert all(r.params.get("next_token") for r in again)
+    ids = (search.output_dir / "tweet-ids.txt").read_text().split()
+    assert ids == [post["id"] for post in x_api.posts[:250]]
+    counts = events_of(search)
+    assert counts[("CollectPosts", EventKind.RETRY)] == 1
+    assert counts[("CollectPosts", EventKind.FAILURE)] == 1
+
+
+def test_cancelling_a_running_search_stops_its_workflow_at_the_next_progress_report(tmp_path, monkeypatch):
+    real = pipeline_tasks.summarise_posts
+
+    def cancel_then_summarise(*args, **kwargs):
+        Search.objects.filter(pk=search.pk).update(status=Status.CANCELLED)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline_tasks, "summarise_posts", cancel_then_summarise)
+    search = queued_archive_search(WRITERS["v1"](tmp_path / "a.jsonl"))
+
+    search = services.execute_search(search.pk)
+
+    assert search.status == Status.CANCELLED  # the end of the run did not overwrite it
+    failure = TaskEvent.objects.get(search=search, event=EventKind.FAILURE)
+    assert (failure.task_family, failure.message) == ("SummarisePosts", f"Search #{search.pk} was cancelled.")
+    assert not (search.output_dir / "summary.json").exists()
+    assert not list(search.output_dir.glob("count-*.csv"))  # nothing half-made looks complete
+    assert not list(search.output_dir.glob(".*.tmp"))
+
+
+def test_forked_luigi_workers_record_events_and_the_failure_reason(tmp_path, settings):
+    settings.DNFLOW_LUIGI_WORKERS = 2
+    search = queued_archive_search(WRITERS["v2"](tmp_path / "a.jsonl"))
+    assert services.execute_search(search.pk).status == Status.FINISHED
+    assert events_of(search)[("PackageOutputs", EventKind.SUCCESS)] == 1
+
+    junk = tmp_path / "junk.jsonl"
+    junk.write_text("[1, 2, 3]\n")
+    failed = services.execute_search(queued_archive_search(junk).pk)
+    assert failed.status == Status.FAILED
+    assert failed.error.startswith("junk.jsonl ")  # read back from the failure event the child wrote
+
+
+def test_handlers_act_for_our_tasks_only_and_never_twice(tmp_path):
+    import luigi
+
+    from pipeline import events
+    from pipeline.tasks import SearchTask
+
+    class Unrelated(luigi.Task):
+        search_id = luigi.IntParameter()
+
+        def output(self):
+            return luigi.LocalTarget(str(tmp_path / f"unrelated-{self.search_id}"))
+
+        def run(self):
+            self.output().open("w").close()
+
+    search = archive_search(WRITERS["v1"](tmp_path / "a.jsonl"))
+    for _ in range(3):
+        events.register(SearchTask)
+    assert run_workflow(search).ok
+    assert luigi.build([Unrelated(search_id=search.pk)], local_scheduler=True)
+
+    assert events_of(search)[("CollectPosts", EventKind.START)] == 1
+    assert not TaskEvent.objects.filter(task_family="Unrelated").exists()
+    for event in (luigi.Event.START, luigi.Event.SUCCESS, luigi.Event.FAILURE, luigi.Event.PROCESSING_TIME):
+        assert len(SearchTask._event_callbacks[SearchTask][event]) == 1
+
+
+def test_a_term_that_matches_nothing_finishes_with_empty_counts(tmp_path):
+    search = queued_archive_search(WRITERS["twarc2"](tmp_path / "a.jsonl"), term="volcano")
+
+    search = services.execute_search(search.pk)
+
+    assert (search.status, search.num_posts) == (Status.FINISHED, 0)
+    assert (search.output_dir / "count-hashtags.csv").read_bytes() == b"hashtag,count\r\n"
+    assert (search.output_dir / "tweet-ids.txt").read_text() == ""
