@@ -123,10 +123,9 @@ def job_is_live(conn, job_id: str) -> bool:
     job = fetch_job(conn, job_id)
     if job is None:
         return False
-    status = job.get_status()
-    if status in _WAITING_STATUSES:
+    if job.get_status() in _WAITING_STATUSES:
         return True
-    return status == "started" and worker_is_alive(conn, job.worker_name)
+    return _is_executing(conn, job) and worker_is_alive(conn, job.worker_name)
 
 
 def worker_is_alive(conn, worker_name: str | None) -> bool:
@@ -398,13 +397,20 @@ def _reconcile_running(conn, search: Search, report: ReconcileReport) -> None:
     if search.started and timezone.now() - search.started < timedelta(seconds=alive_ttl()):
         return  # just claimed
     job = fetch_job(conn, search.rq_job_id)
-    if job is not None and job.get_status() == "started" and worker_is_alive(conn, job.worker_name):
+    if job is not None and _is_executing(conn, job) and worker_is_alive(conn, job.worker_name):
         return  # rq sees it run on a live worker; rq's own timeout still applies
     outcome = recover_lost(conn, search, job)
     if outcome == Status.QUEUED:
         report.requeued.append(search.pk)
     elif outcome == Status.FAILED:
         report.failed.append(search.pk)
+
+
+def _is_executing(conn, job) -> bool:
+    """rq's view: the job is started and in its queue's StartedJobRegistry (left when it ends or is abandoned)."""
+    from rq.registry import StartedJobRegistry
+
+    return job.get_status() == "started" and job.id in StartedJobRegistry(job.origin, connection=conn)
 
 
 def _what_rq_saw(job) -> str:
