@@ -343,6 +343,21 @@ def package_path(folder: Path | None) -> Path | None:
     return inside[0] if inside else None
 
 
+def package_is_public(package: Path) -> bool:
+    """A package may go to anyone only if it holds none of the files with the posts' text.
+
+    Read from the zip's directory (no extraction); anything unreadable counts as private.
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(package) as archive:
+            names = {Path(name).name for name in archive.namelist()}
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return not names & set(PRIVATE_FILES)
+
+
 def output_files(folder: Path | None, *, include_private: bool) -> list[OutputFile]:
     """The downloadable files that exist, in the spec's order, the package last."""
     if folder is None:
@@ -355,7 +370,9 @@ def output_files(folder: Path | None, *, include_private: bool) -> list[OutputFi
             files.append(OutputFile(name, path.stat().st_size, name in PUBLIC_FILES))
     package = package_path(folder)
     if package is not None:
-        files.append(OutputFile(package.name, package.stat().st_size, True))
+        public = package_is_public(package)
+        if public or include_private:
+            files.append(OutputFile(package.name, package.stat().st_size, public))
     return files
 
 
@@ -370,6 +387,8 @@ def resolve_file(folder: Path | None, name: str, *, include_private: bool) -> Pa
     else:
         package = package_path(folder)
         path = package if package is not None and name == package.name else None
+        if path is not None and not include_private and not package_is_public(path):
+            path = None
     if path is None or not path.is_file():
         return None
     # Belt and braces: whatever the name, the file must sit inside the data folder.

@@ -234,3 +234,18 @@ def test_a_private_search_s_404_page_says_nothing_about_it(client, owner, settin
     assert response.status_code == 404
     assert "very secret topic" not in page
     assert "There is nothing here that you can see." in page
+
+
+def test_a_package_holding_the_posts_text_stays_with_the_owner(visitors, owner):
+    from tests.web_helpers import write_package
+
+    search = make_search(owner, published=True)
+    write_package(search.output_dir, ["count-hashtags.csv", "tweets.csv"])
+    url = reverse("search_file", args=[search.pk, f"{search.folder}.zip"])
+    assert visitors(OWNER).get(url).status_code == 200
+    assert visitors(ANON).get(url).status_code == 404
+    assert visitors(OTHER).get(url).status_code == 404
+    public_page = visitors(ANON).get(reverse("search_summary", args=[search.pk])).content.decode()
+    owner_page = visitors(OWNER).get(reverse("search_summary", args=[search.pk])).content.decode()
+    assert f"{search.folder}.zip" not in public_page
+    assert f"{search.folder}.zip" in owner_page

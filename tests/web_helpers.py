@@ -136,8 +136,20 @@ def write_outputs(
         summary["timeline"] = [{"time": "2024-03-01T10:00:00+00:00", "count": 4}]
     summary.update(extra_summary or {})
     (folder / "summary.json").write_text(json.dumps(summary))
-    (folder / f"{folder.name}.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)  # an empty zip archive
+    write_package(folder, ["count-hashtags.csv", "tweet-ids.txt", "summary.json"])
     return folder
+
+
+def write_package(folder: Path, names: list[str]) -> Path:
+    """A zip shaped like the workflow's BagIt package (bagit.txt and data/), holding the named files."""
+    import zipfile
+
+    path = folder / f"{folder.name}.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(f"{folder.name}/bagit.txt", "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n")
+        for name in names:
+            archive.write(folder / name, f"{folder.name}/data/{name}")
+    return path
 
 
 def make_search(owner, *, status=Status.FINISHED, published=False, outputs=True, term="climate", **fields) -> Search:
