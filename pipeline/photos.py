@@ -27,6 +27,7 @@ import logging
 import mimetypes
 import os
 import re
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ log = logging.getLogger("dnflow.photos")
 
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 20.0
+PHOTO_DEADLINE = 120.0  # seconds for one whole photo
 PARALLEL_DOWNLOADS = 4
 CHUNK = 64 * 1024
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,150}\.(?:jpe?g|png|gif|webp)$", re.IGNORECASE)
@@ -147,7 +149,10 @@ class PhotoFetcher:
     def _stream(self, chunks: Iterable[bytes], out) -> tuple[int, str]:
         size = 0
         digest = hashlib.md5(usedforsecurity=False)
+        deadline = time.monotonic() + PHOTO_DEADLINE
         for chunk in chunks:
+            if time.monotonic() > deadline:  # the read timeout is per read: a slow drip passes it
+                raise PhotoRefused(f"took longer than {PHOTO_DEADLINE:.0f} s")
             size += len(chunk)
             if size > self.max_bytes:
                 raise PhotoRefused(f"too large (more than {self.max_bytes:,} bytes)")
@@ -199,13 +204,15 @@ def fetch_photos(
     session = session or make_session()
     fetcher = PhotoFetcher(session, max_bytes=max_bytes, local_path=local_path)
     results: list[PhotoResult] = []
+    pool = ThreadPoolExecutor(max_workers=PARALLEL_DOWNLOADS, thread_name_prefix="dnflow-photo")
     try:
-        with ThreadPoolExecutor(max_workers=PARALLEL_DOWNLOADS, thread_name_prefix="dnflow-photo") as pool:
-            for result in pool.map(lambda job: fetcher.fetch(*job), jobs):
-                results.append(result)
-                if on_progress is not None:
-                    on_progress(len(results), len(jobs))
+        for result in pool.map(lambda job: fetcher.fetch(*job), jobs):
+            results.append(result)
+            if on_progress is not None:
+                on_progress(len(results), len(jobs))  # may raise: the search was cancelled
     finally:
+        # On an error, downloads not yet started are dropped rather than run to the end.
+        pool.shutdown(wait=True, cancel_futures=True)
         if own_session:
             session.close()
     return results
