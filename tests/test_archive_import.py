@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from pipeline.formats import ArchiveError, ImportReport, copy_archive, iter_collection, iter_posts, reading
+from pipeline.query import QueryError
 from tests.formats_helpers import (
     gzipped,
     import_files,
@@ -462,3 +463,8 @@ def test_a_raw_file_without_one_valid_post_fails_clearly(tmp_path):
 def test_no_match_is_not_an_error(tmp_path):
     raw = write_jsonl(tmp_path / "tweets.jsonl", [v1_tweet("1", "cats")])
     assert list(iter_collection(raw, term="dogs", report=ImportReport())) == []
+
+
+def test_a_malformed_term_fails_before_anything_is_read(tmp_path):
+    with pytest.raises(QueryError, match="not closed"):
+        iter_collection(tmp_path / "not-there.jsonl", term="(climate", report=ImportReport())

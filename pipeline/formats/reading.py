@@ -48,7 +48,9 @@ def kind_of(doc: object) -> str | None:
         return "v1.1 search response"
     if "id" not in doc and "id_str" not in doc:
         return None
-    if "id_str" in doc or isinstance(doc.get("user"), dict) or "full_text" in doc:
+    entities = doc.get("entities")
+    v1_entities = isinstance(entities, dict) and "user_mentions" in entities
+    if "id_str" in doc or isinstance(doc.get("user"), dict) or "full_text" in doc or v1_entities:
         return "v1.1 tweet" if isinstance(doc.get("user"), dict) else "tweets.js item"
     if isinstance(doc.get("author"), dict) or "__twarc" in doc:
         return "twarc2 flattened tweet"
@@ -251,13 +253,24 @@ def iter_collection(
     """The collection: distinct posts (first occurrence kept) matching the term, language and
     time window [start, end), at most `limit` of them.
 
-    Raises ArchiveError after reading everything if not one valid post was found.
+    A malformed term raises QueryError here, before anything is read. Raises ArchiveError after
+    reading everything if not one valid post was found.
     """
     from pipeline.query import compile_query
 
     matches = compile_query(term)
-    lang = lang.strip().lower()
-    start_text, end_text = _utc_text(start), _utc_text(end)
+    return _collection(Path(raw_path), matches, lang.strip().lower(), _utc_text(start), _utc_text(end), limit, report)
+
+
+def _collection(
+    raw_path: Path,
+    matches: Callable[[Post], bool],
+    lang: str,
+    start_text: str,
+    end_text: str,
+    limit: int | None,
+    report: ImportReport,
+) -> Iterator[Post]:
     seen: set = set()
     yielded = 0
     posts_before = report.posts_seen
@@ -272,6 +285,7 @@ def iter_collection(
         seen.add(key)
         if lang and post.lang.lower() != lang:
             continue
+        # created_at is always ISO 8601 in UTC to the second, so text order is time order.
         if start_text and not (post.created_at and post.created_at >= start_text):
             continue
         if end_text and not (post.created_at and post.created_at < end_text):
@@ -284,6 +298,6 @@ def iter_collection(
             return
     if report.posts_seen == posts_before:
         raise ArchiveError(
-            f"{Path(raw_path).name} holds no valid post ({report.summary()}). Check that the archive is X/Twitter "
+            f"{raw_path.name} holds no valid post ({report.summary()}). Check that the archive is X/Twitter "
             "data: v1.1 tweets, v2 response pages, twarc2 output or Twitter's tweets.js."
         )

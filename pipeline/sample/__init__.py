@@ -35,7 +35,7 @@ __all__ = [
 SAMPLE_SIZE = 3000
 SAMPLE_SEED = 2024
 # Bump when the generator changes: the cached sample file is named after it.
-SAMPLE_VERSION = 1
+SAMPLE_VERSION = 2
 
 
 def sample_dir() -> Path:

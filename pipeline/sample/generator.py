@@ -203,6 +203,8 @@ def _logical_posts(n: int, seed: int) -> Iterator[_Logical]:
             parts.append(f"@{mentioned.screen_name}")
         sentences = pieces.sentences[topic, post.lang]
         parts.append(sentences[int(random_() * len(sentences))])
+        if random_() < 0.4:  # a second sentence: long enough that a retweet's text gets cut
+            parts.append(sentences[int(random_() * len(sentences))])
         post.hashtags = []
         for _ in range(int(random_() * 2.6)):
             tag = _pick(rng, pieces.hashtags[topic], pieces.tag_cumulative[topic])
