@@ -304,7 +304,6 @@ def _copy_one(path: Path, name: str, out) -> dict:
             pass
     entry = {
         "name": name,
-        "path": str(path.resolve()),
         "size": size,
         "sha256": digest.hexdigest(),
         "format": f"gzip, {label}" if gzipped else label,
