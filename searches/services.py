@@ -32,8 +32,8 @@ def create_search(
     """Validate and save a search; with enqueue, hand it to a worker once the transaction commits.
 
     The returned search tells whether it reached the queue: `search.queued` is True (on the queue),
-    False (saved but Redis could not be reached: `search.step` says so, and the reconcile sweep queues it
-    later) or None (inside a transaction that has not committed yet).
+    False (not on the queue: enqueue=False, or Redis could not be reached, which `search.step` then
+    says, and the reconcile sweep queues it later) or None (inside a transaction not yet committed).
     """
     from django.conf import settings
 
@@ -49,6 +49,7 @@ def create_search(
     )
     search.full_clean()
     search.save()
+    search.queued = False
     if enqueue:
         enqueue_search(search)
     return search

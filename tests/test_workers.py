@@ -110,7 +110,9 @@ def test_job_timeout_ends_the_search_as_failed_with_the_reason(workers, settings
     # Ended by the timeout itself, not by rq's last-resort kill a minute later.
     assert (search.finished - search.started).total_seconds() < 15
     assert not (search.output_dir / f"{search.folder}.zip").exists()
-    assert Job.fetch(search.rq_job_id, connection=django_rq.get_connection("default")).get_status() == "failed"
+    # The reason is recorded first, then the work horse dies and rq fails its job.
+    job = Job.fetch(search.rq_job_id, connection=django_rq.get_connection("default"))
+    workers.wait_for(lambda: job.get_status() == "failed", timeout=10, what="rq fails the job")
 
     # The worker survives its work horse and takes the next search.
     settings.DNFLOW_JOB_TIMEOUT = 600
