@@ -403,6 +403,12 @@ def test_invalid_utf8_is_refused_with_its_line(tmp_path):
     assert "latin1.jsonl is not valid UTF-8 text (line 4)" in message and "iconv" in message
 
 
+def test_utf16_is_refused_with_how_to_convert(tmp_path):
+    path = tmp_path / "windows.json"
+    path.write_text(json.dumps([v1_tweet("1", "a")]), encoding="utf-16")
+    assert "windows.json is UTF-16 text" in refused(tmp_path, path)
+
+
 def test_truncated_gzip_is_refused(tmp_path):
     whole = gzip.compress(b"".join(orjson.dumps(v1_tweet(str(i), "t " * 50)) + b"\n" for i in range(200)))
     path = tmp_path / "cut.jsonl.gz"

@@ -133,6 +133,11 @@ def _check_text_start(head: bytes, name: str) -> None:
         raise ArchiveError(
             f"{name} is a ZIP file: unzip it first, then import the unzipped folder (or its data/tweets.js)."
         )
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ArchiveError(
+            f"{name} is UTF-16 text: dnflow reads archives as UTF-8, as X writes them. Convert it "
+            "(for example: iconv -f UTF-16 -t UTF-8) and import the result."
+        )
     if b"\x00" in head[:8192]:
         raise ArchiveError(f"{name} is a binary file, not JSON text. {_ACCEPTED}: choose the file of posts.")
 
