@@ -4,7 +4,9 @@ The package is `<folder>/<folder>.zip`, inside the search's own folder so that e
 made lives (and is deleted) together. The zip holds one directory, `<folder>/`, which is a bag:
 `bagit.txt`, `bag-info.txt` (query, source, dates, counts, dnflow version), sha256 manifests and
 `data/` with every output file and the photos. The raw posts (`tweets.jsonl` and the live
-collection's state) stay out: the platform's terms allow sharing post ids, not the posts.
+collection's state) stay out: the platform's terms allow sharing post ids, not the posts. For the
+same reason so do `tweets.csv` and `sample.csv`, which carry every post's full text: the package is
+what a published search offers to anyone, so it holds ids and counts, never the posts themselves.
 
 The bag is built in a hidden working folder from hard links to the outputs (no copies on the same
 disk), zipped under a temporary name and renamed into place, so an existing zip is always whole.
@@ -22,9 +24,18 @@ import bagit
 
 from .outputs import replace_from_temp
 
-# Never in a package: the raw posts and the collection's bookkeeping (see module docstring).
-RAW_FILES = frozenset(
-    {"tweets.jsonl", "tweets.jsonl.gz", "tweets.jsonl.part", "collect-state.json", "collect-state.json.tmp"}
+# Never in a package: the raw posts, the files with their text, and the collection's bookkeeping
+# (see module docstring).
+NOT_PACKAGED = frozenset(
+    {
+        "tweets.jsonl",
+        "tweets.jsonl.gz",
+        "tweets.jsonl.part",
+        "collect-state.json",
+        "collect-state.json.tmp",
+        "tweets.csv",
+        "sample.csv",
+    }
 )
 CHECKSUMS = ["sha256"]
 # Photos are compressed already; deflating them again only costs time.
@@ -45,7 +56,7 @@ def packaged_files(folder: Path) -> list[Path]:
             continue  # temporaries and working folders
         if path.is_symlink() or not path.is_file():
             continue
-        if relative.as_posix() in RAW_FILES or relative.as_posix() == own_zip:
+        if relative.as_posix() in NOT_PACKAGED or relative.as_posix() == own_zip:
             continue
         chosen.append(relative)
     return chosen

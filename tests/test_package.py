@@ -34,10 +34,12 @@ def test_package_of_a_search_is_a_valid_bag_without_raw_posts(tmp_path, settings
     bag = bagit.Bag(str(tmp_path / "unzipped" / folder.name))
     bag.validate()  # raises if any checksum, the Payload-Oxum or a required file is wrong
     payload = sorted(bag.payload_files())
-    for name in ("summary.json", "tweet-ids.txt", "count-hashtags.csv", "tweets.csv", "media-graph.json"):
+    for name in ("summary.json", "tweet-ids.txt", "count-hashtags.csv", "media-graph.json"):
         assert f"data/{name}" in payload
     assert "data/sources.json" in payload
     assert not any("tweets.jsonl" in name for name in names)  # the raw posts stay out
+    # So do the files carrying the posts' text: a published package goes to anyone.
+    assert not any(name.endswith(("/tweets.csv", "/sample.csv")) for name in names)
     assert not any(name.endswith(".zip") for name in names)
     info = bag.info
     assert info["Dnflow-Query"] == "#energy"
