@@ -150,20 +150,30 @@ class WorkerPool:
 
 
 @contextlib.contextmanager
-def worker_pool(settings_fixture, tmp_path: Path) -> Iterator[WorkerPool]:
-    """Point this test (and its workers) at the tests' Redis db, flushed before and after."""
+def redis_for_tests(settings_fixture) -> Iterator[str]:
+    """Point this test (and any workers it starts) at the tests' Redis db, flushed before and after."""
     redis_url = worker_redis_url()
     settings_fixture.REDIS_URL = redis_url
     settings_fixture.RQ_QUEUES = {"default": {"URL": redis_url, "DEFAULT_TIMEOUT": settings.DNFLOW_JOB_TIMEOUT}}
     django_rq.get_connection("default").flushdb()
-    log_dir = tmp_path / "worker-logs"
-    log_dir.mkdir()
-    pool = WorkerPool(log_dir, redis_url)
     try:
-        yield pool
+        yield redis_url
     finally:
-        pool.kill_all()
+        settings_fixture.RQ_QUEUES = {"default": {"URL": redis_url}}
         django_rq.get_connection("default").flushdb()
+
+
+@contextlib.contextmanager
+def worker_pool(settings_fixture, tmp_path: Path) -> Iterator[WorkerPool]:
+    """Workers on the tests' Redis db; all of them (and their work horses) killed at the end."""
+    with redis_for_tests(settings_fixture) as redis_url:
+        log_dir = tmp_path / "worker-logs"
+        log_dir.mkdir()
+        pool = WorkerPool(log_dir, redis_url)
+        try:
+            yield pool
+        finally:
+            pool.kill_all()
 
 
 _archives: dict[int, Path] = {}
