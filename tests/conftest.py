@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-# Real recorded X API data (see its README): test fixtures only, never published.
-REAL_DATA = PROJECT_DIR.parent / "shared" / "data" / "real"
+# Real recorded X API data (see its README): test fixtures only, never published, so they are not
+# in this repository. They sit in the team's shared folder beside the checkout, or where
+# DNFLOW_REAL_DATA points.
+REAL_DATA = Path(os.environ.get("DNFLOW_REAL_DATA") or PROJECT_DIR.parent / "shared" / "data" / "real")
+
+
+def pytest_sessionstart(session) -> None:
+    if not (REAL_DATA / "v2-pages-twarc-network.jsonl").is_file():
+        raise pytest.UsageError(
+            f"The recorded X API fixtures are missing from {REAL_DATA}. Put the team's shared/ folder "
+            "beside this checkout, or set DNFLOW_REAL_DATA to the folder that holds them."
+        )
 
 
 @pytest.fixture(autouse=True)
