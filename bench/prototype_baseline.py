@@ -109,7 +109,7 @@ def photos(tweet):
 
 
 def parse_date(value):
-    if "T" in value:
+    if value[:1].isdigit():  # v2: 2024-03-05T00:00:11.000Z
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     return datetime.strptime(value, "%a %b %d %H:%M:%S %z %Y")
 

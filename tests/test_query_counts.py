@@ -1,0 +1,166 @@
+"""The pages people keep open cost the same number of database queries with 5 searches or events
+as with 50: the home list and the status fragment it polls every two seconds never query once per
+row (no N+1), so a busy installation stays as fast as an empty one."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from searches.models import EventKind, Search, Source, Status, TaskEvent
+
+pytestmark = pytest.mark.django_db
+
+FEW, MANY = 5, 50
+# Every state a listed search can be in: each renders its row differently (progress, step, count).
+STATUSES = (Status.FINISHED, Status.RUNNING, Status.QUEUED, Status.FAILED, Status.CANCELLED)
+FAMILIES = ("CollectPosts", "SummarisePosts", "FetchPhotos", "MatchPhotos", "PackageOutputs")
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def add_searches(owner, count: int, *, label: str, published: bool = False, start: int = 0) -> list[Search]:
+    now = timezone.now()
+    searches = []
+    for i in range(start, start + count):
+        status = STATUSES[i % len(STATUSES)]
+        searches.append(
+            Search.objects.create(
+                owner=owner,
+                term=f"{label} {i}",
+                source=Source.SAMPLE,
+                status=status,
+                progress=100.0 if status == Status.FINISHED else 40.0,
+                step="Finished" if status == Status.FINISHED else "Counting: 2,000 posts so far",
+                num_posts=100 + i if status == Status.FINISHED else None,
+                error="The archive ended in the middle of a post." if status == Status.FAILED else "",
+                created=now - timedelta(minutes=i),
+                started=now - timedelta(minutes=i),
+                published_at=now if published else None,
+            )
+        )
+    return searches
+
+
+def add_events(search: Search, count: int) -> None:
+    """`count` events as a workflow records them: each task starts, reports progress and ends;
+    rate-limit waits and notes are mixed in (they show as notes below the timeline)."""
+    base = timezone.now() - timedelta(hours=1)
+    per_family = max(3, count // len(FAMILIES))
+    events = []
+    for n in range(count):
+        family = FAMILIES[min(n // per_family, len(FAMILIES) - 1)]
+        step = n % per_family
+        if step == 0:
+            kind = EventKind.START
+        elif step == per_family - 1:
+            kind = EventKind.SUCCESS
+        else:
+            kind = (EventKind.PROGRESS, EventKind.RATE_LIMIT, EventKind.NOTE, EventKind.PROCESSING_TIME)[step % 4]
+        events.append(
+            TaskEvent(
+                search=search,
+                task_family=family,
+                task_id=f"{family}_{search.pk}",
+                event=kind,
+                message=f"event {n}",
+                duration=1.5 if kind == EventKind.PROCESSING_TIME else None,
+                created=base + timedelta(seconds=n),
+            )
+        )
+    TaskEvent.objects.bulk_create(events)
+
+
+def measure(client, url: str, **headers) -> tuple[int, str]:
+    """(queries, body) of one GET, after a first GET that settles the session."""
+    client.get(url, **headers)
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url, **headers)
+    assert response.status_code in (200, 286), f"{url} answered {response.status_code}"
+    return len(captured), response.content.decode()
+
+
+@pytest.fixture
+def publishers(django_user_model):
+    """Several owners, so that a missing select_related would cost one query per row."""
+    return [django_user_model.objects.create_user(f"publisher{i}", password="x") for i in range(5)]
+
+
+def publish(publishers, count: int, start: int = 0) -> None:
+    for i in range(start, start + count):
+        add_searches(publishers[i % len(publishers)], 1, label="published", published=True, start=i)
+
+
+@pytest.mark.parametrize("who", ["owner", "anonymous", "staff"])
+def test_home_queries_do_not_grow_with_searches(client, owner, staff_user, publishers, who):
+    viewer = {"owner": owner, "staff": staff_user, "anonymous": None}[who]
+    if viewer is not None:
+        client.force_login(viewer)
+    home = reverse("home")
+
+    if viewer is not None:
+        add_searches(viewer, FEW, label="mine")
+    publish(publishers, FEW)
+    few_queries, page = measure(client, home)
+    rows = FEW * 2 if viewer is not None else FEW
+    assert page.count('class="search-row"') == rows
+
+    if viewer is not None:
+        add_searches(viewer, MANY - FEW, label="mine", start=FEW)
+    publish(publishers, MANY - FEW, start=FEW)
+    many_queries, page = measure(client, home)
+    # Ten times the rows, every status and five owners among them: the same queries.
+    assert page.count('class="search-row"') == rows * MANY // FEW
+    assert "published 49" in page and "publisher4" in page
+    if viewer is not None:
+        assert "mine 49" in page
+    assert many_queries == few_queries, f"{many_queries} queries with {MANY} searches, {few_queries} with {FEW}"
+
+
+@pytest.mark.parametrize("status", [Status.RUNNING, Status.FINISHED])
+def test_status_fragment_queries_do_not_grow_with_events(client, owner, status):
+    client.force_login(owner)
+    few, many = (add_searches(owner, 1, label=label, start=i)[0] for i, label in ((0, "few"), (5, "many")))
+    Search.objects.filter(pk__in=[few.pk, many.pk]).update(status=status)
+    add_events(few, FEW)
+    add_events(many, MANY)
+
+    counts = {}
+    for search in (few, many):
+        panel = reverse("search_status", args=[search.pk])
+        counts[search.pk] = (
+            measure(client, panel, HTTP_HX_REQUEST="true")[0],
+            measure(client, panel + "?part=row", HTTP_HX_REQUEST="true")[0],
+        )
+    _, fragment = measure(client, reverse("search_status", args=[many.pk]), HTTP_HX_REQUEST="true")
+    # The larger timeline is really shown: every task of the workflow has its row, and notes are listed.
+    for family in FAMILIES:
+        assert f'<th scope="row">{family}</th>' in fragment
+    assert 'class="notes"' in fragment
+    assert counts[many.pk] == counts[few.pk], f"(panel, row) queries: {counts[many.pk]} vs {counts[few.pk]}"
+
+
+def test_status_fragment_queries_are_the_same_for_another_viewer(client, owner, other_user, staff_user):
+    """A published search polled by someone who does not own it, and by staff: no per-event query either."""
+    search = add_searches(owner, 1, label="shared", published=True)[0]
+    Search.objects.filter(pk=search.pk).update(status=Status.RUNNING)
+    add_events(search, FEW)
+    url = reverse("search_status", args=[search.pk])
+    for viewer in (other_user, staff_user, None):
+        client.logout()
+        if viewer is not None:
+            client.force_login(viewer)
+        few_queries, _ = measure(client, url, HTTP_HX_REQUEST="true")
+        add_events(search, MANY - FEW)
+        many_queries, _ = measure(client, url, HTTP_HX_REQUEST="true")
+        TaskEvent.objects.filter(search=search).delete()
+        add_events(search, FEW)
+        assert many_queries == few_queries, f"{viewer}: {many_queries} vs {few_queries}"
