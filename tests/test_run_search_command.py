@@ -71,6 +71,16 @@ def test_archive_without_a_term_prints_the_output_folder_last(tmp_path, data_dir
     assert "Traceback" not in done.stderr
 
 
+def test_an_archive_with_a_broken_line_says_which_line_was_skipped(data_dir, real_data):
+    done = manage(data_dir, "--archive", str(real_data / "v2-stream-broken-last-line.jsonl"))
+
+    assert done.returncode == 0, done.stderr
+    assert "finished: 7 posts" in done.stdout
+    assert "skipped 1 malformed line" in done.stderr
+    assert "line 8" in done.stderr
+    assert Path(last_line(done.stdout)).is_dir()
+
+
 def test_a_term_without_credentials_searches_the_bundled_sample(data_dir):
     done = manage(data_dir, "climate")
 

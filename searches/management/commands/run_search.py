@@ -12,6 +12,7 @@ the last line on stdout is the output folder's absolute path, so `folder=$(manag
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import sys
@@ -110,7 +111,7 @@ class Command(BaseCommand):
         if options["enqueue"]:
             search.refresh_from_db()
             if not search.rq_job_id:
-                self.stderr.write(f"Saved, but not queued yet: {search.step or 'the job queue is unreachable.'}", PLAIN)
+                self.stderr.write(search.step or "Saved, but not queued yet: the job queue is unreachable.", PLAIN)
             self.stdout.write(str(search.pk))
             return
         self.run_in_foreground(search)
@@ -224,7 +225,18 @@ class Command(BaseCommand):
                 returncode=FAILED,
             )
         self.stdout.write(f"Search #{search.pk} finished: {search.num_posts or 0:,} posts.")
+        self.report_import(search)
         self.stdout.write(str(search.output_dir.resolve()))
+
+    def report_import(self, search: Search) -> None:
+        """Say what the import skipped (malformed lines, duplicates): nothing is dropped silently."""
+        try:
+            summary = json.loads((search.output_dir / "summary.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        report = summary.get("import") or {}
+        if report.get("bad_lines") or report.get("duplicates") or report.get("not_posts"):
+            self.stderr.write(f"Import: {report.get('summary', '')}", PLAIN)
 
 
 class ProgressWatcher:
