@@ -111,6 +111,8 @@ def _v1_media(tweet: dict) -> list:
 
 
 def _v1_photos(media: list) -> list[str]:
+    if not media:
+        return []
     return [
         url
         for m in media
@@ -120,42 +122,78 @@ def _v1_photos(media: list) -> list[str]:
 
 def post_from_v1(tweet: dict, *, source_format: str = "v1", owner: str = "") -> Post:
     """A v1.1 tweet, or a tweets.js item (no user object: the archive's `owner` is the author)."""
-    extended = tweet.get("extended_tweet")
-    if isinstance(extended, dict) and isinstance(extended.get("entities"), dict):
-        entities = extended["entities"]
-    else:
-        entities = tweet.get("entities") or {}
-    user = tweet.get("user") if isinstance(tweet.get("user"), dict) else None
-    original = tweet.get("retweeted_status") if isinstance(tweet.get("retweeted_status"), dict) else None
+    # This runs once per post over millions of posts: each field is looked up once, and the
+    # common case (counts that are already ints) skips the conversion helpers.
+    get = tweet.get
+    extended = get("extended_tweet")
+    if not isinstance(extended, dict):
+        extended = None
+    extended_entities = extended.get("entities") if extended is not None else None
+    entities = extended_entities if isinstance(extended_entities, dict) else (get("entities") or {})
+    user = get("user")
+    if not isinstance(user, dict):
+        user = None
+    original = get("retweeted_status")
+    if not isinstance(original, dict):
+        original = None
 
-    text = _v1_full_text(tweet)
     media = _v1_media(tweet)
-    if original is not None:
+    if original is None:
+        if extended is not None and extended.get("full_text"):
+            text = extended["full_text"]
+        else:
+            text = get("full_text") or get("text") or ""
+    else:
         # The retweet's own text is cut at 140 characters; the original holds it whole.
         original_user = (original.get("user") or {}).get("screen_name") or ""
         text = f"RT @{original_user}: {_v1_full_text(original)}"
         media = _v1_media(original) or media
 
-    quoted = tweet.get("quoted_status_id_str") or (tweet.get("quoted_status") or {}).get("id_str") or ""
+    if user:
+        screen_name = user.get("screen_name") or ""
+        followers = user.get("followers_count")
+        if type(followers) is not int:
+            followers = _optional_int(followers)
+        following = user.get("friends_count")
+        if type(following) is not int:
+            following = _optional_int(following)
+    else:
+        screen_name, followers, following = owner, None, None
+    retweets = get("retweet_count")
+    if type(retweets) is not int:
+        retweets = _int(retweets)
+    likes = get("favorite_count")
+    if type(likes) is not int:
+        likes = _int(likes)
+    replies = get("reply_count")
+    if type(replies) is not int:
+        replies = _int(replies)
+    quotes = get("quote_count")
+    if type(quotes) is not int:
+        quotes = _int(quotes)
+    quoted = get("quoted_status_id_str") or (get("quoted_status") or {}).get("id_str") or ""
+    hashtags = entities.get("hashtags")
+    mentions = entities.get("user_mentions")
+    urls = entities.get("urls")
     return Post(
-        id=tweet.get("id_str") or _str_id(tweet.get("id")),
-        created_at=iso_utc(tweet.get("created_at")),
-        user=(user.get("screen_name") or "") if user else owner,
-        followers=_optional_int(user.get("followers_count")) if user else None,
-        following=_optional_int(user.get("friends_count")) if user else None,
+        id=get("id_str") or _str_id(get("id")),
+        created_at=iso_utc(get("created_at")),
+        user=screen_name,
+        followers=followers,
+        following=following,
         text=text,
-        lang=tweet.get("lang") or "",
-        retweet_count=_int(tweet.get("retweet_count")),
-        like_count=_int(tweet.get("favorite_count")),
-        reply_count=_int(tweet.get("reply_count")),
-        quote_count=_int(tweet.get("quote_count")),
-        retweeted_id=(original.get("id_str") or _str_id(original.get("id"))) if original else "",
+        lang=get("lang") or "",
+        retweet_count=retweets,
+        like_count=likes,
+        reply_count=replies,
+        quote_count=quotes,
+        retweeted_id=(original.get("id_str") or _str_id(original.get("id"))) if original is not None else "",
         quoted_id=_str_id(quoted),
-        in_reply_to_id=tweet.get("in_reply_to_status_id_str") or _str_id(tweet.get("in_reply_to_status_id")),
-        in_reply_to_user=tweet.get("in_reply_to_screen_name") or "",
-        hashtags=[h["text"] for h in entities.get("hashtags") or () if h.get("text")],
-        mentions=[m["screen_name"] for m in entities.get("user_mentions") or () if m.get("screen_name")],
-        urls=[url for u in entities.get("urls") or () if (url := u.get("expanded_url") or u.get("url"))],
+        in_reply_to_id=get("in_reply_to_status_id_str") or _str_id(get("in_reply_to_status_id")),
+        in_reply_to_user=get("in_reply_to_screen_name") or "",
+        hashtags=[h["text"] for h in hashtags if h.get("text")] if hashtags else [],
+        mentions=[m["screen_name"] for m in mentions if m.get("screen_name")] if mentions else [],
+        urls=[url for u in urls if (url := u.get("expanded_url") or u.get("url"))] if urls else [],
         photos=_v1_photos(media),
         has_media=bool(media),
         source_format=source_format,

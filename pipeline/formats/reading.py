@@ -8,7 +8,7 @@ decided per line, so one raw file may mix them.
 from __future__ import annotations
 
 import gzip
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,6 +23,8 @@ from .report import ArchiveError, ImportReport
 # v2 page of 500 posts with its includes is a few MB, nothing legitimate comes near this.
 MAX_LINE_BYTES = 10 * 1024 * 1024
 _SKIP_PIECE = 1024 * 1024
+# Reading buffer: big reads keep system calls and copies few (lines are a few KB each).
+READ_BUFFER = 1024 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
 SOURCES_FILE = "sources.json"
 
@@ -66,16 +68,20 @@ def _problem_reason(error: orjson.JSONDecodeError) -> str:
     return f"invalid JSON ({message})"
 
 
-class _SourceMap:
+class SourceMap:
     """Maps a raw line number back to the archive file (and its line) it was copied from.
 
     copy_archive records in sources.json which raw lines each input became; without that file
-    (a raw file written by the API collector) problems name the raw file itself.
+    (a raw file written by the API collector), or with `recorded=False`, problems name the raw
+    file itself.
     """
 
-    def __init__(self, raw_path: Path) -> None:
+    def __init__(self, raw_path: Path, *, recorded: bool = True) -> None:
         self.raw_name = raw_path.name
         self.entries: list[dict] = []
+        self._index = 0
+        if not recorded:
+            return
         try:
             recorded = orjson.loads(raw_path.with_name(SOURCES_FILE).read_bytes())
             self.entries = sorted(
@@ -84,7 +90,11 @@ class _SourceMap:
             )
         except (OSError, orjson.JSONDecodeError, AttributeError, TypeError):
             self.entries = []
-        self._index = 0
+
+    @property
+    def has_owners(self) -> bool:
+        """Whether some input needs its line's entry to know its posts' author (tweets.js)."""
+        return any(entry.get("account") for entry in self.entries)
 
     def entry(self, line: int) -> dict | None:
         # Lines arrive in order, so the pointer only moves forwards.
@@ -109,7 +119,7 @@ class _SourceMap:
 
 def _open_raw(raw_path: Path):
     try:
-        handle = raw_path.open("rb")
+        handle = raw_path.open("rb", buffering=READ_BUFFER)
     except FileNotFoundError:
         raise ArchiveError(f"The raw posts file {raw_path} does not exist: collect or import first.") from None
     if handle.read(2) == GZIP_MAGIC:
@@ -117,27 +127,6 @@ def _open_raw(raw_path: Path):
         return gzip.GzipFile(fileobj=handle, mode="rb")
     handle.seek(0)
     return handle
-
-
-def _lines(stream) -> Iterator[tuple[int, bytes | None, int]]:
-    """(line number, line or None when too long, the too-long line's size)."""
-    number = 0
-    limit = MAX_LINE_BYTES
-    while True:
-        line = stream.readline(limit + 1)
-        if not line:
-            return
-        number += 1
-        if len(line) > limit and not line.endswith(b"\n"):
-            size = len(line)
-            while True:
-                piece = stream.readline(_SKIP_PIECE)
-                size += len(piece)
-                if not piece or piece.endswith(b"\n"):
-                    break
-            yield number, None, size
-        else:
-            yield number, line, 0
 
 
 def _posts_in(doc: object, owner: str, bad: Callable[[str], None], not_post: Callable[[], None]) -> Iterator[Post]:
@@ -190,15 +179,63 @@ def _one(make: Callable[[dict], Post], tweet: object, bad: Callable[[str], None]
     yield post
 
 
-def iter_posts(raw_path: Path, report: ImportReport) -> Iterator[Post]:
+def _is_v1_tweet(doc: object) -> bool:
+    """The common case of kind_of(doc) == "v1.1 tweet", decided in a few lookups: what
+    _posts_in would do with a plain v1.1 tweet, without its general dispatch."""
+    return (
+        type(doc) is dict
+        and type(doc.get("user")) is dict
+        and ("id_str" in doc or "id" in doc)
+        and "data" not in doc
+        and "statuses" not in doc
+        and "tweet" not in doc
+    )
+
+
+def iter_posts(
+    raw_path: Path,
+    report: ImportReport,
+    *,
+    start: int = 0,
+    end: int | None = None,
+    sources: SourceMap | None = None,
+) -> Iterator[Post]:
     """Every top-level post of a raw tweets.jsonl, in file order; no dedup. Bad lines are
-    skipped and recorded in `report` with the file and line they came from."""
-    sources = _SourceMap(Path(raw_path))
+    skipped and recorded in `report` with the file and line they came from.
+
+    `start`/`end`: read only the lines in this byte range of an uncompressed file (`start` at
+    the beginning of a line, `end` after one); line numbers then count from the range's start,
+    and `sources` (default: the raw file's sources.json) names where problems are.
+    """
+    raw_path = Path(raw_path)
+    sources = sources if sources is not None else SourceMap(raw_path)
     loads = orjson.loads
-    with _open_raw(Path(raw_path)) as stream:
+    decode_error = orjson.JSONDecodeError
+    shape_errors = (AttributeError, TypeError, KeyError, ValueError)
+    limit = MAX_LINE_BYTES
+    remaining = None if end is None else end - start
+    number = 0
+    with _open_raw(raw_path) as stream:
+        if start:
+            stream.seek(start)
+        readline = stream.readline
         try:
-            for number, line, size in _lines(stream):
-                if line is None:
+            while remaining is None or remaining > 0:
+                line = readline(limit + 1)
+                if not line:
+                    break
+                number += 1
+                if remaining is not None:
+                    remaining -= len(line)
+                if len(line) > limit and not line.endswith(b"\n"):
+                    size = len(line)
+                    while True:
+                        piece = readline(_SKIP_PIECE)
+                        size += len(piece)
+                        if remaining is not None:
+                            remaining -= len(piece)
+                        if not piece or piece.endswith(b"\n"):
+                            break
                     name, at, note = sources.where(number)
                     report.lines_read += 1
                     reason = f"line of {size:,} bytes is over the {MAX_LINE_BYTES:,}-byte limit"
@@ -209,9 +246,26 @@ def iter_posts(raw_path: Path, report: ImportReport) -> Iterator[Post]:
                 report.lines_read += 1
                 try:
                     doc = loads(line)
-                except orjson.JSONDecodeError as error:
+                except decode_error as error:
                     name, at, note = sources.where(number)
                     report.add_problem(name, at, _problem_reason(error) + note)
+                    continue
+
+                if _is_v1_tweet(doc):
+                    # The fast path of the formats' most common line; the same as _posts_in's.
+                    try:
+                        post = post_from_v1(doc)
+                    except shape_errors as error:
+                        name, at, note = sources.where(number)
+                        reason = f"a post of an unexpected shape ({type(error).__name__}: {error})"
+                        report.add_problem(name, at, reason + note)
+                        continue
+                    if not post.id:
+                        name, at, note = sources.where(number)
+                        report.add_problem(name, at, "a post without an id" + note)
+                        continue
+                    report.posts_seen += 1
+                    yield post
                     continue
 
                 entry = sources.entry(number)
@@ -228,8 +282,9 @@ def iter_posts(raw_path: Path, report: ImportReport) -> Iterator[Post]:
                     report.posts_seen += 1
                     yield post
         except (EOFError, gzip.BadGzipFile, OSError) as error:
-            name = Path(raw_path).name
-            raise ArchiveError(f"{name} could not be read to the end ({error}): import it again.") from None
+            raise ArchiveError(f"{raw_path.name} could not be read to the end ({error}): import it again.") from None
+        finally:
+            report.last_line = number
 
 
 def _utc_text(moment: datetime | None) -> str:
@@ -259,45 +314,92 @@ def iter_collection(
     from pipeline.query import compile_query
 
     matches = compile_query(term)
-    return _collection(Path(raw_path), matches, lang.strip().lower(), _utc_text(start), _utc_text(end), limit, report)
+    if limit is not None and limit <= 0:
+        return iter(())
+    posts = collection(
+        iter_posts(Path(raw_path), report),
+        CollectionFilter(matches, lang, start, end),
+        limit=limit,
+        seen=set(),
+        report=report,
+    )
+    return _no_valid_post_check(posts, Path(raw_path), report)
 
 
-def _collection(
-    raw_path: Path,
-    matches: Callable[[Post], bool],
-    lang: str,
-    start_text: str,
-    end_text: str,
+class CollectionFilter:
+    """Which distinct posts belong to the collection: the term, language and time window."""
+
+    def __init__(
+        self,
+        matches: Callable[[Post], bool],
+        lang: str = "",
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> None:
+        from pipeline.query import match_all
+
+        self.matches = None if matches is match_all else matches
+        self.lang = lang.strip().lower()
+        self.start_text = _utc_text(start)
+        self.end_text = _utc_text(end)
+
+
+def collection(
+    posts: Iterable[Post],
+    keep: CollectionFilter,
+    *,
     limit: int | None,
+    seen: set,
     report: ImportReport,
 ) -> Iterator[Post]:
-    seen: set = set()
-    yielded = 0
-    posts_before = report.posts_seen
+    """The posts of `posts` that are in the collection: not seen before, matching `keep`, and
+    no more than `limit`. `seen` holds the ids met so far (as dedup_key gives them) and is
+    updated: every post read is added, kept or not."""
     if limit is not None and limit <= 0:
         return
-    for post in iter_posts(raw_path, report):
+    matches, lang, start_text, end_text = keep.matches, keep.lang, keep.start_text, keep.end_text
+    filtered = bool(matches or lang or start_text or end_text)
+    remember = seen.add
+    yielded = 0
+    for post in posts:
         # Ids are numbers in all formats: ints take half the memory of strs in the dedup set.
-        key = int(post.id) if post.id.isdigit() else post.id
-        if key in seen:
+        post_id = post.id
+        key = int(post_id) if post_id.isdigit() else post_id
+        before = len(seen)
+        remember(key)
+        if len(seen) == before:
             report.duplicates += 1
             continue
-        seen.add(key)
-        if lang and post.lang.lower() != lang:
-            continue
-        # created_at is always ISO 8601 in UTC to the second, so text order is time order.
-        if start_text and not (post.created_at and post.created_at >= start_text):
-            continue
-        if end_text and not (post.created_at and post.created_at < end_text):
-            continue
-        if not matches(post):
-            continue
+        if filtered:
+            if lang and post.lang.lower() != lang:
+                continue
+            # created_at is always ISO 8601 in UTC to the second, so text order is time order.
+            if start_text and not (post.created_at and post.created_at >= start_text):
+                continue
+            if end_text and not (post.created_at and post.created_at < end_text):
+                continue
+            if matches is not None and not matches(post):
+                continue
         yield post
         yielded += 1
         if limit is not None and yielded >= limit:
             return
+
+
+def dedup_key(post_id: str) -> int | str:
+    """How a post id is kept in a `seen` set."""
+    return int(post_id) if post_id.isdigit() else post_id
+
+
+def _no_valid_post_check(posts: Iterator[Post], raw_path: Path, report: ImportReport) -> Iterator[Post]:
+    posts_before = report.posts_seen
+    yield from posts
     if report.posts_seen == posts_before:
-        raise ArchiveError(
-            f"{raw_path.name} holds no valid post ({report.summary()}). Check that the archive is X/Twitter "
-            "data: v1.1 tweets, v2 response pages, twarc2 output or Twitter's tweets.js."
-        )
+        raise no_valid_post(raw_path, report)
+
+
+def no_valid_post(raw_path: Path, report: ImportReport) -> ArchiveError:
+    return ArchiveError(
+        f"{raw_path.name} holds no valid post ({report.summary()}). Check that the archive is X/Twitter "
+        "data: v1.1 tweets, v2 response pages, twarc2 output or Twitter's tweets.js."
+    )

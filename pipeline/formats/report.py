@@ -26,6 +26,7 @@ class ImportReport:
     duplicates: int = 0
     bad_lines: int = 0  # lines (or posts inside a line) that could not be read
     not_posts: int = 0  # valid JSON that is not a post: stream notices such as {"delete": ...}
+    last_line: int = 0  # the number of the last line read, blank ones included
     problems: list[tuple[str, int, str]] = field(default_factory=list)  # (file name, line number, reason)
     sources: list[dict] = field(default_factory=list)  # what copy_archive copied: name, size, sha256, format
     skipped_files: list[str] = field(default_factory=list)  # files in a given folder that are not archives
