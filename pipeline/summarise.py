@@ -3,22 +3,30 @@
 The old prototype parsed the raw posts once per output (sixteen passes). Here the collection is
 read once: each post updates a handful of counters and is streamed straight into the files that
 list posts (tweets.csv, tweet-ids.txt, the edge lists), so memory grows with the number of
-distinct hashtags, users, URLs, ... but never with the number of posts. The sample is drawn with
-reservoir sampling (constant memory). Rules: ../shared/spec/outputs.md.
+distinct hashtags, users, URLs, ... but never with the number of posts. Rules:
+../shared/spec/outputs.md.
+
+Everything the pass keeps is mergeable, so that a big raw file can be read in byte ranges by
+several processes (pipeline.parallel) and give the very files one pass gives: counters add up,
+an author's snapshot from a later range wins, retweet counts take the maximum, the listing files
+are written as parts and joined in range order, and the sample is the posts with the highest
+keyed hash of their id (bottom-k sampling), which does not depend on how the collection was cut.
 """
 
 from __future__ import annotations
 
 import csv
-import random
+import hashlib
+import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit
 
-from .outputs import OutputSet, neutralise, write_csv
+from .outputs import FORMULA_STARTS, OutputSet, csv_records, neutralise, write_csv
 from .records import Post
 
 TWEET_COLUMNS = (
@@ -43,13 +51,14 @@ TWEET_COLUMNS = (
 )
 # Columns that come from the posts' authors and may hold anything: neutralised for spreadsheets.
 TWEET_TEXT_COLUMNS = ("user", "text", "lang", "hashtags", "mentions", "urls", "photos", "source_format")
+HASHTAG_EDGE_COLUMNS = ("user", "hashtag")
+MENTION_EDGE_COLUMNS = ("from_user", "to_user")
 RETWEETS_TOP = 100
+# The listing files the pass streams rows into, in the order they are put in place.
+LISTING_FILES = ("tweets.csv", "tweet-ids.txt", "edgelist-hashtags.csv", "edgelist-mentions.csv")
 # The files the pass writes, in the order they are put in place; summary.json (the marker) is last.
 SUMMARY_FILES = (
-    "tweets.csv",
-    "tweet-ids.txt",
-    "edgelist-hashtags.csv",
-    "edgelist-mentions.csv",
+    *LISTING_FILES,
     "count-hashtags.csv",
     "count-mentions.csv",
     "count-urls.csv",
@@ -61,9 +70,15 @@ SUMMARY_FILES = (
     "sample.csv",
     "summary.json",
 )
+# Rows are formatted and written in batches of this many posts (the csv module's writerows on a
+# list, one encode and one write per batch), which is also how often progress is reported.
+BATCH_POSTS = 1000
+# The cheap per-cell form of neutralise(): every formula start is a single character.
+_FORMULA_CHARS = frozenset(FORMULA_STARTS)
 
 
 def tweet_row(post: Post) -> list[str]:
+    """A post's tweets.csv cells before neutralising (the pass builds them inline, the same way)."""
     return [
         post.id,
         post.created_at,
@@ -129,83 +144,97 @@ def format_ratio(followers: int, following: int) -> str:
     return repr(followers / following)
 
 
-class Reservoir:
-    """A uniform random sample of a stream, in constant memory (Algorithm R), reproducibly seeded."""
-
-    def __init__(self, size: int, seed: str) -> None:
-        self.size = max(0, size)
-        self._rng = random.Random(seed)
-        self._seen = 0
-        self._items: list[tuple[int, Sequence[str]]] = []
-
-    def add(self, row: Sequence[str]) -> None:
-        index = self._seen
-        self._seen += 1
-        if len(self._items) < self.size:
-            self._items.append((index, row))
-            return
-        slot = self._rng.randrange(index + 1)
-        if slot < self.size:
-            self._items[slot] = (index, row)
-
-    def rows(self) -> list[Sequence[str]]:
-        """The sample in collection order, which reads more naturally than draw order."""
-        return [row for _, row in sorted(self._items, key=lambda item: item[0])]
-
-
 def sample_seed(search_id: int, size: int) -> str:
     return f"dnflow-sample:{search_id}:{size}"
 
 
+class Sample:
+    """A uniform random sample of the collection that does not depend on the order it is read in.
+
+    Every post gets a key, the SHA-256 of the seed and its id; the sample is the `size` posts
+    with the highest keys (bottom-k sampling). The same seed and posts always give the same
+    sample, whether the posts come from one pass, from several byte ranges merged, or from
+    tweets.csv again (write_sample). Memory: `size` rows.
+    """
+
+    def __init__(self, size: int, seed: str) -> None:
+        self.size = max(0, size)
+        self.prefix = f"{seed}:".encode()
+        # (key, position, row), a min-heap: the lowest kept key is the first to go.
+        self.kept: list[tuple[bytes, int, Sequence[str]]] = []
+
+    def key(self, post_id: str) -> bytes:
+        return hashlib.sha256(self.prefix + post_id.encode()).digest()
+
+    def floor(self) -> bytes:
+        """Keys at or below this cannot enter the sample (b"" while it is not full)."""
+        if len(self.kept) < self.size or not self.size:
+            return b"" if self.size else b"\xff" * 33
+        return self.kept[0][0]
+
+    def offer(self, key: bytes, position: int, row: Sequence[str]) -> None:
+        """A post at `position` (its index in the collection, or in the part being read)."""
+        if len(self.kept) < self.size:
+            heapq.heappush(self.kept, (key, position, row))
+        elif self.size and key > self.kept[0][0]:
+            heapq.heapreplace(self.kept, (key, position, row))
+
+    def merge(self, kept: Iterable[tuple[bytes, int, Sequence[str]]], offset: int) -> None:
+        """Add what another part kept; its positions are shifted by `offset` (the posts before it)."""
+        for key, position, row in kept:
+            self.offer(key, position + offset, row)
+
+    def rows(self) -> list[Sequence[str]]:
+        """The sample in collection order, which reads more naturally than draw order."""
+        return [row for _, _, row in sorted(self.kept, key=lambda item: item[1])]
+
+
 @dataclass
 class Tally:
-    """Everything counted over the collection."""
+    """Everything counted over the collection (or a part of it: tallies merge, see merge())."""
 
     num_tweets: int = 0
     num_retweets: int = 0
-    hashtags: Counter = field(default_factory=Counter)
-    mentions: Counter = field(default_factory=Counter)
+    hashtags: Counter = field(default_factory=Counter)  # lower-cased
+    mentions: Counter = field(default_factory=Counter)  # lower-cased
     urls: Counter = field(default_factory=Counter)
-    domains: Counter = field(default_factory=Counter)
     media: Counter = field(default_factory=Counter)
     # author -> (followers, following) from their latest post; a later post replaces it.
     authors: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
     # original id -> the highest retweet count seen on a post with that original
     retweets: dict[str, int] = field(default_factory=dict)
+    # "YYYY-MM-DDTHH" (the hour of created_at, UTC) -> posts
     hours: Counter = field(default_factory=Counter)
-    first: datetime | None = None
-    last: datetime | None = None
+    first: str | None = None  # the earliest and latest created_at, ISO 8601 UTC
+    last: str | None = None
 
-    def add(self, post: Post) -> None:
-        self.num_tweets += 1
-        if post.is_retweet:
-            self.num_retweets += 1
-        for tag in post.hashtags:
-            self.hashtags[tag.lower()] += 1
-        for name in post.mentions:
-            self.mentions[name.lower()] += 1
-        for url in post.urls:
-            self.urls[url] += 1
+    def merge(self, later: Tally) -> None:
+        """Add the tally of the part that follows this one in collection order."""
+        self.num_tweets += later.num_tweets
+        self.num_retweets += later.num_retweets
+        self.hashtags.update(later.hashtags)
+        self.mentions.update(later.mentions)
+        self.urls.update(later.urls)
+        self.media.update(later.media)
+        self.authors.update(later.authors)  # the later snapshot wins
+        retweets = self.retweets
+        for original, count in later.retweets.items():
+            if count > retweets.get(original, 0):
+                retweets[original] = count
+        self.hours.update(later.hours)
+        if later.first is not None and (self.first is None or later.first < self.first):
+            self.first = later.first
+        if later.last is not None and (self.last is None or later.last > self.last):
+            self.last = later.last
+
+    def domains(self) -> Counter:
+        """Each counted URL's domain, as often as the URL was counted."""
+        domains: Counter = Counter()
+        for url, count in self.urls.items():
             domain = domain_of(url)
             if domain:
-                self.domains[domain] += 1
-        for photo in post.photos:
-            self.media[photo] += 1
-        if post.user:
-            # A later post overwrites an earlier one: the value is the latest snapshot, as the spec asks.
-            self.authors[post.user] = (post.followers, post.following)
-        if post.retweet_count > 0:
-            original = post.original_id
-            if post.retweet_count > self.retweets.get(original, 0):
-                self.retweets[original] = post.retweet_count
-        moment = _parse_time(post.created_at)
-        if moment is not None:
-            moment = moment.astimezone(UTC)
-            self.hours[moment.replace(minute=0, second=0, microsecond=0)] += 1
-            if self.first is None or moment < self.first:
-                self.first = moment
-            if self.last is None or moment > self.last:
-                self.last = moment
+                domains[domain] += count
+        return domains
 
     def followers_rows(self) -> list[tuple[str, int]]:
         known = {user: snap[0] for user, snap in self.authors.items() if snap[0] is not None}
@@ -224,21 +253,282 @@ class Tally:
         ordered = sorted(self.retweets.items(), key=lambda item: (-item[1], _tweet_id_key(item[0])))
         return ordered[:RETWEETS_TOP]
 
-    def facts(self) -> dict:
+    def facts(self, domains: Counter | None = None) -> dict:
         """The numbers summary.json reports."""
+        domains = self.domains() if domains is None else domains
         return {
             "num_tweets": self.num_tweets,
             "num_retweets": self.num_retweets,
-            "first_tweet_at": self.first.isoformat() if self.first else None,
-            "last_tweet_at": self.last.isoformat() if self.last else None,
+            "first_tweet_at": self.first,
+            "last_tweet_at": self.last,
             "unique_hashtags": len(self.hashtags),
             "unique_mentions": len(self.mentions),
             "unique_urls": len(self.urls),
-            "unique_domains": len(self.domains),
+            "unique_domains": len(domains),
             "unique_photos": len(self.media),
             "unique_users": len(self.authors),
-            "timeline": [{"time": hour.isoformat(), "count": n} for hour, n in sorted(self.hours.items())],
+            "timeline": [{"time": f"{hour}:00:00+00:00", "count": n} for hour, n in sorted(self.hours.items())],
         }
+
+
+def _canonical_time(value: str) -> str | None:
+    """created_at as pipeline.formats writes it (YYYY-MM-DDTHH:MM:SS+00:00), or None if unreadable.
+
+    The formats module always writes that form, so this is a length check; anything else is
+    parsed, for records made elsewhere.
+    """
+    if len(value) == 25 and value[10] == "T" and value[19:] == "+00:00":
+        return value
+    moment = _parse_time(value)
+    return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def csv_line(cells: Sequence[str]) -> bytes:
+    """One CSV record as the csv module writes it (a file's header, say)."""
+    return csv_records([cells]).encode("utf-8")
+
+
+def _write_rows(handle: IO[bytes], rows: list) -> None:
+    if rows:
+        handle.write(csv_records(rows).encode("utf-8"))
+
+
+class SummaryPass:
+    """Reads posts once: rows into the listing files, counts into a Tally, candidates into a Sample.
+
+    The files are binary handles positioned where the rows go (after a header, or at the start
+    of a part). `add_all` may be called more than once; `tally()` and `sample` give the result.
+    """
+
+    def __init__(
+        self, tweets: IO[bytes], ids: IO[bytes], hashtag_edges: IO[bytes], mention_edges: IO[bytes], sample: Sample
+    ) -> None:
+        self._tweets = tweets
+        self._ids = ids
+        self._hashtag_edges = hashtag_edges
+        self._mention_edges = mention_edges
+        self.sample = sample
+        self.count = 0  # posts read so far: the next post's position
+        self.num_retweets = 0
+        self._hashtags: Counter = Counter()  # as given: lower-cased once per distinct tag at the end
+        self._mentions: Counter = Counter()
+        self._urls: Counter = Counter()
+        self._media: Counter = Counter()
+        self._authors: dict[str, tuple[int | None, int | None]] = {}
+        self._retweets: dict[str, int] = {}
+        self._hours: Counter = Counter()
+        self._first: str | None = None
+        self._last: str | None = None
+        # Cells that repeat across posts, neutralised (and lower-cased) once each.
+        self._tag_cells: dict[str, str] = {}
+        self._name_cells: dict[str, str] = {}
+
+    def add_all(self, posts: Iterable[Post], on_batch: Callable[[int], None] | None = None) -> None:
+        """Read `posts`; `on_batch(posts read)` after every BATCH_POSTS posts."""
+        # The hot loop of the whole workflow: everything it touches is a local name.
+        formula = _FORMULA_CHARS
+        tag_cells, name_cells = self._tag_cells, self._name_cells
+        authors, retweets, hours = self._authors, self._retweets, self._hours
+        sample = self.sample
+        sha256, key_prefix, offer, floor = hashlib.sha256, sample.prefix, sample.offer, sample.floor()
+        first, last = self._first, self._last
+        position, num_retweets = self.count, self.num_retweets
+        rows: list[list[str]] = []
+        ids: list[str] = []
+        tag_edges: list[tuple[str, str]] = []
+        mention_edges: list[tuple[str, str]] = []
+        tags: list[str] = []
+        names: list[str] = []
+        urls: list[str] = []
+        photos: list[str] = []
+        join = " ".join
+        batch_end = position + BATCH_POSTS
+
+        for post in posts:
+            post_id = post.id
+            user = post.user
+            user_cell = "'" + user if user and user[0] in formula else user
+            text = post.text
+            if text and text[0] in formula:
+                text = "'" + text
+            lang = post.lang
+            if lang and lang[0] in formula:
+                lang = "'" + lang
+            retweeted_id = post.retweeted_id
+            post_tags = post.hashtags
+            post_names = post.mentions
+            post_urls = post.urls
+            post_photos = post.photos
+            tags_cell = join(post_tags)
+            if tags_cell and tags_cell[0] in formula:
+                tags_cell = "'" + tags_cell
+            names_cell = join(post_names)
+            if names_cell and names_cell[0] in formula:
+                names_cell = "'" + names_cell
+            urls_cell = join(post_urls)
+            if urls_cell and urls_cell[0] in formula:
+                urls_cell = "'" + urls_cell
+            photos_cell = join(post_photos)
+            if photos_cell and photos_cell[0] in formula:
+                photos_cell = "'" + photos_cell
+            source = post.source_format
+            if source and source[0] in formula:
+                source = "'" + source
+            retweet_count = post.retweet_count
+            created_at = post.created_at
+            row = [
+                post_id,
+                created_at,
+                user_cell,
+                text,
+                lang,
+                str(retweet_count),
+                str(post.like_count),
+                str(post.reply_count),
+                str(post.quote_count),
+                "true" if retweeted_id else "false",
+                retweeted_id,
+                post.quoted_id,
+                post.in_reply_to_id,
+                tags_cell,
+                names_cell,
+                urls_cell,
+                photos_cell,
+                source,
+            ]
+            rows.append(row)
+            ids.append(post_id)
+            key = sha256(key_prefix + post_id.encode()).digest()
+            if key > floor:
+                offer(key, position, row)
+                floor = sample.floor()
+            position += 1
+
+            if retweeted_id:
+                num_retweets += 1
+            if post_tags:
+                tags += post_tags
+                for tag in post_tags:
+                    cell = tag_cells.get(tag)
+                    if cell is None:
+                        cell = tag_cells[tag] = neutralise(tag.lower())
+                    tag_edges.append((user_cell, cell))
+            if post_names:
+                names += post_names
+                for name in post_names:
+                    cell = name_cells.get(name)
+                    if cell is None:
+                        cell = name_cells[name] = neutralise(name)
+                    mention_edges.append((user_cell, cell))
+            if post_urls:
+                urls += post_urls
+            if post_photos:
+                photos += post_photos
+            if user:
+                # A later post overwrites an earlier one: the value is the latest snapshot, as the spec asks.
+                authors[user] = (post.followers, post.following)
+            if retweet_count > 0:
+                original = retweeted_id or post_id
+                if retweet_count > retweets.get(original, 0):
+                    retweets[original] = retweet_count
+            if created_at:
+                # Text order is time order for the canonical form (see _canonical_time).
+                moment = (
+                    created_at
+                    if len(created_at) == 25 and created_at[10] == "T" and created_at[19:] == "+00:00"
+                    else _canonical_time(created_at)
+                )
+                if moment is not None:
+                    hours[moment[:13]] += 1
+                    if first is None or moment < first:
+                        first = moment
+                    if last is None or moment > last:
+                        last = moment
+
+            if position >= batch_end:
+                self._flush(rows, ids, tag_edges, mention_edges, tags, names, urls, photos)
+                rows, ids, tag_edges, mention_edges = [], [], [], []
+                tags, names, urls, photos = [], [], [], []
+                batch_end = position + BATCH_POSTS
+                self.count, self.num_retweets, self._first, self._last = position, num_retweets, first, last
+                if on_batch is not None:
+                    on_batch(position)
+        self._flush(rows, ids, tag_edges, mention_edges, tags, names, urls, photos)
+        self.count, self.num_retweets, self._first, self._last = position, num_retweets, first, last
+
+    def _flush(self, rows, ids, tag_edges, mention_edges, tags, names, urls, photos) -> None:
+        _write_rows(self._tweets, rows)
+        if ids:
+            self._ids.write(("\n".join(ids) + "\n").encode("utf-8"))
+        _write_rows(self._hashtag_edges, tag_edges)
+        _write_rows(self._mention_edges, mention_edges)
+        self._hashtags.update(tags)
+        self._mentions.update(names)
+        self._urls.update(urls)
+        self._media.update(photos)
+
+    def tally(self) -> Tally:
+        """What was counted so far."""
+        hashtags: Counter = Counter()
+        for tag, count in self._hashtags.items():
+            hashtags[tag.lower()] += count
+        mentions: Counter = Counter()
+        for name, count in self._mentions.items():
+            mentions[name.lower()] += count
+        return Tally(
+            num_tweets=self.count,
+            num_retweets=self.num_retweets,
+            hashtags=hashtags,
+            mentions=mentions,
+            urls=Counter(self._urls),
+            media=Counter(self._media),
+            authors=dict(self._authors),
+            retweets=dict(self._retweets),
+            hours=Counter(self._hours),
+            first=self._first,
+            last=self._last,
+        )
+
+
+def open_listing_files(out: OutputSet, folder: Path) -> dict[str, IO[bytes]]:
+    """The listing files of LISTING_FILES, opened in `out` (binary), each with its header written."""
+    files = {name: out.open(folder / name, "wb") for name in LISTING_FILES}
+    files["tweets.csv"].write(csv_line(TWEET_COLUMNS))
+    files["edgelist-hashtags.csv"].write(csv_line(HASHTAG_EDGE_COLUMNS))
+    files["edgelist-mentions.csv"].write(csv_line(MENTION_EDGE_COLUMNS))
+    return files
+
+
+def write_summary_files(
+    out: OutputSet,
+    folder: Path,
+    tally: Tally,
+    sample: Sample,
+    make_summary: Callable[[dict], dict],
+    on_done: Callable[[int], None] | None = None,
+) -> dict:
+    """The count files, sample.csv and (last) summary.json, from a finished tally; returns the facts."""
+    domains = tally.domains()
+    out.csv(folder / "count-hashtags.csv", ("hashtag", "count"), ("hashtag",)).writerows(by_count(tally.hashtags))
+    out.csv(folder / "count-mentions.csv", ("screen_name", "count"), ("screen_name",)).writerows(
+        by_count(tally.mentions)
+    )
+    out.csv(folder / "count-urls.csv", ("url", "count"), ("url",)).writerows(by_count(tally.urls))
+    out.csv(folder / "count-domains.csv", ("domain", "count"), ("domain",)).writerows(by_count(domains))
+    out.csv(folder / "count-media.csv", ("url", "file", "count"), ("url", "file")).writerows(
+        (url, file_of(url), n) for url, n in by_count(tally.media)
+    )
+    out.csv(folder / "count-followers.csv", ("user", "followers"), ("user",)).writerows(tally.followers_rows())
+    out.csv(folder / "follow-ratio.csv", ("user", "ratio"), ("user",)).writerows(tally.ratio_rows())
+    out.csv(folder / "retweets.csv", ("tweet_id", "count")).writerows(tally.top_retweets())
+    # The sample's cells are as tweets.csv has them (neutralised already), so write_sample() can
+    # redraw it from tweets.csv exactly.
+    out.csv(folder / "sample.csv", TWEET_COLUMNS, TWEET_TEXT_COLUMNS).writerows(sample.rows())
+    facts = tally.facts(domains)
+    if on_done is not None:
+        on_done(tally.num_tweets)
+    out.json(folder / "summary.json", make_summary(facts))
+    return facts
 
 
 def summarise_posts(
@@ -249,72 +539,38 @@ def summarise_posts(
     seed: str,
     make_summary: Callable[[dict], dict],
     on_progress: Callable[[int], None] | None = None,
-    progress_every: int = 250,
 ) -> dict:
     """Read the collection once and write every file of SUMMARY_FILES into `folder`.
 
     `make_summary(facts)` returns the content of summary.json; it is called after the last post,
     so it may read an import report the iteration filled in. Returns the facts.
     """
-    tally = Tally()
-    sample = Reservoir(sample_size, seed)
+    sample = Sample(sample_size, seed)
     with OutputSet() as out:
-        tweets = out.csv(folder / "tweets.csv", TWEET_COLUMNS, TWEET_TEXT_COLUMNS)
-        ids = out.text(folder / "tweet-ids.txt")
-        hashtag_edges = out.csv(folder / "edgelist-hashtags.csv", ("user", "hashtag"), ("user", "hashtag"))
-        mention_edges = out.csv(folder / "edgelist-mentions.csv", ("from_user", "to_user"), ("from_user", "to_user"))
-        for post in posts:
-            tally.add(post)
-            row = tweet_row(post)
-            tweets.writerow(row)
-            # The sample keeps the cells as tweets.csv has them, so write_sample() redraws it exactly.
-            sample.add(_as_written(row))
-            ids.write(post.id + "\n")
-            for tag in post.hashtags:
-                hashtag_edges.writerow((post.user, tag.lower()))
-            for name in post.mentions:
-                mention_edges.writerow((post.user, name))
-            if on_progress is not None and tally.num_tweets % progress_every == 0:
-                on_progress(tally.num_tweets)
-
-        out.csv(folder / "count-hashtags.csv", ("hashtag", "count"), ("hashtag",)).writerows(by_count(tally.hashtags))
-        out.csv(folder / "count-mentions.csv", ("screen_name", "count"), ("screen_name",)).writerows(
-            by_count(tally.mentions)
+        files = open_listing_files(out, folder)
+        summary_pass = SummaryPass(
+            files["tweets.csv"],
+            files["tweet-ids.txt"],
+            files["edgelist-hashtags.csv"],
+            files["edgelist-mentions.csv"],
+            sample,
         )
-        out.csv(folder / "count-urls.csv", ("url", "count"), ("url",)).writerows(by_count(tally.urls))
-        out.csv(folder / "count-domains.csv", ("domain", "count"), ("domain",)).writerows(by_count(tally.domains))
-        out.csv(folder / "count-media.csv", ("url", "file", "count"), ("url", "file")).writerows(
-            (url, file_of(url), n) for url, n in by_count(tally.media)
-        )
-        out.csv(folder / "count-followers.csv", ("user", "followers"), ("user",)).writerows(tally.followers_rows())
-        out.csv(folder / "follow-ratio.csv", ("user", "ratio"), ("user",)).writerows(tally.ratio_rows())
-        out.csv(folder / "retweets.csv", ("tweet_id", "count")).writerows(tally.top_retweets())
-        out.csv(folder / "sample.csv", TWEET_COLUMNS, TWEET_TEXT_COLUMNS).writerows(sample.rows())
-        facts = tally.facts()
-        if on_progress is not None:
-            on_progress(tally.num_tweets)
-        out.json(folder / "summary.json", make_summary(facts))
-    return facts
-
-
-_TEXT_INDEXES = frozenset(TWEET_COLUMNS.index(name) for name in TWEET_TEXT_COLUMNS)
-
-
-def _as_written(row: Sequence[str]) -> list[str]:
-    return [neutralise(cell) if i in _TEXT_INDEXES else cell for i, cell in enumerate(row)]
+        summary_pass.add_all(posts, on_progress)
+        return write_summary_files(out, folder, summary_pass.tally(), sample, make_summary, on_progress)
 
 
 def write_sample(search, size: int) -> Path:
     """Draw sample.csv again at another size, from tweets.csv (the raw posts are not parsed again).
 
-    The same search and size always give the same rows, the same rows the workflow's pass drew.
+    The same search and size always give the same rows, the same rows the workflow's pass drew
+    (see Sample).
     """
     if size < 1:
         raise ValueError(f"A sample needs at least 1 post (got {size}).")
     folder = search.output_dir
     if folder is None or not (folder / "tweets.csv").is_file():
         raise FileNotFoundError("This search has no tweets.csv to sample from: run it first.")
-    reservoir = Reservoir(size, sample_seed(search.pk, size))
+    sample = Sample(size, sample_seed(search.pk, size))
     with (folder / "tweets.csv").open(newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
@@ -322,8 +578,8 @@ def write_sample(search, size: int) -> Path:
             raise ValueError(
                 "tweets.csv does not have the columns this version of dnflow writes: run the search again."
             )
-        for row in reader:
-            reservoir.add(row)
+        for position, row in enumerate(reader):
+            sample.offer(sample.key(row[0]), position, row)
     # The cells are already neutralised (neutralising is idempotent), so they are written unchanged.
-    write_csv(folder / "sample.csv", header, reservoir.rows(), TWEET_TEXT_COLUMNS)
+    write_csv(folder / "sample.csv", header, sample.rows(), TWEET_TEXT_COLUMNS)
     return folder / "sample.csv"
