@@ -188,6 +188,10 @@ DNFLOW_MAX_PHOTOS = env_int("DNFLOW_MAX_PHOTOS", 500)
 DNFLOW_PHOTO_MAX_BYTES = env_int("DNFLOW_PHOTO_MAX_BYTES", 10 * 1024 * 1024)
 DNFLOW_FETCH_PHOTOS = env_bool("DNFLOW_FETCH_PHOTOS", True)
 DNFLOW_SAMPLE_SIZE = env_int("DNFLOW_SAMPLE_SIZE", 10)
+# A raw file of at least DNFLOW_SUMMARISE_PARALLEL_BYTES is summarised in byte ranges, one process
+# each, DNFLOW_SUMMARISE_PROCESSES of them (0: one per CPU; 1: never in parallel).
+DNFLOW_SUMMARISE_PROCESSES = env_int("DNFLOW_SUMMARISE_PROCESSES", 0)
+DNFLOW_SUMMARISE_PARALLEL_BYTES = env_int("DNFLOW_SUMMARISE_PARALLEL_BYTES", 20 * 1024 * 1024)
 # The upper bound on any 429 wait we honour, and the retry budget for 5xx / connection errors.
 DNFLOW_MAX_RATE_LIMIT_WAIT = env_int("DNFLOW_MAX_RATE_LIMIT_WAIT", 16 * 60)
 DNFLOW_API_RETRIES = env_int("DNFLOW_API_RETRIES", 5)

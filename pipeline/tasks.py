@@ -18,6 +18,7 @@ from pathlib import Path
 
 import luigi
 from django.conf import settings
+from django.db import connections
 from django.utils import timezone
 
 import dnflow_site
@@ -27,8 +28,9 @@ from . import events
 from .formats import ArchiveError, ImportReport, copy_archive, iter_collection
 from .outputs import OutputSet, remove_stale_temps, write_json
 from .package import build_package, package_path
+from .parallel import default_processes, plan_ranges, summarise_ranges
 from .photos import PhotoResult, fetch_photos, match_photos, read_media_counts
-from .query import QueryError
+from .query import QueryError, compile_query
 from .summarise import SUMMARY_FILES, sample_seed, summarise_posts
 from .xapi import XApiError, collect_live
 
@@ -141,35 +143,66 @@ class SummarisePosts(SearchTask):
         raw = folder / RAW_FILE
         live = Source(search.source).is_live
         report = ImportReport()
-        posts = iter_collection(
-            raw,
-            # A live search was matched by X already; our own matcher only searches archives.
-            term="" if live else search.term,
-            lang="" if live else search.lang,
-            start=None if live else search.start_time,
-            end=None if live else search.end_time,
-            limit=search.count,
-            report=report,
-        )
+        # A live search was matched by X already; our own matcher only searches archives.
+        term = "" if live else search.term
+        lang = "" if live else search.lang
+        start = None if live else search.start_time
+        end = None if live else search.end_time
+        compile_query(term)  # a malformed term fails here, before anything is read
         total_lines = _raw_lines(folder)
         progress = self.progress()
 
-        def on_progress(num_posts: int) -> None:
-            fraction = report.lines_read / total_lines if total_lines else 0.0
+        def on_progress(lines_read: int, num_posts: int) -> None:
+            fraction = lines_read / total_lines if total_lines else 0.0
             progress.update(fraction, step_text=f"Counting: {num_posts:,} posts so far", num_posts=num_posts)
 
-        facts = summarise_posts(
-            posts,
-            folder,
-            sample_size=settings.DNFLOW_SAMPLE_SIZE,
-            seed=sample_seed(search.pk, settings.DNFLOW_SAMPLE_SIZE),
-            make_summary=lambda facts: summary_document(search, facts, report),
-            on_progress=on_progress,
-        )
+        options = {
+            "sample_size": settings.DNFLOW_SAMPLE_SIZE,
+            "seed": sample_seed(search.pk, settings.DNFLOW_SAMPLE_SIZE),
+            "make_summary": lambda facts: summary_document(search, facts, report),
+        }
+        ranges = _parallel_ranges(raw, search.count)
+        if ranges:
+            # The workers are forked: none may share this process's database connections.
+            _close_database_connections()
+            facts = summarise_ranges(
+                raw,
+                folder,
+                ranges,
+                term=term,
+                lang=lang,
+                start=start,
+                end=end,
+                limit=search.count,
+                report=report,
+                on_progress=on_progress,
+                **options,
+            )
+        else:
+            posts = iter_collection(raw, term=term, lang=lang, start=start, end=end, limit=search.count, report=report)
+            facts = summarise_posts(
+                posts, folder, on_progress=lambda num_posts: on_progress(report.lines_read, num_posts), **options
+            )
         Search.objects.filter(pk=search.pk).update(num_posts=facts["num_tweets"])
         if report.bad_lines or report.duplicates or report.not_posts:
             progress.note(f"Import: {report.summary()}")
-        self.outcome = f"{facts['num_tweets']:,} posts summarised ({report.summary()})"
+        how = f", {len(ranges)} processes" if ranges else ""
+        self.outcome = f"{facts['num_tweets']:,} posts summarised ({report.summary()}{how})"
+
+
+def _parallel_ranges(raw: Path, limit: int | None) -> list[tuple[int, int]] | None:
+    """The byte ranges to summarise in parallel, or None for one pass (see pipeline.parallel)."""
+    if limit is not None and limit <= 0:
+        return None
+    processes = settings.DNFLOW_SUMMARISE_PROCESSES or default_processes()
+    return plan_ranges(raw, processes=processes, min_bytes=settings.DNFLOW_SUMMARISE_PARALLEL_BYTES)
+
+
+def _close_database_connections() -> None:
+    # Inside a transaction (a test's) a connection cannot be closed; the workers never use it.
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:
+            connection.close()
 
 
 def _raw_lines(folder: Path) -> int:
