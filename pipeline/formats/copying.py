@@ -14,8 +14,10 @@ import gzip
 import hashlib
 import io
 import os
+import queue
 import re
 import tempfile
+import threading
 import zlib
 from pathlib import Path
 
@@ -25,6 +27,9 @@ from .reading import GZIP_MAGIC, SOURCES_FILE, kind_of
 from .report import ArchiveError, ImportReport
 
 CHUNK = 1024 * 1024
+# The copy of a JSONL file goes in chunks this big: few system calls, and hashlib hashes each in
+# one call without the GIL (see _BackgroundChecksum).
+COPY_CHUNK = 8 * 1024 * 1024
 # How far we read looking for the end of the first line before calling the file one document.
 _FIRST_LINE_LIMIT = 16 * 1024 * 1024
 # Lines sniffed to recognise the data (a v1.1 stream may open with a run of delete notices).
@@ -44,21 +49,94 @@ _ACCEPTED = (
 )
 
 
-class _HashingReader(io.RawIOBase):
-    """Reads a file while feeding every byte to a checksum: the provenance costs no second pass."""
+class _BackgroundChecksum:
+    """SHA-256 of every chunk given to it, computed in a thread: hashlib releases the GIL while it
+    hashes a large buffer, so the checksum runs beside the copy, on another core."""
 
-    def __init__(self, raw, digest) -> None:
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self._chunks: queue.Queue = queue.Queue(maxsize=8)  # at most a few chunks wait in memory
+        self._thread = threading.Thread(target=self._run, name="dnflow-archive-sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._chunks.get()) is not None:
+            self._digest.update(chunk)
+
+    def update(self, chunk: bytes) -> None:
+        self._chunks.put(chunk)
+
+    def hexdigest(self) -> str:
+        self.close()
+        return self._digest.hexdigest()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._chunks.put(None)
+            self._thread.join()
+
+
+class _HashingReader:
+    """Reads a file while feeding every byte to a checksum: the provenance costs no second pass.
+
+    Only what a copy needs: read(size), and peek(n) to sniff the first bytes.
+    """
+
+    def __init__(self, raw, checksum: _BackgroundChecksum) -> None:
         self._raw = raw
-        self._digest = digest
+        self._checksum = checksum
+        self._ahead = b""  # read (and checksummed) by peek, not yet returned
 
-    def readable(self) -> bool:
-        return True
+    def peek(self, size: int) -> bytes:
+        if len(self._ahead) < size:
+            self._ahead += self._read_raw(max(size, CHUNK))
+        return self._ahead[:size]
 
-    def readinto(self, buffer) -> int:
-        count = self._raw.readinto(buffer)
-        if count:
-            self._digest.update(memoryview(buffer)[:count])
-        return count
+    def read(self, size: int = -1) -> bytes:
+        if self._ahead:
+            if size is None or size < 0:
+                data, self._ahead = self._ahead + self._read_raw(-1), b""
+            else:
+                data, self._ahead = self._ahead[:size], self._ahead[size:]
+            return data
+        return self._read_raw(size)
+
+    def _read_raw(self, size: int) -> bytes:
+        data = self._raw.read() if size is None or size < 0 else self._raw.read(size)
+        if data:
+            self._checksum.update(data)
+        return data
+
+
+class _Utf8Check:
+    """Checks that a stream of chunks is UTF-8, cheaply: an ASCII chunk is one C call, others are
+    decoded in slices small enough for the CPU cache (an 8 MB chunk with an emoji would otherwise
+    be widened into a 32 MB string)."""
+
+    SLICE = 64 * 1024
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+
+    def check(self, chunk: bytes, lines_before: int) -> None:
+        decoder = self._decoder
+        if chunk.isascii() and not decoder.getstate()[0]:
+            return
+        view = memoryview(chunk)
+        for offset in range(0, len(chunk), self.SLICE):
+            pending = len(decoder.getstate()[0])  # bytes of a character cut by the last slice
+            try:
+                decoder.decode(view[offset : offset + self.SLICE])
+            except UnicodeDecodeError as error:
+                at = offset + max(error.start - pending, 0)
+                raise _not_utf8(self._name, lines_before + chunk[:at].count(b"\n") + 1) from None
+
+    def finish(self, lines: int) -> None:
+        try:
+            self._decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise _not_utf8(self._name, lines + 1) from None
 
 
 def _natural_key(path: Path) -> list:
@@ -144,23 +222,17 @@ def _check_text_start(head: bytes, name: str) -> None:
 
 def _copy_jsonl(buffered: bytes, stream, out, name: str) -> int:
     """Copy lines untouched, checking the text is UTF-8 on the way; returns the lines written."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
+    utf8 = _Utf8Check(name)
     lines = 0
     last = b""
     chunk = buffered
     while chunk:
-        try:
-            decoder.decode(chunk)
-        except UnicodeDecodeError as error:
-            raise _not_utf8(name, lines + chunk[: max(error.start, 0)].count(b"\n") + 1) from None
+        utf8.check(chunk, lines)
         out.write(chunk)
         lines += chunk.count(b"\n")
         last = chunk[-1:]
-        chunk = stream.read(CHUNK)
-    try:
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        raise _not_utf8(name, lines + 1) from None
+        chunk = stream.read(COPY_CHUNK)
+    utf8.finish(lines)
     if last != b"\n":
         out.write(b"\n")
         lines += 1
@@ -289,28 +361,33 @@ def _archive_owner(tweets_js: Path) -> str:
 
 
 def _copy_one(path: Path, name: str, out) -> dict:
-    digest = hashlib.sha256()
     size = path.stat().st_size
     if size == 0:
         raise ArchiveError(f"{name} is empty (0 bytes): there is nothing to import. Choose the file the export wrote.")
-    with path.open("rb") as raw:
-        reader = io.BufferedReader(_HashingReader(raw, digest), buffer_size=CHUNK)
-        gzipped = reader.peek(2)[:2] == GZIP_MAGIC
-        stream = gzip.GzipFile(fileobj=reader, mode="rb") if gzipped else reader
-        try:
-            label, lines, line_for_line = _copy_stream(stream, out, name)
-        except EOFError:
-            raise ArchiveError(
-                f"{name} is a truncated gzip file (it ends before its compressed data does): copy or download it again."
-            ) from None
-        except (gzip.BadGzipFile, zlib.error) as error:
-            raise ArchiveError(f"{name} is a damaged gzip file ({error}): copy or download it again.") from None
-        while reader.read(CHUNK):  # the checksum covers the whole file, trailing bytes too
-            pass
+    checksum = _BackgroundChecksum()
+    try:
+        with path.open("rb", buffering=0) as raw:
+            reader = _HashingReader(raw, checksum)
+            gzipped = reader.peek(2)[:2] == GZIP_MAGIC
+            stream = gzip.GzipFile(fileobj=reader, mode="rb") if gzipped else reader
+            try:
+                label, lines, line_for_line = _copy_stream(stream, out, name)
+            except EOFError:
+                raise ArchiveError(
+                    f"{name} is a truncated gzip file (it ends before its compressed data does): "
+                    "copy or download it again."
+                ) from None
+            except (gzip.BadGzipFile, zlib.error) as error:
+                raise ArchiveError(f"{name} is a damaged gzip file ({error}): copy or download it again.") from None
+            while reader.read(COPY_CHUNK):  # the checksum covers the whole file, trailing bytes too
+                pass
+        sha256 = checksum.hexdigest()
+    finally:
+        checksum.close()
     entry = {
         "name": name,
         "size": size,
-        "sha256": digest.hexdigest(),
+        "sha256": sha256,
         "format": f"gzip, {label}" if gzipped else label,
         "lines": lines,
         "line_for_line": line_for_line,
