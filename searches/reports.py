@@ -391,7 +391,12 @@ def resolve_file(folder: Path | None, name: str, *, include_private: bool) -> Pa
             path = None
     if path is None or not path.is_file():
         return None
-    # Belt and braces: whatever the name, the file must sit inside the data folder.
-    if not path.resolve().is_relative_to(Path(settings.DNFLOW_DATA_DIR).resolve()):
+    # Belt and braces: whatever the name, and whatever symlinks the folder holds, the file must be
+    # this search's own: inside its folder, or its package beside it (never another search's).
+    real = path.resolve()
+    own = folder.resolve()
+    if not real.is_relative_to(Path(settings.DNFLOW_DATA_DIR).resolve()):
+        return None
+    if not (real.is_relative_to(own) or real == own.parent / f"{own.name}.zip"):
         return None
     return path
