@@ -70,25 +70,47 @@ def _iso_utc_slow(value: str) -> str:
 
 def _int(value: object) -> int:
     """A count: tweets.js writes numbers as strings, some exports leave them null."""
-    if isinstance(value, int):
+    if type(value) is int:
         return value
+    if value is None or isinstance(value, bool):  # true is no count
+        return 0
     try:
         return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return 0
 
 
 def _optional_int(value: object) -> int | None:
-    if value is None:
+    if type(value) is int:
+        return value
+    if value is None or isinstance(value, bool):
         return None
     try:
         return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
 def _str_id(value: object) -> str:
-    return "" if value is None else str(value)
+    """An X id as text. X ids are numbers (digit strings, or ints in v1.1's `id`): anything else
+    (a list, true, a formula a hand-edited file slipped in) is no id at all."""
+    if type(value) is str:
+        return value if value.isdigit() and value.isascii() else ""
+    if type(value) is int and value >= 0:
+        return str(value)
+    return ""
+
+
+def _text(value: object) -> str:
+    """A text field as text: a value of any other type (a list, a number) counts as absent."""
+    return value if type(value) is str else ""
+
+
+def _texts(items: object, key: str) -> list[str]:
+    """The `key` texts of a list of entity objects (hashtags, mentions), skipping any malformed one."""
+    if not isinstance(items, list):
+        return []
+    return [text for item in items if isinstance(item, dict) and type(text := item.get(key)) is str and text]
 
 
 # --- v1.1 and tweets.js ------------------------------------------------------------------------
@@ -98,7 +120,7 @@ def _v1_full_text(tweet: dict) -> str:
     extended = tweet.get("extended_tweet")
     if isinstance(extended, dict) and extended.get("full_text"):
         return extended["full_text"]
-    return tweet.get("full_text") or tweet.get("text") or ""
+    return _text(tweet.get("full_text") or tweet.get("text"))
 
 
 def _v1_media(tweet: dict) -> list:
@@ -116,7 +138,10 @@ def _v1_photos(media: list) -> list[str]:
     return [
         url
         for m in media
-        if isinstance(m, dict) and m.get("type") == "photo" and (url := m.get("media_url_https") or m.get("media_url"))
+        if isinstance(m, dict)
+        and m.get("type") == "photo"
+        and type(url := m.get("media_url_https") or m.get("media_url")) is str
+        and url
     ]
 
 
@@ -143,14 +168,19 @@ def post_from_v1(tweet: dict, *, source_format: str = "v1", owner: str = "") -> 
             text = extended["full_text"]
         else:
             text = get("full_text") or get("text") or ""
+        if type(text) is not str:
+            text = ""
     else:
         # The retweet's own text is cut at 140 characters; the original holds it whole.
-        original_user = (original.get("user") or {}).get("screen_name") or ""
+        original_user = original.get("user")
+        original_user = _text(original_user.get("screen_name")) if isinstance(original_user, dict) else ""
         text = f"RT @{original_user}: {_v1_full_text(original)}"
         media = _v1_media(original) or media
 
     if user:
         screen_name = user.get("screen_name") or ""
+        if type(screen_name) is not str:
+            screen_name = ""
         followers = user.get("followers_count")
         if type(followers) is not int:
             followers = _optional_int(followers)
@@ -171,33 +201,55 @@ def post_from_v1(tweet: dict, *, source_format: str = "v1", owner: str = "") -> 
     quotes = get("quote_count")
     if type(quotes) is not int:
         quotes = _int(quotes)
-    quoted = get("quoted_status_id_str") or (get("quoted_status") or {}).get("id_str") or ""
+    quoted = get("quoted_status_id_str")
+    if not quoted and isinstance(get("quoted_status"), dict):
+        quoted = get("quoted_status").get("id_str")
+    # Ids are digit strings in all but a broken file: the common case is checked inline.
+    post_id = get("id_str")
+    if not (type(post_id) is str and post_id.isdigit() and post_id.isascii()):
+        post_id = _str_id(get("id"))
+    lang = get("lang") or ""
+    if type(lang) is not str:
+        lang = ""
     hashtags = entities.get("hashtags")
     mentions = entities.get("user_mentions")
     urls = entities.get("urls")
     return Post(
-        id=get("id_str") or _str_id(get("id")),
+        id=post_id,
         created_at=iso_utc(get("created_at")),
         user=screen_name,
         followers=followers,
         following=following,
         text=text,
-        lang=get("lang") or "",
+        lang=lang,
         retweet_count=retweets,
         like_count=likes,
         reply_count=replies,
         quote_count=quotes,
-        retweeted_id=(original.get("id_str") or _str_id(original.get("id"))) if original is not None else "",
+        retweeted_id=(_str_id(original.get("id_str")) or _str_id(original.get("id"))) if original is not None else "",
         quoted_id=_str_id(quoted),
-        in_reply_to_id=get("in_reply_to_status_id_str") or _str_id(get("in_reply_to_status_id")),
-        in_reply_to_user=get("in_reply_to_screen_name") or "",
-        hashtags=[h["text"] for h in hashtags if h.get("text")] if hashtags else [],
-        mentions=[m["screen_name"] for m in mentions if m.get("screen_name")] if mentions else [],
-        urls=[url for u in urls if (url := u.get("expanded_url") or u.get("url"))] if urls else [],
+        in_reply_to_id=_str_id(get("in_reply_to_status_id_str")) or _str_id(get("in_reply_to_status_id")),
+        in_reply_to_user=_text(get("in_reply_to_screen_name")),
+        hashtags=_texts(hashtags, "text") if hashtags else [],
+        mentions=_texts(mentions, "screen_name") if mentions else [],
+        urls=_urls(urls) if urls else [],
         photos=_v1_photos(media),
         has_media=bool(media),
         source_format=source_format,
     )
+
+
+def _urls(items: object) -> list[str]:
+    """v1.1 URL entities: the expanded URL, else the t.co one; malformed entities skipped."""
+    if not isinstance(items, list):
+        return []
+    found = []
+    for item in items:
+        if isinstance(item, dict):
+            url = item.get("expanded_url") or item.get("url")
+            if type(url) is str and url:
+                found.append(url)
+    return found
 
 
 # --- v2 (response pages, stream lines) and twarc2 flattened ------------------------------------
@@ -206,15 +258,15 @@ def post_from_v1(tweet: dict, *, source_format: str = "v1", owner: str = "") -> 
 def _v2_text(tweet: dict) -> str:
     note = tweet.get("note_tweet")
     if isinstance(note, dict) and note.get("text"):
-        return note["text"]
-    return tweet.get("text") or ""
+        return _text(note["text"])
+    return _text(tweet.get("text"))
 
 
 def _v2_urls(entities: dict) -> list[str]:
     urls = []
     for u in entities.get("urls") or ():
         url = u.get("expanded_url") or u.get("url")
-        if not url or u.get("media_key") or _OWN_MEDIA_URL.search(url):
+        if type(url) is not str or not url or u.get("media_key") or _OWN_MEDIA_URL.search(url):
             continue
         urls.append(url)
     return urls
@@ -259,11 +311,11 @@ def post_from_v2(
     return Post(
         id=_str_id(tweet.get("id")),
         created_at=iso_utc(tweet.get("created_at")),
-        user=(author or {}).get("username") or "",
+        user=_text((author or {}).get("username")),
         followers=_optional_int(author_metrics.get("followers_count")),
         following=_optional_int(author_metrics.get("following_count")),
         text=text,
-        lang=tweet.get("lang") or "",
+        lang=_text(tweet.get("lang")),
         retweet_count=_int(metrics.get("retweet_count")),
         like_count=_int(metrics.get("like_count")),
         reply_count=_int(metrics.get("reply_count")),
@@ -271,11 +323,11 @@ def post_from_v2(
         retweeted_id=_referenced(tweet, "retweeted"),
         quoted_id=_referenced(tweet, "quoted"),
         in_reply_to_id=_referenced(tweet, "replied_to"),
-        in_reply_to_user=(reply_user or {}).get("username") or "",
-        hashtags=[h["tag"] for h in entities.get("hashtags") or () if h.get("tag")],
-        mentions=[m["username"] for m in entities.get("mentions") or () if m.get("username")],
+        in_reply_to_user=_text((reply_user or {}).get("username")),
+        hashtags=_texts(entities.get("hashtags"), "tag"),
+        mentions=_texts(entities.get("mentions"), "username"),
         urls=_v2_urls(entities),
-        photos=[m["url"] for m in media if m and m.get("type") == "photo" and m.get("url")],
+        photos=[m["url"] for m in media if m and m.get("type") == "photo" and type(m.get("url")) is str and m["url"]],
         has_media=bool(media),
         source_format=source_format,
     )
@@ -285,6 +337,13 @@ def _media_keys(tweet: dict | None) -> list:
     return ((tweet or {}).get("attachments") or {}).get("media_keys") or []
 
 
+def _index(items: object, key: str) -> dict:
+    """Objects of an `includes` list by their id; ones without a usable (text) id are left out."""
+    if not isinstance(items, list):
+        return {}
+    return {item[key]: item for item in items if isinstance(item, dict) and type(item.get(key)) is str}
+
+
 class PageLookups:
     """The `includes` of one v2 response page (or stream line), indexed once for all its tweets."""
 
@@ -292,9 +351,9 @@ class PageLookups:
 
     def __init__(self, includes: object) -> None:
         includes = includes if isinstance(includes, dict) else {}
-        self.users = {u.get("id"): u for u in includes.get("users") or () if isinstance(u, dict)}
-        self.tweets = {t.get("id"): t for t in includes.get("tweets") or () if isinstance(t, dict)}
-        self.media = {m.get("media_key"): m for m in includes.get("media") or () if isinstance(m, dict)}
+        self.users = _index(includes.get("users"), "id")
+        self.tweets = _index(includes.get("tweets"), "id")
+        self.media = _index(includes.get("media"), "media_key")
 
     def post(self, tweet: dict) -> Post:
         retweeted = _referenced(tweet, "retweeted")
