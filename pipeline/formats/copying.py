@@ -23,6 +23,7 @@ from pathlib import Path
 
 import orjson
 
+from .pagecache import DropBehind
 from .reading import GZIP_MAGIC, SOURCES_FILE, kind_of
 from .report import ArchiveError, ImportReport
 
@@ -223,12 +224,15 @@ def _check_text_start(head: bytes, name: str) -> None:
 def _copy_jsonl(buffered: bytes, stream, out, name: str) -> int:
     """Copy lines untouched, checking the text is UTF-8 on the way; returns the lines written."""
     utf8 = _Utf8Check(name)
+    # The copy is read back once, by the summarise pass, not kept in memory (see pagecache).
+    drop = DropBehind(out.fileno(), out.tell())
     lines = 0
     last = b""
     chunk = buffered
     while chunk:
         utf8.check(chunk, lines)
         out.write(chunk)
+        drop.advance(out.tell())
         lines += chunk.count(b"\n")
         last = chunk[-1:]
         chunk = stream.read(COPY_CHUNK)

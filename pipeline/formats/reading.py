@@ -8,6 +8,7 @@ decided per line, so one raw file may mix them.
 from __future__ import annotations
 
 import gzip
+import os
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,8 @@ import orjson
 from pipeline.records import Post
 
 from .normalise import PageLookups, post_from_twarc2, post_from_v1
+from .pagecache import MIN_BYTES as PAGE_CACHE_MIN_BYTES
+from .pagecache import DropBehind
 from .report import ArchiveError, ImportReport
 
 # A line longer than this is skipped as a problem, and read in pieces rather than whole: a
@@ -115,6 +118,16 @@ class SourceMap:
         if entry.get("line_for_line"):
             return entry["name"], line - entry["first_line"] + 1, ""
         return self.raw_name, line, f" (item {line - entry['first_line'] + 1} of {entry['name']})"
+
+
+def _drop_behind(stream, start: int) -> DropBehind | None:
+    """Drop-behind for reading a big uncompressed raw file (see pipeline.formats.pagecache)."""
+    if isinstance(stream, gzip.GzipFile):
+        return None
+    fd = stream.fileno()
+    if os.fstat(fd).st_size < PAGE_CACHE_MIN_BYTES:
+        return None
+    return DropBehind(fd, start, sequential_reads=True)
 
 
 def _open_raw(raw_path: Path):
@@ -219,12 +232,15 @@ def iter_posts(
         if start:
             stream.seek(start)
         readline = stream.readline
+        drop = _drop_behind(stream, start)
         try:
             while remaining is None or remaining > 0:
                 line = readline(limit + 1)
                 if not line:
                     break
                 number += 1
+                if drop is not None and not number & 4095:
+                    drop.advance(stream.tell())
                 if remaining is not None:
                     remaining -= len(line)
                 if len(line) > limit and not line.endswith(b"\n"):
@@ -285,6 +301,8 @@ def iter_posts(
             raise ArchiveError(f"{raw_path.name} could not be read to the end ({error}): import it again.") from None
         finally:
             report.last_line = number
+            if drop is not None:
+                drop.finish(stream.tell())
 
 
 def _utc_text(moment: datetime | None) -> str:
