@@ -51,15 +51,22 @@ def kind_of(doc: object) -> str | None:
         return "tweets.js item"
     if isinstance(doc.get("statuses"), list):
         return "v1.1 search response"
-    if "id" not in doc and "id_str" not in doc:
-        return None
     entities = doc.get("entities")
     v1_entities = isinstance(entities, dict) and "user_mentions" in entities
-    if "id_str" in doc or isinstance(doc.get("user"), dict) or "full_text" in doc or v1_entities:
+    # Keys only a post has: such a line is a post even when its id is missing, so it is reported as
+    # a broken post (with its line number) rather than passed over as some other kind of message.
+    if (
+        "id_str" in doc
+        or isinstance(doc.get("user"), dict)
+        or "full_text" in doc
+        or v1_entities
+        or isinstance(doc.get("extended_tweet"), dict)
+        or isinstance(doc.get("retweeted_status"), dict)
+    ):
         return "v1.1 tweet" if isinstance(doc.get("user"), dict) else "tweets.js item"
     if isinstance(doc.get("author"), dict) or "__twarc" in doc:
         return "twarc2 flattened tweet"
-    if "author_id" in doc or "edit_history_tweet_ids" in doc or "text" in doc:
+    if "author_id" in doc or "edit_history_tweet_ids" in doc or ("text" in doc and "id" in doc):
         return "v2 tweet"
     return None
 
@@ -169,9 +176,12 @@ def _posts_in(doc: object, owner: str, bad: Callable[[str], None], not_post: Cal
         yield from _one(post_from_v1, doc, bad)
     elif kind in ("twarc2 flattened tweet", "v2 tweet"):
         yield from _one(post_from_twarc2, doc, bad)
+    elif "matching_rules" in doc:
+        bad("a stream line without its post (no data)")
     elif "errors" in doc or "meta" in doc:
         # An empty last page ({"meta": {"result_count": 0}}) or an error response: no posts.
-        if (doc.get("meta") or {}).get("result_count") != 0:
+        meta = doc.get("meta")
+        if not (isinstance(meta, dict) and meta.get("result_count") == 0):
             not_post()
     else:
         not_post()
