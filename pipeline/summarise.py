@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import heapq
+import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -277,7 +278,7 @@ def _canonical_time(value: str) -> str | None:
     The formats module always writes that form, so this is a length check; anything else is
     parsed, for records made elsewhere.
     """
-    if len(value) == 25 and value[10] == "T" and value[19:] == "+00:00":
+    if len(value) == 25 and value[10] == "T" and value.endswith("+00:00"):
         return value
     moment = _parse_time(value)
     return None if moment is None else moment.astimezone(UTC).isoformat()
@@ -291,6 +292,24 @@ def csv_line(cells: Sequence[str]) -> bytes:
 def _write_rows(handle: IO[bytes], rows: list) -> None:
     if rows:
         handle.write(csv_records(rows).encode("utf-8"))
+
+
+_hour_of = operator.itemgetter(slice(0, 13))  # "YYYY-MM-DDTHH" of an ISO 8601 time
+
+
+class _Batch:
+    """What the pass collected from the last few posts, written and counted together."""
+
+    def __init__(self) -> None:
+        self.rows: list[list[str]] = []  # tweets.csv
+        self.ids: list[str] = []
+        self.tag_edges: list[tuple[str, str]] = []
+        self.mention_edges: list[tuple[str, str]] = []
+        self.tags: list[str] = []  # occurrences, as given
+        self.names: list[str] = []
+        self.urls: list[str] = []
+        self.photos: list[str] = []
+        self.times: list[str] = []  # created_at, canonical
 
 
 class SummaryPass:
@@ -322,25 +341,23 @@ class SummaryPass:
         # Cells that repeat across posts, neutralised (and lower-cased) once each.
         self._tag_cells: dict[str, str] = {}
         self._name_cells: dict[str, str] = {}
+        self._batch = _Batch()
 
     def add_all(self, posts: Iterable[Post], on_batch: Callable[[int], None] | None = None) -> None:
         """Read `posts`; `on_batch(posts read)` after every BATCH_POSTS posts."""
-        # The hot loop of the whole workflow: everything it touches is a local name.
+        # The hot loop of the whole workflow: everything it touches is a local name, and what can
+        # wait for the end of a batch (formatting rows, counting, the timeline) is done there, in
+        # C, on whole lists (see _flush).
         formula = _FORMULA_CHARS
         tag_cells, name_cells = self._tag_cells, self._name_cells
-        authors, retweets, hours = self._authors, self._retweets, self._hours
+        authors, retweets = self._authors, self._retweets
         sample = self.sample
         sha256, key_prefix, offer, floor = hashlib.sha256, sample.prefix, sample.offer, sample.floor()
-        first, last = self._first, self._last
+        batch = self._batch
+        add_row, add_id, add_time = batch.rows.append, batch.ids.append, batch.times.append
+        add_tag_edge, add_mention_edge = batch.tag_edges.append, batch.mention_edges.append
+        tags, names, urls, photos = batch.tags, batch.names, batch.urls, batch.photos
         position, num_retweets = self.count, self.num_retweets
-        rows: list[list[str]] = []
-        ids: list[str] = []
-        tag_edges: list[tuple[str, str]] = []
-        mention_edges: list[tuple[str, str]] = []
-        tags: list[str] = []
-        names: list[str] = []
-        urls: list[str] = []
-        photos: list[str] = []
         join = " ".join
         batch_end = position + BATCH_POSTS
 
@@ -396,8 +413,8 @@ class SummaryPass:
                 photos_cell,
                 source,
             ]
-            rows.append(row)
-            ids.append(post_id)
+            add_row(row)
+            add_id(post_id)
             key = sha256(key_prefix + post_id.encode()).digest()
             if key > floor:
                 offer(key, position, row)
@@ -412,14 +429,14 @@ class SummaryPass:
                     cell = tag_cells.get(tag)
                     if cell is None:
                         cell = tag_cells[tag] = neutralise(tag.lower())
-                    tag_edges.append((user_cell, cell))
+                    add_tag_edge((user_cell, cell))
             if post_names:
                 names += post_names
                 for name in post_names:
                     cell = name_cells.get(name)
                     if cell is None:
                         cell = name_cells[name] = neutralise(name)
-                    mention_edges.append((user_cell, cell))
+                    add_mention_edge((user_cell, cell))
             if post_urls:
                 urls += post_urls
             if post_photos:
@@ -432,40 +449,45 @@ class SummaryPass:
                 if retweet_count > retweets.get(original, 0):
                     retweets[original] = retweet_count
             if created_at:
-                # Text order is time order for the canonical form (see _canonical_time).
-                moment = (
-                    created_at
-                    if len(created_at) == 25 and created_at[10] == "T" and created_at[19:] == "+00:00"
-                    else _canonical_time(created_at)
-                )
-                if moment is not None:
-                    hours[moment[:13]] += 1
-                    if first is None or moment < first:
-                        first = moment
-                    if last is None or moment > last:
-                        last = moment
+                if len(created_at) == 25 and created_at[10] == "T" and created_at.endswith("+00:00"):
+                    add_time(created_at)
+                else:
+                    moment = _canonical_time(created_at)
+                    if moment is not None:
+                        add_time(moment)
 
             if position >= batch_end:
-                self._flush(rows, ids, tag_edges, mention_edges, tags, names, urls, photos)
-                rows, ids, tag_edges, mention_edges = [], [], [], []
-                tags, names, urls, photos = [], [], [], []
+                self.count, self.num_retweets = position, num_retweets
+                self._flush()
                 batch_end = position + BATCH_POSTS
-                self.count, self.num_retweets, self._first, self._last = position, num_retweets, first, last
                 if on_batch is not None:
                     on_batch(position)
-        self._flush(rows, ids, tag_edges, mention_edges, tags, names, urls, photos)
-        self.count, self.num_retweets, self._first, self._last = position, num_retweets, first, last
+        self.count, self.num_retweets = position, num_retweets
+        self._flush()
 
-    def _flush(self, rows, ids, tag_edges, mention_edges, tags, names, urls, photos) -> None:
-        _write_rows(self._tweets, rows)
-        if ids:
-            self._ids.write(("\n".join(ids) + "\n").encode("utf-8"))
-        _write_rows(self._hashtag_edges, tag_edges)
-        _write_rows(self._mention_edges, mention_edges)
-        self._hashtags.update(tags)
-        self._mentions.update(names)
-        self._urls.update(urls)
-        self._media.update(photos)
+    def _flush(self) -> None:
+        """Write and count what the batch holds, and empty it (its lists are reused)."""
+        batch = self._batch
+        _write_rows(self._tweets, batch.rows)
+        if batch.ids:
+            self._ids.write(("\n".join(batch.ids) + "\n").encode("utf-8"))
+        _write_rows(self._hashtag_edges, batch.tag_edges)
+        _write_rows(self._mention_edges, batch.mention_edges)
+        self._hashtags.update(batch.tags)
+        self._mentions.update(batch.names)
+        self._urls.update(batch.urls)
+        self._media.update(batch.photos)
+        times = batch.times
+        if times:
+            # Canonical times (see _canonical_time) sort as text in time order.
+            self._hours.update(map(_hour_of, times))
+            earliest, latest = min(times), max(times)
+            if self._first is None or earliest < self._first:
+                self._first = earliest
+            if self._last is None or latest > self._last:
+                self._last = latest
+        for items in batch.__dict__.values():
+            items.clear()
 
     def tally(self) -> Tally:
         """What was counted so far."""

@@ -211,6 +211,15 @@ def post_from_v1(tweet: dict, *, source_format: str = "v1", owner: str = "") -> 
     lang = get("lang") or ""
     if type(lang) is not str:
         lang = ""
+    # Replies and quotes are the exception: their absent ids skip _str_id.
+    quoted_id = "" if quoted is None else _str_id(quoted)
+    in_reply_to_id = get("in_reply_to_status_id_str")
+    in_reply_to_id = "" if in_reply_to_id is None else _str_id(in_reply_to_id)
+    if not in_reply_to_id:
+        in_reply_to_id = _str_id(get("in_reply_to_status_id"))
+    in_reply_to_user = get("in_reply_to_screen_name")
+    if type(in_reply_to_user) is not str:
+        in_reply_to_user = ""
     hashtags = entities.get("hashtags")
     mentions = entities.get("user_mentions")
     urls = entities.get("urls")
@@ -227,9 +236,9 @@ def post_from_v1(tweet: dict, *, source_format: str = "v1", owner: str = "") -> 
         reply_count=replies,
         quote_count=quotes,
         retweeted_id=(_str_id(original.get("id_str")) or _str_id(original.get("id"))) if original is not None else "",
-        quoted_id=_str_id(quoted),
-        in_reply_to_id=_str_id(get("in_reply_to_status_id_str")) or _str_id(get("in_reply_to_status_id")),
-        in_reply_to_user=_text(get("in_reply_to_screen_name")),
+        quoted_id=quoted_id,
+        in_reply_to_id=in_reply_to_id,
+        in_reply_to_user=in_reply_to_user,
         hashtags=_texts(hashtags, "text") if hashtags else [],
         mentions=_texts(mentions, "screen_name") if mentions else [],
         urls=_urls(urls) if urls else [],
