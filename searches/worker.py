@@ -37,6 +37,9 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import close_old_connections, connections
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
 from rq.worker import Worker
 
@@ -202,8 +205,25 @@ class DnflowWorker(Worker):
         # An idle worker blocks on the queue; wake up often enough for the periodic sweep.
         return max(1, min(self.worker_ttl - 15, settings.DNFLOW_RECONCILE_INTERVAL))
 
+    def set_current_job_working_time(self, *args, **kwargs) -> None:
+        # rq writes this while it watches the work horse. Redis restarting then must not end the worker
+        # (rq quits on any error there), which would leave the queue unserved; the next tick writes again.
+        try:
+            super().set_current_job_working_time(*args, **kwargs)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            self.log.warning("Worker %s: Redis unreachable while a job runs (%s); carrying on", self.name, exc)
+
+    def maintain_heartbeats(self, job) -> None:
+        try:
+            super().maintain_heartbeats(job)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            self.log.warning("Worker %s: heartbeat not written, Redis unreachable (%s)", self.name, exc)
+
     def run_maintenance_tasks(self) -> None:
-        super().run_maintenance_tasks()
+        try:
+            super().run_maintenance_tasks()
+        except RedisError:
+            self.log.warning("Worker %s: rq maintenance skipped, Redis unreachable", self.name, exc_info=True)
         from . import jobs
 
         try:
