@@ -15,12 +15,15 @@ or once a second, never per post), and rate-limit waits through `Progress.wait`.
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
 
 import luigi
+from django.db import Error as DatabaseError
+from django.db import connection
 from django.utils import timezone
 
 from searches.models import EventKind, Search, Status, TaskEvent
@@ -74,6 +77,11 @@ def plain_reason(exc: BaseException, step_label: str = "") -> str:
 
     if isinstance(exc, EXPLAINED_ERRORS):
         return str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"Disk full: {step_label or 'a step of the workflow'} could not write its files. Free some space where "
+            "dnflow keeps its data (DNFLOW_DATA_DIR), then run the search again: completed steps are kept."
+        )
     where = f"{step_label} failed" if step_label else "A step of the workflow failed"
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{where}: {type(exc).__name__}{': ' + detail if detail else ''}"
@@ -96,6 +104,16 @@ def _record(task, kind: str, message: str = "", duration: float | None = None) -
     )
 
 
+def _renew_connection_after(exc: BaseException) -> None:
+    """After a failed database write, let the next query open a new connection: one that dropped (a
+    database restart, a network cut) would otherwise fail every write for the rest of the run."""
+    if isinstance(exc, DatabaseError) and not connection.in_atomic_block:
+        try:
+            connection.close()
+        except Exception:
+            log.debug("could not close the broken database connection", exc_info=True)
+
+
 def _guarded(what: str):
     """Run a handler; log (never raise) whatever goes wrong, naming the event and the task."""
 
@@ -105,8 +123,9 @@ def _guarded(what: str):
                 handler(task, *args)
             except WorkflowCancelled:
                 pass  # the task itself stops at its next progress report
-            except Exception:
+            except Exception as exc:
                 log.exception("could not record %s of %s for search #%s", what, task.task_id, task.search_id)
+                _renew_connection_after(exc)
 
         run.__name__ = handler.__name__
         run.__doc__ = handler.__doc__
@@ -145,8 +164,9 @@ def on_failure(task, exc: BaseException) -> None:
     last_failures[task.search_id] = reason
     try:
         _record(task, EventKind.FAILURE, reason)
-    except Exception:
+    except Exception as exc:
         log.exception("could not record the failure of %s for search #%s (%s)", task.task_id, task.search_id, reason)
+        _renew_connection_after(exc)
 
 
 _HANDLERS = (
@@ -215,8 +235,9 @@ class Progress:
             updated = Search.objects.filter(pk=self.task.search_id).exclude(status=Status.CANCELLED).update(**fields)
             if event:
                 _record(self.task, EventKind.PROGRESS, event)
-        except Exception:
+        except Exception as exc:
             log.exception("could not record progress of %s for search #%s", self.task.task_id, self.task.search_id)
+            _renew_connection_after(exc)
             return
         if not updated and Search.objects.filter(pk=self.task.search_id, status=Status.CANCELLED).exists():
             raise WorkflowCancelled(f"Search #{self.task.search_id} was cancelled.")
@@ -225,8 +246,9 @@ class Progress:
         """A line on the status page's timeline (e.g. what an import skipped)."""
         try:
             _record(self.task, EventKind.NOTE, message)
-        except Exception:
+        except Exception as exc:
             log.exception("could not record a note of %s for search #%s", self.task.task_id, self.task.search_id)
+            _renew_connection_after(exc)
 
     def wait(self, until: datetime | None, reason: str) -> None:
         """collect_live's on_wait: a rate-limit wait (or a retry's pause) starts, or (None) ends."""
@@ -242,5 +264,6 @@ class Progress:
                 step = reason[:1].upper() + reason[1:]
                 Search.objects.filter(pk=self.task.search_id).update(step=step[:200])
             _record(self.task, EventKind.RATE_LIMIT if rate_limit else EventKind.RETRY, step)
-        except Exception:
+        except Exception as exc:
             log.exception("could not record a wait of %s for search #%s", self.task.task_id, self.task.search_id)
+            _renew_connection_after(exc)
