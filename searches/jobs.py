@@ -27,7 +27,8 @@ from datetime import datetime, timedelta
 
 import django_rq
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import Error as DatabaseError
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from .models import EventKind, Search, Status, TaskEvent
@@ -234,7 +235,15 @@ def run_search(
     if not ok and timeout and timeout > 0 and timezone.now() - started >= timedelta(seconds=timeout):
         # A plain rq worker's alarm that Luigi caught and turned into a failed task.
         error = timeout_reason(timeout)
-    finish(search_id, ok=ok, error=error, started=started)
+    try:
+        finish(search_id, ok=ok, error=error, started=started)
+    except DatabaseError as exc:
+        # The connection dropped during the run (a database restart): record the outcome on a new one,
+        # or the search would stay "running" until the reconcile sweep took it for a dead worker's.
+        log.warning("search #%s: database connection lost (%s); recording the outcome on a new one", search_id, exc)
+        if not connection.in_atomic_block:
+            connection.close()
+        finish(search_id, ok=ok, error=error, started=started)
     return Search.objects.get(pk=search_id)
 
 
