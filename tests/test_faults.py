@@ -1,0 +1,296 @@
+"""Faults while a search runs: Redis restarted, the database connection dropped, the disk full,
+and storms of errors from the X API. Whatever happens, a search ends finished or failed with a
+reason a person can act on, never stuck as running, and nothing half-written looks complete.
+
+Already covered elsewhere: a TaskEvent write that raises (tests/test_workflow_events.py::
+test_a_failing_event_write_is_logged_and_the_workflow_carries_on), Redis down when a search is
+created (tests/test_reconcile.py), a worker killed mid-run (tests/test_workers.py), single 5xx,
+429 and dropped connections at the client (tests/test_x_api.py).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import subprocess
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+import pipeline.outputs
+import pipeline.xapi_client
+from pipeline import events
+from searches import services
+from searches.models import EventKind, Search, Source, Status, TaskEvent
+
+from .hardening_helpers import assert_no_complete_outputs, private_redis, small_archive, synthetic_tweet, write_jsonl
+from .worker_helpers import WorkerPool
+from .x_emulator import Fault
+
+pytest_plugins = ["tests.x_emulator"]  # the x_api fixture
+pytestmark = pytest.mark.django_db(transaction=True)
+
+DONE = (Status.FINISHED, Status.FAILED)
+
+
+@pytest.fixture(autouse=True)
+def no_photo_downloads(settings):
+    settings.DNFLOW_FETCH_PHOTOS = False
+
+
+def archive_search(path: Path, **fields) -> Search:
+    return services.create_search(source=Source.ARCHIVE, archive_path=str(path), enqueue=False, **fields)
+
+
+# --- Redis restarted while a search runs -----------------------------------------------------------
+
+
+@pytest.mark.worker
+def test_a_redis_restart_mid_run_leaves_no_search_stuck(settings, tmp_path, x_api):
+    """Redis comes back empty: the running search's job and the queued one's are gone from it."""
+    x_api.page_delay = 0.6  # five pages of a slow X: the run is surely under way when Redis goes
+    with private_redis(tmp_path) as redis_server:
+        settings.REDIS_URL = redis_server.url
+        settings.RQ_QUEUES = {"default": {"URL": redis_server.url, "DEFAULT_TIMEOUT": 600}}
+        (tmp_path / "worker-logs").mkdir()
+        pool = WorkerPool(tmp_path / "worker-logs", redis_server.url)
+        try:
+            running = services.create_search(term="#kpop", source=Source.RECENT, count=500)
+            archive = small_archive(tmp_path / "s.jsonl")
+            waiting = services.create_search(source=Source.ARCHIVE, archive_path=str(archive))
+            assert running.rq_job_id and waiting.rq_job_id
+            pool.start(1, X_BEARER_TOKEN=settings.X_BEARER_TOKEN, DNFLOW_X_API_URL=x_api.url)
+            pool.wait_for(
+                lambda: (Search.objects.get(pk=running.pk).num_posts or 0) >= 100,
+                timeout=30,
+                what="the first search collects its first page",
+            )
+
+            redis_server.restart(down_for=1.0)
+            # The fault hit mid-run: the search was still running when Redis came back empty.
+            assert Search.objects.get(pk=running.pk).status == Status.RUNNING
+
+            pool.wait_for(
+                lambda: Search.objects.filter(pk__in=[running.pk, waiting.pk], status__in=DONE).count() == 2,
+                timeout=90,
+                what="both searches ended after the Redis restart",
+                interval=0.3,
+            )
+            logs = pool.logs()
+        finally:
+            pool.kill_all()
+
+    for search in Search.objects.filter(pk__in=[running.pk, waiting.pk]):
+        assert search.status == Status.FINISHED, (search.pk, search.error, logs)
+        assert (search.output_dir / "summary.json").is_file()
+        assert (search.output_dir / f"{search.folder}.zip").is_file()
+    assert Search.objects.get(pk=running.pk).num_posts == 500
+
+
+# --- the database connection dropped while events are written ------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def fresh_connection_afterwards():
+    """A test that cut the connection must not leave it cut for the next one."""
+    yield
+    connection.close()
+
+
+def drop_database_connection() -> None:
+    """Cut this process's database connection from under Django, as a database restart does."""
+    if connection.vendor == "postgresql":
+        import psycopg
+
+        pid = connection.connection.info.backend_pid
+        dsn = connection.connection.info.dsn
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    else:
+        connection.connection.close()  # every later query on it fails, like a dead socket
+
+
+def drop_connection_before(monkeypatch, family: str, kind: str) -> list[str]:
+    """Drop the connection just before the first `kind` event of task `family` is written."""
+    real = events._record
+    dropped: list[str] = []
+
+    def record(task, event_kind, message="", duration=None):
+        if task.task_family == family and event_kind == kind and not dropped:
+            dropped.append(task.task_id)
+            drop_database_connection()
+        return real(task, event_kind, message, duration)
+
+    monkeypatch.setattr(events, "_record", record)
+    return dropped
+
+
+def test_a_connection_dropped_while_an_event_is_written_loses_that_event_only(tmp_path, monkeypatch, caplog):
+    dropped = drop_connection_before(monkeypatch, "SummarisePosts", EventKind.START)
+    search = archive_search(small_archive(tmp_path / "a.jsonl"))
+
+    with caplog.at_level(logging.ERROR, logger="dnflow.events"):
+        search = services.execute_search(search.pk)
+
+    assert dropped, "the fault was never injected"
+    assert search.status == Status.FINISHED, search.error
+    lost = [r.getMessage() for r in caplog.records if r.name == "dnflow.events"]
+    assert lost == [f"could not record the start of {dropped[0]} for search #{search.pk}"]
+    # The lost event is the only one missing: the rest of the run was recorded on a new connection.
+    assert not TaskEvent.objects.filter(search=search, task_family="SummarisePosts", event=EventKind.START).exists()
+    assert TaskEvent.objects.filter(search=search, task_family="SummarisePosts", event=EventKind.SUCCESS).exists()
+    assert TaskEvent.objects.filter(search=search, task_family="PackageOutputs", event=EventKind.SUCCESS).exists()
+    assert (search.output_dir / "summary.json").is_file()
+
+
+def test_a_connection_dropped_at_the_end_of_a_run_still_records_its_outcome(tmp_path, monkeypatch, caplog):
+    """The drop comes after the last event, just before the outcome is written."""
+    import pipeline.runner
+
+    real = pipeline.runner.run_workflow
+
+    def run_then_drop(search):
+        result = real(search)
+        drop_database_connection()
+        return result
+
+    monkeypatch.setattr(pipeline.runner, "run_workflow", run_then_drop)
+    search = archive_search(small_archive(tmp_path / "a.jsonl"))
+
+    search = services.execute_search(search.pk)
+
+    assert search.status == Status.FINISHED, search.error
+    assert Search.objects.get(pk=search.pk).status == Status.FINISHED
+
+
+# --- the disk full while outputs are written ------------------------------------------------------
+
+
+def _says_disk_full(error: str) -> None:
+    assert error.startswith("Disk full"), error
+    assert "DNFLOW_DATA_DIR" in error and "run the search again" in error
+    assert "Traceback" not in error and "Errno" not in error
+
+
+def test_a_disk_full_while_summarising_fails_the_search_in_plain_words(tmp_path, monkeypatch):
+    """An injected write error: the output files refuse every write once 64 KB are written."""
+    real_temp_file = pipeline.outputs._temp_file
+    written = {"bytes": 0}
+
+    class FillingFile:
+        def __init__(self, handle):
+            self._handle = handle
+
+        def write(self, data):
+            written["bytes"] += len(data)
+            if written["bytes"] > 64 * 1024:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self._handle.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self._handle, name)
+
+    def filling_temp_file(path, mode):
+        handle, temp = real_temp_file(path, mode)
+        return FillingFile(handle), temp
+
+    monkeypatch.setattr(pipeline.outputs, "_temp_file", filling_temp_file)
+    posts = [synthetic_tweet(20_000 + n, f"post {n} " + "words " * 60, user=f"user{n % 50}") for n in range(800)]
+    search = archive_search(write_jsonl(tmp_path / "a.jsonl", posts))
+
+    search = services.execute_search(search.pk)
+
+    assert search.status == Status.FAILED
+    _says_disk_full(search.error)
+    assert TaskEvent.objects.get(search=search, event=EventKind.FAILURE).task_family == "SummarisePosts"
+    assert_no_complete_outputs(search.output_dir)
+
+
+@pytest.fixture
+def small_disk(tmp_path, settings):
+    """DNFLOW_DATA_DIR on a real 1 MB tmpfs (needs root; skipped where it cannot be mounted)."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)], capture_output=True, text=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    settings.DNFLOW_DATA_DIR = mount_point
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_a_really_full_disk_fails_the_search_in_plain_words(tmp_path, small_disk):
+    # About 700 KB of raw posts fit; the raw copy and the summary files together do not.
+    posts = [synthetic_tweet(30_000 + n, f"post {n} " + "words " * 70, user=f"user{n % 50}") for n in range(1000)]
+    archive = write_jsonl(tmp_path / "archive.jsonl", posts)
+    assert 600_000 < archive.stat().st_size < 900_000
+    search = archive_search(archive)
+
+    search = services.execute_search(search.pk)
+
+    assert search.status == Status.FAILED, "the disk was not full after all"
+    _says_disk_full(search.error)
+    assert_no_complete_outputs(search.output_dir)
+
+
+# --- storms of errors from the X API --------------------------------------------------------------
+
+
+@pytest.fixture
+def quick_waits(monkeypatch, settings):
+    """Backoff in hundredths of a second and rate-limit waits of a fifth: the same logic, fast."""
+    monkeypatch.setattr(pipeline.xapi_client, "BACKOFF_BASE_SECONDS", 0.01)
+    settings.DNFLOW_MAX_RATE_LIMIT_WAIT = 0.2
+    settings.DNFLOW_API_RETRIES = 4
+
+
+def live_search(count: int) -> Search:
+    return services.create_search(term="#kpop", source=Source.RECENT, count=count, enqueue=False)
+
+
+def test_a_storm_of_5xx_and_429_within_the_budgets_still_collects_every_post(x_api, quick_waits):
+    storm = [Fault.server_error(503), Fault.server_error(500), Fault.rate_limit_without_reset()] * 3
+    x_api.fail_next(*storm[:4], Fault.normal(), *storm[4:], Fault.normal(), Fault.server_error(502))
+
+    search = services.execute_search(live_search(250).pk)
+
+    assert search.status == Status.FINISHED, search.error
+    assert search.num_posts == 250
+    assert (search.output_dir / "tweet-ids.txt").read_text().split() == [p["id"] for p in x_api.posts[:250]]
+    statuses = [r.status for r in x_api.search_requests()]
+    assert statuses.count(200) == 3 and statuses.count(429) == 3 and len(statuses) == 3 + len(storm) + 1
+    waits = TaskEvent.objects.filter(search=search, event__in=[EventKind.RETRY, EventKind.RATE_LIMIT]).count()
+    assert waits >= len(storm)  # each wait was on the search's timeline
+    assert search.rate_limited_until is None
+
+
+@pytest.mark.parametrize(
+    "storm,says",
+    [
+        ([Fault.server_error(503)] * 5, "Gave up after 5 tries: the X API answered 503"),
+        ([Fault.drop()] * 5, "Gave up after 5 tries: could not reach the X API"),
+        ([Fault.rate_limit_without_reset()] * 9, "still answered 'too many requests' after 8 waits"),
+    ],
+    ids=["5xx", "dropped connections", "429"],
+)
+def test_a_storm_past_the_budget_fails_the_search_clearly_and_keeps_what_was_collected(x_api, quick_waits, storm, says):
+    x_api.fail_next(Fault.normal(), *storm)
+
+    search = services.execute_search(live_search(250).pk)
+
+    assert search.status == Status.FAILED
+    assert says in search.error and "try again later" in search.error
+    assert "collected so far are kept" in search.error
+    assert len(x_api.search_requests()) == 1 + len(storm)  # bounded: it stopped trying
+    assert search.rate_limited_until is None
+    assert (search.output_dir / "collect-state.json").is_file()
+    assert_no_complete_outputs(search.output_dir)
+
+    services.rerun_search(search, enqueue=False)  # X is fine again: the rerun resumes and finishes
+    search = services.execute_search(search.pk)
+    assert (search.status, search.num_posts) == (Status.FINISHED, 250)
