@@ -251,7 +251,12 @@ class Tally:
         return [(user, format_ratio(*self.authors[user])) for user, _ in ordered]
 
     def top_retweets(self) -> list[tuple[str, int]]:
-        ordered = sorted(self.retweets.items(), key=lambda item: (-item[1], _tweet_id_key(item[0])))
+        # Only posts counted at least as often as the RETWEETS_TOP-th highest count can be in the
+        # top: a million originals are not sorted to find a hundred.
+        counts = heapq.nlargest(RETWEETS_TOP, self.retweets.values())
+        floor = counts[-1] if len(counts) == RETWEETS_TOP else 0
+        candidates = [item for item in self.retweets.items() if item[1] >= floor]
+        ordered = sorted(candidates, key=lambda item: (-item[1], _tweet_id_key(item[0])))
         return ordered[:RETWEETS_TOP]
 
     def facts(self, domains: Counter | None = None) -> dict:
