@@ -31,6 +31,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -48,6 +49,7 @@ DEFAULT_MIN_BYTES = 20 * 1024 * 1024
 # How often the parent reports progress (and so notices a cancel) while workers run.
 POLL_SECONDS = 0.25
 _SCAN = 1024 * 1024
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _WRITE_BUFFER = 1024 * 1024
 
 ProgressCallback = Callable[[int, int], None]  # (lines read, posts kept) over all ranges
@@ -128,7 +130,21 @@ class RangeResult:
     tally: Tally
     sample: list  # Sample.kept, positions counted from the range's first post
     kept: int  # posts of the collection found in this range
-    seen: set = field(default_factory=set)  # every id read in this range (and job.exclude)
+    seen: SeenIds = field(default_factory=lambda: SeenIds(set()))  # every id read (and job.exclude)
+
+
+class SeenIds:
+    """The ids a range read, compact to send to the parent: numeric ids (all of X's) as 8-byte
+    integers, anything else as a set."""
+
+    def __init__(self, seen: set) -> None:
+        numbers = [key for key in seen if type(key) is int and _INT64_MIN <= key <= _INT64_MAX]
+        self.numbers = array("q", numbers)
+        self.others = seen.difference(numbers) if len(numbers) < len(seen) else set()
+
+    def __iter__(self):
+        yield from self.numbers
+        yield from self.others
 
 
 def read_range(job: RangeJob, on_batch: Callable[[ImportReport, int], None] | None = None) -> RangeResult:
@@ -157,7 +173,7 @@ def read_range(job: RangeJob, on_batch: Callable[[ImportReport, int], None] | No
         posts.close()  # a limit may stop it early: closing records report.last_line
         for handle in handles.values():
             handle.close()
-    return RangeResult(job, report, summary_pass.tally(), sample.kept, summary_pass.count, seen)
+    return RangeResult(job, report, summary_pass.tally(), sample.kept, summary_pass.count, SeenIds(seen))
 
 
 def _worker(job: RangeJob, sender, progress, slot: int, parent: int) -> None:
@@ -313,7 +329,7 @@ def _settle(
         remaining = None if limit is None else limit - kept
         if remaining is not None and remaining <= 0:
             break  # the collection is complete: later ranges are not part of it
-        again = result.seen & earlier
+        again = set() if earlier.isdisjoint(result.seen) else {key for key in result.seen if key in earlier}
         stops_exactly = remaining is None or result.kept < remaining or result.job.limit == remaining
         if again or not stops_exactly:
             assert result.job.index > 0, "the first range is never read again"
@@ -325,7 +341,7 @@ def _settle(
         chosen.append(result)
         kept += result.kept
         if index < len(results) - 1:
-            earlier |= result.seen
+            earlier.update(result.seen)
     return chosen
 
 
