@@ -101,7 +101,8 @@ def test_killed_worker_search_is_queued_again_and_resumes_to_the_same_outputs(wo
 def test_job_timeout_ends_the_search_as_failed_with_the_reason(workers, settings):
     settings.DNFLOW_JOB_TIMEOUT = 2  # taken by the job when it is enqueued
     (worker,) = workers.start(1)
-    search = services.create_search(source="archive", archive_path=str(big_archive()))
+    # 150,000 posts: a run of several seconds even with the summarise pass on every core.
+    search = services.create_search(source="archive", archive_path=str(big_archive(300)))
 
     workers.wait_for(lambda: _done(search.pk), timeout=40, what="the timed-out search ends")
     search.refresh_from_db()
