@@ -188,6 +188,9 @@ DNFLOW_MAX_PHOTOS = env_int("DNFLOW_MAX_PHOTOS", 500)
 DNFLOW_PHOTO_MAX_BYTES = env_int("DNFLOW_PHOTO_MAX_BYTES", 10 * 1024 * 1024)
 DNFLOW_FETCH_PHOTOS = env_bool("DNFLOW_FETCH_PHOTOS", True)
 DNFLOW_SAMPLE_SIZE = env_int("DNFLOW_SAMPLE_SIZE", 10)
+# "copy" (default): archives are copied byte for byte. "link": a single plain JSONL archive on the
+# same filesystem is hard-linked instead: faster, but an in-place edit of the original changes the raw posts.
+DNFLOW_ARCHIVE_IMPORT = env_str("DNFLOW_ARCHIVE_IMPORT", "copy")
 # A raw file of at least DNFLOW_SUMMARISE_PARALLEL_BYTES is summarised in byte ranges, one process
 # each, DNFLOW_SUMMARISE_PROCESSES of them (0: one per CPU; 1: never in parallel).
 DNFLOW_SUMMARISE_PROCESSES = env_int("DNFLOW_SUMMARISE_PROCESSES", 0)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import luigi
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.utils import timezone
 
@@ -26,6 +27,7 @@ from searches.models import Search, Source
 
 from . import events
 from .formats import ArchiveError, ImportReport, copy_archive, iter_collection
+from .formats.linking import LINKED
 from .outputs import OutputSet, remove_stale_temps, write_json
 from .package import build_package, package_path
 from .parallel import default_processes, plan_ranges, summarise_ranges
@@ -122,9 +124,21 @@ class CollectPosts(SearchTask):
         else:
             paths = [Path(search.archive_path)]
             progress.update(0.1, step_text=f"Copying the archive {Path(search.archive_path).name}")
-        report = copy_archive(paths, folder / RAW_FILE)
+        report = copy_archive(paths, folder / RAW_FILE, link=_import_by_link())
         lines = sum(entry.get("lines", 0) for entry in report.sources)
-        self.outcome = f"Copied {len(report.sources):,} file(s), {lines:,} lines"
+        linked = all(entry.get("imported") == LINKED for entry in report.sources)
+        self.outcome = f"{'Linked' if linked else 'Copied'} {len(report.sources):,} file(s), {lines:,} lines"
+
+
+def _import_by_link() -> bool:
+    """DNFLOW_ARCHIVE_IMPORT: "copy" (the default) or "link" (see pipeline.formats.linking)."""
+    mode = (settings.DNFLOW_ARCHIVE_IMPORT or "copy").strip().lower()
+    if mode not in ("copy", "link"):
+        raise ImproperlyConfigured(
+            f"DNFLOW_ARCHIVE_IMPORT={settings.DNFLOW_ARCHIVE_IMPORT!r} is not an import mode: use copy (the "
+            "default, a byte-for-byte copy) or link (a hard link to the archive where possible)."
+        )
+    return mode == "link"
 
 
 class SummarisePosts(SearchTask):

@@ -420,9 +420,24 @@ def _write_atomically(dest: Path, write) -> None:
         raise
 
 
-def copy_archive(paths: list[Path], dest: Path, report: ImportReport | None = None) -> ImportReport:
+def _link(files: list[tuple[Path, str]], staged: Path) -> dict | None:
+    if len(files) != 1:
+        return None
+    from .linking import link_archive
+
+    (path, name) = files[0]
+    return link_archive(path, name, staged)
+
+
+def copy_archive(
+    paths: list[Path], dest: Path, report: ImportReport | None = None, *, link: bool = False
+) -> ImportReport:
     """Copy the archive files (or folders) into `dest`, one JSON document per line, and record
-    each input's name, size, sha256 and format in sources.json beside it."""
+    each input's name, size, sha256 and format in sources.json beside it.
+
+    `link`: hard-link a single plain JSONL file instead of copying it, where that gives the same
+    bytes (see pipeline.formats.linking for what that trades away); otherwise copy.
+    """
     report = report if report is not None else ImportReport()
     dest = Path(dest)
     files, skipped = _input_files(list(paths))
@@ -441,7 +456,11 @@ def copy_archive(paths: list[Path], dest: Path, report: ImportReport | None = No
     # The raw file is replaced last: its presence means the copy, and its provenance, are complete.
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".copy-") as scratch:
         staged = Path(scratch) / dest.name
-        _write_atomically(staged, write_raw)
+        linked = _link(files, staged) if link else None
+        if linked is not None:
+            entries.append({**linked, "first_line": 1})
+        else:
+            _write_atomically(staged, write_raw)
         document = {"raw": dest.name, "files": entries, "skipped": skipped}
         _write_atomically(provenance, lambda out: out.write(orjson.dumps(document, option=orjson.OPT_INDENT_2)))
         os.replace(staged, dest)
