@@ -23,6 +23,7 @@ from pathlib import Path
 
 import orjson
 
+from .pagecache import MIN_BYTES as PAGE_CACHE_MIN_BYTES
 from .pagecache import DropBehind
 from .reading import GZIP_MAGIC, SOURCES_FILE, kind_of
 from .report import ArchiveError, ImportReport
@@ -87,6 +88,11 @@ class _HashingReader:
         self._raw = raw
         self._checksum = checksum
         self._ahead = b""  # read (and checksummed) by peek, not yet returned
+        self._position = 0
+        # A big archive is read once: its pages are dropped behind the copy, like the copy's own
+        # (see pagecache); reading one that was not in memory would otherwise fill it.
+        big = os.fstat(raw.fileno()).st_size >= PAGE_CACHE_MIN_BYTES
+        self._drop = DropBehind(raw.fileno(), sequential_reads=True) if big else None
 
     def peek(self, size: int) -> bytes:
         if len(self._ahead) < size:
@@ -106,6 +112,9 @@ class _HashingReader:
         data = self._raw.read() if size is None or size < 0 else self._raw.read(size)
         if data:
             self._checksum.update(data)
+            self._position += len(data)
+            if self._drop is not None:
+                self._drop.advance(self._position)
         return data
 
 
@@ -225,7 +234,7 @@ def _copy_jsonl(buffered: bytes, stream, out, name: str) -> int:
     """Copy lines untouched, checking the text is UTF-8 on the way; returns the lines written."""
     utf8 = _Utf8Check(name)
     # The copy is read back once, by the summarise pass, not kept in memory (see pagecache).
-    drop = DropBehind(out.fileno(), out.tell())
+    drop = DropBehind(out.fileno(), out.tell(), writing=True)
     lines = 0
     last = b""
     chunk = buffered

@@ -21,6 +21,7 @@ from pathlib import Path
 import orjson
 
 from .copying import CHUNK, COPY_CHUNK, _BackgroundChecksum, _check_text_start, _first_lines_recognised, _Utf8Check
+from .pagecache import MIN_BYTES, DropBehind
 from .reading import GZIP_MAGIC
 
 LINKED = "hard link"  # the "imported" field of a linked file's sources.json entry
@@ -80,13 +81,18 @@ def _checksum_and_lines(path: Path, name: str) -> tuple[str, int]:
     utf8 = _Utf8Check(name)
     lines = 0
     try:
-        # Read through the page cache, unlike the copy: this file is the user's, and the summarise
-        # pass reads it next.
         with path.open("rb", buffering=0) as handle:
+            # Read once here, and once more by the summarise pass: not kept in memory (see pagecache).
+            big = os.fstat(handle.fileno()).st_size >= MIN_BYTES
+            drop = DropBehind(handle.fileno(), sequential_reads=True) if big else None
+            position = 0
             while chunk := handle.read(COPY_CHUNK):
                 checksum.update(chunk)
                 utf8.check(chunk, lines)
                 lines += chunk.count(b"\n")
+                position += len(chunk)
+                if drop is not None:
+                    drop.advance(position)
         utf8.finish(lines)
         return checksum.hexdigest(), lines
     finally:

@@ -25,6 +25,10 @@ import os
 STEP = 32 * 1024 * 1024
 # Files smaller than this are left alone: they fit in memory anyway.
 MIN_BYTES = 64 * 1024 * 1024
+# A writer waits for the disk (fdatasync) each time it wrote this much: when the disk falls
+# behind (busy discarding a deleted file, say), dirty pages cannot be dropped and memory would
+# fill after all. When it keeps up, the wait is short: only the last step or two is still dirty.
+SYNC_BYTES = 256 * 1024 * 1024
 
 
 class DropBehind:
@@ -35,19 +39,25 @@ class DropBehind:
     drop.finish(position)
     """
 
-    def __init__(self, fd: int, start: int = 0, *, sequential_reads: bool = False) -> None:
+    def __init__(self, fd: int, start: int = 0, *, sequential_reads: bool = False, writing: bool = False) -> None:
         self._fd = fd
         self._behind = start  # pages before this were advised twice
         self._last = start  # where the last advice ended
+        self._synced = start  # a writer's data before this is on the disk
+        self._writing = writing
         self._enabled = hasattr(os, "posix_fadvise")
         if self._enabled and sequential_reads:
             self._advise(start, 0, os.POSIX_FADV_SEQUENTIAL)  # 0: to the end of the file
 
     def advance(self, position: int) -> None:
         """The stream is at `position`: advise on what lies behind it, once per STEP."""
-        if self._enabled and position - self._last >= STEP:
-            self._advise(self._behind, position - self._behind, os.POSIX_FADV_DONTNEED)
-            self._behind, self._last = self._last, position
+        if not self._enabled or position - self._last < STEP:
+            return
+        if self._writing and position - self._synced >= SYNC_BYTES:
+            os.fdatasync(self._fd)  # everything written so far is clean now, and can go
+            self._synced = self._last = position
+        self._advise(self._behind, position - self._behind, os.POSIX_FADV_DONTNEED)
+        self._behind, self._last = self._last, position
 
     def finish(self, position: int) -> None:
         """The stream ended at `position`: the rest may go too (what is still dirty stays)."""
