@@ -319,6 +319,11 @@ def _copy_stream(stream, out, name: str) -> tuple[str, int, bool]:
             raise ArchiveError(f"{name} is not valid JSON ({error}): export it again. {_ACCEPTED}.") from None
         return _copy_document(document, out, name)
 
+    # JSONL whose first line is broken (a stray byte, a cut line) is still JSONL: that line is
+    # reported when the posts are read, like any other broken line.
+    kind = _first_lines_recognised(buffered)
+    if kind is not None:
+        return f"JSONL ({kind})", _copy_jsonl(buffered, stream, out, name), True
     snippet = buffered.lstrip()[:40].decode("utf-8", "replace")
     raise ArchiveError(f"{name} is not in a format dnflow reads: it starts with {snippet!r}. {_ACCEPTED}.")
 
