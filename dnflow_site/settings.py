@@ -192,7 +192,7 @@ DNFLOW_SAMPLE_SIZE = env_int("DNFLOW_SAMPLE_SIZE", 10)
 # same filesystem is hard-linked instead: faster, but an in-place edit of the original changes the raw posts.
 DNFLOW_ARCHIVE_IMPORT = env_str("DNFLOW_ARCHIVE_IMPORT", "copy")
 # A raw file of at least DNFLOW_SUMMARISE_PARALLEL_BYTES is summarised in byte ranges, one process
-# each, DNFLOW_SUMMARISE_PROCESSES of them (0: one per CPU; 1: never in parallel).
+# each, DNFLOW_SUMMARISE_PROCESSES of them (0: one per CPU, at most 8; 1: never in parallel).
 DNFLOW_SUMMARISE_PROCESSES = env_int("DNFLOW_SUMMARISE_PROCESSES", 0)
 DNFLOW_SUMMARISE_PARALLEL_BYTES = env_int("DNFLOW_SUMMARISE_PARALLEL_BYTES", 20 * 1024 * 1024)
 # The upper bound on any 429 wait we honour, and the retry budget for 5xx / connection errors.

@@ -45,7 +45,11 @@ from .outputs import OutputSet, new_temp_path
 from .summarise import LISTING_FILES, Sample, SummaryPass, Tally, open_listing_files, write_summary_files
 
 # Below this size one process reads the file: starting workers would cost more than it saves.
+# No range is smaller than half of it either.
 DEFAULT_MIN_BYTES = 20 * 1024 * 1024
+# Each process holds the ids of its range and a Python of its own: a big machine's CPUs are not
+# all taken by one search unless DNFLOW_SUMMARISE_PROCESSES says so.
+MAX_DEFAULT_PROCESSES = 8
 # How often the parent reports progress (and so notices a cancel) while workers run.
 POLL_SECONDS = 0.25
 _SCAN = 1024 * 1024
@@ -56,11 +60,12 @@ ProgressCallback = Callable[[int, int], None]  # (lines read, posts kept) over a
 
 
 def default_processes() -> int:
-    """One process per CPU this process may run on."""
+    """One process per CPU this process may run on, at most MAX_DEFAULT_PROCESSES."""
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_DEFAULT_PROCESSES))
 
 
 def plan_ranges(raw_path: Path, *, processes: int, min_bytes: int = DEFAULT_MIN_BYTES) -> list[tuple[int, int]] | None:
@@ -75,6 +80,7 @@ def plan_ranges(raw_path: Path, *, processes: int, min_bytes: int = DEFAULT_MIN_
         size = raw_path.stat().st_size
         if size < min_bytes:
             return None
+        processes = min(processes, max(1, size // max(min_bytes // 2, 1)))
         with raw_path.open("rb") as handle:
             if handle.read(2) == GZIP_MAGIC:
                 return None

@@ -233,6 +233,14 @@ def test_ranges_start_at_lines_and_cover_the_file(tmp_path):
     assert all(data[start - 1 : start] == b"\n" for start, _ in ranges[1:])
 
 
+def test_no_range_is_smaller_than_half_the_parallel_threshold(tmp_path):
+    raw = imported(tmp_path, troubled_archive(tmp_path / "troubled.jsonl"))
+    size = raw.stat().st_size
+    ranges = plan_ranges(raw, processes=64, min_bytes=size // 2)
+    assert len(ranges) == 4
+    assert all(end - start >= size // 4 - 10_000 for start, end in ranges)  # give or take a line
+
+
 def test_small_gzipped_or_single_process_files_take_one_pass(tmp_path):
     raw = imported(tmp_path, troubled_archive(tmp_path / "troubled.jsonl"))
     assert plan_ranges(raw, processes=2, min_bytes=raw.stat().st_size + 1) is None
