@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import heapq
 import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
-from urllib.parse import urlsplit
 
 from .outputs import FORMULA_STARTS, OutputSet, csv_records, neutralise, write_csv
 from .records import Post
+from .tally import Sample, Tally, by_count, canonical_time, file_of, sample_seed
+
+__all__ = ["SUMMARY_FILES", "Sample", "Tally", "sample_seed", "summarise_posts", "write_sample"]
 
 TWEET_COLUMNS = (
     "id",
@@ -54,7 +53,6 @@ TWEET_COLUMNS = (
 TWEET_TEXT_COLUMNS = ("user", "text", "lang", "hashtags", "mentions", "urls", "photos", "source_format")
 HASHTAG_EDGE_COLUMNS = ("user", "hashtag")
 MENTION_EDGE_COLUMNS = ("from_user", "to_user")
-RETWEETS_TOP = 100
 # The listing files the pass streams rows into, in the order they are put in place.
 LISTING_FILES = ("tweets.csv", "tweet-ids.txt", "edgelist-hashtags.csv", "edgelist-mentions.csv")
 # The files the pass writes, in the order they are put in place; summary.json (the marker) is last.
@@ -100,193 +98,6 @@ def tweet_row(post: Post) -> list[str]:
         " ".join(post.photos),
         post.source_format,
     ]
-
-
-def domain_of(url: str) -> str:
-    """The lower-cased network location (port kept), or "" for a URL without one."""
-    try:
-        return urlsplit(url).netloc.lower()
-    except ValueError:  # e.g. an unbalanced "[" in a hand-edited archive
-        return ""
-
-
-def file_of(url: str) -> str:
-    """The last path segment of a photo URL: the name its download gets."""
-    try:
-        path = urlsplit(url).path
-    except ValueError:
-        path = url
-    return path.rstrip("/").rsplit("/", 1)[-1]
-
-
-def _parse_time(value: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _tweet_id_key(tweet_id: str) -> tuple:
-    # Ties in retweets.csv go by id as a number; a non-numeric id (never from X) sorts after.
-    return (0, int(tweet_id), "") if tweet_id.isdigit() else (1, 0, tweet_id)
-
-
-def by_count(counter: Counter | dict) -> list[tuple[str, int]]:
-    """Highest count first, ties by key ascending: the order of every count file."""
-    return sorted(counter.items(), key=lambda item: (-item[1], item[0]))
-
-
-def format_ratio(followers: int, following: int) -> str:
-    # repr of a float is the shortest text that reads back as the same number: exact, and at
-    # least 4 significant digits whenever the ratio has them.
-    return repr(followers / following)
-
-
-def sample_seed(search_id: int, size: int) -> str:
-    return f"dnflow-sample:{search_id}:{size}"
-
-
-class Sample:
-    """A uniform random sample of the collection that does not depend on the order it is read in.
-
-    Every post gets a key, the SHA-256 of the seed and its id; the sample is the `size` posts
-    with the highest keys (bottom-k sampling). The same seed and posts always give the same
-    sample, whether the posts come from one pass, from several byte ranges merged, or from
-    tweets.csv again (write_sample). Memory: `size` rows.
-    """
-
-    def __init__(self, size: int, seed: str) -> None:
-        self.size = max(0, size)
-        self.prefix = f"{seed}:".encode()
-        # (key, position, row), a min-heap: the lowest kept key is the first to go.
-        self.kept: list[tuple[bytes, int, Sequence[str]]] = []
-
-    def key(self, post_id: str) -> bytes:
-        return hashlib.sha256(self.prefix + post_id.encode()).digest()
-
-    def floor(self) -> bytes:
-        """Keys at or below this cannot enter the sample (b"" while it is not full)."""
-        if len(self.kept) < self.size or not self.size:
-            return b"" if self.size else b"\xff" * 33
-        return self.kept[0][0]
-
-    def offer(self, key: bytes, position: int, row: Sequence[str]) -> None:
-        """A post at `position` (its index in the collection, or in the part being read)."""
-        if len(self.kept) < self.size:
-            heapq.heappush(self.kept, (key, position, row))
-        elif self.size and key > self.kept[0][0]:
-            heapq.heapreplace(self.kept, (key, position, row))
-
-    def merge(self, kept: Iterable[tuple[bytes, int, Sequence[str]]], offset: int) -> None:
-        """Add what another part kept; its positions are shifted by `offset` (the posts before it)."""
-        for key, position, row in kept:
-            self.offer(key, position + offset, row)
-
-    def rows(self) -> list[Sequence[str]]:
-        """The sample in collection order, which reads more naturally than draw order."""
-        return [row for _, _, row in sorted(self.kept, key=lambda item: item[1])]
-
-
-@dataclass
-class Tally:
-    """Everything counted over the collection (or a part of it: tallies merge, see merge())."""
-
-    num_tweets: int = 0
-    num_retweets: int = 0
-    hashtags: Counter = field(default_factory=Counter)  # lower-cased
-    mentions: Counter = field(default_factory=Counter)  # lower-cased
-    urls: Counter = field(default_factory=Counter)
-    media: Counter = field(default_factory=Counter)
-    # author -> (followers, following) from their latest post; a later post replaces it.
-    authors: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
-    # original id -> the highest retweet count seen on a post with that original
-    retweets: dict[str, int] = field(default_factory=dict)
-    # "YYYY-MM-DDTHH" (the hour of created_at, UTC) -> posts
-    hours: Counter = field(default_factory=Counter)
-    first: str | None = None  # the earliest and latest created_at, ISO 8601 UTC
-    last: str | None = None
-
-    def merge(self, later: Tally) -> None:
-        """Add the tally of the part that follows this one in collection order."""
-        self.num_tweets += later.num_tweets
-        self.num_retweets += later.num_retweets
-        self.hashtags.update(later.hashtags)
-        self.mentions.update(later.mentions)
-        self.urls.update(later.urls)
-        self.media.update(later.media)
-        self.authors.update(later.authors)  # the later snapshot wins
-        retweets = self.retweets
-        for original, count in later.retweets.items():
-            if count > retweets.get(original, 0):
-                retweets[original] = count
-        self.hours.update(later.hours)
-        if later.first is not None and (self.first is None or later.first < self.first):
-            self.first = later.first
-        if later.last is not None and (self.last is None or later.last > self.last):
-            self.last = later.last
-
-    def domains(self) -> Counter:
-        """Each counted URL's domain, as often as the URL was counted."""
-        domains: Counter = Counter()
-        for url, count in self.urls.items():
-            domain = domain_of(url)
-            if domain:
-                domains[domain] += count
-        return domains
-
-    def followers_rows(self) -> list[tuple[str, int]]:
-        known = {user: snap[0] for user, snap in self.authors.items() if snap[0] is not None}
-        return by_count(known)
-
-    def ratio_rows(self) -> list[tuple[str, str]]:
-        ratios = {
-            user: followers / following
-            for user, (followers, following) in self.authors.items()
-            if followers is not None and following
-        }
-        ordered = sorted(ratios.items(), key=lambda item: (-item[1], item[0]))
-        return [(user, format_ratio(*self.authors[user])) for user, _ in ordered]
-
-    def top_retweets(self) -> list[tuple[str, int]]:
-        # Only posts counted at least as often as the RETWEETS_TOP-th highest count can be in the
-        # top: a million originals are not sorted to find a hundred.
-        counts = heapq.nlargest(RETWEETS_TOP, self.retweets.values())
-        floor = counts[-1] if len(counts) == RETWEETS_TOP else 0
-        candidates = [item for item in self.retweets.items() if item[1] >= floor]
-        ordered = sorted(candidates, key=lambda item: (-item[1], _tweet_id_key(item[0])))
-        return ordered[:RETWEETS_TOP]
-
-    def facts(self, domains: Counter | None = None) -> dict:
-        """The numbers summary.json reports."""
-        domains = self.domains() if domains is None else domains
-        return {
-            "num_tweets": self.num_tweets,
-            "num_retweets": self.num_retweets,
-            "first_tweet_at": self.first,
-            "last_tweet_at": self.last,
-            "unique_hashtags": len(self.hashtags),
-            "unique_mentions": len(self.mentions),
-            "unique_urls": len(self.urls),
-            "unique_domains": len(domains),
-            "unique_photos": len(self.media),
-            "unique_users": len(self.authors),
-            "timeline": [{"time": f"{hour}:00:00+00:00", "count": n} for hour, n in sorted(self.hours.items())],
-        }
-
-
-def _canonical_time(value: str) -> str | None:
-    """created_at as pipeline.formats writes it (YYYY-MM-DDTHH:MM:SS+00:00), or None if unreadable.
-
-    The formats module always writes that form, so this is a length check; anything else is
-    parsed, for records made elsewhere.
-    """
-    if len(value) == 25 and value[10] == "T" and value.endswith("+00:00"):
-        return value
-    moment = _parse_time(value)
-    return None if moment is None else moment.astimezone(UTC).isoformat()
 
 
 def csv_line(cells: Sequence[str]) -> bytes:
@@ -457,7 +268,7 @@ class SummaryPass:
                 if len(created_at) == 25 and created_at[10] == "T" and created_at.endswith("+00:00"):
                     add_time(created_at)
                 else:
-                    moment = _canonical_time(created_at)
+                    moment = canonical_time(created_at)
                     if moment is not None:
                         add_time(moment)
 
@@ -484,7 +295,7 @@ class SummaryPass:
         self._media.update(batch.photos)
         times = batch.times
         if times:
-            # Canonical times (see _canonical_time) sort as text in time order.
+            # Canonical times (see canonical_time) sort as text in time order.
             self._hours.update(map(_hour_of, times))
             earliest, latest = min(times), max(times)
             if self._first is None or earliest < self._first:
