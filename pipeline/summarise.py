@@ -10,7 +10,7 @@ Everything the pass keeps is mergeable, so that a big raw file can be read in by
 several processes (pipeline.parallel) and give the very files one pass gives: counters add up,
 an author's snapshot from a later range wins, retweet counts take the maximum, the listing files
 are written as parts and joined in range order, and the sample is the posts with the highest
-keyed hash of their id (bottom-k sampling), which does not depend on how the collection was cut.
+keyed hash of their id (bottom-k sampling, mirrored), which does not depend on how the collection was cut.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ class Sample:
     """A uniform random sample of the collection that does not depend on the order it is read in.
 
     Every post gets a key, the SHA-256 of the seed and its id; the sample is the `size` posts
-    with the highest keys (bottom-k sampling). The same seed and posts always give the same
+    with the highest keys (bottom-k sampling, mirrored). The same seed and posts always give the same
     sample, whether the posts come from one pass, from several byte ranges merged, or from
     tweets.csv again (write_sample). Memory: `size` rows.
     """
