@@ -12,6 +12,10 @@ from searches.models import Search, Status
 
 from .worker_helpers import REAL_ARCHIVE, big_archive, task_events, worker_pool
 
+# Big enough that a run is still summarising when the test acts on it, now that the summary pass
+# uses every core (100 copies could finish before the watchdog's next beat).
+MID_RUN_COPIES = 300
+
 
 @pytest.fixture
 def workers(transactional_db, settings, tmp_path):
@@ -31,7 +35,7 @@ def _done(pk: int) -> bool:
 @pytest.mark.django_db(transaction=True)
 def test_cancel_stops_the_running_search_and_the_queued_one_never_runs(workers):
     workers.start(1)
-    running = services.create_search(source="archive", archive_path=str(big_archive()))
+    running = services.create_search(source="archive", archive_path=str(big_archive(MID_RUN_COPIES)))
     workers.wait_for(lambda: task_events(running, "start", "SummarisePosts"), timeout=60, what="the run is mid-way")
     waiting = services.create_search(source="archive", archive_path=str(REAL_ARCHIVE))
     assert _job_status(waiting.rq_job_id) == "queued"  # the only worker is busy
@@ -62,7 +66,7 @@ def test_cancel_stops_the_running_search_and_the_queued_one_never_runs(workers):
 @pytest.mark.django_db(transaction=True)
 def test_a_cancel_whose_stop_message_is_lost_still_stops_the_work_horse(workers):
     (worker,) = workers.start(1)
-    search = services.create_search(source="archive", archive_path=str(big_archive()))
+    search = services.create_search(source="archive", archive_path=str(big_archive(MID_RUN_COPIES)))
     workers.wait_for(lambda: task_events(search, "start", "SummarisePosts"), timeout=60, what="the run is mid-way")
     search.refresh_from_db()
 
@@ -81,7 +85,7 @@ def test_a_cancel_whose_stop_message_is_lost_still_stops_the_work_horse(workers)
 @pytest.mark.django_db(transaction=True)
 def test_a_run_whose_search_was_taken_over_ends_its_work_horse(workers):
     (worker,) = workers.start(1)
-    search = services.create_search(source="archive", archive_path=str(big_archive()))
+    search = services.create_search(source="archive", archive_path=str(big_archive(MID_RUN_COPIES)))
     workers.wait_for(lambda: task_events(search, "start", "SummarisePosts"), timeout=60, what="the run is mid-way")
 
     # As if the search had been recovered and claimed by another worker: a newer run owns it now.
