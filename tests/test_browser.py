@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
@@ -17,6 +16,7 @@ from django.urls import reverse
 
 from searches.models import Search, Status
 from tests.web_helpers import FAST_PASSWORD_HASHERS, make_search
+from tests.worker_helpers import worker_database_url
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -76,21 +76,6 @@ def use_shared_data_dir(data_dir, settings, shared_data_dir):
     settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
 
 
-def database_url(db: dict) -> str:
-    """DATABASE_URL for the database the tests use right now (the test database), for a subprocess."""
-    engine = db["ENGINE"]
-    if engine == "django.db.backends.sqlite3":
-        return f"sqlite:///{db['NAME']}"
-    if engine == "django.db.backends.postgresql":
-        auth = quote(db.get("USER") or "", safe="")
-        if db.get("PASSWORD"):
-            auth += ":" + quote(db["PASSWORD"], safe="")
-        host = db.get("HOST") or "127.0.0.1"
-        port = f":{db['PORT']}" if db.get("PORT") else ""
-        return f"postgres://{auth}@{host}{port}/{db['NAME']}"
-    raise RuntimeError(f"The browser tests do not know how to hand {engine} to a worker process.")
-
-
 class Worker:
     """A real `manage.py rqworker` on the test database, this Redis and the shared data folder,
     started when a test asks (so a page can be seen waiting for it first) and stopped at the end."""
@@ -131,7 +116,7 @@ def worker(django_db_setup, django_db_blocker, shared_data_dir):
     with django_db_blocker.unblock():
         env = {
             **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
-            "DATABASE_URL": database_url(settings.DATABASES["default"]),
+            "DATABASE_URL": worker_database_url(),
             "REDIS_URL": settings.REDIS_URL,
             "DNFLOW_DATA_DIR": str(shared_data_dir),
         }

@@ -12,11 +12,11 @@ from pathlib import Path
 import django_rq
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
 
 from searches.models import Search, Source, Status
 
 from .pipeline_helpers import SPECS, WRITERS, v1_tweet
+from .worker_helpers import worker_database_url
 from .x_emulator import Fault  # noqa: F401 -- the emulator module provides the x_api fixture
 
 pytest_plugins = ["tests.x_emulator"]
@@ -25,19 +25,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 PROJECT = Path(__file__).resolve().parent.parent
 
 
-def database_url() -> str:
-    """The test database, for a child process (it must see what this test sees)."""
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 def manage(data_dir: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
-        "DATABASE_URL": database_url(),
+        "DATABASE_URL": worker_database_url(),
         "DNFLOW_DATA_DIR": str(data_dir),
         "X_BEARER_TOKEN": "",
         "DNFLOW_FETCH_PHOTOS": "1",
