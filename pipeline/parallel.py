@@ -15,8 +15,8 @@ writes:
 
 Two rules reach across ranges, and are put right after the fact:
 - a post whose id was already seen in an earlier range is a duplicate (the first occurrence is
-  kept): the ids each range saw are compared, and a range holding such ids is read again with
-  them counted as seen;
+  kept): the ids each range saw (pipeline.idset.SeenIds, spilled to disk beyond a fixed number)
+  are compared, and a range holding such ids is read again with them counted as seen;
 - a limit (search.count) is the first N posts of the collection: each range stops after N, the
   range in which the N-th post falls is read again to stop exactly there, later ones are dropped.
 Both are rare; a re-read costs one range's time, never a wrong file.
@@ -31,9 +31,8 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
-from array import array
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from multiprocessing.connection import wait
 from pathlib import Path
@@ -41,6 +40,7 @@ from typing import IO
 
 from .formats.reading import GZIP_MAGIC, CollectionFilter, SourceMap, collection, iter_posts, no_valid_post
 from .formats.report import ImportReport
+from .idset import SeenIds, remove_spill_folder
 from .outputs import OutputSet, new_temp_path
 from .summarise import LISTING_FILES, Sample, SummaryPass, Tally, open_listing_files, write_summary_files
 
@@ -53,7 +53,6 @@ MAX_DEFAULT_PROCESSES = 8
 # How often the parent reports progress (and so notices a cancel) while workers run.
 POLL_SECONDS = 0.25
 _SCAN = 1024 * 1024
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _WRITE_BUFFER = 1024 * 1024
 
 ProgressCallback = Callable[[int, int], None]  # (lines read, posts kept) over all ranges
@@ -126,7 +125,8 @@ class RangeJob:
     sample_size: int
     seed: str
     files: dict[str, Path]  # LISTING_FILES name -> the file this range's rows are appended to
-    exclude: frozenset = frozenset()  # ids seen in earlier ranges: duplicates here
+    spill_into: Path  # the folder whose .dedup/ holds the ids spilled to disk (see pipeline.idset)
+    exclude: SeenIds | None = None  # ids seen in earlier ranges: duplicates here
 
 
 @dataclass
@@ -136,21 +136,7 @@ class RangeResult:
     tally: Tally
     sample: list  # Sample.kept, positions counted from the range's first post
     kept: int  # posts of the collection found in this range
-    seen: SeenIds = field(default_factory=lambda: SeenIds(set()))  # every id read (and job.exclude)
-
-
-class SeenIds:
-    """The ids a range read, compact to send to the parent: numeric ids (all of X's) as 8-byte
-    integers, anything else as a set."""
-
-    def __init__(self, seen: set) -> None:
-        numbers = [key for key in seen if type(key) is int and _INT64_MIN <= key <= _INT64_MAX]
-        self.numbers = array("q", numbers)
-        self.others = seen.difference(numbers) if len(numbers) < len(seen) else set()
-
-    def __iter__(self):
-        yield from self.numbers
-        yield from self.others
+    seen: SeenIds  # every id read (and job.exclude); pickles to a bounded size
 
 
 def read_range(job: RangeJob, on_batch: Callable[[ImportReport, int], None] | None = None) -> RangeResult:
@@ -159,7 +145,7 @@ def read_range(job: RangeJob, on_batch: Callable[[ImportReport, int], None] | No
 
     report = ImportReport()
     keep = CollectionFilter(compile_query(job.term), job.lang, job.start_time, job.end_time)
-    seen = set(job.exclude)
+    seen = job.exclude if job.exclude is not None else SeenIds(job.spill_into)
     sample = Sample(job.sample_size, job.seed)
     # Problems are numbered within the range and named after the raw file; the parent renames them.
     lines = SourceMap(job.raw_path, recorded=False)
@@ -179,7 +165,7 @@ def read_range(job: RangeJob, on_batch: Callable[[ImportReport, int], None] | No
         posts.close()  # a limit may stop it early: closing records report.last_line
         for handle in handles.values():
             handle.close()
-    return RangeResult(job, report, summary_pass.tally(), sample.kept, summary_pass.count, SeenIds(seen))
+    return RangeResult(job, report, summary_pass.tally(), sample.kept, summary_pass.count, seen)
 
 
 def _worker(job: RangeJob, sender, progress, slot: int, parent: int) -> None:
@@ -273,6 +259,7 @@ def summarise_ranges(
     if limit is not None and limit <= 0:
         raise ValueError("A limit of 0 reads nothing: use the serial pass.")
     parts: list[Path] = []
+    remove_spill_folder(folder)  # left by a run that was killed
 
     def part_files() -> dict[str, Path]:
         files = {}
@@ -302,10 +289,11 @@ def summarise_ranges(
                     sample_size=sample_size,
                     seed=seed,
                     files={name: out.temp_path(h) for name, h in finals.items()} if index == 0 else part_files(),
+                    spill_into=folder,
                 )
                 for index, (range_start, range_end) in enumerate(ranges)
             ]
-            chosen = _settle(_run(jobs, on_progress, (0, 0)), limit, part_files, on_progress)
+            chosen = _settle(_run(jobs, on_progress, (0, 0)), limit, part_files, on_progress, folder)
             for name, handle in finals.items():
                 handle.seek(0, os.SEEK_END)  # after what the first range appended
                 for result in chosen[1:]:
@@ -313,6 +301,7 @@ def summarise_ranges(
         finally:
             for path in parts:
                 path.unlink(missing_ok=True)
+            remove_spill_folder(folder)
         tally, sample = _merge(chosen, report, SourceMap(raw_path), sample_size, seed)
         if report.posts_seen == 0:
             raise no_valid_post(raw_path, report)
@@ -325,30 +314,44 @@ def _settle(
     limit: int | None,
     part_files: Callable[[], dict[str, Path]],
     on_progress: ProgressCallback | None,
+    spill_into: Path,
 ) -> list[RangeResult]:
     """The ranges that make the collection, in order, each read again where a rule reaching
     across ranges (duplicates, the limit) changed what it holds."""
     chosen: list[RangeResult] = []
-    earlier: set = set()
+    earlier = SeenIds(spill_into)
     kept = 0
     for index, result in enumerate(results):
         remaining = None if limit is None else limit - kept
         if remaining is not None and remaining <= 0:
             break  # the collection is complete: later ranges are not part of it
-        again = set() if earlier.isdisjoint(result.seen) else {key for key in result.seen if key in earlier}
+        again = _seen_before(result.seen, earlier, spill_into) if index > 0 else None
         stops_exactly = remaining is None or result.kept < remaining or result.job.limit == remaining
-        if again or not stops_exactly:
+        if again is not None or not stops_exactly:
             assert result.job.index > 0, "the first range is never read again"
             for path in result.job.files.values():
                 path.unlink(missing_ok=True)
-            job = replace(result.job, exclude=frozenset(again), limit=remaining, files=part_files())
+            exclude = again if again is not None else SeenIds(spill_into)
+            job = replace(result.job, exclude=exclude, limit=remaining, files=part_files())
             done = (sum(r.report.lines_read for r in chosen), kept)
             result = _run([job], on_progress, done)[0]
         chosen.append(result)
         kept += result.kept
         if index < len(results) - 1:
-            earlier.update(result.seen)
+            earlier.absorb(result.seen)
     return chosen
+
+
+def _seen_before(seen: SeenIds, earlier: SeenIds, spill_into: Path) -> SeenIds | None:
+    """The ids of `seen` that `earlier` holds too, or None when there are none."""
+    again = None
+    contains = earlier.contains_key
+    for key in seen:
+        if contains(key):
+            if again is None:
+                again = SeenIds(spill_into)
+            again.add_key(key)
+    return again
 
 
 def _merge(

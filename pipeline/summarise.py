@@ -25,7 +25,7 @@ from typing import IO
 
 from .outputs import FORMULA_STARTS, OutputSet, csv_records, neutralise, write_csv
 from .records import Post
-from .tally import Sample, Tally, by_count, canonical_time, file_of, sample_seed
+from .tally import Sample, Tally, by_count, canonical_time, file_of, prune_retweets, sample_seed
 
 __all__ = ["SUMMARY_FILES", "Sample", "Tally", "sample_seed", "summarise_posts", "write_sample"]
 
@@ -293,6 +293,7 @@ class SummaryPass:
         self._mentions.update(batch.names)
         self._urls.update(batch.urls)
         self._media.update(batch.photos)
+        prune_retweets(self._retweets)
         times = batch.times
         if times:
             # Canonical times (see canonical_time) sort as text in time order.

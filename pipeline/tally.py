@@ -14,6 +14,9 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 RETWEETS_TOP = 100
+# Originals with a retweet count kept before the list is cut back to the current top: memory for
+# retweets.csv stays flat however many posts were retweeted (see prune_retweets).
+RETWEET_CANDIDATES = 10_000
 
 
 def domain_of(url: str) -> str:
@@ -116,7 +119,8 @@ class Tally:
     media: Counter = field(default_factory=Counter)
     # author -> (followers, following) from their latest post; a later post replaces it.
     authors: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
-    # original id -> the highest retweet count seen on a post with that original
+    # original id -> the highest retweet count seen on a post with that original (only the
+    # candidates for retweets.csv: see prune_retweets)
     retweets: dict[str, int] = field(default_factory=dict)
     # "YYYY-MM-DDTHH" (the hour of created_at, UTC) -> posts
     hours: Counter = field(default_factory=Counter)
@@ -136,6 +140,7 @@ class Tally:
         for original, count in later.retweets.items():
             if count > retweets.get(original, 0):
                 retweets[original] = count
+        prune_retweets(retweets)
         self.hours.update(later.hours)
         if later.first is not None and (self.first is None or later.first < self.first):
             self.first = later.first
@@ -165,13 +170,7 @@ class Tally:
         return [(user, format_ratio(*self.authors[user])) for user, _ in ordered]
 
     def top_retweets(self) -> list[tuple[str, int]]:
-        # Only posts counted at least as often as the RETWEETS_TOP-th highest count can be in the
-        # top: a million originals are not sorted to find a hundred.
-        counts = heapq.nlargest(RETWEETS_TOP, self.retweets.values())
-        floor = counts[-1] if len(counts) == RETWEETS_TOP else 0
-        candidates = [item for item in self.retweets.items() if item[1] >= floor]
-        ordered = sorted(candidates, key=lambda item: (-item[1], _tweet_id_key(item[0])))
-        return ordered[:RETWEETS_TOP]
+        return _top_originals(self.retweets)
 
     def facts(self, domains: Counter | None = None) -> dict:
         """The numbers summary.json reports."""
@@ -189,6 +188,36 @@ class Tally:
             "unique_users": len(self.authors),
             "timeline": [{"time": f"{hour}:00:00+00:00", "count": n} for hour, n in sorted(self.hours.items())],
         }
+
+
+def _retweet_order(item: tuple[str, int]) -> tuple:
+    return (-item[1], _tweet_id_key(item[0]))
+
+
+def _top_originals(retweets: dict[str, int]) -> list[tuple[str, int]]:
+    """The rows of retweets.csv: the RETWEETS_TOP highest counts, ties by id as a number."""
+    # Only originals counted at least as often as the RETWEETS_TOP-th highest count can be in the
+    # top: a hundred thousand originals are not sorted to find a hundred.
+    counts = heapq.nlargest(RETWEETS_TOP, retweets.values())
+    floor = counts[-1] if len(counts) == RETWEETS_TOP else 0
+    candidates = [item for item in retweets.items() if item[1] >= floor]
+    return sorted(candidates, key=_retweet_order)[:RETWEETS_TOP]
+
+
+def prune_retweets(retweets: dict[str, int]) -> None:
+    """Cut `retweets` (original -> highest count so far) back to its current top once it holds
+    more than RETWEET_CANDIDATES originals. In place: the pass holds the dict.
+
+    retweets.csv stays exact. A count only ever rises, so the originals ranked above a dropped
+    one stay above it; if the dropped one is met again with a higher count, that count is its
+    highest so far and it comes back with it; if it is met again with a lower one, the hundred
+    above it still outrank it. The same holds across the ranges of a parallel pass, whose
+    tallies take the maximum.
+    """
+    if len(retweets) > RETWEET_CANDIDATES:
+        top = _top_originals(retweets)
+        retweets.clear()
+        retweets.update(top)
 
 
 def canonical_time(value: str) -> str | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import orjson
 
+from pipeline.idset import SeenIds
 from pipeline.records import Post
 
 from .normalise import PageLookups, post_from_twarc2, post_from_v1
@@ -337,21 +338,26 @@ def iter_collection(
     time window [start, end), at most `limit` of them.
 
     A malformed term raises QueryError here, before anything is read. Raises ArchiveError after
-    reading everything if not one valid post was found.
+    reading everything if not one valid post was found. The ids met so far may be spilled to
+    disk beside `raw_path` (see pipeline.idset); that is removed when the iteration ends.
     """
     from pipeline.query import compile_query
 
     matches = compile_query(term)
     if limit is not None and limit <= 0:
         return iter(())
-    posts = collection(
-        iter_posts(Path(raw_path), report),
-        CollectionFilter(matches, lang, start, end),
-        limit=limit,
-        seen=set(),
-        report=report,
-    )
-    return _no_valid_post_check(posts, Path(raw_path), report)
+    return _distinct_posts(Path(raw_path), CollectionFilter(matches, lang, start, end), limit, report)
+
+
+def _distinct_posts(raw_path: Path, keep: CollectionFilter, limit: int | None, report: ImportReport) -> Iterator[Post]:
+    seen = SeenIds(raw_path.parent)
+    try:
+        posts_before = report.posts_seen
+        yield from collection(iter_posts(raw_path, report), keep, limit=limit, seen=seen, report=report)
+        if report.posts_seen == posts_before:
+            raise no_valid_post(raw_path, report)
+    finally:
+        seen.close()
 
 
 class CollectionFilter:
@@ -377,12 +383,12 @@ def collection(
     keep: CollectionFilter,
     *,
     limit: int | None,
-    seen: set,
+    seen: SeenIds,
     report: ImportReport,
 ) -> Iterator[Post]:
     """The posts of `posts` that are in the collection: not seen before, matching `keep`, and
-    no more than `limit`. `seen` holds the ids met so far (as dedup_key gives them) and is
-    updated: every post read is added, kept or not."""
+    no more than `limit`. `seen` holds the ids met so far and is updated: every post read is
+    added, kept or not."""
     if limit is not None and limit <= 0:
         return
     matches, lang, start_text, end_text = keep.matches, keep.lang, keep.start_text, keep.end_text
@@ -390,12 +396,7 @@ def collection(
     remember = seen.add
     yielded = 0
     for post in posts:
-        # Ids are numbers in all formats: ints take half the memory of strs in the dedup set.
-        post_id = post.id
-        key = int(post_id) if post_id.isdigit() else post_id
-        before = len(seen)
-        remember(key)
-        if len(seen) == before:
+        if not remember(post.id):
             report.duplicates += 1
             continue
         if filtered:
@@ -412,18 +413,6 @@ def collection(
         yielded += 1
         if limit is not None and yielded >= limit:
             return
-
-
-def dedup_key(post_id: str) -> int | str:
-    """How a post id is kept in a `seen` set."""
-    return int(post_id) if post_id.isdigit() else post_id
-
-
-def _no_valid_post_check(posts: Iterator[Post], raw_path: Path, report: ImportReport) -> Iterator[Post]:
-    posts_before = report.posts_seen
-    yield from posts
-    if report.posts_seen == posts_before:
-        raise no_valid_post(raw_path, report)
 
 
 def no_valid_post(raw_path: Path, report: ImportReport) -> ArchiveError:
