@@ -1,10 +1,15 @@
 """What the benchmarks share: where things live, and timing one contender in a fresh process.
 
-Each contender runs in its own subprocess. Its peak memory is read from /proc while it runs
-(VmHWM, the high-water mark of its resident set, and the sum of VmRSS over it and its children
-for contenders that fork), not from ru_maxrss: Linux carries the parent's resident size over
-fork and exec into the child's ru_maxrss, so a small child of a large parent would be reported
-as large as the parent. CPU time comes from os.wait4.
+Each contender runs in its own subprocess. Its peak memory is read from /proc while it runs,
+two ways:
+- RSS: VmHWM, the high-water mark of its resident set, or the sum of VmRSS over it and its
+  children for contenders that fork, whichever is larger. Not ru_maxrss: Linux carries the
+  parent's resident size over fork and exec into the child's ru_maxrss, so a small child of a
+  large parent would be reported as large as the parent.
+- PSS: the sum of Pss (/proc/<pid>/smaps_rollup) over the process and its children: what the
+  tree really holds in memory. A forked child shares its parent's pages until either writes
+  them; the RSS sum counts each shared page once per process, PSS splits it between them.
+CPU time comes from os.wait4.
 """
 
 from __future__ import annotations
@@ -47,15 +52,29 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def tree_memory(pid: int) -> int:
-    """Bytes: the larger of the process's own high-water mark and its tree's current resident sum."""
+def _pss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii", errors="replace") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def tree_memory(pid: int) -> tuple[int, int]:
+    """Bytes: (the larger of the process's own high-water mark and its tree's current resident
+    sum, the tree's current proportional set size)."""
     high_water, resident = _status_kib(pid, "VmHWM", "VmRSS")
+    proportional = _pss_kib(pid)
     pending = _children(pid)
     while pending:
         child = pending.pop()
         resident += _status_kib(child, "VmRSS")[0]
+        proportional += _pss_kib(child)
         pending += _children(child)
-    return max(high_water, resident) * 1024
+    return max(high_water, resident) * 1024, proportional * 1024
 
 
 def ensure_repo_on_path() -> None:
@@ -71,6 +90,7 @@ class Measurement:
     wall: float  # seconds
     cpu: float  # user + system seconds of the process and the children it reaped
     peak_rss: int  # bytes
+    peak_pss: int  # bytes
     exit_code: int
     log: str
     notes: dict = field(default_factory=dict)
@@ -103,12 +123,13 @@ def run_measured(name: str, argv: list[str], *, posts: int, env: dict | None = N
             start_new_session=True,
         )
         deadline = began + timeout
-        peak = 0
+        peak = peak_pss = 0
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 break
-            peak = max(peak, tree_memory(process.pid))
+            resident, proportional = tree_memory(process.pid)
+            peak, peak_pss = max(peak, resident), max(peak_pss, proportional)
             if time.perf_counter() > deadline:
                 os.killpg(process.pid, 9)
                 pid, status, usage = os.wait4(process.pid, 0)
@@ -122,6 +143,7 @@ def run_measured(name: str, argv: list[str], *, posts: int, env: dict | None = N
         wall=wall,
         cpu=usage.ru_utime + usage.ru_stime,
         peak_rss=peak,
+        peak_pss=peak_pss,
         exit_code=process.returncode,
         log=str(log_path.relative_to(REPO)),
     )
