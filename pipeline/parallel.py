@@ -319,13 +319,12 @@ def _settle(
     """The ranges that make the collection, in order, each read again where a rule reaching
     across ranges (duplicates, the limit) changed what it holds."""
     chosen: list[RangeResult] = []
-    earlier = SeenIds(spill_into)
     kept = 0
-    for index, result in enumerate(results):
+    for result in results:
         remaining = None if limit is None else limit - kept
         if remaining is not None and remaining <= 0:
             break  # the collection is complete: later ranges are not part of it
-        again = _seen_before(result.seen, earlier, spill_into) if index > 0 else None
+        again = _seen_before(result.seen, [r.seen for r in chosen], spill_into)
         stops_exactly = remaining is None or result.kept < remaining or result.job.limit == remaining
         if again is not None or not stops_exactly:
             assert result.job.index > 0, "the first range is never read again"
@@ -337,17 +336,14 @@ def _settle(
             result = _run([job], on_progress, done)[0]
         chosen.append(result)
         kept += result.kept
-        if index < len(results) - 1:
-            earlier.absorb(result.seen)
     return chosen
 
 
-def _seen_before(seen: SeenIds, earlier: SeenIds, spill_into: Path) -> SeenIds | None:
-    """The ids of `seen` that `earlier` holds too, or None when there are none."""
+def _seen_before(seen: SeenIds, earlier: list[SeenIds], spill_into: Path) -> SeenIds | None:
+    """The ids of `seen` that one of `earlier` holds too, or None when there are none."""
     again = None
-    contains = earlier.contains_key
-    for key in seen:
-        if contains(key):
+    for before in earlier:
+        for key in seen.common(before):
             if again is None:
                 again = SeenIds(spill_into)
             again.add_key(key)

@@ -77,19 +77,23 @@ def test_a_duplicate_after_many_spills_is_found_through_the_filter_and_the_runs(
     second=st.lists(ID_TEXTS, max_size=120),
     memory_ids=st.integers(min_value=1, max_value=6),
 )
-def test_a_range_s_ids_travel_and_join_another_s(tmp_path, first, second, memory_ids):
-    """The parallel pass sends each range's SeenIds to the parent (pickled) and joins them."""
+def test_a_range_s_ids_travel_and_meet_another_s(tmp_path, first, second, memory_ids):
+    """The parallel pass sends each range's SeenIds to the parent (pickled, without its filter),
+    which finds the ids two ranges share; a re-read range gets such a SeenIds to go on with."""
     one, two = SeenIds(tmp_path, memory_ids=memory_ids), SeenIds(tmp_path, memory_ids=memory_ids)
     for post_id in first:
         one.add(post_id)
     for post_id in second:
         two.add(post_id)
     # Pickled as multiprocessing sends a range's result: our own bytes, never outside input.
-    joined = pickle.loads(pickle.dumps(one))  # noqa: S301
-    joined.absorb(pickle.loads(pickle.dumps(two)))  # noqa: S301
-    for post_id in set(first) | set(second) | {"777", "0777", "x"}:
-        assert (post_id in joined) == (post_id in set(first) | set(second)), post_id
-    for seen in (joined, two, one):
+    sent_one = pickle.loads(pickle.dumps(one))  # noqa: S301
+    sent_two = pickle.loads(pickle.dumps(two))  # noqa: S301
+    shared = list(sent_two.common(sent_one))
+    assert sorted(map(str, shared)) == sorted(str(id_key(post_id)) for post_id in set(first) & set(second))
+    for post_id in set(first) | {"777", "0777", "x"}:
+        assert (post_id in sent_one) == (post_id in first), post_id
+        assert sent_one.add(post_id) == (post_id not in first), post_id
+    for seen in (sent_one, sent_two, two, one):
         seen.close()
     idset.remove_spill_folder(tmp_path)
     assert not (tmp_path / SPILL_FOLDER).exists()
