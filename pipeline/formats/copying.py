@@ -57,7 +57,8 @@ class _BackgroundChecksum:
 
     def __init__(self) -> None:
         self._digest = hashlib.sha256()
-        self._chunks: queue.Queue = queue.Queue(maxsize=8)  # at most a few chunks wait in memory
+        # Two chunks of slack keep both threads busy; more only hold memory (16 MiB at most).
+        self._chunks: queue.Queue = queue.Queue(maxsize=2)
         self._thread = threading.Thread(target=self._run, name="dnflow-archive-sha256", daemon=True)
         self._thread.start()
 
