@@ -21,6 +21,7 @@ from pipeline import idset, tally
 from pipeline.idset import SPILL_FOLDER, SeenIds, id_key
 from pipeline.tally import Tally, prune_retweets
 
+from .formats_helpers import import_files, v1_tweet, write_jsonl
 from .test_parallel_summarise import assert_same_files, imported, in_ranges, serial, troubled_archive
 
 QUICK = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -56,6 +57,16 @@ def test_ids_that_read_as_the_same_number_are_different_posts(tmp_path):
         assert seen.add(post_id), f"{post_id!r} is a post of its own"
     assert not seen.add("012") and not seen.add("12")
     seen.close()
+
+
+def test_an_archive_keeps_posts_whose_ids_differ_only_in_a_leading_zero(tmp_path):
+    archive = write_jsonl(
+        tmp_path / "ids.jsonl",
+        [v1_tweet("12", "twelve"), v1_tweet("012", "zero twelve"), v1_tweet("12", "twelve again")],
+    )
+    posts, report = import_files([archive], tmp_path / "raw" / "tweets.jsonl")
+    assert [(post.id, post.text) for post in posts] == [("12", "twelve"), ("012", "zero twelve")]
+    assert report.duplicates == 1
 
 
 def test_a_duplicate_after_many_spills_is_found_through_the_filter_and_the_runs(tmp_path):
