@@ -187,6 +187,9 @@ DNFLOW_PRICE_PER_POST = env_float("DNFLOW_PRICE_PER_POST", 0.005)
 DNFLOW_MAX_PHOTOS = env_int("DNFLOW_MAX_PHOTOS", 500)
 DNFLOW_PHOTO_MAX_BYTES = env_int("DNFLOW_PHOTO_MAX_BYTES", 10 * 1024 * 1024)
 DNFLOW_FETCH_PHOTOS = env_bool("DNFLOW_FETCH_PHOTOS", True)
+# Photo URLs come from the posts, so an uploaded archive chooses them: by default a photo host that
+# is not a public address (loopback, private, link-local) is refused (see pipeline.photos).
+DNFLOW_PHOTO_PRIVATE_ADDRESSES = env_bool("DNFLOW_PHOTO_PRIVATE_ADDRESSES", False)
 DNFLOW_SAMPLE_SIZE = env_int("DNFLOW_SAMPLE_SIZE", 10)
 # "copy" (default): archives are copied byte for byte. "link": a single plain JSONL archive on the
 # same filesystem is hard-linked instead: faster, but an in-place edit of the original changes the raw posts.

@@ -2,9 +2,14 @@
 
 Fetching (`fetch_photos`): the most shared photos first (count-media.csv is sorted that way), at
 most DNFLOW_MAX_PHOTOS of them, through one pooled `requests.Session` with connect and read
-timeouts. A photo must answer 200 with an image/* content type and stay under
-DNFLOW_PHOTO_MAX_BYTES (streamed; the download stops as soon as it passes the cap). A photo that
-cannot be fetched is written to `media/failures.csv` with the reason and never fails the search.
+timeouts. Photo URLs come from the posts, and an uploaded archive can name any address: unless
+DNFLOW_PHOTO_PRIVATE_ADDRESSES allows it, a connection whose far end is not a public address
+(loopback, private, link-local such as a cloud's metadata service, ...) is closed before anything
+is sent. The address checked is the one connected to, after DNS and after every redirect, so
+neither a redirect nor a name that resolves differently the second time gets round it. A photo
+must answer 200 with an image/* content type and stay under DNFLOW_PHOTO_MAX_BYTES (streamed; the
+download stops as soon as it passes the cap). A photo that cannot be fetched is written to
+`media/failures.csv` with the reason and never fails the search.
 Each photo is written under a temporary name and renamed when complete, so a file in `media/` is
 always whole, and a re-run keeps what it already has. `media/checksums.md5` (the format of
 `md5sum -c`) lists every photo; `media/photos.json`, written last, says what happened.
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import ipaddress
 import logging
 import mimetypes
 import os
@@ -36,6 +42,8 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .outputs import new_temp_path
 
@@ -56,6 +64,11 @@ MATCH_DISTANCE = 30
 
 class PhotoRefused(Exception):
     """One photo that will not be kept; the message is the reason recorded in failures.csv."""
+
+
+class PrivateAddressRefused(OSError):
+    """A photo's host is not a public address. An OSError, so that urllib3 and requests pass it
+    on as a connection error; fetch() finds it again to give its reason."""
 
 
 @dataclass
@@ -79,13 +92,60 @@ def photo_file_name(url: str, file: str) -> str:
     return f"photo-{hashlib.sha1(url.encode('utf-8')).hexdigest()[:16]}{suffix}"  # noqa: S324 -- a name, not security
 
 
-def make_session(pool_size: int = PARALLEL_DOWNLOADS) -> requests.Session:
+def make_session(pool_size: int = PARALLEL_DOWNLOADS, *, private_addresses: bool = False) -> requests.Session:
+    """A session for photos: pooled, no retries, and refusing hosts that are not public
+    addresses unless `private_addresses` (DNFLOW_PHOTO_PRIVATE_ADDRESSES) allows them."""
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+    adapter_class = HTTPAdapter if private_addresses else PublicAddressAdapter
+    adapter = adapter_class(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = USER_AGENT
     return session
+
+
+def refuse_private_peer(sock, host: str) -> None:
+    """Close `sock` and raise PrivateAddressRefused unless its far end is a public address."""
+    peer = ipaddress.ip_address(sock.getpeername()[0].split("%")[0])
+    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
+        peer = peer.ipv4_mapped
+    if not peer.is_global:
+        sock.close()
+        raise PrivateAddressRefused(
+            f"refused: {host} is at {peer}, not a public address "
+            "(DNFLOW_PHOTO_PRIVATE_ADDRESSES=1 allows it, for archives from people you trust)"
+        )
+
+
+class _PublicHTTPConnection(HTTPConnection):
+    def _new_conn(self):
+        sock = super()._new_conn()
+        refuse_private_peer(sock, self.host)
+        return sock
+
+
+class _PublicHTTPSConnection(HTTPSConnection):
+    def _new_conn(self):
+        sock = super()._new_conn()  # checked before the TLS handshake: nothing is sent first
+        refuse_private_peer(sock, self.host)
+        return sock
+
+
+class _PublicHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _PublicHTTPConnection
+
+
+class _PublicHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _PublicHTTPSConnection
+
+
+class PublicAddressAdapter(HTTPAdapter):
+    """Connects only to public addresses. Through a proxy (HTTPS_PROXY, ...) the proxy connects
+    to the host, and which addresses it reaches is its own setting."""
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _PublicHTTPPool, "https": _PublicHTTPSPool}
 
 
 def _md5_of(path: Path) -> str:
@@ -164,11 +224,29 @@ class PhotoFetcher:
 
 
 def _network_reason(exc: requests.RequestException) -> str:
+    refused = _cause_of_kind(exc, PrivateAddressRefused)
+    if refused is not None:
+        return str(refused)
     if isinstance(exc, requests.Timeout):
         return "timed out"
     if isinstance(exc, requests.ConnectionError):
         return "could not connect"
     return f"download failed ({type(exc).__name__})"
+
+
+def _cause_of_kind(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The exception of `kind` that `exc` wraps, however requests and urllib3 nested it."""
+    pending, seen = [exc], set()
+    while pending:
+        current = pending.pop()
+        if isinstance(current, kind):
+            return current
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        pending.extend(item for item in linked if isinstance(item, BaseException))
+    return None
 
 
 def read_media_counts(path: Path) -> list[tuple[str, str]]:
@@ -188,6 +266,7 @@ def fetch_photos(
     local_path: Callable[[str], Path | None],
     on_progress: Callable[[int, int], None] | None = None,
     session: requests.Session | None = None,
+    private_addresses: bool = False,
 ) -> list[PhotoResult]:
     """Fetch up to max_photos of `photos` (url, file) into media_dir, in that order; returns one result each."""
     media_dir.mkdir(parents=True, exist_ok=True)
@@ -201,7 +280,7 @@ def fetch_photos(
         names.add(name.lower())
         jobs.append((url, media_dir / name))
     own_session = session is None
-    session = session or make_session()
+    session = session or make_session(private_addresses=private_addresses)
     fetcher = PhotoFetcher(session, max_bytes=max_bytes, local_path=local_path)
     results: list[PhotoResult] = []
     pool = ThreadPoolExecutor(max_workers=PARALLEL_DOWNLOADS, thread_name_prefix="dnflow-photo")

@@ -305,6 +305,7 @@ class FetchPhotos(SearchTask):
             max_photos=settings.DNFLOW_MAX_PHOTOS,
             max_bytes=settings.DNFLOW_PHOTO_MAX_BYTES,
             local_path=local_photo_path,
+            private_addresses=settings.DNFLOW_PHOTO_PRIVATE_ADDRESSES,
             on_progress=lambda done, total: progress.update(
                 done / total, step_text=f"Fetching photos ({done:,} of {total:,})"
             ),

@@ -6,10 +6,19 @@ import csv
 import hashlib
 import json
 import random
+import re
 
 import pytest
 
-from pipeline.photos import BKTree, fetch_photos, group_similar, hamming, match_photos
+from pipeline.photos import (
+    BKTree,
+    PrivateAddressRefused,
+    fetch_photos,
+    group_similar,
+    hamming,
+    match_photos,
+    refuse_private_peer,
+)
 from pipeline.runner import run_workflow
 
 from .pipeline_helpers import PhotoServer, archive_search, near_duplicate_photos, photo_posts_archive
@@ -34,12 +43,19 @@ def no_local(url):
     return None
 
 
+def fetch_from_test_server(wanted, media, *, max_photos):
+    """fetch_photos as the workflow calls it, with the test server's loopback address allowed."""
+    return fetch_photos(
+        wanted, media, max_photos=max_photos, max_bytes=MAX_BYTES, local_path=no_local, private_addresses=True
+    )
+
+
 def test_fetch_keeps_whole_images_and_records_why_others_failed(photo_server, tmp_path):
     names = ["a.png", "a-small.jpg", "missing.jpg", "page.jpg", "huge.jpg", "endless.jpg"]
     wanted = [(photo_server.url(f"/media/{name}"), name) for name in names]
     media = tmp_path / "media"
 
-    results = fetch_photos(wanted, media, max_photos=10, max_bytes=MAX_BYTES, local_path=no_local)
+    results = fetch_from_test_server(wanted, media, max_photos=10)
 
     by_name = {r.file: r for r in results}
     assert [r.file for r in results] == names  # one result per photo, in the order asked
@@ -58,16 +74,80 @@ def test_fetch_keeps_whole_images_and_records_why_others_failed(photo_server, tm
 
 def test_fetch_takes_the_most_shared_first_up_to_the_cap_and_reports_unreachable_hosts(photo_server, tmp_path):
     wanted = [(photo_server.url(f"/media/{name}"), name) for name in ("a.png", "b.png", "c.png")]
-    results = fetch_photos(wanted, tmp_path / "media", max_photos=2, max_bytes=MAX_BYTES, local_path=no_local)
+    results = fetch_from_test_server(wanted, tmp_path / "media", max_photos=2)
     assert [r.file for r in results] == ["a.png", "b.png"]
     assert not any("/media/c.png" in path for path in photo_server.requests)
 
     photo_server.stop()
-    gone = fetch_photos(
-        [(photo_server.url("/media/c.png"), "c.png")], tmp_path / "media", max_photos=5, max_bytes=MAX_BYTES,
-        local_path=no_local,
-    )  # fmt: skip
+    gone = fetch_from_test_server([(photo_server.url("/media/c.png"), "c.png")], tmp_path / "media", max_photos=5)
     assert (gone[0].ok, gone[0].reason) == (False, "could not connect")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_fetch_refuses_hosts_that_are_not_public_addresses_unless_allowed(photo_server, tmp_path, host):
+    """An uploaded archive chooses the photo URLs: by default nothing is sent to a loopback,
+    private or link-local address, whether the URL names it or a name resolves to it."""
+    url = photo_server.url("/media/a.png").replace("127.0.0.1", host)
+    media = tmp_path / "media"
+    refused = fetch_photos([(url, "a.png")], media, max_photos=5, max_bytes=MAX_BYTES, local_path=no_local)
+    assert not refused[0].ok
+    assert re.fullmatch(rf"refused: {host} is at (127\.0\.0\.1|::1), not a public address \(.+\)", refused[0].reason)
+    assert "DNFLOW_PHOTO_PRIVATE_ADDRESSES=1" in refused[0].reason
+    assert photo_server.requests == [], "the connection is closed before the request is sent"
+    assert not media.exists() or not any(media.iterdir())
+
+    allowed = fetch_from_test_server([(url, "a.png")], media, max_photos=5)
+    assert allowed[0].ok and photo_server.requests == ["/media/a.png"]
+
+
+def test_https_photos_are_refused_before_the_tls_handshake(photo_server, tmp_path):
+    url = photo_server.url("/media/a.png").replace("http://", "https://")
+    refused = fetch_photos([(url, "a.png")], tmp_path / "media", max_photos=1, max_bytes=MAX_BYTES, local_path=no_local)
+    assert refused[0].reason.startswith("refused: 127.0.0.1 is at 127.0.0.1, not a public address")
+    assert photo_server.requests == []
+
+
+class _Peer:
+    """A connected socket as refuse_private_peer sees it: its far end's address."""
+
+    def __init__(self, address: str) -> None:
+        self.address, self.closed = address, False
+
+    def getpeername(self):
+        return (self.address, 443)
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("93.184.215.14", True),
+        ("2606:4700::6810:84e5", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.9", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),  # a cloud's metadata service
+        ("100.64.0.1", False),  # carrier-grade NAT
+        ("0.0.0.0", False),  # noqa: S104 -- an address to classify, nothing binds to it
+        ("::1", False),
+        ("::ffff:127.0.0.1", False),  # loopback written as IPv6
+        ("::ffff:93.184.215.14", True),
+        ("fe80::1%eth0", False),
+        ("fd00::1", False),
+    ],
+)
+def test_which_addresses_count_as_public(address, public):
+    peer = _Peer(address)
+    if public:
+        refuse_private_peer(peer, "example.org")
+        assert not peer.closed
+    else:
+        with pytest.raises(PrivateAddressRefused, match="not a public address"):
+            refuse_private_peer(peer, "example.org")
+        assert peer.closed
 
 
 def test_fetch_refuses_addresses_that_are_not_web_addresses(tmp_path):
@@ -111,6 +191,7 @@ def test_grouping_links_chains_of_near_matches():
 @pytest.mark.django_db(transaction=True)
 def test_workflow_downloads_photos_records_failures_and_groups_lookalikes(photo_server, tmp_path, settings):
     settings.DNFLOW_FETCH_PHOTOS = True
+    settings.DNFLOW_PHOTO_PRIVATE_ADDRESSES = True  # the test server is on 127.0.0.1
     settings.DNFLOW_MAX_PHOTOS = 6
     settings.DNFLOW_PHOTO_MAX_BYTES = MAX_BYTES
     url = photo_server.url
@@ -142,3 +223,19 @@ def test_workflow_downloads_photos_records_failures_and_groups_lookalikes(photo_
     assert json.loads((folder / "media-graph.json").read_text()) == [["a-bright.jpg", "a-small.jpg", "a.png"]]
     summary = json.loads((folder / "summary.json").read_text())
     assert (summary["photos_fetched"], summary["photos_failed"], summary["photo_groups"]) == (4, 2, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_search_from_an_archive_naming_a_local_address_records_the_refusal(photo_server, tmp_path, settings):
+    settings.DNFLOW_FETCH_PHOTOS = True  # and DNFLOW_PHOTO_PRIVATE_ADDRESSES left as it ships: off
+    posts = [[photo_server.url("/media/a.png")], [photo_server.url("/media/b.png")]]
+    search = archive_search(photo_posts_archive(tmp_path / "photos.jsonl", posts))
+
+    assert run_workflow(search).ok  # a refused photo is recorded, never fatal
+
+    media = search.output_dir / "media"
+    with (media / "failures.csv").open(newline="") as handle:
+        reasons = {row["file"]: row["reason"] for row in csv.DictReader(handle)}
+    assert set(reasons) == {"a.png", "b.png"}
+    assert all(reason.startswith("refused: 127.0.0.1 is at 127.0.0.1") for reason in reasons.values())
+    assert photo_server.requests == []
