@@ -187,6 +187,14 @@ DNFLOW_PRICE_PER_POST = env_float("DNFLOW_PRICE_PER_POST", 0.005)
 DNFLOW_MAX_PHOTOS = env_int("DNFLOW_MAX_PHOTOS", 500)
 DNFLOW_PHOTO_MAX_BYTES = env_int("DNFLOW_PHOTO_MAX_BYTES", 10 * 1024 * 1024)
 DNFLOW_FETCH_PHOTOS = env_bool("DNFLOW_FETCH_PHOTOS", True)
+# The largest archive the web form takes (0: no limit). Bigger ones are imported on the server
+# with `manage.py run_search --archive`, which has no limit. 16 GiB: about 4 million v1.1 posts.
+DNFLOW_MAX_UPLOAD_BYTES = env_int("DNFLOW_MAX_UPLOAD_BYTES", 16 * 1024**3)
+FILE_UPLOAD_HANDLERS = [
+    "searches.uploads.UploadSizeLimit",  # first: it skips a file before the others keep more of it
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 # Photo URLs come from the posts, so an uploaded archive chooses them: by default a photo host that
 # is not a public address (loopback, private, link-local) is refused (see pipeline.photos).
 DNFLOW_PHOTO_PRIVATE_ADDRESSES = env_bool("DNFLOW_PHOTO_PRIVATE_ADDRESSES", False)

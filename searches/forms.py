@@ -44,8 +44,14 @@ class SearchForm(forms.Form):
         help_text="A JSON lines file of posts (v1.1, v2 pages or twarc2), optionally gzipped, or tweets.js.",
     )
 
+    def __init__(self, *args, upload_refused: str = "", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.upload_refused = upload_refused  # why the upload was skipped (searches.uploads), if it was
+
     def clean(self):
         data = super().clean()
+        if self.upload_refused:
+            self.add_error("archive", self.upload_refused)
         if data.get("archive") and data.get("source") != Source.ARCHIVE:
             self.add_error("archive", "To import this file, choose “Archive file” as the source (or remove the file).")
         if data.get("source") == Source.ARCHIVE and not data.get("archive") and not self.has_error("archive"):

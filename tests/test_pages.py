@@ -109,6 +109,36 @@ def test_uploading_an_archive_saves_it_under_uploads_and_imports_it(owner_client
     assert path.read_bytes() == b'{"id": "1", "text": "hello"}\n'
 
 
+def test_a_big_upload_is_moved_into_uploads_not_copied_and_readable_by_a_worker(owner_client, data_dir, settings):
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 10  # anything bigger goes to a temporary file, as a real archive would
+    body = b'{"id": "1", "text": "hello"}\n' * 100
+    upload = SimpleUploadedFile("big.jsonl", body)
+    response = owner_client.post(reverse("home"), {"term": "", "source": "archive", "archive": upload})
+    assert response.status_code == 302
+    path = Path(Search.objects.get().archive_path)
+    assert path.read_bytes() == body
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_an_upload_over_the_limit_is_refused_with_what_to_do_instead(owner_client, data_dir, settings):
+    settings.DNFLOW_MAX_UPLOAD_BYTES = 1000
+    upload = SimpleUploadedFile("huge.jsonl", b'{"id": "1", "text": "hello"}\n' * 100)
+    response = owner_client.post(reverse("home"), {"term": "kept", "source": "archive", "archive": upload})
+    assert response.status_code == 200
+    errors = field_errors(response.content.decode(), "archive")
+    assert "huge.jsonl is larger than the upload limit of 1000" in errors, errors
+    assert "DNFLOW_MAX_UPLOAD_BYTES" in errors and "manage.py run_search --archive FILE" in errors
+    assert "Choose an archive file" not in errors  # one reason, the real one
+    assert 'value="kept"' in response.content.decode()
+    assert not Search.objects.exists()
+    assert not (data_dir / "uploads").exists() or list((data_dir / "uploads").iterdir()) == []
+
+    settings.DNFLOW_MAX_UPLOAD_BYTES = 3000  # the same file under the limit is taken
+    upload = SimpleUploadedFile("huge.jsonl", b'{"id": "1", "text": "hello"}\n' * 100)
+    response = owner_client.post(reverse("home"), {"term": "", "source": "archive", "archive": upload})
+    assert response.status_code == 302
+
+
 def test_a_refused_upload_is_not_kept(owner_client, data_dir):
     upload = SimpleUploadedFile("tweets.jsonl", b"{}\n")
     response = owner_client.post(reverse("home"), {"source": "archive", "lang": "xx", "archive": upload})

@@ -13,6 +13,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
+from django.core.files.move import file_move_safe
 from django.core.files.uploadedfile import UploadedFile
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -32,7 +33,7 @@ def home(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
-        form = SearchForm(request.POST, request.FILES)
+        form = SearchForm(request.POST, request.FILES, upload_refused=getattr(request, "upload_refused", ""))
         search = _start_search(request, form) if form.is_valid() else None
         if search is not None:
             return redirect(search)
@@ -98,9 +99,15 @@ def _save_upload(upload: UploadedFile) -> tuple[Path, str]:
     except Exception:  # get_valid_filename refuses names like ".."; any refusal gets a plain name
         name = ""
     path = folder / (name or "archive.jsonl")
-    with path.open("wb") as out:
-        for chunk in upload.chunks():
-            out.write(chunk)
+    if hasattr(upload, "temporary_file_path"):
+        # A big upload is on disk already: moved (renamed where it can be), not copied a second time.
+        file_move_safe(upload.temporary_file_path(), str(path))
+        if settings.FILE_UPLOAD_PERMISSIONS is not None:  # a temporary file is private to its creator
+            path.chmod(settings.FILE_UPLOAD_PERMISSIONS)
+    else:
+        with path.open("wb") as out:
+            for chunk in upload.chunks():
+                out.write(chunk)
     return folder, str(path)
 
 
