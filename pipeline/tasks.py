@@ -252,12 +252,16 @@ def import_report_document(report: ImportReport) -> dict:
 
 
 def summary_document(search: Search, facts: dict, report: ImportReport) -> dict:
-    """summary.json as the pass writes it; PackageOutputs adds the final status and the photos."""
+    """summary.json as the pass writes it; PackageOutputs adds the final status and the photos.
+
+    Its status is "summarised" until then: the counts are done, the photos and the package are
+    not. Not "running", which a search that fails in a later step would go on claiming.
+    """
     document = {
         "id": search.pk,
         "term": search.term,
         "source": search.source,
-        "status": "running",
+        "status": "summarised",
         "started": _iso(search.started),
         "finished": None,
         **{key: value for key, value in facts.items() if key != "timeline"},

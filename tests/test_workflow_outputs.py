@@ -216,3 +216,16 @@ def test_real_flat_and_page_fixtures_give_byte_identical_files(real_data, no_pho
         assert (flat.output_dir / name).read_bytes() == (pages.output_dir / name).read_bytes(), name
     assert len((flat.output_dir / "tweet-ids.txt").read_text().split()) == 100
     assert len(read_rows(flat.output_dir / "count-hashtags.csv")) > 1
+
+
+def test_a_search_that_fails_after_the_summary_does_not_claim_to_be_running(tmp_path, no_photo_downloads):
+    search = archive_search(WRITERS["v1"](tmp_path / "posts.jsonl"))
+    # A file where the photos' folder must go: the step after the summary fails.
+    search.output_dir.mkdir(parents=True)
+    (search.output_dir / "media").write_text("not a folder")
+
+    assert not run_workflow(search).ok
+
+    summary = json.loads((search.output_dir / "summary.json").read_text())
+    assert (summary["status"], summary["finished"]) == ("summarised", None)
+    assert summary["num_tweets"] == 5
