@@ -62,6 +62,13 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--skip-baseline", action="store_true", help="Do not run the prototype baseline (a).")
     parser.add_argument(
+        "--accounts",
+        type=int,
+        default=None,
+        help="Accounts that post and are mentioned (default: the generator's pool of 2,500). Hundreds of "
+        "thousands show what many distinct authors cost.",
+    )
+    parser.add_argument(
         "--baseline-posts", type=int, help="Run the baseline on this many posts and scale its time to --posts."
     )
     parser.add_argument("--baseline-workers", type=int, default=1, help="Luigi workers for the baseline.")
@@ -228,6 +235,7 @@ def report(args, sizes: dict, results: dict[str, Measurement]) -> dict:
         "posts": posts,
         "format": args.format,
         "padded": not args.no_pad,
+        "accounts": args.accounts,
         "file_bytes": sizes["main"],
         "load_average_after": load(),
         "contenders": {key: m.as_dict() for key, m in results.items()},
@@ -261,14 +269,20 @@ def report(args, sizes: dict, results: dict[str, Measurement]) -> dict:
     return summary
 
 
+def result_kind(args) -> str:
+    """Which results compare with each other: the same format, padding and pool of accounts."""
+    many = f"-a{args.accounts}" if args.accounts else ""
+    return f"{args.format}-{'lean' if args.no_pad else 'padded'}{many}"
+
+
 def earlier_results(args) -> None:
     """Peak memory at other sizes of the same kind of file: is it flat in N?"""
-    kind = f"{args.format}-{'lean' if args.no_pad else 'padded'}"
+    kind = result_kind(args)
     rows = []
     for path in sorted(RESULTS.glob(f"{kind}-*.json")):
         data = json.loads(path.read_text())
         w = data.get("contenders", {}).get("w")
-        if w:
+        if w and data.get("accounts") == args.accounts:  # "v1-padded-*" also matches "v1-padded-a…"
             pss = w.get("peak_pss", 0)  # absent from results kept before PSS was measured
             rows.append((data["posts"], w["wall"], w["peak_rss"], pss, data.get("measured_at", "")))
     if len(rows) > 1:
@@ -288,12 +302,12 @@ def main() -> None:
     print(f"Machine: {os.cpu_count()} CPUs, load average {load()}")
     print("Preparing the synthetic archives (cached in bench/out):")
     began = time.perf_counter()
-    archive = ensure_synthetic(args.posts, args.format, padded=padded)
+    archive = ensure_synthetic(args.posts, args.format, padded=padded, accounts=args.accounts)
     prepared("main", archive, args.posts)
     baseline_posts = args.baseline_posts or args.posts
     baseline_archive = archive
     if not args.skip_baseline and baseline_posts != args.posts:
-        baseline_archive = ensure_synthetic(baseline_posts, args.format, padded=padded)
+        baseline_archive = ensure_synthetic(baseline_posts, args.format, padded=padded, accounts=args.accounts)
         prepared("baseline", baseline_archive, baseline_posts)
     print(f"  ready in {time.perf_counter() - began:.1f} s")
     sizes = {"main": archive.stat().st_size}
@@ -340,7 +354,7 @@ def main() -> None:
 
     summary["measured_at"] = time.strftime("%Y-%m-%d %H:%M")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    kind = f"{args.format}-{'padded' if padded else 'lean'}"
+    kind = result_kind(args)
     result_path = RESULTS / f"{kind}-{args.posts}.json"
     result_path.write_text(json.dumps(summary, indent=2))
     print(f"\nResults: {result_path.relative_to(REPO)}")

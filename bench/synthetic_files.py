@@ -30,16 +30,18 @@ _COLOURS = ("1DA1F2", "C0DEED", "F5F8FA", "14171A", "657786", "AAB8C2", "E1E8ED"
 _ZONES = (("Pacific Time (US & Canada)", -28800), ("London", 0), ("Berlin", 3600), ("Tokyo", 32400), (None, None))
 
 
-def synthetic_path(posts: int, fmt: str, *, padded: bool) -> Path:
+def synthetic_path(posts: int, fmt: str, *, padded: bool, accounts: int | None = None) -> Path:
     kind = f"{fmt}-padded" if padded else fmt
-    return OUT / f"synthetic-{kind}-{posts}-g{SAMPLE_VERSION}.jsonl"
+    many = f"-a{accounts}" if accounts else ""
+    return OUT / f"synthetic-{kind}-{posts}{many}-g{SAMPLE_VERSION}.jsonl"
 
 
-def ensure_synthetic(posts: int, fmt: str, *, padded: bool) -> Path:
-    """The cached file, generated (atomically) on first use."""
+def ensure_synthetic(posts: int, fmt: str, *, padded: bool, accounts: int | None = None) -> Path:
+    """The cached file, generated (atomically) on first use. `accounts`: the generator's pool of
+    accounts (None: its default)."""
     if fmt not in ("v1", "v2"):
         raise ValueError(f"Unknown format {fmt!r}: use v1 or v2.")
-    path = synthetic_path(posts, fmt, padded=padded)
+    path = synthetic_path(posts, fmt, padded=padded, accounts=accounts)
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,7 +49,8 @@ def ensure_synthetic(posts: int, fmt: str, *, padded: bool) -> Path:
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
         with os.fdopen(descriptor, "wb", buffering=4 * 1024 * 1024) as out:
-            for document in generate_posts(posts, seed=SEED, fmt=fmt):
+            options = {"accounts": accounts} if accounts else {}
+            for document in generate_posts(posts, seed=SEED, fmt=fmt, **options):
                 if pad is not None:
                     pad(document)
                 out.write(orjson.dumps(document))

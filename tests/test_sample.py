@@ -162,3 +162,13 @@ def test_sample_photos_are_local_deterministic_files(settings, tmp_path, sample_
 )
 def test_other_urls_have_no_local_photo(url):
     assert local_photo_path(url) is None
+
+
+def test_a_bigger_pool_of_accounts_gives_many_more_authors_and_the_default_is_unchanged():
+    default = [post["user"]["screen_name"] for post in generate_posts(3000, seed=3)]
+    assert default == [post["user"]["screen_name"] for post in generate_posts(3000, seed=3, accounts=2500)]
+    assert len(set(default)) <= 2500
+    many = {post["user"]["screen_name"] for post in generate_posts(3000, seed=3, accounts=100_000)}
+    assert len(many) > 1.5 * len(set(default))
+    with pytest.raises(ValueError, match="at least 1 account"):
+        next(generate_posts(1, accounts=0))

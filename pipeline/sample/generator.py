@@ -89,12 +89,14 @@ class _User:
 class _Pieces:
     """Everything chosen once per seed: accounts, sentences, URLs, photo pools."""
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, accounts: int = USER_COUNT) -> None:
         names: set[str] = set()
         self.users: list[_User] = []
-        while len(self.users) < USER_COUNT:
+        while len(self.users) < accounts:
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
             screen_name = f"{first}_{last}{rng.randrange(100)}" if rng.random() < 0.7 else f"{first}{last}"
+            if len(self.users) >= USER_COUNT:  # beyond the usual pool the names run out: number them
+                screen_name = f"{first}_{last}_{len(self.users)}"
             if screen_name in names:
                 continue
             names.add(screen_name)
@@ -103,7 +105,7 @@ class _Pieces:
             since = START_EPOCH - rng.randrange(86400, 86400 * 365 * 12)
             self.users.append(_User(len(self.users), screen_name, f"{first.title()} {last.title()}", followers,
                                     following, since))  # fmt: skip
-        self.user_cumulative = _zipf_cumulative(USER_COUNT, 0.85)
+        self.user_cumulative = _zipf_cumulative(accounts, 0.85)
         self.user_langs = [LANGS[bisect(_cumulative(LANG_WEIGHTS), rng.random() * 100)] for _ in self.users]
 
         domains = [f"{a}{b}.example" for a in DOMAIN_STARTS for b in DOMAIN_ENDS]
@@ -157,10 +159,11 @@ class _Logical:
                  "media_link", "retweeted", "reply_to", "counts", "v1", "v2")  # fmt: skip
 
 
-def _logical_posts(n: int, seed: int) -> Iterator[_Logical]:
+def _logical_posts(n: int, seed: int, accounts: int) -> Iterator[_Logical]:
     rng = random.Random(seed)
-    pieces = _Pieces(rng)
+    pieces = _Pieces(rng, accounts)
     users, langs, topics = pieces.users, pieces.user_langs, pieces.topics
+    numbers = range(len(users))
     recent: deque[_Logical] = deque(maxlen=500)
     popular: deque[_Logical] = deque(maxlen=300)
     seconds = START_EPOCH
@@ -171,7 +174,7 @@ def _logical_posts(n: int, seed: int) -> Iterator[_Logical]:
         post.number = number
         post.id = ((seconds * 1000 - _TWITTER_EPOCH_MS) << 22) | (number & 0x3FFFFF)
         post.seconds = seconds
-        author_number = _pick(rng, range(USER_COUNT), pieces.user_cumulative)
+        author_number = _pick(rng, numbers, pieces.user_cumulative)
         post.user = users[author_number]
         post.retweeted = post.reply_to = None
         post.v1 = post.v2 = None
@@ -198,7 +201,7 @@ def _logical_posts(n: int, seed: int) -> Iterator[_Logical]:
             post.mentions.append(post.reply_to.user)
             parts.append(f"@{post.reply_to.user.screen_name}")
         elif random_() < 0.15:
-            mentioned = users[_pick(rng, range(USER_COUNT), pieces.user_cumulative)]
+            mentioned = users[_pick(rng, numbers, pieces.user_cumulative)]
             post.mentions.append(mentioned)
             parts.append(f"@{mentioned.screen_name}")
         sentences = pieces.sentences[topic, post.lang]
@@ -412,12 +415,18 @@ def _v2_page(posts: list[_Logical], page_number: int) -> dict:
     return {"data": data, "includes": includes, "meta": meta, "dnflow_synthetic": True}
 
 
-def generate_posts(n: int, *, seed: int = 0, fmt: str = "v1") -> Iterator[dict]:
+def generate_posts(n: int, *, seed: int = 0, fmt: str = "v1", accounts: int = USER_COUNT) -> Iterator[dict]:
     """`n` synthetic posts, as v1.1 tweets (fmt "v1") or as v2 response pages of up to 100 posts
-    with their includes (fmt "v2"). The same seed gives the same posts in both formats."""
+    with their includes (fmt "v2"). The same seed gives the same posts in both formats.
+
+    `accounts`: how many accounts post and are mentioned (drawn Zipf-like). The default pool is
+    small; the benchmarks ask for hundreds of thousands to see what many distinct authors cost.
+    """
     if fmt not in ("v1", "v2"):
         raise ValueError(f"Unknown synthetic format {fmt!r}: use 'v1' or 'v2'.")
-    logical = _logical_posts(n, seed)
+    if accounts < 1:
+        raise ValueError(f"Synthetic posts need at least 1 account (got {accounts}).")
+    logical = _logical_posts(n, seed, accounts)
     if fmt == "v1":
         for post in logical:
             yield _render_v1(post)
