@@ -15,7 +15,7 @@ always numbers, so that set stays empty for real archives.
 
 Memory, whatever N: the set (about 4 MiB at the default size), the filter (8 MiB, once the first
 run is written) and the pages of the runs that lookups touch. Disk: 8 bytes per distinct id, in
-`<folder>/.dedup/`, removed by close().
+`<folder>/.spill/`, removed by close().
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 
 MEMORY_IDS = 1 << 15
 BLOOM_BITS = 1 << 26  # 8 MiB; with two probes about 1 in 4,500 new ids is looked up at 500,000 spilled ids
-SPILL_FOLDER = ".dedup"
+SPILL_FOLDER = ".spill"  # also holds pipeline.countstore's files
 _MASK64 = (1 << 64) - 1
 _MIX = 0x9E3779B97F4A7C15  # an odd 64-bit constant: the product scatters ids that differ a little
 _SHIFT = 64 - BLOOM_BITS.bit_length() + 1  # the top bits of the product: the first probe
@@ -236,7 +236,7 @@ class SeenIds:
 
 
 def remove_spill_folder(folder: Path) -> None:
-    """Remove `<folder>/.dedup` and what it holds (runs left by a process that was killed)."""
+    """Remove `<folder>/.spill` and what it holds (and what a process that was killed left there)."""
     spill = Path(folder) / SPILL_FOLDER
     if spill.is_dir():
         for path in spill.iterdir():

@@ -40,7 +40,7 @@ from typing import IO
 
 from .formats.reading import GZIP_MAGIC, CollectionFilter, SourceMap, collection, iter_posts, no_valid_post
 from .formats.report import ImportReport
-from .idset import SeenIds, remove_spill_folder
+from .idset import SPILL_FOLDER, SeenIds, remove_spill_folder
 from .outputs import OutputSet, new_temp_path
 from .summarise import LISTING_FILES, Sample, SummaryPass, Tally, open_listing_files, write_summary_files
 
@@ -125,7 +125,7 @@ class RangeJob:
     sample_size: int
     seed: str
     files: dict[str, Path]  # LISTING_FILES name -> the file this range's rows are appended to
-    spill_into: Path  # the folder whose .dedup/ holds the ids spilled to disk (see pipeline.idset)
+    spill_into: Path  # the folder whose .spill/ holds what outgrew memory (pipeline.idset, pipeline.countstore)
     exclude: SeenIds | None = None  # ids seen in earlier ranges: duplicates here
 
 
@@ -158,6 +158,7 @@ def read_range(job: RangeJob, on_batch: Callable[[ImportReport, int], None] | No
             handles["edgelist-hashtags.csv"],
             handles["edgelist-mentions.csv"],
             sample,
+            spill_into=job.spill_into / SPILL_FOLDER,
         )
         found = collection(posts, keep, limit=job.limit, seen=seen, report=report)
         summary_pass.add_all(found, None if on_batch is None else lambda kept: on_batch(report, kept))
@@ -270,43 +271,49 @@ def summarise_ranges(
             files[name] = path
         return files
 
-    with OutputSet() as out:
-        finals = open_listing_files(out, folder)
-        for handle in finals.values():
-            handle.flush()  # the header, before the first range appends its rows
-        try:
-            jobs = [
-                RangeJob(
-                    index=index,
-                    raw_path=raw_path,
-                    start=range_start,
-                    end=range_end,
-                    term=term,
-                    lang=lang,
-                    start_time=start,
-                    end_time=end,
-                    limit=limit,
-                    sample_size=sample_size,
-                    seed=seed,
-                    files={name: out.temp_path(h) for name, h in finals.items()} if index == 0 else part_files(),
-                    spill_into=folder,
-                )
-                for index, (range_start, range_end) in enumerate(ranges)
-            ]
-            chosen = _settle(_run(jobs, on_progress, (0, 0)), limit, part_files, on_progress, folder)
-            for name, handle in finals.items():
-                handle.seek(0, os.SEEK_END)  # after what the first range appended
-                for result in chosen[1:]:
-                    _append(handle, result.job.files[name])
-        finally:
-            for path in parts:
-                path.unlink(missing_ok=True)
-            remove_spill_folder(folder)
-        tally, sample = _merge(chosen, report, SourceMap(raw_path), sample_size, seed)
-        if report.posts_seen == 0:
-            raise no_valid_post(raw_path, report)
-        done = None if on_progress is None else (lambda posts: on_progress(report.lines_read, posts))
-        return write_summary_files(out, folder, tally, sample, make_summary, done)
+    try:
+        with OutputSet() as out:
+            finals = open_listing_files(out, folder)
+            for handle in finals.values():
+                handle.flush()  # the header, before the first range appends its rows
+            try:
+                jobs = [
+                    RangeJob(
+                        index=index,
+                        raw_path=raw_path,
+                        start=range_start,
+                        end=range_end,
+                        term=term,
+                        lang=lang,
+                        start_time=start,
+                        end_time=end,
+                        limit=limit,
+                        sample_size=sample_size,
+                        seed=seed,
+                        files={name: out.temp_path(h) for name, h in finals.items()} if index == 0 else part_files(),
+                        spill_into=folder,
+                    )
+                    for index, (range_start, range_end) in enumerate(ranges)
+                ]
+                chosen = _settle(_run(jobs, on_progress, (0, 0)), limit, part_files, on_progress, folder)
+                for name, handle in finals.items():
+                    handle.seek(0, os.SEEK_END)  # after what the first range appended
+                    for result in chosen[1:]:
+                        _append(handle, result.job.files[name])
+            finally:
+                for path in parts:
+                    path.unlink(missing_ok=True)
+            tally, sample = _merge(chosen, report, SourceMap(raw_path), sample_size, seed, folder / SPILL_FOLDER)
+            try:
+                if report.posts_seen == 0:
+                    raise no_valid_post(raw_path, report)
+                done = None if on_progress is None else (lambda posts: on_progress(report.lines_read, posts))
+                return write_summary_files(out, folder, tally, sample, make_summary, done)
+            finally:
+                if tally.store is not None:
+                    tally.store.close()
+    finally:
+        remove_spill_folder(folder)  # the ids and counts that outgrew memory
 
 
 def _settle(
@@ -351,7 +358,7 @@ def _seen_before(seen: SeenIds, earlier: list[SeenIds], spill_into: Path) -> See
 
 
 def _merge(
-    chosen: list[RangeResult], report: ImportReport, sources: SourceMap, sample_size: int, seed: str
+    chosen: list[RangeResult], report: ImportReport, sources: SourceMap, sample_size: int, seed: str, spill_into: Path
 ) -> tuple[Tally, Sample]:
     """The ranges' tallies, samples and reports as one; problems renumbered in the whole file."""
     tally = Tally()
@@ -359,7 +366,7 @@ def _merge(
     line_offset = 0
     posts_before = 0
     for result in chosen:
-        tally.merge(result.tally)
+        tally.merge(result.tally, spill_into)
         sample.merge(result.sample, posts_before)
         posts_before += result.kept
         part = result.report

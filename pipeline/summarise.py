@@ -2,9 +2,10 @@
 
 The old prototype parsed the raw posts once per output (sixteen passes). Here the collection is
 read once: each post updates a handful of counters and is streamed straight into the files that
-list posts (tweets.csv, tweet-ids.txt, the edge lists), so memory grows with the number of
-distinct hashtags, users, URLs, ... but never with the number of posts. Rules:
-../shared/spec/outputs.md.
+list posts (tweets.csv, tweet-ids.txt, the edge lists). Memory is bounded whatever the collection:
+past tally.MEMORY_KEYS distinct hashtags, users, URLs, ... the counters move to a SQLite file
+(pipeline.countstore), and the ids kept to drop duplicates spill to disk too (pipeline.idset).
+Rules: ../shared/spec/outputs.md.
 
 Everything the pass keeps is mergeable, so that a big raw file can be read in byte ranges by
 several processes (pipeline.parallel) and give the very files one pass gives: counters add up,
@@ -23,6 +24,9 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
+from . import tally
+from .countstore import CountStore
+from .idset import SPILL_FOLDER, remove_spill_folder
 from .outputs import FORMULA_STARTS, OutputSet, csv_records, neutralise, write_csv
 from .records import Post
 from .tally import Sample, Tally, by_count, canonical_time, file_of, prune_retweets, sample_seed
@@ -136,7 +140,14 @@ class SummaryPass:
     """
 
     def __init__(
-        self, tweets: IO[bytes], ids: IO[bytes], hashtag_edges: IO[bytes], mention_edges: IO[bytes], sample: Sample
+        self,
+        tweets: IO[bytes],
+        ids: IO[bytes],
+        hashtag_edges: IO[bytes],
+        mention_edges: IO[bytes],
+        sample: Sample,
+        *,
+        spill_into: Path | None = None,
     ) -> None:
         self._tweets = tweets
         self._ids = ids
@@ -158,6 +169,9 @@ class SummaryPass:
         self._tag_cells: dict[str, str] = {}
         self._name_cells: dict[str, str] = {}
         self._batch = _Batch()
+        # Where the distinct keys go once there are more than MEMORY_KEYS (None: they stay in memory).
+        self._spill_into = spill_into
+        self._store: CountStore | None = None
 
     def add_all(self, posts: Iterable[Post], on_batch: Callable[[int], None] | None = None) -> None:
         """Read `posts`; `on_batch(posts read)` after every BATCH_POSTS posts."""
@@ -294,6 +308,8 @@ class SummaryPass:
         self._urls.update(batch.urls)
         self._media.update(batch.photos)
         prune_retweets(self._retweets)
+        if self._spill_into is not None and self._keys_in_memory() > tally.MEMORY_KEYS:
+            self._spill()
         times = batch.times
         if times:
             # Canonical times (see canonical_time) sort as text in time order.
@@ -305,6 +321,20 @@ class SummaryPass:
                 self._last = latest
         for items in batch.__dict__.values():
             items.clear()
+
+    def _keys_in_memory(self) -> int:
+        return len(self._hashtags) + len(self._mentions) + len(self._urls) + len(self._media) + len(self._authors)
+
+    def _spill(self) -> None:
+        """Move the distinct keys counted so far to the CountStore; the dicts (which add_all holds
+        as local names) are emptied in place."""
+        part = self.tally()
+        part.spill(self._spill_into)
+        self._store = part.store
+        for held in (self._hashtags, self._mentions, self._urls, self._media, self._authors):
+            held.clear()
+        self._tag_cells.clear()
+        self._name_cells.clear()
 
     def tally(self) -> Tally:
         """What was counted so far."""
@@ -326,6 +356,7 @@ class SummaryPass:
             hours=Counter(self._hours),
             first=self._first,
             last=self._last,
+            store=self._store,
         )
 
 
@@ -348,14 +379,14 @@ def write_summary_files(
 ) -> dict:
     """The count files, sample.csv and (last) summary.json, from a finished tally; returns the facts."""
     domains = tally.domains()
-    out.csv(folder / "count-hashtags.csv", ("hashtag", "count"), ("hashtag",)).writerows(by_count(tally.hashtags))
+    out.csv(folder / "count-hashtags.csv", ("hashtag", "count"), ("hashtag",)).writerows(tally.count_rows("hashtags"))
     out.csv(folder / "count-mentions.csv", ("screen_name", "count"), ("screen_name",)).writerows(
-        by_count(tally.mentions)
+        tally.count_rows("mentions")
     )
-    out.csv(folder / "count-urls.csv", ("url", "count"), ("url",)).writerows(by_count(tally.urls))
+    out.csv(folder / "count-urls.csv", ("url", "count"), ("url",)).writerows(tally.count_rows("urls"))
     out.csv(folder / "count-domains.csv", ("domain", "count"), ("domain",)).writerows(by_count(domains))
     out.csv(folder / "count-media.csv", ("url", "file", "count"), ("url", "file")).writerows(
-        (url, file_of(url), n) for url, n in by_count(tally.media)
+        (url, file_of(url), n) for url, n in tally.count_rows("media")
     )
     out.csv(folder / "count-followers.csv", ("user", "followers"), ("user",)).writerows(tally.followers_rows())
     out.csv(folder / "follow-ratio.csv", ("user", "ratio"), ("user",)).writerows(tally.ratio_rows())
@@ -385,17 +416,26 @@ def summarise_posts(
     so it may read an import report the iteration filled in. Returns the facts.
     """
     sample = Sample(sample_size, seed)
-    with OutputSet() as out:
-        files = open_listing_files(out, folder)
-        summary_pass = SummaryPass(
-            files["tweets.csv"],
-            files["tweet-ids.txt"],
-            files["edgelist-hashtags.csv"],
-            files["edgelist-mentions.csv"],
-            sample,
-        )
-        summary_pass.add_all(posts, on_progress)
-        return write_summary_files(out, folder, summary_pass.tally(), sample, make_summary, on_progress)
+    try:
+        with OutputSet() as out:
+            files = open_listing_files(out, folder)
+            summary_pass = SummaryPass(
+                files["tweets.csv"],
+                files["tweet-ids.txt"],
+                files["edgelist-hashtags.csv"],
+                files["edgelist-mentions.csv"],
+                sample,
+                spill_into=folder / SPILL_FOLDER,
+            )
+            summary_pass.add_all(posts, on_progress)
+            tally = summary_pass.tally()
+            try:
+                return write_summary_files(out, folder, tally, sample, make_summary, on_progress)
+            finally:
+                if tally.store is not None:
+                    tally.store.close()
+    finally:
+        remove_spill_folder(folder)
 
 
 def write_sample(search, size: int) -> Path:

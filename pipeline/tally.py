@@ -11,9 +11,16 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urlsplit
 
+from .countstore import COUNTED, CountStore
+
 RETWEETS_TOP = 100
+# Distinct hashtags, mentions, URLs, photos and authors (together) held in memory by a pass or a
+# merge before they move to a CountStore on disk (about 15 MiB of dicts). Lower costs more
+# SQLite work; on a million posts by 300,000 accounts, 50,000 was faster than 200,000.
+MEMORY_KEYS = 50_000
 # Originals with a retweet count kept before the list is cut back to the current top: memory for
 # retweets.csv stays flat however many posts were retweeted (see prune_retweets).
 RETWEET_CANDIDATES = 10_000
@@ -126,11 +133,20 @@ class Tally:
     hours: Counter = field(default_factory=Counter)
     first: str | None = None  # the earliest and latest created_at, ISO 8601 UTC
     last: str | None = None
+    # The counts and snapshots that outgrew memory (see spill); read them with the methods below,
+    # which take both places into account.
+    store: CountStore | None = None
 
-    def merge(self, later: Tally) -> None:
-        """Add the tally of the part that follows this one in collection order."""
+    def merge(self, later: Tally, spill_into: Path | None = None) -> None:
+        """Add the tally of the part that follows this one in collection order. With `spill_into`,
+        keys beyond MEMORY_KEYS move to a CountStore in that folder."""
         self.num_tweets += later.num_tweets
         self.num_retweets += later.num_retweets
+        if later.store is not None:
+            # Oldest first, so that a later author's snapshot wins: this tally, then what the
+            # later part spilled, then (below) what it still held in memory.
+            self.spill(later.store.path.parent)
+            self.store.absorb(later.store)
         self.hashtags.update(later.hashtags)
         self.mentions.update(later.mentions)
         self.urls.update(later.urls)
@@ -146,21 +162,61 @@ class Tally:
             self.first = later.first
         if later.last is not None and (self.last is None or later.last > self.last):
             self.last = later.last
+        if spill_into is not None and self.keys_in_memory() > MEMORY_KEYS:
+            self.spill(spill_into)
+
+    def keys_in_memory(self) -> int:
+        return len(self.hashtags) + len(self.mentions) + len(self.urls) + len(self.media) + len(self.authors)
+
+    def spill(self, folder: Path) -> None:
+        """Move the counts and snapshots held in memory to the store (made in `folder` if there is
+        none yet); the dicts are emptied in place."""
+        if self.store is None:
+            self.store = CountStore.create(folder)
+        for kind in COUNTED:
+            counter = getattr(self, kind)
+            self.store.add_counts(kind, counter.items())
+            counter.clear()
+        self.store.add_authors((user, *snapshot) for user, snapshot in self.authors.items())
+        self.authors.clear()
+
+    def _settled_store(self) -> CountStore | None:
+        """The store, once it holds everything (None when everything is in memory)."""
+        if self.store is not None and self.keys_in_memory():
+            self.spill(self.store.path.parent)
+        return self.store
+
+    def count_rows(self, kind: str) -> Iterable[tuple[str, int]]:
+        """The rows of count-<kind>.csv (kind: one of COUNTED), in the file's order."""
+        store = self._settled_store()
+        return store.count_rows(kind) if store is not None else by_count(getattr(self, kind))
+
+    def distinct(self, kind: str) -> int:
+        """How many hashtags, mentions, urls, media or authors."""
+        store = self._settled_store()
+        return store.distinct(kind) if store is not None else len(getattr(self, kind))
 
     def domains(self) -> Counter:
         """Each counted URL's domain, as often as the URL was counted."""
+        store = self._settled_store()
         domains: Counter = Counter()
-        for url, count in self.urls.items():
+        for url, count in store.items("urls") if store is not None else self.urls.items():
             domain = domain_of(url)
             if domain:
                 domains[domain] += count
         return domains
 
-    def followers_rows(self) -> list[tuple[str, int]]:
+    def followers_rows(self) -> Iterable[tuple[str, int]]:
+        store = self._settled_store()
+        if store is not None:
+            return store.followers_rows()
         known = {user: snap[0] for user, snap in self.authors.items() if snap[0] is not None}
         return by_count(known)
 
-    def ratio_rows(self) -> list[tuple[str, str]]:
+    def ratio_rows(self) -> Iterable[tuple[str, str]]:
+        store = self._settled_store()
+        if store is not None:
+            return ((user, format_ratio(followers, following)) for user, followers, following in store.ratio_rows())
         ratios = {
             user: followers / following
             for user, (followers, following) in self.authors.items()
@@ -180,12 +236,12 @@ class Tally:
             "num_retweets": self.num_retweets,
             "first_tweet_at": self.first,
             "last_tweet_at": self.last,
-            "unique_hashtags": len(self.hashtags),
-            "unique_mentions": len(self.mentions),
-            "unique_urls": len(self.urls),
+            "unique_hashtags": self.distinct("hashtags"),
+            "unique_mentions": self.distinct("mentions"),
+            "unique_urls": self.distinct("urls"),
             "unique_domains": len(domains),
-            "unique_photos": len(self.media),
-            "unique_users": len(self.authors),
+            "unique_photos": self.distinct("media"),
+            "unique_users": self.distinct("authors"),
             "timeline": [{"time": f"{hour}:00:00+00:00", "count": n} for hour, n in sorted(self.hours.items())],
         }
 

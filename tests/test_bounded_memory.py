@@ -1,8 +1,9 @@
-"""Duplicates are dropped exactly, in memory that does not grow with the collection.
+"""The summary pass is exact in memory that does not grow with the collection.
 
 pipeline.idset.SeenIds keeps a bounded set of ids in memory and spills the rest to sorted runs
-on disk, behind a Bloom filter; the summary pass keeps only the candidates for retweets.csv.
-These tests shrink both bounds to a handful, so that every spill, merge, filter lookup and cut
+on disk, behind a Bloom filter; the pass keeps only the candidates for retweets.csv; distinct
+hashtags, mentions, URLs, photos and authors beyond a bound go to a SQLite CountStore. These
+tests shrink the bounds to a handful, so that every spill, merge, filter lookup, cut and store
 happens on small archives, and check the answers against plain sets and dicts, and the files
 against a pass with the default bounds. Archives are SYNTHETIC (pipeline.sample's generator)
 with hand-placed duplicates.
@@ -112,10 +113,12 @@ def test_a_range_s_ids_travel_and_meet_another_s(tmp_path, first, second, memory
 
 @pytest.fixture
 def tiny_bounds(monkeypatch):
-    """Every SeenIds spills after 7 ids, and retweets are cut back after 3 originals (forked
-    range processes inherit this)."""
+    """Every SeenIds spills after 7 ids, retweets are cut back after 3 originals, and distinct
+    hashtags, mentions, URLs, photos and authors go to a CountStore past 5 (forked range
+    processes inherit this)."""
     monkeypatch.setattr(idset, "MEMORY_IDS", 7)
     monkeypatch.setattr(tally, "RETWEET_CANDIDATES", 3)
+    monkeypatch.setattr(tally, "MEMORY_KEYS", 5)
 
 
 @pytest.mark.parametrize("processes", [1, 2, 3])
@@ -124,6 +127,7 @@ def test_tiny_bounds_write_the_very_files_of_the_default_ones(tmp_path, tiny_bou
     with monkeypatch.context() as default:
         default.setattr(idset, "MEMORY_IDS", 1 << 16)
         default.setattr(tally, "RETWEET_CANDIDATES", 10_000)
+        default.setattr(tally, "MEMORY_KEYS", 50_000)
         expected_facts, expected_report = serial(raw, tmp_path / "expected")
 
     if processes == 1:
@@ -194,3 +198,37 @@ def test_retweet_candidates_stay_bounded_on_a_long_pass():
         part[original] = rng.randint(1, 10_000)
         prune_retweets(part)
         assert len(part) <= tally.RETWEET_CANDIDATES + 1
+
+
+KEYS = st.text(min_size=0, max_size=6)  # any text: case, accents, emoji, control characters
+SNAPSHOTS = st.tuples(st.one_of(st.none(), st.integers(0, 10**9)), st.one_of(st.none(), st.integers(0, 10**6)))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    counts=st.dictionaries(st.sampled_from(tally.COUNTED), st.dictionaries(KEYS, st.integers(1, 5), max_size=12)),
+    authors=st.dictionaries(KEYS, SNAPSHOTS, max_size=12),
+    later_authors=st.dictionaries(KEYS, SNAPSHOTS, max_size=6),
+)
+def test_counts_read_back_from_disk_in_the_order_they_have_in_memory(tmp_path, counts, authors, later_authors):
+    """Count files come from SQLite once the keys outgrow memory: its order (count, then key as
+    UTF-8 bytes; followers / following as doubles) must be Python's, and a later snapshot wins."""
+
+    def made() -> Tally:
+        made = Tally(authors=dict(authors))
+        for kind, values in counts.items():
+            getattr(made, kind).update(values)
+        return made
+
+    in_memory, spilled = made(), made()
+    spilled.spill(tmp_path / "spill")
+    in_memory.authors.update(later_authors)
+    spilled.authors.update(later_authors)  # newer than the store: read together, they must win
+    try:
+        for kind in tally.COUNTED:
+            assert list(spilled.count_rows(kind)) == list(in_memory.count_rows(kind)), kind
+        assert list(spilled.followers_rows()) == list(in_memory.followers_rows())
+        assert list(spilled.ratio_rows()) == list(in_memory.ratio_rows())
+        assert spilled.facts() == in_memory.facts()
+    finally:
+        spilled.store.close()
