@@ -24,12 +24,20 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
-from . import tally
 from .countstore import CountStore
 from .idset import SPILL_FOLDER, remove_spill_folder
 from .outputs import FORMULA_STARTS, OutputSet, csv_records, neutralise, write_csv
 from .records import Post
-from .tally import Sample, Tally, by_count, canonical_time, file_of, prune_retweets, sample_seed
+from .tally import (
+    Sample,
+    Tally,
+    by_count,
+    canonical_time,
+    file_of,
+    past_memory_bound,
+    prune_retweets,
+    sample_seed,
+)
 
 __all__ = ["SUMMARY_FILES", "Sample", "Tally", "sample_seed", "summarise_posts", "write_sample"]
 
@@ -308,7 +316,7 @@ class SummaryPass:
         self._urls.update(batch.urls)
         self._media.update(batch.photos)
         prune_retweets(self._retweets)
-        if self._spill_into is not None and self._keys_in_memory() > tally.MEMORY_KEYS:
+        if self._spill_into is not None and past_memory_bound(self._keys_in_memory()):
             self._spill()
         times = batch.times
         if times:

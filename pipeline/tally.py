@@ -21,6 +21,13 @@ RETWEETS_TOP = 100
 # merge before they move to a CountStore on disk (about 15 MiB of dicts). Lower costs more
 # SQLite work; on a million posts by 300,000 accounts, 50,000 was faster than 200,000.
 MEMORY_KEYS = 50_000
+
+
+def past_memory_bound(keys: int) -> bool:
+    """Whether `keys` distinct keys should move to a CountStore (MEMORY_KEYS is read each time)."""
+    return keys > MEMORY_KEYS
+
+
 # Originals with a retweet count kept before the list is cut back to the current top: memory for
 # retweets.csv stays flat however many posts were retweeted (see prune_retweets).
 RETWEET_CANDIDATES = 10_000
@@ -162,7 +169,7 @@ class Tally:
             self.first = later.first
         if later.last is not None and (self.last is None or later.last > self.last):
             self.last = later.last
-        if spill_into is not None and self.keys_in_memory() > MEMORY_KEYS:
+        if spill_into is not None and past_memory_bound(self.keys_in_memory()):
             self.spill(spill_into)
 
     def keys_in_memory(self) -> int:
