@@ -39,7 +39,7 @@ from .tally import (
     sample_seed,
 )
 
-__all__ = ["SUMMARY_FILES", "Sample", "Tally", "sample_seed", "summarise_posts", "write_sample"]
+__all__ = ["SUMMARY_FILES", "TEXT_FREE_FILES", "Sample", "Tally", "sample_seed", "summarise_posts", "write_sample"]
 
 TWEET_COLUMNS = (
     "id",
@@ -80,6 +80,22 @@ SUMMARY_FILES = (
     "retweets.csv",
     "sample.csv",
     "summary.json",
+)
+# The files of the pass that hold no post text (counts, edge lists, ids), in the order a person
+# reads them: what a published search shows anyone (searches.reports), and what any other way of
+# counting the same collection must reproduce line for line (the benchmark's baseline, the tests).
+TEXT_FREE_FILES = (
+    "count-hashtags.csv",
+    "count-mentions.csv",
+    "count-urls.csv",
+    "count-domains.csv",
+    "count-media.csv",
+    "count-followers.csv",
+    "follow-ratio.csv",
+    "retweets.csv",
+    "edgelist-hashtags.csv",
+    "edgelist-mentions.csv",
+    "tweet-ids.txt",
 )
 # Rows are formatted and written in batches of this many posts (the csv module's writerows on a
 # list, one encode and one write per batch), which is also how often progress is reported.

@@ -22,24 +22,12 @@ from pathlib import Path
 from django.conf import settings
 from django.core.cache import cache
 
+from pipeline.summarise import TEXT_FREE_FILES
+
 log = logging.getLogger("dnflow.reports")
 
 # Output files anyone who may see the search may download: counts, ids and the package.
-PUBLIC_FILES = (
-    "summary.json",
-    "count-hashtags.csv",
-    "count-mentions.csv",
-    "count-urls.csv",
-    "count-domains.csv",
-    "count-media.csv",
-    "count-followers.csv",
-    "follow-ratio.csv",
-    "retweets.csv",
-    "edgelist-hashtags.csv",
-    "edgelist-mentions.csv",
-    "tweet-ids.txt",
-    "media-graph.json",
-)
+PUBLIC_FILES = ("summary.json", *TEXT_FREE_FILES, "media-graph.json")
 # Files that carry the posts' text: the platform's terms allow sharing ids, not posts, so only
 # the search's owner and staff get these.
 PRIVATE_FILES = ("tweets.csv", "sample.csv", "tweets.jsonl", "tweets.jsonl.gz")

@@ -23,6 +23,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import django_rq
 from django.conf import settings
 
+from pipeline.summarise import TEXT_FREE_FILES
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 REAL_ARCHIVE = PROJECT_DIR.parent / "shared" / "data" / "real" / "v2-pages-twarc-network.jsonl"
 
@@ -206,17 +208,5 @@ def task_events(search, event: str, family: str | None = None) -> list[str]:
     return list(rows.values_list("task_family", flat=True))
 
 
-COMPARED_OUTPUTS = (
-    "count-hashtags.csv",
-    "count-mentions.csv",
-    "count-urls.csv",
-    "count-domains.csv",
-    "count-media.csv",
-    "count-followers.csv",
-    "follow-ratio.csv",
-    "retweets.csv",
-    "edgelist-hashtags.csv",
-    "edgelist-mentions.csv",
-    "tweet-ids.txt",
-    "tweets.csv",
-)
+# What a worker's run and an in-process run of the same search must write alike.
+COMPARED_OUTPUTS = (*TEXT_FREE_FILES, "tweets.csv")
