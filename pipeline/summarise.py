@@ -67,9 +67,8 @@ HASHTAG_EDGE_COLUMNS = ("user", "hashtag")
 MENTION_EDGE_COLUMNS = ("from_user", "to_user")
 # The listing files the pass streams rows into, in the order they are put in place.
 LISTING_FILES = ("tweets.csv", "tweet-ids.txt", "edgelist-hashtags.csv", "edgelist-mentions.csv")
-# The files the pass writes, in the order they are put in place; summary.json (the marker) is last.
-SUMMARY_FILES = (
-    *LISTING_FILES,
+# The count files, in the order a person reads them (and the order they are put in place).
+COUNT_FILES = (
     "count-hashtags.csv",
     "count-mentions.csv",
     "count-urls.csv",
@@ -78,25 +77,13 @@ SUMMARY_FILES = (
     "count-followers.csv",
     "follow-ratio.csv",
     "retweets.csv",
-    "sample.csv",
-    "summary.json",
 )
+# The files the pass writes, in the order they are put in place; summary.json (the marker) is last.
+SUMMARY_FILES = (*LISTING_FILES, *COUNT_FILES, "sample.csv", "summary.json")
 # The files of the pass that hold no post text (counts, edge lists, ids), in the order a person
 # reads them: what a published search shows anyone (searches.reports), and what any other way of
 # counting the same collection must reproduce line for line (the benchmark's baseline, the tests).
-TEXT_FREE_FILES = (
-    "count-hashtags.csv",
-    "count-mentions.csv",
-    "count-urls.csv",
-    "count-domains.csv",
-    "count-media.csv",
-    "count-followers.csv",
-    "follow-ratio.csv",
-    "retweets.csv",
-    "edgelist-hashtags.csv",
-    "edgelist-mentions.csv",
-    "tweet-ids.txt",
-)
+TEXT_FREE_FILES = (*COUNT_FILES, "edgelist-hashtags.csv", "edgelist-mentions.csv", "tweet-ids.txt")
 # Rows are formatted and written in batches of this many posts (the csv module's writerows on a
 # list, one encode and one write per batch), which is also how often progress is reported.
 BATCH_POSTS = 1000
