@@ -29,7 +29,7 @@ from pathlib import Path
 from common import MIB, OUT, PYTHON, REPO, Measurement, human_bytes, run_measured, tail
 from synthetic_files import ensure_synthetic
 
-from pipeline.summarise import TEXT_FREE_FILES  # importable: synthetic_files put the project on the path
+from pipeline.contract import TEXT_FREE_FILES  # importable: synthetic_files put the project on the path
 
 WORK = OUT / "workflow"
 BASELINE_OUT = OUT / "baseline"

@@ -29,9 +29,10 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
+from .contract import SPILL_FOLDER
+
 MEMORY_IDS = 1 << 15
 BLOOM_BITS = 1 << 26  # 8 MiB; with two probes about 1 in 4,500 new ids is looked up at 500,000 spilled ids
-SPILL_FOLDER = ".spill"  # also holds pipeline.countstore's files
 _MASK64 = (1 << 64) - 1
 _MIX = 0x9E3779B97F4A7C15  # an odd 64-bit constant: the product scatters ids that differ a little
 _SHIFT = 64 - BLOOM_BITS.bit_length() + 1  # the top bits of the product: the first probe

@@ -3,13 +3,14 @@
 The package is `<folder>/<folder>.zip`, inside the search's own folder so that everything a search
 made lives (and is deleted) together. The zip holds one directory, `<folder>/`, which is a bag:
 `bagit.txt`, `bag-info.txt` (query, source, dates, counts, dnflow version), sha256 manifests and
-`data/` with every output file and the photos. The raw posts (`tweets.jsonl` and the live
-collection's state) stay out: the platform's terms allow sharing post ids, not the posts. For the
-same reason so do `tweets.csv` and `sample.csv`, which carry every post's full text: the package is
-what a published search offers to anyone, so it holds ids and counts, never the posts themselves.
+`data/` with every output file and the photos, as pipeline.contract says (`is_packaged`). The raw
+posts stay out: the platform's terms allow sharing post ids, not the posts. For the same reason so
+do the tables that carry every post's full text: the package is what a published search offers to
+anyone, so it holds ids and counts, never the posts themselves.
 
 The bag is built in a hidden working folder from hard links to the outputs (no copies on the same
-disk), zipped under a temporary name and renamed into place, so an existing zip is always whole.
+disk), zipped under a temporary name and renamed into place, so an existing zip is always whole;
+summary.json, which says the search finished, is written after it.
 """
 
 from __future__ import annotations
@@ -22,21 +23,9 @@ from pathlib import Path
 
 import bagit
 
-from .outputs import replace_from_temp
+from .contract import PACKAGE_WORK_PREFIX, SUMMARY, is_packaged, package_name
+from .outputs import replace_from_temp, write_json
 
-# Never in a package: the raw posts, the files with their text, and the collection's bookkeeping
-# (see module docstring).
-NOT_PACKAGED = frozenset(
-    {
-        "tweets.jsonl",
-        "tweets.jsonl.gz",
-        "tweets.jsonl.part",
-        "collect-state.json",
-        "collect-state.json.tmp",
-        "tweets.csv",
-        "sample.csv",
-    }
-)
 CHECKSUMS = ["sha256"]
 # Deflate's fastest level: on a million-post search (50 MB of edge lists and ids) it zips in
 # 0.3 s instead of 1.8 s at the default level 6, for a zip about 20% larger.
@@ -46,22 +35,21 @@ STORED_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".zip", "
 
 
 def package_path(folder: Path) -> Path:
-    return folder / f"{folder.name}.zip"
+    return folder / package_name(folder.name)
 
 
 def packaged_files(folder: Path) -> list[Path]:
-    """The files (relative to folder) that go into the bag's data/, in a stable order."""
-    own_zip = package_path(folder).name
+    """The files (relative to folder) that go into the bag's data/ as they are, in a stable order.
+
+    summary.json is not among them: the package step writes it (see build_package).
+    """
     chosen = []
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
-        if any(part.startswith(".") for part in relative.parts):
-            continue  # temporaries and working folders
-        if path.is_symlink() or not path.is_file():
+        if path.is_symlink() or not path.is_file() or relative.as_posix() == SUMMARY:
             continue
-        if relative.as_posix() in NOT_PACKAGED or relative.as_posix() == own_zip:
-            continue
-        chosen.append(relative)
+        if is_packaged(relative.as_posix()):
+            chosen.append(relative)
     return chosen
 
 
@@ -77,17 +65,23 @@ def _link_or_copy(source: Path, dest: Path) -> None:
         shutil.copy2(source, dest)
 
 
-def build_package(folder: Path, bag_info: dict[str, object]) -> Path:
-    """Make `<folder>/<folder>.zip`; returns its path. bag_info: extra bag-info.txt fields."""
+def build_package(folder: Path, bag_info: dict[str, object], summary: dict) -> Path:
+    """Make `<folder>/<folder>.zip`, then write `summary` as the folder's summary.json; returns
+    the zip's path. bag_info: extra bag-info.txt fields.
+
+    The bag holds `summary` as its data/summary.json. The folder's summary.json is written only
+    once the zip is in place, so a summary that says "finished" always has its package beside it.
+    """
     target = package_path(folder)
     info = {key: _one_line(value) for key, value in bag_info.items() if value not in (None, "")}
-    with tempfile.TemporaryDirectory(prefix=".package-", dir=folder) as work:
+    with tempfile.TemporaryDirectory(prefix=PACKAGE_WORK_PREFIX, dir=folder) as work:
         bag_dir = Path(work) / folder.name
         bag_dir.mkdir()
         for relative in packaged_files(folder):
             dest = bag_dir / relative
             dest.parent.mkdir(parents=True, exist_ok=True)
             _link_or_copy(folder / relative, dest)
+        write_json(bag_dir / SUMMARY, summary)
         bagit.make_bag(str(bag_dir), info, checksums=CHECKSUMS)
         temp_zip, finish = replace_from_temp(target)
         try:
@@ -105,4 +99,5 @@ def build_package(folder: Path, bag_info: dict[str, object]) -> Path:
             finish()
         finally:
             temp_zip.unlink(missing_ok=True)
+    write_json(folder / SUMMARY, summary)
     return target

@@ -38,11 +38,12 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import IO
 
+from .contract import HASHTAG_EDGES, LISTING_FILES, MENTION_EDGES, SPILL_FOLDER, TWEET_IDS, TWEETS_CSV
 from .formats.reading import GZIP_MAGIC, CollectionFilter, SourceMap, collection, iter_posts, no_valid_post
 from .formats.report import ImportReport
-from .idset import SPILL_FOLDER, SeenIds, remove_spill_folder
+from .idset import SeenIds, remove_spill_folder
 from .outputs import OutputSet, new_temp_path
-from .summarise import LISTING_FILES, Sample, SummaryPass, Tally, open_listing_files, write_summary_files
+from .summarise import Sample, SummaryPass, Tally, open_listing_files, write_summary_files
 
 # Below this size one process reads the file: starting workers would cost more than it saves.
 # No range is smaller than half of it either.
@@ -153,10 +154,10 @@ def read_range(job: RangeJob, on_batch: Callable[[ImportReport, int], None] | No
     posts = iter_posts(job.raw_path, report, start=job.start, end=job.end, sources=lines)
     try:
         summary_pass = SummaryPass(
-            handles["tweets.csv"],
-            handles["tweet-ids.txt"],
-            handles["edgelist-hashtags.csv"],
-            handles["edgelist-mentions.csv"],
+            handles[TWEETS_CSV],
+            handles[TWEET_IDS],
+            handles[HASHTAG_EDGES],
+            handles[MENTION_EDGES],
             sample,
             spill_into=job.spill_into / SPILL_FOLDER,
         )
@@ -251,7 +252,7 @@ def summarise_ranges(
     report: ImportReport,
     sample_size: int,
     seed: str,
-    make_summary: Callable[[dict], dict],
+    make_facts: Callable[[dict], dict],
     on_progress: ProgressCallback | None = None,
 ) -> dict:
     """The summarise pass over `ranges` (from plan_ranges), one process each: the same files in
@@ -308,7 +309,7 @@ def summarise_ranges(
                 if report.posts_seen == 0:
                     raise no_valid_post(raw_path, report)
                 done = None if on_progress is None else (lambda posts: on_progress(report.lines_read, posts))
-                return write_summary_files(out, folder, tally, sample, make_summary, done)
+                return write_summary_files(out, folder, tally, sample, make_facts, done)
             finally:
                 if tally.store is not None:
                     tally.store.close()

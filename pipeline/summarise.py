@@ -24,8 +24,27 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
+from .contract import (
+    COUNT_DOMAINS,
+    COUNT_FILES,
+    COUNT_FOLLOWERS,
+    COUNT_HASHTAGS,
+    COUNT_MEDIA,
+    COUNT_MENTIONS,
+    COUNT_URLS,
+    FOLLOW_RATIO,
+    HASHTAG_EDGES,
+    LISTING_FILES,
+    MENTION_EDGES,
+    RETWEETS,
+    SAMPLE,
+    SPILL_FOLDER,
+    SUMMARISED,
+    TWEET_IDS,
+    TWEETS_CSV,
+)
 from .countstore import CountStore
-from .idset import SPILL_FOLDER, remove_spill_folder
+from .idset import remove_spill_folder
 from .outputs import FORMULA_STARTS, OutputSet, csv_records, neutralise, write_csv
 from .records import Post
 from .tally import (
@@ -39,7 +58,7 @@ from .tally import (
     sample_seed,
 )
 
-__all__ = ["SUMMARY_FILES", "TEXT_FREE_FILES", "Sample", "Tally", "sample_seed", "summarise_posts", "write_sample"]
+__all__ = ["PASS_OUTPUTS", "Sample", "Tally", "sample_seed", "summarise_posts", "write_sample"]
 
 TWEET_COLUMNS = (
     "id",
@@ -65,25 +84,8 @@ TWEET_COLUMNS = (
 TWEET_TEXT_COLUMNS = ("user", "text", "lang", "hashtags", "mentions", "urls", "photos", "source_format")
 HASHTAG_EDGE_COLUMNS = ("user", "hashtag")
 MENTION_EDGE_COLUMNS = ("from_user", "to_user")
-# The listing files the pass streams rows into, in the order they are put in place.
-LISTING_FILES = ("tweets.csv", "tweet-ids.txt", "edgelist-hashtags.csv", "edgelist-mentions.csv")
-# The count files, in the order a person reads them (and the order they are put in place).
-COUNT_FILES = (
-    "count-hashtags.csv",
-    "count-mentions.csv",
-    "count-urls.csv",
-    "count-domains.csv",
-    "count-media.csv",
-    "count-followers.csv",
-    "follow-ratio.csv",
-    "retweets.csv",
-)
-# The files the pass writes, in the order they are put in place; summary.json (the marker) is last.
-SUMMARY_FILES = (*LISTING_FILES, *COUNT_FILES, "sample.csv", "summary.json")
-# The files of the pass that hold no post text (counts, edge lists, ids), in the order a person
-# reads them: what a published search shows anyone (searches.reports), and what any other way of
-# counting the same collection must reproduce line for line (the benchmark's baseline, the tests).
-TEXT_FREE_FILES = (*COUNT_FILES, "edgelist-hashtags.csv", "edgelist-mentions.csv", "tweet-ids.txt")
+# The files the pass writes, in the order they are put in place; SUMMARISED (the marker) is last.
+PASS_OUTPUTS = (*LISTING_FILES, *COUNT_FILES, SAMPLE, SUMMARISED)
 # Rows are formatted and written in batches of this many posts (the csv module's writerows on a
 # list, one encode and one write per batch), which is also how often progress is reported.
 BATCH_POSTS = 1000
@@ -374,9 +376,9 @@ class SummaryPass:
 def open_listing_files(out: OutputSet, folder: Path) -> dict[str, IO[bytes]]:
     """The listing files of LISTING_FILES, opened in `out` (binary), each with its header written."""
     files = {name: out.open(folder / name, "wb") for name in LISTING_FILES}
-    files["tweets.csv"].write(csv_line(TWEET_COLUMNS))
-    files["edgelist-hashtags.csv"].write(csv_line(HASHTAG_EDGE_COLUMNS))
-    files["edgelist-mentions.csv"].write(csv_line(MENTION_EDGE_COLUMNS))
+    files[TWEETS_CSV].write(csv_line(TWEET_COLUMNS))
+    files[HASHTAG_EDGES].write(csv_line(HASHTAG_EDGE_COLUMNS))
+    files[MENTION_EDGES].write(csv_line(MENTION_EDGE_COLUMNS))
     return files
 
 
@@ -385,30 +387,28 @@ def write_summary_files(
     folder: Path,
     tally: Tally,
     sample: Sample,
-    make_summary: Callable[[dict], dict],
+    make_facts: Callable[[dict], dict],
     on_done: Callable[[int], None] | None = None,
 ) -> dict:
-    """The count files, sample.csv and (last) summary.json, from a finished tally; returns the facts."""
+    """The count files, the sample and (last) the facts of the pass, from a finished tally; returns the facts."""
     domains = tally.domains()
-    out.csv(folder / "count-hashtags.csv", ("hashtag", "count"), ("hashtag",)).writerows(tally.count_rows("hashtags"))
-    out.csv(folder / "count-mentions.csv", ("screen_name", "count"), ("screen_name",)).writerows(
-        tally.count_rows("mentions")
-    )
-    out.csv(folder / "count-urls.csv", ("url", "count"), ("url",)).writerows(tally.count_rows("urls"))
-    out.csv(folder / "count-domains.csv", ("domain", "count"), ("domain",)).writerows(by_count(domains))
-    out.csv(folder / "count-media.csv", ("url", "file", "count"), ("url", "file")).writerows(
+    out.csv(folder / COUNT_HASHTAGS, ("hashtag", "count"), ("hashtag",)).writerows(tally.count_rows("hashtags"))
+    out.csv(folder / COUNT_MENTIONS, ("screen_name", "count"), ("screen_name",)).writerows(tally.count_rows("mentions"))
+    out.csv(folder / COUNT_URLS, ("url", "count"), ("url",)).writerows(tally.count_rows("urls"))
+    out.csv(folder / COUNT_DOMAINS, ("domain", "count"), ("domain",)).writerows(by_count(domains))
+    out.csv(folder / COUNT_MEDIA, ("url", "file", "count"), ("url", "file")).writerows(
         (url, file_of(url), n) for url, n in tally.count_rows("media")
     )
-    out.csv(folder / "count-followers.csv", ("user", "followers"), ("user",)).writerows(tally.followers_rows())
-    out.csv(folder / "follow-ratio.csv", ("user", "ratio"), ("user",)).writerows(tally.ratio_rows())
-    out.csv(folder / "retweets.csv", ("tweet_id", "count")).writerows(tally.top_retweets())
+    out.csv(folder / COUNT_FOLLOWERS, ("user", "followers"), ("user",)).writerows(tally.followers_rows())
+    out.csv(folder / FOLLOW_RATIO, ("user", "ratio"), ("user",)).writerows(tally.ratio_rows())
+    out.csv(folder / RETWEETS, ("tweet_id", "count")).writerows(tally.top_retweets())
     # The sample's cells are as tweets.csv has them (neutralised already), so write_sample() can
     # redraw it from tweets.csv exactly.
-    out.csv(folder / "sample.csv", TWEET_COLUMNS, TWEET_TEXT_COLUMNS).writerows(sample.rows())
+    out.csv(folder / SAMPLE, TWEET_COLUMNS, TWEET_TEXT_COLUMNS).writerows(sample.rows())
     facts = tally.facts(domains)
     if on_done is not None:
         on_done(tally.num_tweets)
-    out.json(folder / "summary.json", make_summary(facts))
+    out.json(folder / SUMMARISED, make_facts(facts))
     return facts
 
 
@@ -418,30 +418,30 @@ def summarise_posts(
     *,
     sample_size: int,
     seed: str,
-    make_summary: Callable[[dict], dict],
+    make_facts: Callable[[dict], dict],
     on_progress: Callable[[int], None] | None = None,
 ) -> dict:
-    """Read the collection once and write every file of SUMMARY_FILES into `folder`.
+    """Read the collection once and write every file of PASS_OUTPUTS into `folder`.
 
-    `make_summary(facts)` returns the content of summary.json; it is called after the last post,
-    so it may read an import report the iteration filled in. Returns the facts.
+    `make_facts(facts)` returns the content of the pass's facts file (contract.SUMMARISED); it is
+    called after the last post, so it may read an import report the iteration filled in. Returns the facts.
     """
     sample = Sample(sample_size, seed)
     try:
         with OutputSet() as out:
             files = open_listing_files(out, folder)
             summary_pass = SummaryPass(
-                files["tweets.csv"],
-                files["tweet-ids.txt"],
-                files["edgelist-hashtags.csv"],
-                files["edgelist-mentions.csv"],
+                files[TWEETS_CSV],
+                files[TWEET_IDS],
+                files[HASHTAG_EDGES],
+                files[MENTION_EDGES],
                 sample,
                 spill_into=folder / SPILL_FOLDER,
             )
             summary_pass.add_all(posts, on_progress)
             tally = summary_pass.tally()
             try:
-                return write_summary_files(out, folder, tally, sample, make_summary, on_progress)
+                return write_summary_files(out, folder, tally, sample, make_facts, on_progress)
             finally:
                 if tally.store is not None:
                     tally.store.close()
@@ -458,18 +458,18 @@ def write_sample(search, size: int) -> Path:
     if size < 1:
         raise ValueError(f"A sample needs at least 1 post (got {size}).")
     folder = search.output_dir
-    if folder is None or not (folder / "tweets.csv").is_file():
-        raise FileNotFoundError("This search has no tweets.csv to sample from: run it first.")
+    if folder is None or not (folder / TWEETS_CSV).is_file():
+        raise FileNotFoundError(f"This search has no {TWEETS_CSV} to sample from: run it first.")
     sample = Sample(size, sample_seed(search.pk, size))
-    with (folder / "tweets.csv").open(newline="", encoding="utf-8") as handle:
+    with (folder / TWEETS_CSV).open(newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None or tuple(header[: len(TWEET_COLUMNS)]) != TWEET_COLUMNS:
             raise ValueError(
-                "tweets.csv does not have the columns this version of dnflow writes: run the search again."
+                f"{TWEETS_CSV} does not have the columns this version of dnflow writes: run the search again."
             )
         for position, row in enumerate(reader):
             sample.offer(sample.key(row[0]), position, row)
     # The cells are already neutralised (neutralising is idempotent), so they are written unchanged.
-    write_csv(folder / "sample.csv", header, sample.rows(), TWEET_TEXT_COLUMNS)
-    return folder / "sample.csv"
+    write_csv(folder / SAMPLE, header, sample.rows(), TWEET_TEXT_COLUMNS)
+    return folder / SAMPLE

@@ -26,6 +26,21 @@ import dnflow_site
 from searches.models import Search, Source
 
 from . import events
+from .contract import (
+    COUNT_MEDIA,
+    LIVE_PARTIAL,
+    LIVE_STATE,
+    MEDIA_FOLDER,
+    MEDIA_GRAPH,
+    PHOTO_CHECKSUMS,
+    PHOTO_FAILURES,
+    PHOTOS_RECORD,
+    RAW_POSTS,
+    SOURCES,
+    SUMMARISED,
+    SUMMARY,
+    package_name,
+)
 from .formats import ArchiveError, ImportReport, copy_archive, iter_collection
 from .formats.linking import LINKED
 from .outputs import OutputSet, remove_stale_temps, write_json
@@ -33,15 +48,9 @@ from .package import build_package, package_path
 from .parallel import default_processes, plan_ranges, summarise_ranges
 from .photos import PhotoResult, fetch_photos, match_photos, read_media_counts
 from .query import QueryError, compile_query
-from .summarise import SUMMARY_FILES, sample_seed, summarise_posts
+from .summarise import PASS_OUTPUTS, sample_seed, summarise_posts
 from .xapi import XApiError, collect_live
 
-RAW_FILE = "tweets.jsonl"
-LIVE_PARTIAL = "tweets.jsonl.part"  # a live collection in progress; renamed to RAW_FILE when done
-LIVE_STATE = "collect-state.json"
-SOURCES_FILE = "sources.json"
-PHOTOS_MARKER = "media/photos.json"
-MEDIA_GRAPH = "media-graph.json"
 # Problems (bad lines) listed one by one in summary.json; the rest are counted.
 LISTED_PROBLEMS = 100
 # Errors whose message is already written for the person who asked: shown as they are.
@@ -84,7 +93,7 @@ class CollectPosts(SearchTask):
     """The raw posts, exactly as the archive or the API gave them: tweets.jsonl."""
 
     def output(self):
-        return self.target(RAW_FILE)
+        return self.target(RAW_POSTS)
 
     def run(self):
         search = self.load_search()
@@ -111,7 +120,7 @@ class CollectPosts(SearchTask):
                 on_wait=progress.wait,
             )
             # The file appears under its final name only once the collection is done.
-            (folder / LIVE_PARTIAL).replace(folder / RAW_FILE)
+            (folder / LIVE_PARTIAL).replace(folder / RAW_POSTS)
             self.outcome = f"Collected {result.posts:,} posts in {result.pages:,} pages" + (
                 " (resumed)" if result.resumed else ""
             )
@@ -124,7 +133,7 @@ class CollectPosts(SearchTask):
         else:
             paths = [Path(search.archive_path)]
             progress.update(0.1, step_text=f"Copying the archive {Path(search.archive_path).name}")
-        report = copy_archive(paths, folder / RAW_FILE, link=_import_by_link())
+        report = copy_archive(paths, folder / RAW_POSTS, link=_import_by_link())
         lines = sum(entry.get("lines", 0) for entry in report.sources)
         linked = all(entry.get("imported") == LINKED for entry in report.sources)
         self.outcome = f"{'Linked' if linked else 'Copied'} {len(report.sources):,} file(s), {lines:,} lines"
@@ -142,19 +151,19 @@ def _import_by_link() -> bool:
 
 
 class SummarisePosts(SearchTask):
-    """The one pass over the collection: every count file, list, table and summary.json."""
+    """The one pass over the collection: every count file, list and table, and the pass's facts."""
 
     def requires(self):
         return CollectPosts(search_id=self.search_id, folder=self.folder)
 
     def output(self):
-        return {name: self.target(name) for name in SUMMARY_FILES}
+        return {name: self.target(name) for name in PASS_OUTPUTS}
 
     def run(self):
         search = self.load_search()
         folder = self.folder_path
         remove_stale_temps(folder)
-        raw = folder / RAW_FILE
+        raw = Path(self.input().path)
         live = Source(search.source).is_live
         report = ImportReport()
         # A live search was matched by X already; our own matcher only searches archives.
@@ -173,7 +182,7 @@ class SummarisePosts(SearchTask):
         options = {
             "sample_size": settings.DNFLOW_SAMPLE_SIZE,
             "seed": sample_seed(search.pk, settings.DNFLOW_SAMPLE_SIZE),
-            "make_summary": lambda facts: summary_document(search, facts, report),
+            "make_facts": lambda facts: pass_facts(facts, report),
         }
         ranges = _parallel_ranges(raw, search.count)
         if ranges:
@@ -223,13 +232,13 @@ def _raw_lines(folder: Path) -> int:
     """How many lines the raw file has, for the progress bar: from sources.json, else counted
     (newlines only, nothing parsed)."""
     try:
-        sources = json.loads((folder / SOURCES_FILE).read_text(encoding="utf-8"))
+        sources = json.loads((folder / SOURCES).read_text(encoding="utf-8"))
         return sum(int(entry.get("lines", 0)) for entry in sources.get("files", []))
     except (OSError, ValueError, TypeError, AttributeError):
         pass
     count = 0
     try:
-        with (folder / RAW_FILE).open("rb") as raw:
+        with (folder / RAW_POSTS).open("rb") as raw:
             for chunk in iter(lambda: raw.read(1024 * 1024), b""):
                 count += chunk.count(b"\n")
     except OSError:
@@ -251,20 +260,26 @@ def import_report_document(report: ImportReport) -> dict:
     }
 
 
-def summary_document(search: Search, facts: dict, report: ImportReport) -> dict:
-    """summary.json as the pass writes it; PackageOutputs adds the final status and the photos.
+def pass_facts(facts: dict, report: ImportReport) -> dict:
+    """What the summary pass found, for the final step's summary.json (contract.SUMMARISED)."""
+    return {
+        **facts,
+        "sample_size": settings.DNFLOW_SAMPLE_SIZE,
+        "summarised_at": timezone.now().isoformat(),
+        "import": import_report_document(report),
+    }
 
-    Its status is "summarised" until then: the counts are done, the photos and the package are
-    not. Not "running", which a search that fails in a later step would go on claiming.
-    """
-    document = {
+
+def summary_document(search: Search, facts: dict, photos: dict, groups: list, finished: datetime) -> dict:
+    """summary.json: what was asked, what the pass found, what the photo steps did, the package."""
+    return {
         "id": search.pk,
         "term": search.term,
         "source": search.source,
-        "status": "summarised",
+        "status": "finished",
         "started": _iso(search.started),
-        "finished": None,
-        **{key: value for key, value in facts.items() if key != "timeline"},
+        "finished": finished.isoformat(),
+        **{key: value for key, value in facts.items() if key not in ("timeline", "import", "summarised_at")},
         "count_requested": search.count,
         "lang": search.lang,
         "start_time": _iso(search.start_time),
@@ -272,13 +287,15 @@ def summary_document(search: Search, facts: dict, report: ImportReport) -> dict:
         "archive": Path(search.archive_path).name if search.archive_path else "",
         "synthetic": search.source == Source.SAMPLE,
         "folder": search.folder,
-        "sample_size": settings.DNFLOW_SAMPLE_SIZE,
         "dnflow_version": dnflow_site.__version__,
-        "summarised_at": timezone.now().isoformat(),
-        "import": import_report_document(report),
-        "timeline": facts["timeline"],
+        "summarised_at": facts.get("summarised_at"),
+        "import": facts.get("import", {}),
+        "timeline": facts.get("timeline", []),
+        "photos_fetched": photos.get("fetched", 0),
+        "photos_failed": photos.get("failed", 0),
+        "photo_groups": len(groups),
+        "package": package_name(search.folder),
     }
-    return document
 
 
 class FetchPhotos(SearchTask):
@@ -288,16 +305,16 @@ class FetchPhotos(SearchTask):
         return SummarisePosts(search_id=self.search_id, folder=self.folder)
 
     def output(self):
-        return self.target(PHOTOS_MARKER)
+        return self.target(PHOTOS_RECORD)
 
     def run(self):
         folder = self.folder_path
-        media = folder / "media"
+        media = folder / MEDIA_FOLDER
         media.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(media)
-        photos = read_media_counts(folder / "count-media.csv")
+        photos = read_media_counts(Path(self.input()[COUNT_MEDIA].path))
         if not settings.DNFLOW_FETCH_PHOTOS:
-            write_json(folder / PHOTOS_MARKER, {"enabled": False, "photos": len(photos), "fetched": 0, "failed": 0})
+            write_json(folder / PHOTOS_RECORD, {"enabled": False, "photos": len(photos), "fetched": 0, "failed": 0})
             self.outcome = "Photo downloads are switched off (DNFLOW_FETCH_PHOTOS)"
             return
         from .sample import local_photo_path
@@ -327,15 +344,14 @@ class FetchPhotos(SearchTask):
 def _write_photo_records(
     folder: Path, photos: list[tuple[str, str]], fetched: list[PhotoResult], failed: list[PhotoResult]
 ) -> None:
-    media = folder / "media"
     with OutputSet() as out:
-        checksums = out.text(media / "checksums.md5")
+        checksums = out.text(folder / PHOTO_CHECKSUMS)
         for result in sorted(fetched, key=lambda r: r.file):
             checksums.write(f"{result.md5}  {result.file}\n")
-        failures = out.csv(media / "failures.csv", ("url", "file", "reason"), ("url", "file", "reason"))
+        failures = out.csv(folder / PHOTO_FAILURES, ("url", "file", "reason"), ("url", "file", "reason"))
         failures.writerows((r.url, r.file, r.reason) for r in failed)
         out.json(
-            folder / PHOTOS_MARKER,
+            folder / PHOTOS_RECORD,
             {
                 "enabled": True,
                 "photos": len(photos),
@@ -360,8 +376,9 @@ class MatchPhotos(SearchTask):
         return self.target(MEDIA_GRAPH)
 
     def run(self):
-        media = self.folder_path / "media"
-        marker = json.loads((self.folder_path / PHOTOS_MARKER).read_text(encoding="utf-8"))
+        media = self.folder_path / MEDIA_FOLDER
+        with self.input().open("r") as handle:
+            marker = json.load(handle)
         names = sorted(set(marker.get("files", {}).values()))
         progress = self.progress()
         progress.update(0.0, step_text=f"Matching {len(names):,} photos", force=True)
@@ -371,30 +388,23 @@ class MatchPhotos(SearchTask):
 
 
 class PackageOutputs(SearchTask):
-    """The final summary.json and the BagIt package <folder>.zip (without the raw posts)."""
+    """The BagIt package <folder>.zip (without the raw posts), then summary.json: the last file."""
 
     def requires(self):
-        return MatchPhotos(search_id=self.search_id, folder=self.folder)
+        params = {"search_id": self.search_id, "folder": self.folder}
+        return {"counts": SummarisePosts(**params), "photos": FetchPhotos(**params), "groups": MatchPhotos(**params)}
 
     def output(self):
-        return luigi.LocalTarget(str(package_path(self.folder_path)))
+        return {"package": luigi.LocalTarget(str(package_path(self.folder_path))), "summary": self.target(SUMMARY)}
 
     def run(self):
         search = self.load_search()
         folder = self.folder_path
-        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-        photos = json.loads((folder / PHOTOS_MARKER).read_text(encoding="utf-8"))
-        groups = json.loads((folder / MEDIA_GRAPH).read_text(encoding="utf-8"))
-        finished = timezone.now()
-        summary.update(
-            status="finished",
-            finished=finished.isoformat(),
-            photos_fetched=photos.get("fetched", 0),
-            photos_failed=photos.get("failed", 0),
-            photo_groups=len(groups),
-            package=package_path(folder).name,
-        )
-        write_json(folder / "summary.json", summary)
+        inputs = self.input()
+        facts = _read_json(inputs["counts"][SUMMARISED])
+        photos = _read_json(inputs["photos"])
+        groups = _read_json(inputs["groups"])
+        summary = summary_document(search, facts, photos, groups, finished=timezone.now())
         progress = self.progress()
         progress.update(0.2, step_text="Packaging a BagIt archive")
         bag_info = {
@@ -420,8 +430,13 @@ class PackageOutputs(SearchTask):
         }
         if search.source == Source.SAMPLE:
             bag_info["Dnflow-Note"] = "SYNTHETIC DATA: the bundled sample, not real posts."
-        build_package(folder, bag_info)
+        build_package(folder, bag_info, summary)
         self.outcome = f"{package_path(folder).name} written"
+
+
+def _read_json(target: luigi.LocalTarget):
+    with target.open("r") as handle:
+        return json.load(handle)
 
 
 def final_task(search: Search) -> PackageOutputs:

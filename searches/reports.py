@@ -22,7 +22,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.cache import cache
 
-from pipeline.summarise import TEXT_FREE_FILES
+from pipeline.contract import TEXT_FREE_FILES
 
 log = logging.getLogger("dnflow.reports")
 

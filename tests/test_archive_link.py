@@ -20,7 +20,7 @@ from pipeline.formats import ArchiveError, copy_archive
 from pipeline.formats.linking import LINKED
 from pipeline.runner import run_workflow
 from pipeline.sample.generator import generate_posts
-from pipeline.summarise import SUMMARY_FILES
+from pipeline.summarise import PASS_OUTPUTS
 
 from .pipeline_helpers import archive_search
 
@@ -122,8 +122,8 @@ def test_a_linked_search_writes_what_a_copied_one_writes(tmp_path, settings):
     assert os.stat(linked.output_dir / "tweets.jsonl").st_ino == os.stat(archive).st_ino
     outcome = linked.events.filter(task_family="CollectPosts", event="success").get().message
     assert outcome == "Linked 1 file(s), 200 lines"
-    for name in SUMMARY_FILES:
-        if name not in ("sample.csv", "summary.json"):  # the sample is drawn per search
+    for name in PASS_OUTPUTS:
+        if name not in ("sample.csv", "summarised.json"):  # the sample is drawn per search
             assert (linked.output_dir / name).read_bytes() == (copied.output_dir / name).read_bytes(), name
 
 

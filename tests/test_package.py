@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 
 import bagit
@@ -47,6 +48,11 @@ def test_package_of_a_search_is_a_valid_bag_without_raw_posts(tmp_path, settings
     assert info["Dnflow-Posts"] == "4"  # 1001, 1002, 1003 and 1004 have #energy
     assert info["Dnflow-Version"] == dnflow_site.__version__
     assert info["Dnflow-First-Post"] == "2023-01-01T10:00:00+00:00"
+    # summary.json, written after the zip, is the bag's own and says the search finished.
+    bagged = (tmp_path / "unzipped" / folder.name / "data" / "summary.json").read_bytes()
+    assert (folder / "summary.json").read_bytes() == bagged
+    assert json.loads(bagged)["status"] == "finished"
+    assert json.loads(bagged)["package"] == package.name
     # The working folder is gone; only the finished zip remains.
     assert not any(p.name.startswith(".") for p in folder.iterdir())
 
@@ -54,10 +60,9 @@ def test_package_of_a_search_is_a_valid_bag_without_raw_posts(tmp_path, settings
 def test_a_changed_file_fails_validation(tmp_path):
     folder = tmp_path / "search-1-x"
     (folder / "media").mkdir(parents=True)
-    (folder / "summary.json").write_text('{"num_tweets": 1}\n')
     (folder / "tweet-ids.txt").write_text("1\n")
     (folder / "media" / "p.jpg").write_bytes(b"\xff\xd8photo")
-    unzip(build_package(folder, {"Dnflow-Query": "x"}), tmp_path / "out")
+    unzip(build_package(folder, {"Dnflow-Query": "x"}, {"num_tweets": 1}), tmp_path / "out")
     bag_dir = tmp_path / "out" / folder.name
     bagit.Bag(str(bag_dir)).validate()
 
@@ -70,13 +75,14 @@ def test_a_changed_file_fails_validation(tmp_path):
 def test_live_collection_files_and_temporaries_stay_out(tmp_path):
     folder = tmp_path / "search-2-x"
     folder.mkdir()
-    for name in ("tweets.jsonl", "tweets.jsonl.part", "collect-state.json", ".summary.json.abc.tmp"):
+    for name in ("tweets.jsonl", "tweets.jsonl.part", "collect-state.json", ".summary.json.abc.tmp", "notes.txt"):
         (folder / name).write_text("raw\n")
     (folder / "tweet-ids.txt").write_text("1\n")
     # A query with a line break must not break bag-info.txt's one-field-per-line format.
-    names = unzip(build_package(folder, {"Dnflow-Query": "climate\nOR weather"}), tmp_path / "out")
+    names = unzip(build_package(folder, {"Dnflow-Query": "climate\nOR weather"}, {"num_tweets": 1}), tmp_path / "out")
 
-    assert sorted(n.split("/", 1)[1] for n in names if "/data/" in n) == ["data/tweet-ids.txt"]
+    # Only the files the folder contract packages: not a file someone dropped in the folder either.
+    assert sorted(n.split("/", 1)[1] for n in names if "/data/" in n) == ["data/summary.json", "data/tweet-ids.txt"]
     bag = bagit.Bag(str(tmp_path / "out" / folder.name))
     bag.validate()
     assert bag.info["Dnflow-Query"] == "climate OR weather"

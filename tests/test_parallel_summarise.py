@@ -24,7 +24,7 @@ from pipeline.outputs import csv_records
 from pipeline.parallel import plan_ranges, summarise_ranges
 from pipeline.runner import run_workflow
 from pipeline.sample.generator import generate_posts
-from pipeline.summarise import SUMMARY_FILES, summarise_posts, write_sample
+from pipeline.summarise import PASS_OUTPUTS, summarise_posts, write_sample
 
 from .pipeline_helpers import archive_search, read_rows
 
@@ -74,7 +74,7 @@ def _document(report: ImportReport):
 def serial(raw: Path, out: Path, **query) -> tuple[dict, ImportReport]:
     report = ImportReport()
     posts = iter_collection(raw, report=report, **query)
-    facts = summarise_posts(posts, out, sample_size=5, seed=SEED, make_summary=_document(report))
+    facts = summarise_posts(posts, out, sample_size=5, seed=SEED, make_facts=_document(report))
     return facts, report
 
 
@@ -94,13 +94,13 @@ def in_ranges(raw: Path, out: Path, processes: int, *, term: str = "", limit: in
         report=report,
         sample_size=5,
         seed=SEED,
-        make_summary=_document(report),
+        make_facts=_document(report),
     )
     return facts, report
 
 
 def assert_same_files(expected: Path, actual: Path) -> None:
-    for name in SUMMARY_FILES:
+    for name in PASS_OUTPUTS:
         assert (actual / name).read_bytes() == (expected / name).read_bytes(), name
     leftovers = sorted(p.name for p in actual.iterdir() if p.name.startswith("."))
     assert leftovers == [], "no temporary parts are left behind"
@@ -189,7 +189,7 @@ def test_progress_adds_up_the_ranges_and_ends_at_the_whole(tmp_path):
     report = ImportReport()
     facts = summarise_ranges(
         raw, tmp_path / "out", plan_ranges(raw, processes=2, min_bytes=0), term="", lang="", start=None, end=None,
-        limit=None, report=report, sample_size=5, seed=SEED, make_summary=lambda facts: facts,
+        limit=None, report=report, sample_size=5, seed=SEED, make_facts=lambda facts: facts,
         on_progress=lambda lines, posts: calls.append((lines, posts)),
     )  # fmt: skip
     assert len(calls) >= 2
@@ -210,7 +210,7 @@ def test_a_cancel_while_ranges_run_leaves_nothing_and_no_process(tmp_path):
     with pytest.raises(Cancelled):
         summarise_ranges(
             raw, out, ranges, term="", lang="", start=None, end=None, limit=None, report=ImportReport(),
-            sample_size=5, seed=SEED, make_summary=lambda facts: facts, on_progress=cancel,
+            sample_size=5, seed=SEED, make_facts=lambda facts: facts, on_progress=cancel,
         )  # fmt: skip
     assert not out.exists() or list(out.iterdir()) == []
     assert multiprocessing.active_children() == []
@@ -272,10 +272,10 @@ def test_the_workflow_in_ranges_writes_what_one_pass_writes(tmp_path, settings):
     settings.DNFLOW_SUMMARISE_PROCESSES = 1
     assert run_workflow(search).ok
     folder = search.output_dir
-    one_pass = {name: (folder / name).read_bytes() for name in SUMMARY_FILES}
+    one_pass = {name: (folder / name).read_bytes() for name in PASS_OUTPUTS}
 
     # The same search summarised again, in three ranges this time (and every step after it).
-    for name in [*SUMMARY_FILES, "media/photos.json", "media-graph.json", f"{folder.name}.zip"]:
+    for name in [*PASS_OUTPUTS, "summary.json", "media/photos.json", "media-graph.json", f"{folder.name}.zip"]:
         (folder / name).unlink()
     settings.DNFLOW_SUMMARISE_PROCESSES = 3
     settings.DNFLOW_SUMMARISE_PARALLEL_BYTES = 0
@@ -283,12 +283,11 @@ def test_the_workflow_in_ranges_writes_what_one_pass_writes(tmp_path, settings):
 
     outcome = search.events.filter(task_family="SummarisePosts", event="success").last().message
     assert outcome.endswith(", 3 processes)")
-    for name in SUMMARY_FILES:
-        if name != "summary.json":
+    for name in PASS_OUTPUTS:
+        if name != "summarised.json":
             assert (folder / name).read_bytes() == one_pass[name], name
-    summary, expected = (json.loads(x) for x in ((folder / "summary.json").read_bytes(), one_pass["summary.json"]))
-    for moment in ("summarised_at", "finished"):
-        summary.pop(moment), expected.pop(moment)
+    summary, expected = (json.loads(x) for x in ((folder / "summarised.json").read_bytes(), one_pass["summarised.json"]))
+    summary.pop("summarised_at"), expected.pop("summarised_at")
     assert summary == expected
     assert summary["import"]["duplicates"] == 3 and summary["import"]["bad_lines"] == 2
 

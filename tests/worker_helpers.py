@@ -23,7 +23,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import django_rq
 from django.conf import settings
 
-from pipeline.summarise import TEXT_FREE_FILES
+from pipeline.contract import TEXT_FREE_FILES
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 REAL_ARCHIVE = PROJECT_DIR.parent / "shared" / "data" / "real" / "v2-pages-twarc-network.jsonl"

@@ -9,74 +9,41 @@ every line came from.
 
 from __future__ import annotations
 
-import codecs
 import gzip
-import hashlib
 import io
 import os
-import queue
 import re
 import tempfile
-import threading
 import zlib
 from pathlib import Path
 
 import orjson
 
+from ..contract import COPY_WORK_PREFIX, SOURCES, TEMP_PREFIX, TEMP_SUFFIX
+from .checks import (
+    ACCEPTED,
+    BOM,
+    CHUNK,
+    COPY_CHUNK,
+    BackgroundChecksum,
+    Utf8Check,
+    check_text_start,
+    first_lines_recognised,
+    not_utf8,
+)
+from .linking import link_archive
 from .pagecache import MIN_BYTES as PAGE_CACHE_MIN_BYTES
 from .pagecache import DropBehind
-from .reading import GZIP_MAGIC, SOURCES_FILE, kind_of
+from .reading import GZIP_MAGIC, kind_of
 from .report import ArchiveError, ImportReport
 
-CHUNK = 1024 * 1024
-# The copy of a JSONL file goes in chunks this big: few system calls, and hashlib hashes each in
-# one call without the GIL (see _BackgroundChecksum).
-COPY_CHUNK = 8 * 1024 * 1024
 # How far we read looking for the end of the first line before calling the file one document.
 _FIRST_LINE_LIMIT = 16 * 1024 * 1024
-# Lines sniffed to recognise the data (a v1.1 stream may open with a run of delete notices).
-_SNIFF_LINES = 200
 # Inside a folder, files with these endings are imported; others (a README, twarc.log) are not.
 FOLDER_SUFFIXES = (".jsonl", ".ndjson", ".jl", ".json", ".js", ".gz", ".txt")
 # Twitter's "download your archive" names its posts data/tweets.js, tweet.js or tweets-part1.js.
 _TWEETS_JS_NAME = re.compile(r"^tweets?(-part\d+)?\.js$")
 _YTD_PREFIX = re.compile(rb"^\s*window\.YTD\.[\w.]+\s*=\s*")
-_BOM = codecs.BOM_UTF8
-_ZIP_MAGIC = b"PK\x03\x04"
-
-_ACCEPTED = (
-    "dnflow imports JSONL (one post or one v2 response page per line, as twarc writes), a JSON array of "
-    "posts, a v1.1 search response, a v2 response page, or Twitter's own archive (data/tweets.js), "
-    "any of them gzipped"
-)
-
-
-class _BackgroundChecksum:
-    """SHA-256 of every chunk given to it, computed in a thread: hashlib releases the GIL while it
-    hashes a large buffer, so the checksum runs beside the copy, on another core."""
-
-    def __init__(self) -> None:
-        self._digest = hashlib.sha256()
-        # Two chunks of slack keep both threads busy; more only hold memory (16 MiB at most).
-        self._chunks: queue.Queue = queue.Queue(maxsize=2)
-        self._thread = threading.Thread(target=self._run, name="dnflow-archive-sha256", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (chunk := self._chunks.get()) is not None:
-            self._digest.update(chunk)
-
-    def update(self, chunk: bytes) -> None:
-        self._chunks.put(chunk)
-
-    def hexdigest(self) -> str:
-        self.close()
-        return self._digest.hexdigest()
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._chunks.put(None)
-            self._thread.join()
 
 
 class _HashingReader:
@@ -85,7 +52,7 @@ class _HashingReader:
     Only what a copy needs: read(size), and peek(n) to sniff the first bytes.
     """
 
-    def __init__(self, raw, checksum: _BackgroundChecksum) -> None:
+    def __init__(self, raw, checksum: BackgroundChecksum) -> None:
         self._raw = raw
         self._checksum = checksum
         self._ahead = b""  # read (and checksummed) by peek, not yet returned
@@ -117,37 +84,6 @@ class _HashingReader:
             if self._drop is not None:
                 self._drop.advance(self._position)
         return data
-
-
-class _Utf8Check:
-    """Checks that a stream of chunks is UTF-8, cheaply: an ASCII chunk is one C call, others are
-    decoded in slices small enough for the CPU cache (an 8 MB chunk with an emoji would otherwise
-    be widened into a 32 MB string)."""
-
-    SLICE = 64 * 1024
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._decoder = codecs.getincrementaldecoder("utf-8")()
-
-    def check(self, chunk: bytes, lines_before: int) -> None:
-        decoder = self._decoder
-        if chunk.isascii() and not decoder.getstate()[0]:
-            return
-        view = memoryview(chunk)
-        for offset in range(0, len(chunk), self.SLICE):
-            pending = len(decoder.getstate()[0])  # bytes of a character cut by the last slice
-            try:
-                decoder.decode(view[offset : offset + self.SLICE])
-            except UnicodeDecodeError as error:
-                at = offset + max(error.start - pending, 0)
-                raise _not_utf8(self._name, lines_before + chunk[:at].count(b"\n") + 1) from None
-
-    def finish(self, lines: int) -> None:
-        try:
-            self._decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            raise _not_utf8(self._name, lines + 1) from None
 
 
 def _natural_key(path: Path) -> list:
@@ -184,7 +120,7 @@ def _input_files(paths: list[Path]) -> tuple[list[tuple[Path, str]], list[str]]:
         if not chosen:
             found = ", ".join(f.name for f in inside[:5]) or "nothing"
             raise ArchiveError(
-                f"The folder {path} holds no archive file (found: {found}). {_ACCEPTED}; choose such a file "
+                f"The folder {path} holds no archive file (found: {found}). {ACCEPTED}; choose such a file "
                 "or a folder that holds them."
             )
         files += [(f, str(f.relative_to(path.parent))) for f in chosen]
@@ -207,33 +143,12 @@ def _decode_whole(data: bytes, name: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise _not_utf8(name, data[: error.start].count(b"\n") + 1) from None
-
-
-def _not_utf8(name: str, line: int) -> ArchiveError:
-    return ArchiveError(
-        f"{name} is not valid UTF-8 text (line {line:,}): dnflow reads archives as UTF-8, as X writes them. "
-        "Convert the file to UTF-8 (for example: iconv -f <its encoding> -t UTF-8) or export it again."
-    )
-
-
-def _check_text_start(head: bytes, name: str) -> None:
-    if head.startswith(_ZIP_MAGIC):
-        raise ArchiveError(
-            f"{name} is a ZIP file: unzip it first, then import the unzipped folder (or its data/tweets.js)."
-        )
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise ArchiveError(
-            f"{name} is UTF-16 text: dnflow reads archives as UTF-8, as X writes them. Convert it "
-            "(for example: iconv -f UTF-16 -t UTF-8) and import the result."
-        )
-    if b"\x00" in head[:8192]:
-        raise ArchiveError(f"{name} is a binary file, not JSON text. {_ACCEPTED}: choose the file of posts.")
+        raise not_utf8(name, data[: error.start].count(b"\n") + 1) from None
 
 
 def _copy_jsonl(buffered: bytes, stream, out, name: str) -> int:
     """Copy lines untouched, checking the text is UTF-8 on the way; returns the lines written."""
-    utf8 = _Utf8Check(name)
+    utf8 = Utf8Check(name)
     # The copy is read back once, by the summarise pass, not kept in memory (see pagecache).
     drop = DropBehind(out.fileno(), out.tell(), writing=True)
     lines = 0
@@ -260,24 +175,12 @@ def _write_items(items: list, out) -> int:
     return len(items)
 
 
-def _first_lines_recognised(buffered: bytes) -> str | None:
-    """The kind of the first recognisable line among the first few complete ones."""
-    for line in buffered.split(b"\n")[:_SNIFF_LINES]:
-        try:
-            kind = kind_of(orjson.loads(line))
-        except orjson.JSONDecodeError:
-            continue
-        if kind:
-            return kind
-    return None
-
-
 def _copy_stream(stream, out, name: str) -> tuple[str, int, bool]:
     """Copy one decompressed input; returns (detected format, lines written, line for line)."""
     buffered = stream.read(CHUNK)
-    if buffered.startswith(_BOM):
-        buffered = buffered[len(_BOM) :]
-    _check_text_start(buffered, name)
+    if buffered.startswith(BOM):
+        buffered = buffered[len(BOM) :]
+    check_text_start(buffered, name)
     while buffered.isspace() or not buffered:
         more = stream.read(CHUNK)
         if not more:
@@ -302,13 +205,13 @@ def _copy_stream(stream, out, name: str) -> tuple[str, int, bool]:
                 return _copy_document(orjson.loads(_decode_whole(whole, name)), out, name)
             except orjson.JSONDecodeError as error:
                 # Not one document: JSONL whose first line is broken is still JSONL.
-                if _first_lines_recognised(whole[:_FIRST_LINE_LIMIT]) is None:
-                    raise ArchiveError(f"{name} is not valid JSON or JSONL ({error}). {_ACCEPTED}.") from None
+                if first_lines_recognised(whole[:_FIRST_LINE_LIMIT]) is None:
+                    raise ArchiveError(f"{name} is not valid JSON or JSONL ({error}). {ACCEPTED}.") from None
                 buffered, stream = whole, io.BytesIO(b"")
-        kind = _first_lines_recognised(buffered)
+        kind = first_lines_recognised(buffered)
         if kind is None:
             raise ArchiveError(
-                f"{name} is JSON lines, but none of its first lines is an X/Twitter post or response page. {_ACCEPTED}."
+                f"{name} is JSON lines, but none of its first lines is an X/Twitter post or response page. {ACCEPTED}."
             )
         return f"JSONL ({kind})", _copy_jsonl(buffered, stream, out, name), True
 
@@ -317,16 +220,16 @@ def _copy_stream(stream, out, name: str) -> tuple[str, int, bool]:
         try:
             document = orjson.loads(_decode_whole(whole, name))
         except orjson.JSONDecodeError as error:
-            raise ArchiveError(f"{name} is not valid JSON ({error}): export it again. {_ACCEPTED}.") from None
+            raise ArchiveError(f"{name} is not valid JSON ({error}): export it again. {ACCEPTED}.") from None
         return _copy_document(document, out, name)
 
     # JSONL whose first line is broken (a stray byte, a cut line) is still JSONL: that line is
     # reported when the posts are read, like any other broken line.
-    kind = _first_lines_recognised(buffered)
+    kind = first_lines_recognised(buffered)
     if kind is not None:
         return f"JSONL ({kind})", _copy_jsonl(buffered, stream, out, name), True
     snippet = buffered.lstrip()[:40].decode("utf-8", "replace")
-    raise ArchiveError(f"{name} is not in a format dnflow reads: it starts with {snippet!r}. {_ACCEPTED}.")
+    raise ArchiveError(f"{name} is not in a format dnflow reads: it starts with {snippet!r}. {ACCEPTED}.")
 
 
 def _copy_document(document: object, out, name: str) -> tuple[str, int, bool]:
@@ -337,12 +240,12 @@ def _copy_document(document: object, out, name: str) -> tuple[str, int, bool]:
         items = document
         kind = kind_of(document)
         if items and kind is None:
-            raise ArchiveError(f"{name} is a JSON array, but not of X/Twitter posts. {_ACCEPTED}.")
+            raise ArchiveError(f"{name} is a JSON array, but not of X/Twitter posts. {ACCEPTED}.")
         label = f"JSON {kind or 'array (empty)'}"
     else:
         kind = kind_of(document)
         if kind is None:
-            raise ArchiveError(f"{name} is JSON, but not X/Twitter data. {_ACCEPTED}.")
+            raise ArchiveError(f"{name} is JSON, but not X/Twitter data. {ACCEPTED}.")
         items, label = [document], f"JSON document ({kind})"
     return label, _write_items(items, out), False
 
@@ -383,7 +286,7 @@ def _copy_one(path: Path, name: str, out) -> dict:
     size = path.stat().st_size
     if size == 0:
         raise ArchiveError(f"{name} is empty (0 bytes): there is nothing to import. Choose the file the export wrote.")
-    checksum = _BackgroundChecksum()
+    checksum = BackgroundChecksum()
     try:
         with path.open("rb", buffering=0) as raw:
             reader = _HashingReader(raw, checksum)
@@ -421,7 +324,7 @@ def _copy_one(path: Path, name: str, out) -> dict:
 def _write_atomically(dest: Path, write) -> None:
     # Not a `with` block: the file must outlive it, renamed into place, or be removed on failure.
     handle = tempfile.NamedTemporaryFile(  # noqa: SIM115
-        dir=dest.parent, prefix=f".{dest.name}.", suffix=".part", delete=False
+        dir=dest.parent, prefix=f"{TEMP_PREFIX}{dest.name}.", suffix=TEMP_SUFFIX, delete=False
     )
     try:
         with handle:
@@ -438,8 +341,6 @@ def _write_atomically(dest: Path, write) -> None:
 def _link(files: list[tuple[Path, str]], staged: Path) -> dict | None:
     if len(files) != 1:
         return None
-    from .linking import link_archive
-
     (path, name) = files[0]
     return link_archive(path, name, staged)
 
@@ -467,9 +368,9 @@ def copy_archive(
             next_line += entry["lines"]
             entries.append(entry)
 
-    provenance = dest.with_name(SOURCES_FILE)
+    provenance = dest.with_name(SOURCES)
     # The raw file is replaced last: its presence means the copy, and its provenance, are complete.
-    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".copy-") as scratch:
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=COPY_WORK_PREFIX) as scratch:
         staged = Path(scratch) / dest.name
         linked = _link(files, staged) if link else None
         if linked is not None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import orjson
 
-from .copying import CHUNK, COPY_CHUNK, _BackgroundChecksum, _check_text_start, _first_lines_recognised, _Utf8Check
+from .checks import CHUNK, COPY_CHUNK, BackgroundChecksum, Utf8Check, check_text_start, first_lines_recognised
 from .pagecache import MIN_BYTES, DropBehind
 from .reading import GZIP_MAGIC
 
@@ -62,7 +62,7 @@ def _linkable_kind(path: Path, name: str) -> str | None:
             head = handle.read(CHUNK)
             if not head or head.startswith((GZIP_MAGIC, codecs.BOM_UTF8)) or head.lstrip()[:1] != b"{":
                 return None
-            _check_text_start(head, name)
+            check_text_start(head, name)
             first_line = head.lstrip().split(b"\n", 1)[0]
             if b"\n" not in head.lstrip():
                 return None  # a first line longer than a chunk: let the copy work it out
@@ -72,13 +72,13 @@ def _linkable_kind(path: Path, name: str) -> str | None:
                 return None  # the copy would add the missing newline
     except (OSError, orjson.JSONDecodeError):
         return None
-    return _first_lines_recognised(head)
+    return first_lines_recognised(head)
 
 
 def _checksum_and_lines(path: Path, name: str) -> tuple[str, int]:
     """What the copy would have found reading the file: its SHA-256 and lines, checking UTF-8."""
-    checksum = _BackgroundChecksum()
-    utf8 = _Utf8Check(name)
+    checksum = BackgroundChecksum()
+    utf8 = Utf8Check(name)
     lines = 0
     try:
         with path.open("rb", buffering=0) as handle:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import orjson
 
+from pipeline.contract import SOURCES
 from pipeline.idset import SeenIds
 from pipeline.records import Post
 
@@ -30,7 +31,6 @@ _SKIP_PIECE = 1024 * 1024
 # Reading buffer: big reads keep system calls and copies few (lines are a few KB each).
 READ_BUFFER = 1024 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
-SOURCES_FILE = "sources.json"
 
 
 def kind_of(doc: object) -> str | None:
@@ -94,7 +94,7 @@ class SourceMap:
         if not recorded:
             return
         try:
-            recorded = orjson.loads(raw_path.with_name(SOURCES_FILE).read_bytes())
+            recorded = orjson.loads(raw_path.with_name(SOURCES).read_bytes())
             self.entries = sorted(
                 (e for e in recorded.get("files", []) if isinstance(e.get("first_line"), int)),
                 key=lambda e: e["first_line"],

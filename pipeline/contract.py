@@ -1,0 +1,188 @@
+"""The folder of a run: every file dnflow writes there, who may see it, and what is packaged.
+
+This is the one place that names the files of ../shared/spec/outputs.md (and the few that
+dnflow adds). The workflow writes them, the web pages and the API read them, the package picks
+them; each of those asks this module, so a file's name, its visibility and whether it travels
+in the package are decided once.
+
+Access:
+- PUBLIC: anyone who may see the search (everyone, once its owner publishes it): counts, edge
+  lists, ids, the summary, the photos and the package. The platform's terms allow sharing ids
+  and aggregates, not posts.
+- PRIVATE: the owner and staff only, because these hold the posts' text.
+- INTERNAL: bookkeeping of the workflow; never served (it may name server paths).
+
+A file that is not listed here is never served and never packaged: the default is closed.
+
+Temporaries: every output is written under a hidden temporary name and renamed into place
+(pipeline.outputs), the package is built in a hidden working folder, and the summary pass spills
+to a hidden folder. `remove_temporaries` removes what a run that was killed, cancelled or failed
+left of these; nothing a person collected is a temporary (a live collection in progress,
+LIVE_PARTIAL, is kept so that it can resume).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+
+class Access(StrEnum):
+    PUBLIC = "public"
+    PRIVATE = "private"
+    INTERNAL = "internal"
+
+
+@dataclass(frozen=True)
+class RunFile:
+    name: str  # relative to the run's folder, "/"-separated
+    access: Access
+    packaged: bool
+    description: str  # one line on what the file holds, for people (the files list, the bag)
+
+
+# --- The names ---------------------------------------------------------------------------------
+
+RAW_POSTS = "tweets.jsonl"
+LIVE_PARTIAL = "tweets.jsonl.part"  # a live collection in progress; renamed to RAW_POSTS when done
+LIVE_STATE = "collect-state.json"
+SOURCES = "sources.json"
+
+TWEETS_CSV = "tweets.csv"
+TWEET_IDS = "tweet-ids.txt"
+HASHTAG_EDGES = "edgelist-hashtags.csv"
+MENTION_EDGES = "edgelist-mentions.csv"
+
+COUNT_HASHTAGS = "count-hashtags.csv"
+COUNT_MENTIONS = "count-mentions.csv"
+COUNT_URLS = "count-urls.csv"
+COUNT_DOMAINS = "count-domains.csv"
+COUNT_MEDIA = "count-media.csv"
+COUNT_FOLLOWERS = "count-followers.csv"
+FOLLOW_RATIO = "follow-ratio.csv"
+RETWEETS = "retweets.csv"
+SAMPLE = "sample.csv"
+# What the summary pass found (counts of distinct keys, the time span, the import report): the
+# final task reads it to write SUMMARY.
+SUMMARISED = "summarised.json"
+SUMMARY = "summary.json"
+
+MEDIA_FOLDER = "media"
+PHOTOS_RECORD = "media/photos.json"
+PHOTO_CHECKSUMS = "media/checksums.md5"
+PHOTO_FAILURES = "media/failures.csv"
+MEDIA_GRAPH = "media-graph.json"
+
+# Downloaded photos: a plain file name with an image extension (never .svg or .html, which a
+# browser would run as a page on our origin).
+PHOTO_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}\.(?:jpe?g|png|gif|webp)$", re.IGNORECASE)
+
+# The files listing every post, in the order the summary pass puts them in place.
+LISTING_FILES = (TWEETS_CSV, TWEET_IDS, HASHTAG_EDGES, MENTION_EDGES)
+# The count files, in the order a person reads them (and the order they are put in place).
+COUNT_FILES = (
+    COUNT_HASHTAGS,
+    COUNT_MENTIONS,
+    COUNT_URLS,
+    COUNT_DOMAINS,
+    COUNT_MEDIA,
+    COUNT_FOLLOWERS,
+    FOLLOW_RATIO,
+    RETWEETS,
+)
+# The files of the summary pass that hold no post text (counts, edge lists, ids): what any other
+# way of counting the same collection must reproduce line for line (the benchmark, the tests).
+TEXT_FREE_FILES = (*COUNT_FILES, HASHTAG_EDGES, MENTION_EDGES, TWEET_IDS)
+
+FILES: tuple[RunFile, ...] = (
+    RunFile(SUMMARY, Access.PUBLIC, True, "What was asked and found: the query, dates, counts, import problems."),
+    RunFile(COUNT_HASHTAGS, Access.PUBLIC, True, "Every hashtag, lower-cased, with how often it was used."),
+    RunFile(COUNT_MENTIONS, Access.PUBLIC, True, "Every mentioned account, lower-cased, with how often."),
+    RunFile(COUNT_URLS, Access.PUBLIC, True, "Every link as posted (expanded, not unshortened), with how often."),
+    RunFile(COUNT_DOMAINS, Access.PUBLIC, True, "The web sites those links point to, with how often."),
+    RunFile(COUNT_MEDIA, Access.PUBLIC, True, "Every photo's address and file name, with how often it was posted."),
+    RunFile(COUNT_FOLLOWERS, Access.PUBLIC, True, "Each author's followers, from their latest post."),
+    RunFile(FOLLOW_RATIO, Access.PUBLIC, True, "Each author's followers divided by the accounts they follow."),
+    RunFile(RETWEETS, Access.PUBLIC, True, "The 100 most retweeted posts: their ids and retweet counts."),
+    RunFile(HASHTAG_EDGES, Access.PUBLIC, True, "One row per hashtag use: the author and the hashtag."),
+    RunFile(MENTION_EDGES, Access.PUBLIC, True, "One row per mention: the author and the account mentioned."),
+    RunFile(TWEET_IDS, Access.PUBLIC, True, "The id of every collected post, one a line: what may be shared."),
+    RunFile(MEDIA_GRAPH, Access.PUBLIC, True, "Groups of downloaded photos that look alike."),
+    RunFile(PHOTOS_RECORD, Access.PUBLIC, True, "What the photo step did: how many photos, fetched and failed."),
+    RunFile(PHOTO_CHECKSUMS, Access.PUBLIC, True, "The MD5 checksum of every downloaded photo (md5sum -c)."),
+    RunFile(PHOTO_FAILURES, Access.PUBLIC, True, "Each photo that could not be downloaded, and why."),
+    RunFile(SOURCES, Access.INTERNAL, True, "Each imported file: its name, size, SHA-256 and lines."),
+    RunFile(TWEETS_CSV, Access.PRIVATE, False, "Every collected post as a table, with its full text."),
+    RunFile(SAMPLE, Access.PRIVATE, False, "A reproducible random sample of the posts, with their text."),
+    RunFile(RAW_POSTS, Access.PRIVATE, False, "The posts exactly as the API or the archive gave them."),
+    RunFile(LIVE_PARTIAL, Access.INTERNAL, False, "A live collection in progress."),
+    RunFile(LIVE_STATE, Access.INTERNAL, False, "Where a live collection stands, to resume it."),
+    RunFile(SUMMARISED, Access.INTERNAL, False, "What the summary pass found, for the final step."),
+)
+BY_NAME = {file.name: file for file in FILES}
+
+
+def names_with(access: Access) -> tuple[str, ...]:
+    """The listed files with this access, in the order people read them."""
+    return tuple(file.name for file in FILES if file.access == access)
+
+
+def is_photo(relative: str) -> bool:
+    folder, _, name = relative.partition("/")
+    return folder == MEDIA_FOLDER and bool(PHOTO_NAME.match(name))
+
+
+def is_packaged(relative: str) -> bool:
+    """Whether the file at this path (relative to the run's folder) goes into the package."""
+    known = BY_NAME.get(relative)
+    if known is not None:
+        return known.packaged
+    return is_photo(relative)
+
+
+def package_name(folder_name: str) -> str:
+    """The BagIt package of a run, inside its folder: `<folder>/<folder>.zip`."""
+    return f"{folder_name}.zip"
+
+
+# --- Temporaries -------------------------------------------------------------------------------
+
+TEMP_PREFIX = "."  # a temporary is hidden: `.<final name>.<random>.tmp`
+TEMP_SUFFIX = ".tmp"
+PACKAGE_WORK_PREFIX = ".package-"  # the working folder the bag is built in
+COPY_WORK_PREFIX = ".copy-"  # the working folder an archive is imported in
+SPILL_FOLDER = ".spill"  # what the summary pass keeps on disk (ids, counts) while it runs
+
+
+def temporaries(folder: Path) -> list[Path]:
+    """What runs leave behind while they work, in this folder and its media folder."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for place in (folder, folder / MEDIA_FOLDER):
+        if place.is_dir():
+            found += [path for path in place.glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}") if not path.is_dir()]
+    for prefix in (PACKAGE_WORK_PREFIX, COPY_WORK_PREFIX):
+        found += [path for path in folder.glob(f"{prefix}*") if path.is_dir()]
+    spill = folder / SPILL_FOLDER
+    if spill.is_dir():
+        found.append(spill)
+    return sorted(found)
+
+
+def remove_temporaries(folder: Path) -> list[Path]:
+    """Remove what a killed, cancelled or failed run left behind; returns what was removed.
+
+    Only call this when no process is writing in the folder: a live run's temporaries are its
+    work in progress.
+    """
+    removed = temporaries(folder)
+    for path in removed:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return removed
