@@ -286,10 +286,10 @@ def test_the_workflow_in_ranges_writes_what_one_pass_writes(tmp_path, settings):
     for name in PASS_OUTPUTS:
         if name != "summarised.json":
             assert (folder / name).read_bytes() == one_pass[name], name
-    summary, expected = (json.loads(x) for x in ((folder / "summarised.json").read_bytes(), one_pass["summarised.json"]))
-    summary.pop("summarised_at"), expected.pop("summarised_at")
-    assert summary == expected
-    assert summary["import"]["duplicates"] == 3 and summary["import"]["bad_lines"] == 2
+    facts, expected = (json.loads(x) for x in ((folder / "summarised.json").read_bytes(), one_pass["summarised.json"]))
+    facts.pop("summarised_at"), expected.pop("summarised_at")
+    assert facts == expected
+    assert facts["import"]["duplicates"] == 3 and facts["import"]["bad_lines"] == 2
 
     # The sample redrawn from tweets.csv is the one the ranges drew.
     sample = (folder / "sample.csv").read_bytes()
