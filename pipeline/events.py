@@ -1,7 +1,7 @@
-"""The bridge from Luigi to the database: task events become TaskEvent rows and Search progress.
+"""The bridge from Luigi to the database: task events become TaskEvent rows and run progress.
 
 Luigi calls the handlers below for START, SUCCESS, FAILURE and PROCESSING_TIME of every task that
-derives from `pipeline.tasks.SearchTask` (they are registered on that class only, so other Luigi
+derives from `pipeline.tasks.RunTask` (they are registered on that class only, so other Luigi
 tasks in the process are left alone). Registration uses Luigi's class-level set of callbacks, so
 running many builds in one worker process never registers a handler twice.
 
@@ -15,7 +15,6 @@ or once a second, never per post), and rate-limit waits through `Progress.wait`.
 
 from __future__ import annotations
 
-import errno
 import logging
 import time
 from dataclasses import dataclass
@@ -26,7 +25,9 @@ from django.db import Error as DatabaseError
 from django.db import connection
 from django.utils import timezone
 
-from searches.models import EventKind, Search, Status, TaskEvent
+from searches.models import EventKind, SearchRun, TaskEvent
+
+from .errors import WorkflowCancelled, plain_reason
 
 log = logging.getLogger("dnflow.events")
 
@@ -55,10 +56,6 @@ PROGRESS_SECONDS = 1.0
 PROGRESS_EVENT_STEP = 25.0
 
 
-class WorkflowCancelled(Exception):
-    """The search was cancelled while its workflow ran: stop at the next progress report."""
-
-
 def step_range(family: str, live: bool) -> tuple[float, float]:
     """Where a step starts and ends on the workflow's 0..100 scale."""
     start = 0.0
@@ -70,32 +67,15 @@ def step_range(family: str, live: bool) -> tuple[float, float]:
     return 0.0, 0.0
 
 
-def plain_reason(exc: BaseException, step_label: str = "") -> str:
-    """What a person reads when a task fails: the message of errors that explain themselves,
-    otherwise the step and the kind of error, never a traceback."""
-    from .tasks import EXPLAINED_ERRORS
-
-    if isinstance(exc, EXPLAINED_ERRORS):
-        return str(exc) or type(exc).__name__
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return (
-            f"Disk full: {step_label or 'a step of the workflow'} could not write its files. Free some space where "
-            "dnflow keeps its data (DNFLOW_DATA_DIR), then run the search again: completed steps are kept."
-        )
-    where = f"{step_label} failed" if step_label else "A step of the workflow failed"
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{where}: {type(exc).__name__}{': ' + detail if detail else ''}"
-
-
-# Reasons by search id, kept in this process: the runner reads them even if writing the
-# failure event failed. (With several Luigi workers the tasks run in forked processes; then
-# the runner reads the failure events from the database instead.)
+# Reasons by run id, kept in this process: the runner reads them even if writing the failure
+# event failed. (With several Luigi workers the tasks run in forked processes; then the runner
+# reads the failure events from the database instead.)
 last_failures: dict[int, str] = {}
 
 
 def _record(task, kind: str, message: str = "", duration: float | None = None) -> None:
     TaskEvent.objects.create(
-        search_id=task.search_id,
+        run_id=task.run_id,
         task_family=task.task_family,
         task_id=task.task_id,
         event=kind,
@@ -124,7 +104,7 @@ def _guarded(what: str):
             except WorkflowCancelled:
                 pass  # the task itself stops at its next progress report
             except Exception as exc:
-                log.exception("could not record %s of %s for search #%s", what, task.task_id, task.search_id)
+                log.exception("could not record %s of %s for run #%s", what, task.task_id, task.run_id)
                 _renew_connection_after(exc)
 
         run.__name__ = handler.__name__
@@ -138,7 +118,7 @@ def _guarded(what: str):
 def on_start(task) -> None:
     step = STEP_BY_FAMILY.get(task.task_family)
     failed_before = TaskEvent.objects.filter(
-        search_id=task.search_id, task_family=task.task_family, event=EventKind.FAILURE
+        run_id=task.run_id, task_family=task.task_family, event=EventKind.FAILURE
     ).exists()
     if failed_before:
         _record(task, EventKind.RETRY, "Running again after an earlier failure.")
@@ -161,11 +141,14 @@ def on_processing_time(task, seconds: float) -> None:
 def on_failure(task, exc: BaseException) -> None:
     step = STEP_BY_FAMILY.get(task.task_family)
     reason = plain_reason(exc, step.label if step else task.task_family)
-    last_failures[task.search_id] = reason
+    last_failures[task.run_id] = reason
+    # A task stopped because its run was cancelled (or taken over) did not fail: the run's own
+    # state says how it ended, and the step shows that.
+    kind = EventKind.NOTE if isinstance(exc, WorkflowCancelled) else EventKind.FAILURE
     try:
-        _record(task, EventKind.FAILURE, reason)
+        _record(task, kind, reason)
     except Exception as exc:
-        log.exception("could not record the failure of %s for search #%s (%s)", task.task_id, task.search_id, reason)
+        log.exception("could not record the failure of %s for run #%s (%s)", task.task_id, task.run_id, reason)
         _renew_connection_after(exc)
 
 
@@ -184,7 +167,7 @@ def register(task_class: type[luigi.Task]) -> None:
 
 
 class Progress:
-    """Progress of one running task, written to its Search at a sensible rate.
+    """Progress of one running task, written to its run at a sensible rate.
 
     progress = Progress(task)
     progress.update(done / total, step_text=f"Fetching photos ({done} of {total})")
@@ -232,38 +215,40 @@ class Progress:
 
     def _write(self, fields: dict, event: str) -> None:
         try:
-            updated = Search.objects.filter(pk=self.task.search_id).exclude(status=Status.CANCELLED).update(**fields)
+            updated = SearchRun.objects.filter(pk=self.task.run_id).report_progress(**fields)
             if event:
                 _record(self.task, EventKind.PROGRESS, event)
         except Exception as exc:
-            log.exception("could not record progress of %s for search #%s", self.task.task_id, self.task.search_id)
+            log.exception("could not record progress of %s for run #%s", self.task.task_id, self.task.run_id)
             _renew_connection_after(exc)
             return
-        if not updated and Search.objects.filter(pk=self.task.search_id, status=Status.CANCELLED).exists():
-            raise WorkflowCancelled(f"Search #{self.task.search_id} was cancelled.")
+        if not updated:
+            # Only a running run takes progress: this one was cancelled, or its claim ended.
+            raise WorkflowCancelled(f"Run #{self.task.run_id} is no longer running: stopped.")
 
     def note(self, message: str) -> None:
         """A line on the status page's timeline (e.g. what an import skipped)."""
         try:
             _record(self.task, EventKind.NOTE, message)
         except Exception as exc:
-            log.exception("could not record a note of %s for search #%s", self.task.task_id, self.task.search_id)
+            log.exception("could not record a note of %s for run #%s", self.task.task_id, self.task.run_id)
             _renew_connection_after(exc)
 
     def wait(self, until: datetime | None, reason: str) -> None:
         """collect_live's on_wait: a rate-limit wait (or a retry's pause) starts, or (None) ends."""
+        runs = SearchRun.objects.filter(pk=self.task.run_id)
         try:
             if until is None:
-                Search.objects.filter(pk=self.task.search_id).update(rate_limited_until=None, step=self.label)
+                runs.wait_until(None, self.label)
                 return
             rate_limit = reason.lower().startswith("waiting for the rate limit")
             if rate_limit:
                 step = f"Waiting for the rate limit until {timezone.localtime(until):%H:%M}"
-                Search.objects.filter(pk=self.task.search_id).update(rate_limited_until=until, step=step)
+                runs.wait_until(until, step)
             else:
                 step = reason[:1].upper() + reason[1:]
-                Search.objects.filter(pk=self.task.search_id).update(step=step[:200])
+                runs.report_progress(step=step[:200])
             _record(self.task, EventKind.RATE_LIMIT if rate_limit else EventKind.RETRY, step)
         except Exception as exc:
-            log.exception("could not record a wait of %s for search #%s", self.task.task_id, self.task.search_id)
+            log.exception("could not record a wait of %s for run #%s", self.task.task_id, self.task.run_id)
             _renew_connection_after(exc)

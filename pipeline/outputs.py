@@ -3,7 +3,7 @@
 Every file is written under a temporary name in its own folder and moved into place with
 `os.replace` (atomic on one filesystem). A task that makes several files opens them all in one
 `OutputSet`; on success the temporaries are moved into place in the order they were opened, so the
-file opened last (the task's marker, e.g. `summary.json`) appears last. On any error every
+file opened last (the task's marker, e.g. the pass's facts) appears last. On any error every
 temporary is removed and nothing is replaced.
 
 CSV files use the `csv` module's default dialect (RFC 4180 quoting). Text-like columns (post text,
@@ -22,6 +22,8 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
+
+from .contract import TEMP_PREFIX, TEMP_SUFFIX
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -80,7 +82,7 @@ FILE_MODE = 0o666 & ~_current_umask()
 def new_temp_path(final: Path) -> tuple[int, Path]:
     """An open descriptor and the path of a fresh temporary file beside `final`."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    fd, temp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{final.name}.", suffix=TEMP_SUFFIX, dir=final.parent)
     os.fchmod(fd, FILE_MODE)
     return fd, Path(temp)
 
@@ -122,9 +124,9 @@ class OutputSet:
     """Several files of one task, all put in place together, in the order they were opened.
 
     with OutputSet() as out:
-        ids = out.text(folder / "tweet-ids.txt")
+        ids = out.text(folder / TWEET_IDS)
         ...
-        out.json(folder / "summary.json", facts)   # opened last, replaced last
+        out.json(folder / SUMMARISED, facts)   # opened last, replaced last
     """
 
     def __init__(self) -> None:
@@ -214,11 +216,3 @@ def replace_from_temp(final: Path) -> tuple[Path, Callable[[], None]]:
         os.replace(temp_path, final)
 
     return temp_path, finish
-
-
-def remove_stale_temps(folder: Path) -> None:
-    """Delete temporaries left by a run that was killed (they are never mistaken for outputs)."""
-    if not folder.is_dir():
-        return
-    for path in folder.glob(".*.tmp"):
-        path.unlink(missing_ok=True)

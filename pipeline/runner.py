@@ -1,4 +1,4 @@
-"""Run one search's Luigi workflow in this process and say, in plain words, how it went.
+"""Build one run's Luigi workflow in this process and say, in plain words, how it went.
 
 `luigi.build` returns True whenever scheduling worked, even if every task failed; we ask for the
 detailed summary and read its status. The reason a person reads is the failing task's own
@@ -17,10 +17,11 @@ from django.db import connections
 from django.utils import timezone
 from luigi.execution_summary import LuigiStatusCode
 
-from searches.models import EventKind, Search, TaskEvent
+from searches.models import EventKind, SearchRun, TaskEvent
 
 from . import events
-from .tasks import EXPLAINED_ERRORS, SearchTask, final_task
+from .errors import EXPLAINED_ERRORS
+from .tasks import RunTask, final_task
 
 log = logging.getLogger("dnflow.pipeline")
 
@@ -64,13 +65,11 @@ def _quiet_luigi_logging() -> None:
         luigi_log.addFilter(_explained_failures)
 
 
-def run_workflow(search: Search) -> WorkflowResult:
-    """Build every output of the search in DNFLOW_DATA_DIR/<search.folder>; only unfinished tasks run."""
-    if not search.folder:
-        raise ValueError(f"Search #{search.pk} has no output folder yet: jobs.run_search sets one.")
-    (settings.DNFLOW_DATA_DIR / search.folder).mkdir(parents=True, exist_ok=True)
-    events.register(SearchTask)  # idempotent: Luigi keeps handlers in a set per class
-    events.last_failures.pop(search.pk, None)
+def build_workflow(run: SearchRun) -> WorkflowResult:
+    """Build every output of the run in its folder; only unfinished tasks run."""
+    run.folder_path.mkdir(parents=True, exist_ok=True)
+    events.register(RunTask)  # idempotent: Luigi keeps handlers in a set per class
+    events.last_failures.pop(run.pk, None)
     _quiet_luigi_logging()
 
     workers = max(1, int(settings.DNFLOW_LUIGI_WORKERS))
@@ -84,21 +83,21 @@ def run_workflow(search: Search) -> WorkflowResult:
         connections.close_all()
 
     began = timezone.now()
-    result = luigi.build([final_task(search)], **options)
+    result = luigi.build([final_task(run)], **options)
     if result.status in OK_STATUSES:
         return WorkflowResult(ok=True)
-    reason = _failure_reason(search.pk, began) or STATUS_REASONS.get(result.status) or "The workflow failed."
-    log.warning("search #%s failed: %s", search.pk, reason)
+    reason = _failure_reason(run.pk, began) or STATUS_REASONS.get(result.status) or "The workflow failed."
+    log.warning("%s failed: %s", run, reason)
     return WorkflowResult(ok=False, error=reason)
 
 
-def _failure_reason(search_id: int, since) -> str:
+def _failure_reason(run_id: int, since) -> str:
     """The failing task's own message: kept in this process, or (forked workers) from its TaskEvent."""
-    reason = events.last_failures.pop(search_id, "")
+    reason = events.last_failures.pop(run_id, "")
     if reason:
         return reason
     event = (
-        TaskEvent.objects.filter(search_id=search_id, event=EventKind.FAILURE, created__gte=since)
+        TaskEvent.objects.filter(run_id=run_id, event=EventKind.FAILURE, created__gte=since)
         .order_by("-created", "-pk")
         .first()
     )

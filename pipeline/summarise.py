@@ -449,18 +449,18 @@ def summarise_posts(
         remove_spill_folder(folder)
 
 
-def write_sample(search, size: int) -> Path:
-    """Draw sample.csv again at another size, from tweets.csv (the raw posts are not parsed again).
+def write_sample(folder: Path, size: int, *, search_id: int) -> Path:
+    """Draw a run's sample again at another size, from its tweets.csv (the raw posts are not parsed
+    again).
 
     The same search and size always give the same rows, the same rows the workflow's pass drew
     (see Sample).
     """
     if size < 1:
         raise ValueError(f"A sample needs at least 1 post (got {size}).")
-    folder = search.output_dir
-    if folder is None or not (folder / TWEETS_CSV).is_file():
+    if not (folder / TWEETS_CSV).is_file():
         raise FileNotFoundError(f"This search has no {TWEETS_CSV} to sample from: run it first.")
-    sample = Sample(size, sample_seed(search.pk, size))
+    sample = Sample(size, sample_seed(search_id, size))
     with (folder / TWEETS_CSV).open(newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)

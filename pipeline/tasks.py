@@ -1,18 +1,20 @@
-"""The Luigi tasks of a search: collect, summarise, fetch photos, match photos, package.
+"""The Luigi tasks of a run: collect, summarise, fetch photos, match photos, package.
 
-Every task takes two parameters only, `search_id` and `folder`: Luigi writes parameters into task
+Every task takes two parameters only, `run_id` and `folder`: Luigi writes parameters into task
 ids and logs, so nothing secret (and nothing large) may be one. The rest (term, source, dates...)
-is read from the database when a task runs. Outputs live in DNFLOW_DATA_DIR/<folder>/; a task is
-complete when its outputs exist, and every output appears atomically (see pipeline.outputs), so
-running a failed search again runs only what did not finish.
+is read from the database when a task runs. Outputs live in DNFLOW_DATA_DIR/<folder>/ under the
+names pipeline.contract gives them; a task is complete when its outputs exist, every output
+appears atomically (see pipeline.outputs), and each task reads what it needs through
+`self.input()`, so running a run again runs only what did not finish.
 
     CollectPosts -> SummarisePosts -> FetchPhotos -> MatchPhotos -> PackageOutputs
+
+PackageOutputs writes summary.json after the package: a folder with a summary.json is finished.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 
@@ -22,8 +24,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.utils import timezone
 
-import dnflow_site
-from searches.models import Search, Source
+from searches.models import SearchRun, Source
 
 from . import events
 from .contract import (
@@ -39,32 +40,24 @@ from .contract import (
     SOURCES,
     SUMMARISED,
     SUMMARY,
-    package_name,
 )
-from .formats import ArchiveError, ImportReport, copy_archive, iter_collection
+from .describe import bag_info, pass_facts, summary_document
+from .formats import ImportReport, copy_archive, iter_collection
 from .formats.linking import LINKED
-from .outputs import OutputSet, remove_stale_temps, write_json
+from .outputs import OutputSet, write_json
 from .package import build_package, package_path
 from .parallel import default_processes, plan_ranges, summarise_ranges
 from .photos import PhotoResult, fetch_photos, match_photos, read_media_counts
-from .query import QueryError, compile_query
+from .query import compile_query
+from .sample import ensure_sample, local_photo_path
 from .summarise import PASS_OUTPUTS, sample_seed, summarise_posts
-from .xapi import XApiError, collect_live
-
-# Problems (bad lines) listed one by one in summary.json; the rest are counted.
-LISTED_PROBLEMS = 100
-# Errors whose message is already written for the person who asked: shown as they are.
-EXPLAINED_ERRORS = (ArchiveError, XApiError, QueryError, events.WorkflowCancelled)
+from .xapi import collect_live
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
+class RunTask(luigi.Task):
+    """A step of one run's workflow. Its events go to the run's TaskEvents (pipeline.events)."""
 
-
-class SearchTask(luigi.Task):
-    """A step of one search's workflow. Its events go to the search's TaskEvents (pipeline.events)."""
-
-    search_id = luigi.IntParameter()
+    run_id = luigi.IntParameter()
     folder = luigi.Parameter()
 
     @property
@@ -74,32 +67,34 @@ class SearchTask(luigi.Task):
     def target(self, name: str) -> luigi.LocalTarget:
         return luigi.LocalTarget(str(self.folder_path / name))
 
-    def load_search(self) -> Search:
-        return Search.objects.get(pk=self.search_id)
+    def same_run(self, task_class: type[RunTask]) -> RunTask:
+        return task_class(run_id=self.run_id, folder=self.folder)
+
+    def load_run(self) -> SearchRun:
+        return SearchRun.objects.select_related("search").get(pk=self.run_id)
 
     @cached_property
     def is_live(self) -> bool:
         # Weights the progress bar; read once per task instance, in the process that runs it.
-        return Source(self.load_search().source).is_live
+        return Source(self.load_run().search.source).is_live
 
     def progress(self) -> events.Progress:
         return events.Progress(self)
 
 
-events.register(SearchTask)
+events.register(RunTask)
 
 
-class CollectPosts(SearchTask):
+class CollectPosts(RunTask):
     """The raw posts, exactly as the archive or the API gave them: tweets.jsonl."""
 
     def output(self):
         return self.target(RAW_POSTS)
 
     def run(self):
-        search = self.load_search()
+        search = self.load_run().search
         folder = self.folder_path
         folder.mkdir(parents=True, exist_ok=True)
-        remove_stale_temps(folder)
         progress = self.progress()
         source = Source(search.source)
         if source.is_live:
@@ -126,8 +121,6 @@ class CollectPosts(SearchTask):
             )
             return
         if source == Source.SAMPLE:
-            from .sample import ensure_sample
-
             paths = [ensure_sample()]
             progress.update(0.1, step_text="Copying the bundled synthetic sample")
         else:
@@ -150,19 +143,19 @@ def _import_by_link() -> bool:
     return mode == "link"
 
 
-class SummarisePosts(SearchTask):
+class SummarisePosts(RunTask):
     """The one pass over the collection: every count file, list and table, and the pass's facts."""
 
     def requires(self):
-        return CollectPosts(search_id=self.search_id, folder=self.folder)
+        return self.same_run(CollectPosts)
 
     def output(self):
         return {name: self.target(name) for name in PASS_OUTPUTS}
 
     def run(self):
-        search = self.load_search()
+        run = self.load_run()
+        search = run.search
         folder = self.folder_path
-        remove_stale_temps(folder)
         raw = Path(self.input().path)
         live = Source(search.source).is_live
         report = ImportReport()
@@ -172,7 +165,7 @@ class SummarisePosts(SearchTask):
         start = None if live else search.start_time
         end = None if live else search.end_time
         compile_query(term)  # a malformed term fails here, before anything is read
-        total_lines = _raw_lines(folder)
+        total_lines = _raw_lines(raw)
         progress = self.progress()
 
         def on_progress(lines_read: int, num_posts: int) -> None:
@@ -182,7 +175,9 @@ class SummarisePosts(SearchTask):
         options = {
             "sample_size": settings.DNFLOW_SAMPLE_SIZE,
             "seed": sample_seed(search.pk, settings.DNFLOW_SAMPLE_SIZE),
-            "make_facts": lambda facts: pass_facts(facts, report),
+            "make_facts": lambda facts: pass_facts(
+                facts, report, sample_size=settings.DNFLOW_SAMPLE_SIZE, summarised_at=timezone.now()
+            ),
         }
         ranges = _parallel_ranges(raw, search.count)
         if ranges:
@@ -206,7 +201,7 @@ class SummarisePosts(SearchTask):
             facts = summarise_posts(
                 posts, folder, on_progress=lambda num_posts: on_progress(report.lines_read, num_posts), **options
             )
-        Search.objects.filter(pk=search.pk).update(num_posts=facts["num_tweets"])
+        run.runs().report_progress(num_posts=facts["num_tweets"])
         if report.bad_lines or report.duplicates or report.not_posts:
             progress.note(f"Import: {report.summary()}")
         how = f", {len(ranges)} processes" if ranges else ""
@@ -228,81 +223,29 @@ def _close_database_connections() -> None:
             connection.close()
 
 
-def _raw_lines(folder: Path) -> int:
+def _raw_lines(raw: Path) -> int:
     """How many lines the raw file has, for the progress bar: from sources.json, else counted
     (newlines only, nothing parsed)."""
     try:
-        sources = json.loads((folder / SOURCES).read_text(encoding="utf-8"))
+        sources = json.loads(raw.with_name(SOURCES).read_text(encoding="utf-8"))
         return sum(int(entry.get("lines", 0)) for entry in sources.get("files", []))
     except (OSError, ValueError, TypeError, AttributeError):
         pass
     count = 0
     try:
-        with (folder / RAW_POSTS).open("rb") as raw:
-            for chunk in iter(lambda: raw.read(1024 * 1024), b""):
+        with raw.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1024 * 1024), b""):
                 count += chunk.count(b"\n")
     except OSError:
         return 0
     return count
 
 
-def import_report_document(report: ImportReport) -> dict:
-    return {
-        "summary": report.summary(),
-        "lines_read": report.lines_read,
-        "posts_seen": report.posts_seen,
-        "duplicates": report.duplicates,
-        "bad_lines": report.bad_lines,
-        "not_posts": report.not_posts,
-        "problems": [
-            {"file": name, "line": line, "reason": reason} for name, line, reason in report.problems[:LISTED_PROBLEMS]
-        ],
-    }
-
-
-def pass_facts(facts: dict, report: ImportReport) -> dict:
-    """What the summary pass found, for the final step's summary.json (contract.SUMMARISED)."""
-    return {
-        **facts,
-        "sample_size": settings.DNFLOW_SAMPLE_SIZE,
-        "summarised_at": timezone.now().isoformat(),
-        "import": import_report_document(report),
-    }
-
-
-def summary_document(search: Search, facts: dict, photos: dict, groups: list, finished: datetime) -> dict:
-    """summary.json: what was asked, what the pass found, what the photo steps did, the package."""
-    return {
-        "id": search.pk,
-        "term": search.term,
-        "source": search.source,
-        "status": "finished",
-        "started": _iso(search.started),
-        "finished": finished.isoformat(),
-        **{key: value for key, value in facts.items() if key not in ("timeline", "import", "summarised_at")},
-        "count_requested": search.count,
-        "lang": search.lang,
-        "start_time": _iso(search.start_time),
-        "end_time": _iso(search.end_time),
-        "archive": Path(search.archive_path).name if search.archive_path else "",
-        "synthetic": search.source == Source.SAMPLE,
-        "folder": search.folder,
-        "dnflow_version": dnflow_site.__version__,
-        "summarised_at": facts.get("summarised_at"),
-        "import": facts.get("import", {}),
-        "timeline": facts.get("timeline", []),
-        "photos_fetched": photos.get("fetched", 0),
-        "photos_failed": photos.get("failed", 0),
-        "photo_groups": len(groups),
-        "package": package_name(search.folder),
-    }
-
-
-class FetchPhotos(SearchTask):
+class FetchPhotos(RunTask):
     """The most shared photos, downloaded into media/ (failures recorded, never fatal)."""
 
     def requires(self):
-        return SummarisePosts(search_id=self.search_id, folder=self.folder)
+        return self.same_run(SummarisePosts)
 
     def output(self):
         return self.target(PHOTOS_RECORD)
@@ -311,14 +254,11 @@ class FetchPhotos(SearchTask):
         folder = self.folder_path
         media = folder / MEDIA_FOLDER
         media.mkdir(parents=True, exist_ok=True)
-        remove_stale_temps(media)
         photos = read_media_counts(Path(self.input()[COUNT_MEDIA].path))
         if not settings.DNFLOW_FETCH_PHOTOS:
             write_json(folder / PHOTOS_RECORD, {"enabled": False, "photos": len(photos), "fetched": 0, "failed": 0})
             self.outcome = "Photo downloads are switched off (DNFLOW_FETCH_PHOTOS)"
             return
-        from .sample import local_photo_path
-
         progress = self.progress()
         results = fetch_photos(
             photos,
@@ -366,11 +306,11 @@ def _write_photo_records(
         )
 
 
-class MatchPhotos(SearchTask):
+class MatchPhotos(RunTask):
     """media-graph.json: groups of downloaded photos that look alike."""
 
     def requires(self):
-        return FetchPhotos(search_id=self.search_id, folder=self.folder)
+        return self.same_run(FetchPhotos)
 
     def output(self):
         return self.target(MEDIA_GRAPH)
@@ -387,51 +327,35 @@ class MatchPhotos(SearchTask):
         self.outcome = f"{len(groups):,} groups of similar photos among {len(hashes):,}"
 
 
-class PackageOutputs(SearchTask):
+class PackageOutputs(RunTask):
     """The BagIt package <folder>.zip (without the raw posts), then summary.json: the last file."""
 
     def requires(self):
-        params = {"search_id": self.search_id, "folder": self.folder}
-        return {"counts": SummarisePosts(**params), "photos": FetchPhotos(**params), "groups": MatchPhotos(**params)}
+        return {
+            "counts": self.same_run(SummarisePosts),
+            "photos": self.same_run(FetchPhotos),
+            "groups": self.same_run(MatchPhotos),
+        }
 
     def output(self):
         return {"package": luigi.LocalTarget(str(package_path(self.folder_path))), "summary": self.target(SUMMARY)}
 
     def run(self):
-        search = self.load_search()
-        folder = self.folder_path
+        run = self.load_run()
+        search = run.search
         inputs = self.input()
-        facts = _read_json(inputs["counts"][SUMMARISED])
-        photos = _read_json(inputs["photos"])
-        groups = _read_json(inputs["groups"])
-        summary = summary_document(search, facts, photos, groups, finished=timezone.now())
-        progress = self.progress()
-        progress.update(0.2, step_text="Packaging a BagIt archive")
-        bag_info = {
-            "Source-Organization": "dnflow",
-            "External-Description": f"dnflow search #{search.pk}: post ids and summaries of "
-            + (f"the query {search.term}" if search.term else "a whole archive"),
-            "External-Identifier": folder.name,
-            "Dnflow-Query": search.term,
-            "Dnflow-Source": search.get_source_display(),
-            "Dnflow-Archive": summary.get("archive", ""),
-            "Dnflow-Language": search.lang,
-            "Dnflow-Start-Time": _iso(search.start_time),
-            "Dnflow-End-Time": _iso(search.end_time),
-            "Dnflow-Started": summary.get("started"),
-            "Dnflow-Finished": summary["finished"],
-            "Dnflow-First-Post": summary.get("first_tweet_at"),
-            "Dnflow-Last-Post": summary.get("last_tweet_at"),
-            "Dnflow-Posts": summary.get("num_tweets"),
-            "Dnflow-Users": summary.get("unique_users"),
-            "Dnflow-Hashtags": summary.get("unique_hashtags"),
-            "Dnflow-Photos": photos.get("fetched", 0),
-            "Dnflow-Version": dnflow_site.__version__,
-        }
-        if search.source == Source.SAMPLE:
-            bag_info["Dnflow-Note"] = "SYNTHETIC DATA: the bundled sample, not real posts."
-        build_package(folder, bag_info, summary)
-        self.outcome = f"{package_path(folder).name} written"
+        summary = summary_document(
+            search,
+            run,
+            _read_json(inputs["counts"][SUMMARISED]),
+            _read_json(inputs["photos"]),
+            _read_json(inputs["groups"]),
+            finished=timezone.now(),
+            synthetic=search.source == Source.SAMPLE,
+        )
+        self.progress().update(0.2, step_text="Packaging a BagIt archive")
+        package = build_package(self.folder_path, bag_info(search, run, summary), summary)
+        self.outcome = f"{package.name} written"
 
 
 def _read_json(target: luigi.LocalTarget):
@@ -439,5 +363,5 @@ def _read_json(target: luigi.LocalTarget):
         return json.load(handle)
 
 
-def final_task(search: Search) -> PackageOutputs:
-    return PackageOutputs(search_id=search.pk, folder=search.folder)
+def final_task(run: SearchRun) -> PackageOutputs:
+    return PackageOutputs(run_id=run.pk, folder=run.folder)

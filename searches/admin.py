@@ -1,21 +1,59 @@
+"""The admin: searches with their runs, runs with their task events, and the same actions as the
+pages (each one calls the service the pages call). The query of a saved search is read-only."""
+
+from __future__ import annotations
+
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 from django.utils.html import format_html
 
 from . import services
-from .models import Search, TaskEvent
+from .models import QUERY_FIELDS, Search, SearchRun, TaskEvent
+from .templatetags.dnflow import seconds
 
 
-class TaskEventInline(admin.TabularInline):
-    model = TaskEvent
+class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
-    fields = ["created", "task_family", "event", "message", "duration"]
-    readonly_fields = fields
     show_change_link = False
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class SearchRunInline(ReadOnlyInline):
+    model = SearchRun
+    fields = ["run_link", "status", "progress_percent", "num_posts", "started", "finished", "took", "error"]
+    readonly_fields = fields
+    ordering = ["-number"]
+
+    @admin.display(description="Run")
+    def run_link(self, obj: SearchRun) -> str:
+        return format_html(
+            '<a href="{}">run {}</a>', reverse("admin:searches_searchrun_change", args=[obj.pk]), obj.number
+        )
+
+    @admin.display(description="Progress")
+    def progress_percent(self, obj: SearchRun) -> str:
+        return f"{obj.progress:.0f}%"
+
+    @admin.display(description="Took")
+    def took(self, obj: SearchRun) -> str:
+        return seconds(obj.duration) or "-"
+
+
+class TaskEventInline(ReadOnlyInline):
+    model = TaskEvent
+    fields = ["created", "task_family", "event", "message", "took"]
+    readonly_fields = fields
+
+    @admin.display(description="Took")
+    def took(self, obj: TaskEvent) -> str:
+        return seconds(obj.duration) or "-"
 
 
 def _apply(modeladmin, request, queryset, action, verb: str) -> None:
@@ -39,44 +77,51 @@ class SearchAdmin(admin.ModelAdmin):
         "source",
         "status",
         "progress_percent",
-        "num_posts",
+        "posts",
         "owner",
         "created",
         "published",
     ]
-    list_filter = ["status", "source", ("published_at", admin.EmptyFieldListFilter), "created"]
-    search_fields = ["term", "archive_path", "owner__username", "error"]
-    list_select_related = ["owner"]
-    date_hierarchy = "created"
-    inlines = [TaskEventInline]
-    readonly_fields = [
-        "status",
-        "progress",
-        "step",
-        "error",
-        "rate_limited_until",
-        "rq_job_id",
-        "folder",
-        "num_posts",
-        "started",
-        "finished",
-        "published_at",
+    list_filter = [
+        ("latest_run__status", admin.ChoicesFieldListFilter),
+        "source",
+        ("published_at", admin.EmptyFieldListFilter),
         "created",
-        "summary_link",
     ]
-    fieldsets = [
-        (None, {"fields": ["owner", "term", "source", "archive_path", "count", "lang", "start_time", "end_time"]}),
-        ("State", {"fields": readonly_fields}),
-    ]
-    actions = ["run_again", "cancel", "publish", "unpublish", "delete_with_files", "reconcile"]
+    search_fields = ["term", "archive_path", "owner__username"]
+    list_select_related = ["owner", "latest_run", "results_run"]
+    date_hierarchy = "created"
+    inlines = [SearchRunInline]
+    readonly_fields = ["published_at", "created", "summary_link"]
+    actions = ["run_again", "collect_again", "cancel", "publish", "unpublish", "delete_with_files", "reconcile"]
+
+    def get_fieldsets(self, request, obj=None):
+        return [
+            (None, {"fields": ["owner", *QUERY_FIELDS]}),
+            ("State", {"fields": self.readonly_fields}),
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Once saved, a search's query is what its runs answered: changing it means a new search.
+        if obj is not None and obj.pk:
+            return [*QUERY_FIELDS, *self.readonly_fields]
+        return self.readonly_fields
 
     @admin.display(description="Search", ordering="term")
     def term_or_archive(self, obj: Search) -> str:
         return str(obj).split(" ", 1)[1]
 
-    @admin.display(description="Progress", ordering="progress")
+    @admin.display(description="Status", ordering="latest_run__status")
+    def status(self, obj: Search) -> str:
+        return obj.get_status_display()
+
+    @admin.display(description="Progress", ordering="latest_run__progress")
     def progress_percent(self, obj: Search) -> str:
-        return f"{obj.progress:.0f}%"
+        return f"{obj.latest_run.progress:.0f}%" if obj.latest_run else "-"
+
+    @admin.display(description="Posts", ordering="results_run__num_posts")
+    def posts(self, obj: Search) -> int | None:
+        return obj.results_run.num_posts if obj.results_run else None
 
     @admin.display(boolean=True, description="Published", ordering="published_at")
     def published(self, obj: Search) -> bool:
@@ -89,10 +134,11 @@ class SearchAdmin(admin.ModelAdmin):
         return format_html('<a href="{}">{}</a>', obj.get_absolute_url(), obj.get_absolute_url())
 
     def save_model(self, request, obj: Search, form, change: bool) -> None:
-        # A search added here is queued like one from the web form; edits only save.
-        super().save_model(request, obj, form, change)
-        if not change:
-            services.enqueue_search(obj)
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        # A search added here starts like one from the web form: its first run, queued.
+        services.start_first_run(obj)
 
     def get_actions(self, request):
         actions = super().get_actions(request)
@@ -100,11 +146,15 @@ class SearchAdmin(admin.ModelAdmin):
         actions.pop("delete_selected", None)
         return actions
 
-    @admin.action(description="Run / re-run selected searches")
+    @admin.action(description="Run again (resume a failed or cancelled run; collect again a finished one)")
     def run_again(self, request, queryset) -> None:
         _apply(self, request, queryset, services.rerun_search, "Queued")
 
-    @admin.action(description="Cancel selected searches")
+    @admin.action(description="Collect again into a new run (the earlier results stay)")
+    def collect_again(self, request, queryset) -> None:
+        _apply(self, request, queryset, services.collect_again, "Queued")
+
+    @admin.action(description="Cancel the running or queued run")
     def cancel(self, request, queryset) -> None:
         _apply(self, request, queryset, services.cancel_search, "Cancelled")
 
@@ -116,16 +166,16 @@ class SearchAdmin(admin.ModelAdmin):
     def unpublish(self, request, queryset) -> None:
         _apply(self, request, queryset, services.unpublish_search, "Unpublished")
 
-    @admin.action(description="Delete selected searches and their files")
+    @admin.action(description="Delete selected searches, all their runs and files")
     def delete_with_files(self, request, queryset) -> None:
         _apply(self, request, queryset, services.delete_search, "Deleted")
 
-    @admin.action(description="Reconcile: queue searches that never reached a worker")
+    @admin.action(description="Reconcile: queue runs that never reached a worker, recover lost ones")
     def reconcile(self, request, queryset) -> None:
         from redis.exceptions import RedisError
 
         try:
-            report = services.reconcile_searches(list(queryset.values_list("pk", flat=True)))
+            outcome = services.reconcile_searches(list(queryset.values_list("pk", flat=True)))
         except RedisError as exc:
             self.message_user(
                 request,
@@ -133,7 +183,57 @@ class SearchAdmin(admin.ModelAdmin):
                 messages.ERROR,
             )
             return
-        self.message_user(request, f"Reconcile: {report}.", messages.SUCCESS if report.changed else messages.INFO)
+        self.message_user(request, f"Reconcile: {outcome}.", messages.SUCCESS if outcome.changed else messages.INFO)
 
     def delete_model(self, request, obj: Search) -> None:
         services.delete_search(obj)
+
+
+@admin.register(SearchRun)
+class SearchRunAdmin(admin.ModelAdmin):
+    """Runs are changed by their workers and the search's actions only: read-only here."""
+
+    list_display = ["__str__", "status", "progress_percent", "num_posts", "started", "finished", "took"]
+    list_filter = ["status", "started"]
+    list_select_related = ["search"]
+    search_fields = ["search__term", "folder", "error"]
+    inlines = [TaskEventInline]
+    fields = [
+        "search_link",
+        "number",
+        "folder",
+        "status",
+        "progress",
+        "step",
+        "error",
+        "rate_limited_until",
+        "rq_job_id",
+        "num_posts",
+        "times_lost",
+        "tidy",
+        "created",
+        "started",
+        "finished",
+        "took",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # a run goes with its search (and its files with it)
+
+    @admin.display(description="Search")
+    def search_link(self, obj: SearchRun) -> str:
+        return format_html(
+            '<a href="{}">{}</a>', reverse("admin:searches_search_change", args=[obj.search_id]), obj.search
+        )
+
+    @admin.display(description="Progress", ordering="progress")
+    def progress_percent(self, obj: SearchRun) -> str:
+        return f"{obj.progress:.0f}%"
+
+    @admin.display(description="Took")
+    def took(self, obj: SearchRun) -> str:
+        return seconds(obj.duration) or "-"

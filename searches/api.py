@@ -1,4 +1,9 @@
-"""A read-only JSON API with the web pages' visibility rules: what a person cannot see is a 404."""
+"""A read-only JSON API with the web pages' visibility rules: what a person cannot see is a 404.
+
+A search's `status`, `progress` and `step` are those of its newest run; its counts, files and
+`num_posts` those of its newest finished run (`results_run`), as on the pages: a newer run that is
+queued, running, failed or cancelled never hides the earlier results.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,8 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from . import reports
-from .models import Search, Status
+from . import run_files
+from .models import Search, SearchRun
 from .views.access import can_manage
 
 API_KINDS = ("hashtags", "mentions", "urls", "domains", "media", "followers")
@@ -15,6 +20,7 @@ MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 LISTED = 200
 EVENTS = 100
+RUNS_LISTED = 20
 
 
 def _error(message: str, status: int) -> JsonResponse:
@@ -22,34 +28,52 @@ def _error(message: str, status: int) -> JsonResponse:
 
 
 def _visible(request: HttpRequest, pk: int) -> Search | None:
-    return Search.objects.visible_to(request.user).select_related("owner").filter(pk=pk).first()
+    return Search.objects.visible_to(request.user).with_runs().filter(pk=pk).first()
 
 
 def _iso(value) -> str | None:
     return value.isoformat() if value else None
 
 
+def _run(run: SearchRun | None) -> dict | None:
+    if run is None:
+        return None
+    return {
+        "number": run.number,
+        "status": run.status,
+        "progress": round(run.progress, 1),
+        "step": run.step,
+        "error": run.error,
+        "num_posts": run.num_posts,
+        "created": _iso(run.created),
+        "started": _iso(run.started),
+        "finished": _iso(run.finished),
+    }
+
+
 def _brief(request: HttpRequest, search: Search) -> dict:
+    latest, results = search.latest_run, search.results_run
     return {
         "id": search.pk,
         "url": request.build_absolute_uri(search.get_absolute_url()),
         "term": search.term,
         "source": search.source,
         "status": search.status,
-        "progress": round(search.progress, 1),
-        "step": search.step,
-        "num_posts": search.num_posts,
+        "progress": round(latest.progress, 1) if latest else 0.0,
+        "step": latest.step if latest else "",
+        "num_posts": results.num_posts if results else None,
         "owner": search.owner.get_username() if search.owner else None,
         "created": _iso(search.created),
-        "started": _iso(search.started),
-        "finished": _iso(search.finished),
+        "started": _iso(latest.started) if latest else None,
+        "finished": _iso(latest.finished) if latest else None,
+        "results_from": _iso(results.finished) if results else None,
         "published": _iso(search.published_at),
     }
 
 
 @require_GET
 def search_list(request: HttpRequest) -> JsonResponse:
-    searches = Search.objects.visible_to(request.user).select_related("owner")[:LISTED]
+    searches = Search.objects.visible_to(request.user).with_runs()[:LISTED]
     return JsonResponse({"searches": [_brief(request, s) for s in searches]})
 
 
@@ -58,14 +82,20 @@ def search_detail(request: HttpRequest, pk: int) -> JsonResponse:
     search = _visible(request, pk)
     if search is None:
         return _error(f"No search #{pk} that you can see.", 404)
-    events = reversed(list(search.events.order_by("-created", "-pk")[:EVENTS]))
-    summary = reports.read_summary(search.output_dir) if search.status == Status.FINISHED else {}
+    latest = search.latest_run
+    events = reversed(list(latest.events.order_by("-created", "-pk")[:EVENTS])) if latest else []
+    folder = search.results_dir
+    summary = run_files.read_summary(folder)
     counts_keys = ("num_tweets", "unique_hashtags", "unique_mentions", "unique_urls", "unique_users")
+    files = run_files.output_files(folder, include_private=can_manage(request.user, search))
     return JsonResponse(
         {
             **_brief(request, search),
-            "error": search.error,
-            "rate_limited_until": _iso(search.rate_limited_until),
+            "error": latest.error if latest else "",
+            "rate_limited_until": _iso(latest.rate_limited_until) if latest else None,
+            "latest_run": _run(latest),
+            "results_run": _run(search.results_run),
+            "runs": [_run(run) for run in search.runs.order_by("-number")[:RUNS_LISTED]],
             "counts": {k: summary[k] for k in counts_keys if k in summary},
             "first_post_at": summary.get("first_tweet_at"),
             "last_post_at": summary.get("last_tweet_at"),
@@ -75,10 +105,8 @@ def search_detail(request: HttpRequest, pk: int) -> JsonResponse:
                     "size": f.size,
                     "url": request.build_absolute_uri(reverse("search_file", args=[search.pk, f.name])),
                 }
-                for f in reports.output_files(search.output_dir, include_private=can_manage(request.user, search))
-            ]
-            if search.status == Status.FINISHED
-            else [],
+                for f in files
+            ],
             "events": [
                 {
                     "task": e.task_family,
@@ -107,10 +135,10 @@ def search_counts(request: HttpRequest, pk: int, kind: str) -> JsonResponse:
         limit = None
     if limit is None or not 1 <= limit <= MAX_LIMIT:
         return _error(f"limit must be a whole number from 1 to {MAX_LIMIT} (got {raw_limit!r}).", 400)
-    if search.status != Status.FINISHED:
-        return _error(f"Search #{pk} is {search.status}: counts exist once it has finished.", 409)
-    spec = reports.COUNT_KINDS[kind]
-    rows = reports.read_counts(search.output_dir, kind, limit)
+    if not search.has_results:
+        return _error(f"Search #{pk} is {search.status}: counts exist once a run of it has finished.", 409)
+    spec = run_files.COUNT_KINDS[kind]
+    rows = run_files.read_counts(search.results_dir, kind, limit)
     columns = [spec.key_column, "file", spec.value_column] if kind == "media" else [spec.key_column, spec.value_column]
     return JsonResponse(
         {
@@ -123,7 +151,7 @@ def search_counts(request: HttpRequest, pk: int, kind: str) -> JsonResponse:
     )
 
 
-def _count_row(count: reports.Count, spec: reports.CountKind, *, with_file: bool) -> dict:
+def _count_row(count: run_files.Count, spec: run_files.CountKind, *, with_file: bool) -> dict:
     row = {spec.key_column: count.key}
     if with_file:
         row["file"] = count.row.get("file", "")

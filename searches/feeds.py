@@ -19,7 +19,7 @@ class PublishedSearchesFeed(Feed):
     subtitle = "Searches whose summaries, counts, tweet ids and packages their owners have published."
 
     def items(self):
-        return Search.objects.published().select_related("owner").order_by("-published_at")[:FEED_ITEMS]
+        return Search.objects.published().with_runs().order_by("-published_at")[:FEED_ITEMS]
 
     def item_title(self, item: Search) -> str:
         return str(item)
@@ -27,14 +27,15 @@ class PublishedSearchesFeed(Feed):
     def item_description(self, item: Search) -> str:
         # Atom marks the summary type="html": readers render it as HTML, so escape it here (the
         # XML writer then escapes it once more) and a term carrying markup stays text.
-        posts = f"{item.num_posts:,} posts" if item.num_posts is not None else "posts not counted"
+        results = item.results_run
+        posts = f"{results.num_posts:,} posts" if results and results.num_posts is not None else "posts not counted"
         return escape(f"{item.get_source_display()}: {item.term or 'whole archive'}. {posts}.")
 
     def item_pubdate(self, item: Search):
         return item.published_at
 
     def item_updateddate(self, item: Search):
-        return item.finished or item.published_at
+        return (item.results_run.finished if item.results_run else None) or item.published_at
 
     def item_author_name(self, item: Search) -> str | None:
         return item.owner.get_username() if item.owner else None

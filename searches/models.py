@@ -1,38 +1,45 @@
-"""A search and the events of the Luigi tasks that carry it out."""
+"""A search, its runs, and the events of the Luigi tasks that carry each run out.
+
+A Search is what a person asked for: the query (fixed once saved), its owner, whether it is
+published. Each collection of it (the first, "collect again", a resumed one after a failure
+stays the same run) is a SearchRun with its own output folder, status, progress and events.
+The search shows the results of its newest *finished* run (`results_run`) while a newer run is
+queued, running, failed or cancelled (`latest_run`): an earlier collection is never hidden or
+lost because a later one did not finish.
+
+The state machine of a run lives in RunQuerySet: claim, finish, fail, cancel, recover a run
+whose worker died, resume, and the progress a running run reports. Each is one conditional
+UPDATE that changes a run only from the states it may leave, so two processes can never both
+win, and nothing else in dnflow writes a run's status fields.
+"""
 
 from __future__ import annotations
 
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.db import models
-from django.db.models import Q
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models, transaction
+from django.db.models import F, Max, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from pipeline.contract import remove_temporaries
 
-class Source(models.TextChoices):
-    RECENT = "recent", "X API: recent search (last 7 days)"
-    ALL = "all", "X API: full-archive search"
-    ARCHIVE = "archive", "Archive file"
-    SAMPLE = "sample", "Bundled sample (synthetic)"
+from .choices import ACTIVE_STATUSES, DONE_STATUSES, EventKind, Source, Status
+from .validation import validate_search
 
-    @property
-    def is_live(self) -> bool:
-        return self in (Source.RECENT, Source.ALL)
+__all__ = ["EventKind", "Search", "SearchRun", "Source", "Status", "TaskEvent"]
+
+# The fields that say what a search asks for. Fixed once the search is saved: its runs and
+# their results answer this query, so changing it means a new search.
+QUERY_FIELDS = ("term", "source", "archive_path", "count", "lang", "start_time", "end_time")
 
 
-class Status(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    FINISHED = "finished", "Finished"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-
-    @property
-    def is_done(self) -> bool:
-        return self in (Status.FINISHED, Status.FAILED, Status.CANCELLED)
+class QueryIsFixed(ValidationError):
+    pass
 
 
 class SearchQuerySet(models.QuerySet):
@@ -56,8 +63,13 @@ class SearchQuerySet(models.QuerySet):
     def published(self) -> SearchQuerySet:
         return self.filter(published_at__isnull=False)
 
-    def unfinished(self) -> SearchQuerySet:
-        return self.filter(status__in=[Status.QUEUED, Status.RUNNING])
+    def with_results(self) -> SearchQuerySet:
+        """Searches with a finished run to show (and to compare)."""
+        return self.filter(results_run__isnull=False)
+
+    def with_runs(self) -> SearchQuerySet:
+        """Rows ready for a list: their owner, newest run and results run in the same query."""
+        return self.select_related("owner", "latest_run", "results_run")
 
 
 class Search(models.Model):
@@ -81,19 +93,15 @@ class Search(models.Model):
     start_time = models.DateTimeField(null=True, blank=True)
     end_time = models.DateTimeField(null=True, blank=True)
 
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    progress = models.FloatField(default=0.0, help_text="0 to 100, over the whole workflow.")
-    step = models.CharField(max_length=200, blank=True, help_text="What the workflow is doing now.")
-    error = models.TextField(blank=True, help_text="Why it failed, in plain words.")
-    rate_limited_until = models.DateTimeField(null=True, blank=True)
-    rq_job_id = models.CharField(max_length=64, blank=True)
-    folder = models.CharField(max_length=200, blank=True, help_text="Output folder inside DNFLOW_DATA_DIR.")
-    num_posts = models.PositiveIntegerField(null=True, blank=True)
-
     created = models.DateTimeField(default=timezone.now)
-    started = models.DateTimeField(null=True, blank=True)
-    finished = models.DateTimeField(null=True, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
+    # Kept by SearchRun's transitions only: the newest run, and the newest finished one.
+    latest_run = models.ForeignKey(
+        "SearchRun", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    )
+    results_run = models.ForeignKey(
+        "SearchRun", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    )
 
     objects = SearchQuerySet.as_manager()
 
@@ -105,22 +113,258 @@ class Search(models.Model):
             models.Index(fields=["owner", "-created"], name="search_owner_created"),
             # The home page's published list and the Atom feed.
             models.Index(fields=["published_at"], name="search_published"),
-            # Workers and reconcile look for queued and running searches.
-            models.Index(fields=["status"], name="search_status"),
         ]
 
     def __str__(self) -> str:
         what = self.term or Path(self.archive_path).name or self.get_source_display()
         return f"#{self.pk} {what}"
 
+    def save(self, *args, **kwargs) -> None:
+        update_fields = kwargs.get("update_fields")
+        if self.pk and not self._state.adding and (update_fields is None or set(update_fields) & set(QUERY_FIELDS)):
+            self._refuse_query_change()
+        super().save(*args, **kwargs)
+
     def get_absolute_url(self) -> str:
         return reverse("search_detail", args=[self.pk])
 
     def clean(self) -> None:
         """Refuse what the X API would refuse, before any quota is spent."""
-        from .validation import validate_search
-
         validate_search(self)
+
+    def _refuse_query_change(self) -> None:
+        saved = Search.objects.filter(pk=self.pk).values(*QUERY_FIELDS).first()
+        if saved is None:
+            return
+        changed = [name for name in QUERY_FIELDS if saved[name] != getattr(self, name)]
+        if changed:
+            raise QueryIsFixed(
+                {
+                    name: f"The {name.replace('_', ' ')} of a saved search cannot change: its runs answer the "
+                    "query as it was. Start a new search instead."
+                    for name in changed
+                }
+            )
+
+    @property
+    def is_published(self) -> bool:
+        return self.published_at is not None
+
+    # What the pages say about the search as a whole: its newest run's state.
+    @property
+    def status(self) -> str:
+        return self.latest_run.status if self.latest_run_id else Status.QUEUED
+
+    def get_status_display(self) -> str:
+        return Status(self.status).label
+
+    @property
+    def is_done(self) -> bool:
+        return Status(self.status).is_done
+
+    @property
+    def has_results(self) -> bool:
+        return self.results_run_id is not None
+
+    @property
+    def results_dir(self) -> Path | None:
+        """The folder of the run whose results the search shows, or None before one finished."""
+        return self.results_run.folder_path if self.results_run_id else None
+
+    @property
+    def results_are_older(self) -> bool:
+        """A newer run than the one shown exists (queued, running, failed or cancelled)."""
+        return self.has_results and self.latest_run_id != self.results_run_id
+
+    def start_run(self) -> SearchRun:
+        """A new queued run with a fresh folder; refused while another run is queued or running."""
+        try:
+            with transaction.atomic():
+                number = (self.runs.aggregate(last=Max("number"))["last"] or 0) + 1
+                run = SearchRun.objects.create(search=self, number=number, folder=self._new_folder_name())
+                Search.objects.filter(pk=self.pk).update(latest_run=run)
+        except IntegrityError:
+            raise RunRefused(f"Search #{self.pk} already has a run queued or running.") from None
+        self.latest_run = run
+        return run
+
+    def _new_folder_name(self) -> str:
+        # A fresh folder per run, so a later collection never overwrites an earlier one.
+        return f"search-{self.pk}-{timezone.now():%Y%m%dT%H%M%S%f}"
+
+    def delete_files(self) -> None:
+        """Remove every folder this search's runs made (and any stray one with its prefix)."""
+        for run in self.runs.all():
+            run.delete_files()
+        for path in Path(settings.DNFLOW_DATA_DIR).glob(f"search-{self.pk}-*"):
+            # Rooted in the data folder, and the name is ours: nothing else is touched.
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+class RunRefused(Exception):
+    """The run cannot start or change: the message says why."""
+
+
+class RunQuerySet(models.QuerySet):
+    """The state machine of runs. Each transition is one conditional UPDATE on the runs of this
+    queryset that are in a state they may leave; it returns how many changed (0: someone else
+    changed them first, and nothing happened). Callers narrow the queryset to the run they mean,
+    and to the claim they hold (`started`) or the job they are (`rq_job_id`)."""
+
+    def active(self) -> RunQuerySet:
+        return self.filter(status__in=ACTIVE_STATUSES)
+
+    def claim(self, *, job_id: str | None = None) -> datetime | None:
+        """Queued -> running; returns the claim time, which identifies this run's process from now on.
+
+        With job_id, only the job recorded on the run can win.
+        """
+        now = timezone.now()
+        rows = self.filter(status=Status.QUEUED)
+        if job_id:
+            rows = rows.filter(rq_job_id=job_id)
+        changed = rows.update(status=Status.RUNNING, started=now, finished=None, step="Starting", error="", tidy=False)
+        return now if changed else None
+
+    def finish(self) -> int:
+        """Running -> finished; the run becomes its search's results."""
+        with transaction.atomic():
+            finished = list(self.filter(status=Status.RUNNING).values_list("pk", "search_id"))
+            changed = self.filter(pk__in=[pk for pk, _ in finished], status=Status.RUNNING).update(
+                status=Status.FINISHED,
+                progress=100.0,
+                step="Finished",
+                error="",
+                finished=timezone.now(),
+                rate_limited_until=None,
+            )
+            if changed:
+                for run_id, search_id in finished:
+                    Search.objects.filter(pk=search_id).update(results_run=run_id)
+        return changed
+
+    def fail(self, reason: str) -> int:
+        """Queued or running -> failed, with the reason a person reads."""
+        return self.filter(status__in=ACTIVE_STATUSES).update(
+            status=Status.FAILED,
+            step="Failed",
+            error=reason or "The workflow failed.",
+            finished=timezone.now(),
+            rate_limited_until=None,
+        )
+
+    def cancel(self) -> int:
+        """Queued or running -> cancelled. Cancel wins: a worker that picks the job up later cannot
+        claim it, and a running process's watchdog stops it."""
+        return self.filter(status__in=ACTIVE_STATUSES).update(
+            status=Status.CANCELLED, step="Cancelled", finished=timezone.now(), rate_limited_until=None
+        )
+
+    def requeue_lost(self, step: str) -> int:
+        """Running -> queued again, because its process died: it resumes in its own folder
+        (Luigi skips the steps that are complete) and counts one more loss."""
+        return self.filter(status=Status.RUNNING).update(
+            status=Status.QUEUED,
+            step=step,
+            rq_job_id="",
+            started=None,
+            finished=None,
+            rate_limited_until=None,
+            times_lost=F("times_lost") + 1,
+        )
+
+    def resume(self) -> int:
+        """Failed or cancelled -> queued, because a person asked to run it again: it resumes in its
+        own folder, with its full allowance of recoveries."""
+        return self.filter(status__in=(Status.FAILED, Status.CANCELLED)).update(
+            status=Status.QUEUED,
+            progress=0.0,
+            step="",
+            error="",
+            rate_limited_until=None,
+            started=None,
+            finished=None,
+            rq_job_id="",
+            times_lost=0,
+        )
+
+    def assign_job(self, job_id: str, step: str) -> int:
+        """Record the rq job of a queued run (before the job reaches Redis: its claim checks it)."""
+        return self.filter(status=Status.QUEUED).update(rq_job_id=job_id, step=step)
+
+    def forget_job(self, job_id: str) -> int:
+        """The job never reached Redis: the run is queued with no job, for reconcile to queue."""
+        return self.filter(rq_job_id=job_id).update(rq_job_id="")
+
+    def note_unqueued(self, step: str) -> int:
+        """A queued run could not reach the job queue; `step` says why and what happens next."""
+        return self.filter(status=Status.QUEUED).update(step=step)
+
+    def report_progress(self, **fields) -> int:
+        """What a running run is doing (progress, step, num_posts): only while it runs."""
+        unknown = set(fields) - {"progress", "step", "num_posts"}
+        if unknown:
+            raise ValueError(f"not progress fields: {sorted(unknown)}")
+        return self.filter(status=Status.RUNNING).update(**fields)
+
+    def wait_until(self, until: datetime | None, step: str) -> int:
+        """A running run waits for the X API's rate limit (until), or stops waiting (None)."""
+        return self.filter(status=Status.RUNNING).update(rate_limited_until=until, step=step[:200])
+
+    def untidy(self) -> RunQuerySet:
+        """Runs that stopped without finishing and may have left temporaries in their folder."""
+        return self.filter(status__in=DONE_STATUSES, tidy=False)
+
+
+class SearchRun(models.Model):
+    """One collection of a search: its folder, its state, its events."""
+
+    search = models.ForeignKey(Search, on_delete=models.CASCADE, related_name="runs")
+    number = models.PositiveIntegerField(help_text="1 for a search's first run, then 2, 3...")
+    folder = models.CharField(max_length=200, unique=True, help_text="Output folder inside DNFLOW_DATA_DIR.")
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0, help_text="0 to 100, over the whole workflow.")
+    step = models.CharField(max_length=200, blank=True, help_text="What the workflow is doing now.")
+    error = models.TextField(blank=True, help_text="Why it failed, in plain words.")
+    rate_limited_until = models.DateTimeField(null=True, blank=True)
+    rq_job_id = models.CharField(max_length=64, blank=True)
+    num_posts = models.PositiveIntegerField(null=True, blank=True)
+    times_lost = models.PositiveSmallIntegerField(
+        default=0, help_text="Times its worker died in a row; past DNFLOW_LOST_SEARCH_RETRIES it fails."
+    )
+    tidy = models.BooleanField(
+        default=True, help_text="False while a run that stopped may have left temporaries in its folder."
+    )
+
+    created = models.DateTimeField(default=timezone.now)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["search", "number"], name="run_number_per_search"),
+            # One collection at a time: the database refuses a second queued or running run.
+            models.UniqueConstraint(
+                fields=["search"], condition=Q(status__in=ACTIVE_STATUSES), name="one_active_run_per_search"
+            ),
+        ]
+        indexes = [
+            # Workers and reconcile look for queued, running and untidy runs.
+            models.Index(fields=["status"], name="run_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"search #{self.search_id}, run {self.number}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("search_detail", args=[self.search_id]) + f"#run-{self.number}"
 
     @property
     def status_enum(self) -> Status:
@@ -131,43 +375,40 @@ class Search(models.Model):
         return self.status_enum.is_done
 
     @property
-    def is_published(self) -> bool:
-        return self.published_at is not None
+    def folder_path(self) -> Path:
+        return Path(settings.DNFLOW_DATA_DIR) / self.folder
 
     @property
-    def output_dir(self) -> Path | None:
-        if not self.folder:
-            return None
-        return settings.DNFLOW_DATA_DIR / self.folder
+    def duration(self) -> float | None:
+        if self.started and self.finished:
+            return (self.finished - self.started).total_seconds()
+        return None
 
-    def new_folder_name(self) -> str:
-        """A fresh folder per collection, so a refresh never overwrites an earlier one."""
-        return f"search-{self.pk}-{timezone.now():%Y%m%dT%H%M%S%f}"
+    def runs(self) -> RunQuerySet:
+        """This run as a queryset, for its transitions: `run.runs().finish()`."""
+        return SearchRun.objects.filter(pk=self.pk)
+
+    def this_claim(self) -> RunQuerySet:
+        """This run as long as it is still the claim this process holds (its `started`)."""
+        return SearchRun.objects.filter(pk=self.pk, started=self.started)
+
+    def tidy_up(self) -> list[Path]:
+        """Remove the temporaries a stopped run left in its folder (see pipeline.contract).
+
+        Only for a run no process works on any more: the caller knows (it is that process, after
+        the workflow returned; or it claimed the search's next run; or reconcile saw no heartbeat).
+        """
+        removed = remove_temporaries(self.folder_path)
+        SearchRun.objects.filter(pk=self.pk).exclude(status=Status.RUNNING).update(tidy=True)
+        return removed
 
     def delete_files(self) -> None:
-        """Remove every output folder this search made (all its collections)."""
-        data_dir = settings.DNFLOW_DATA_DIR
-        for path in data_dir.glob(f"search-{self.pk}-*"):
-            # The glob is rooted in the data dir and the name is ours: nothing else is touched.
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-
-
-class EventKind(models.TextChoices):
-    START = "start", "Started"
-    SUCCESS = "success", "Finished"
-    FAILURE = "failure", "Failed"
-    PROGRESS = "progress", "Progress"
-    PROCESSING_TIME = "processing_time", "Processing time"
-    RATE_LIMIT = "rate_limit", "Waiting for the rate limit"
-    RETRY = "retry", "Retrying"
-    NOTE = "note", "Note"
+        if self.folder and self.folder_path.is_dir():
+            shutil.rmtree(self.folder_path, ignore_errors=True)
 
 
 class TaskEvent(models.Model):
-    search = models.ForeignKey(Search, on_delete=models.CASCADE, related_name="events")
+    run = models.ForeignKey(SearchRun, on_delete=models.CASCADE, related_name="events")
     task_family = models.CharField(max_length=100)
     task_id = models.CharField(max_length=255, blank=True)
     event = models.CharField(max_length=20, choices=EventKind.choices)
@@ -178,8 +419,8 @@ class TaskEvent(models.Model):
     class Meta:
         ordering = ["created", "pk"]
         indexes = [
-            # The status page's timeline and the JSON API read one search's events in order.
-            models.Index(fields=["search", "created"], name="taskevent_search_created"),
+            # The status page's steps table and the JSON API read one run's events in order.
+            models.Index(fields=["run", "created"], name="taskevent_run_created"),
         ]
 
     def __str__(self) -> str:

@@ -4,11 +4,15 @@ so each action behaves the same wherever a person starts it."""
 from __future__ import annotations
 
 import logging
+import shutil
+from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Search, Source, Status
+from . import execute, queue, reconcile
+from .models import RunRefused, Search, SearchRun, Source, Status
 
 log = logging.getLogger("dnflow.services")
 
@@ -29,14 +33,14 @@ def create_search(
     end_time=None,
     enqueue: bool = True,
 ) -> Search:
-    """Validate and save a search; with enqueue, hand it to a worker once the transaction commits.
+    """Validate and save a search with its first run; with enqueue, hand the run to a worker once
+    the transaction commits.
 
-    The returned search tells whether it reached the queue: `search.queued` is True (on the queue),
-    False (not on the queue: enqueue=False, or Redis could not be reached, which `search.step` then
-    says, and the reconcile sweep queues it later) or None (inside a transaction not yet committed).
+    The returned search tells whether its run reached the queue: `search.queued` is True (on the
+    queue), False (not on the queue: enqueue=False, or Redis could not be reached, which the run's
+    `step` then says, and the reconcile sweep queues it later) or None (inside a transaction not yet
+    committed).
     """
-    from django.conf import settings
-
     search = Search(
         owner=owner,
         term=term.strip(),
@@ -48,102 +52,101 @@ def create_search(
         end_time=end_time,
     )
     search.full_clean()
-    search.save()
+    return start_first_run(search, enqueue=enqueue)
+
+
+def start_first_run(search: Search, *, enqueue: bool = True) -> Search:
+    """Save a validated new search and its first run (the admin's add form comes here too)."""
+    with transaction.atomic():
+        search.save()
+        run = search.start_run()
     search.queued = False
     if enqueue:
-        enqueue_search(search)
+        enqueue_run(search, run)
     return search
 
 
-def enqueue_search(search: Search) -> None:
-    """Queue one rq job for the search after the current transaction commits.
+def enqueue_run(search: Search, run: SearchRun) -> None:
+    """Queue one rq job for the run after the current transaction commits.
 
-    Sets `search.queued` (and refreshes `rq_job_id` and `step`) once that happens; see create_search.
+    Sets `search.queued` (and refreshes the run's `rq_job_id` and `step`) once that happens.
     """
-    from . import jobs
-
     search.queued = None
 
     def hand_over() -> None:
-        search.queued = jobs.enqueue(search.pk) is not None
-        row = Search.objects.filter(pk=search.pk).values("rq_job_id", "step").first()
-        if row is not None:
-            search.rq_job_id, search.step = row["rq_job_id"], row["step"]
+        search.queued = queue.enqueue_run(run.pk) is not None
+        run.refresh_from_db(fields=["rq_job_id", "step"])
 
     transaction.on_commit(hand_over)
 
 
-def reconcile_searches(search_ids: list[int] | None = None):
-    """Queue searches that never reached a worker and recover those whose worker died.
+def reconcile_searches(search_ids: list[int] | None = None) -> reconcile.ReconcileOutcome:
+    """Queue runs that never reached a worker, recover those whose worker died, tidy stopped ones.
 
-    Returns a jobs.ReconcileReport; raises redis.exceptions.RedisError if Redis cannot be reached.
+    Raises redis.exceptions.RedisError if Redis cannot be reached.
     """
-    from . import jobs
-
-    return jobs.reconcile(search_ids)
+    return reconcile.reconcile(search_ids)
 
 
-def execute_search(search_id: int) -> Search:
-    """Claim a queued search and run its whole workflow in this process (a worker or the CLI)."""
-    from . import jobs
-
-    return jobs.run_search(search_id)
+def execute_search(search: Search) -> SearchRun:
+    """Carry out the search's queued run in this process (the command line's foreground run)."""
+    return execute.execute_run(search.latest_run_id)
 
 
-def rerun_search(search: Search, *, enqueue: bool = True) -> Search:
-    """Run a failed or cancelled search again: finished tasks are kept, the rest re-run."""
-    if not search.is_done:
-        raise ActionRefused(f"Search #{search.pk} is still {search.get_status_display().lower()}.")
-    if search.status == Status.FINISHED:
-        return refresh_search(search, enqueue=enqueue)
-    _requeue(search, new_folder=False)
+def rerun_search(search: Search, *, enqueue: bool = True) -> SearchRun:
+    """Run again: a failed or cancelled run resumes in its own folder (finished steps are kept);
+    after a finished run, the search is collected again into a new run."""
+    latest = _latest_done_run(search)
+    if latest.status == Status.FINISHED:
+        return collect_again(search, enqueue=enqueue)
+    if not latest.runs().resume():
+        raise ActionRefused(f"Search #{search.pk} changed meanwhile: reload the page and try again.")
+    latest.refresh_from_db()
     if enqueue:
-        enqueue_search(search)
-    return search
+        enqueue_run(search, latest)
+    return latest
 
 
-def refresh_search(search: Search, *, enqueue: bool = True) -> Search:
-    """Collect again into a new folder; the earlier collection is kept on disk until deleted."""
-    if not search.is_done:
-        raise ActionRefused(f"Search #{search.pk} is still {search.get_status_display().lower()}.")
-    _requeue(search, new_folder=True)
+def collect_again(search: Search, *, enqueue: bool = True) -> SearchRun:
+    """A new run into a new folder; the earlier runs and their files are kept until the search is
+    deleted, and the search goes on showing its newest finished results until the new run finishes."""
+    _latest_done_run(search)
+    try:
+        run = search.start_run()
+    except RunRefused as exc:
+        raise ActionRefused(str(exc)) from None
     if enqueue:
-        enqueue_search(search)
-    return search
+        enqueue_run(search, run)
+    return run
 
 
-def _requeue(search: Search, *, new_folder: bool) -> None:
-    from . import jobs
-
-    jobs.forget_lost_count(search.pk)
-    search.status = Status.QUEUED
-    search.progress = 0.0
-    search.step = ""
-    search.error = ""
-    search.rate_limited_until = None
-    search.started = None
-    search.finished = None
-    search.rq_job_id = ""
-    if new_folder:
-        search.folder = ""
-        search.num_posts = None
-    search.save()
+def _latest_done_run(search: Search) -> SearchRun:
+    latest = SearchRun.objects.filter(pk=search.latest_run_id).first()
+    if latest is None:
+        raise ActionRefused(f"Search #{search.pk} has no run yet.")
+    if not latest.is_done:
+        raise ActionRefused(f"Search #{search.pk} is still {latest.get_status_display().lower()}.")
+    return latest
 
 
-def cancel_search(search: Search) -> Search:
-    """A queued search leaves the queue; a running one is stopped and ends as cancelled."""
-    from . import jobs
-
-    if search.is_done:
-        raise ActionRefused(f"Search #{search.pk} has already {search.get_status_display().lower()}.")
-    jobs.cancel(search)
-    search.refresh_from_db()
-    return search
+def cancel_search(search: Search) -> SearchRun:
+    """The queued run leaves the queue; a running one is stopped and ends as cancelled. The
+    search's earlier results, if any, are what it shows from then on."""
+    run = SearchRun.objects.filter(pk=search.latest_run_id).first()
+    if run is None or run.is_done:
+        what = run.get_status_display().lower() if run else "not started"
+        raise ActionRefused(f"Search #{search.pk} has already {what}.")
+    # The database first: from here on no worker can claim the run, and a running work horse's
+    # watchdog stops it even if rq's stop message never reaches its worker.
+    run.runs().cancel()
+    queue.stop_job(run)
+    run.refresh_from_db()
+    return run
 
 
 def publish_search(search: Search) -> Search:
-    if search.status != Status.FINISHED:
-        raise ActionRefused("Only a finished search can be published.")
+    if not search.has_results:
+        raise ActionRefused("Only a search with a finished run can be published: wait for it to finish.")
     if search.published_at is None:
         search.published_at = timezone.now()
         search.save(update_fields=["published_at"])
@@ -158,10 +161,26 @@ def unpublish_search(search: Search) -> Search:
 
 
 def delete_search(search: Search) -> None:
-    """Stop it if it runs, then remove its files and its row (events go with it)."""
-    from . import jobs
-
-    if not search.is_done:
-        jobs.cancel(search)
+    """Stop its run if one is active, then remove every run's files, its upload, and its rows."""
+    run = SearchRun.objects.filter(pk=search.latest_run_id).first()
+    if run is not None and not run.is_done:
+        run.runs().cancel()
+        queue.stop_job(run)
     search.delete_files()
+    upload = _own_upload(search)
     search.delete()
+    if upload is not None:
+        shutil.rmtree(upload, ignore_errors=True)
+
+
+def _own_upload(search: Search) -> Path | None:
+    """The folder the web form stored this search's archive in, unless another search uses it too."""
+    if not search.archive_path:
+        return None
+    uploads = (Path(settings.DNFLOW_DATA_DIR) / "uploads").resolve()
+    folder = Path(search.archive_path).parent
+    if folder.resolve().parent != uploads:
+        return None  # an archive on the server (run_search --archive): not ours to delete
+    if Search.objects.exclude(pk=search.pk).filter(archive_path__startswith=f"{folder}/").exists():
+        return None
+    return folder

@@ -17,6 +17,7 @@ urlpatterns = [
     path("searches/<int:pk>/publish/", views.search_publish, name="search_publish"),
     path("searches/<int:pk>/unpublish/", views.search_unpublish, name="search_unpublish"),
     path("searches/<int:pk>/rerun/", views.search_rerun, name="search_rerun"),
+    path("searches/<int:pk>/collect-again/", views.search_collect_again, name="search_collect_again"),
     path("searches/<int:pk>/cancel/", views.search_cancel, name="search_cancel"),
     path("searches/<int:pk>/delete/", views.search_delete, name="search_delete"),
     path("api/searches/", api.search_list, name="api_search_list"),

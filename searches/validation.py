@@ -11,6 +11,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from .choices import Source
+
 # Query length limits of the self-serve X API (enterprise allows 4,096).
 MAX_QUERY_LENGTH = {"recent": 512, "all": 1024}
 
@@ -23,8 +25,6 @@ KNOWN_LANGS = frozenset(
 
 
 def validate_search(search) -> None:
-    from .models import Source
-
     errors: dict[str, str] = {}
     source = Source(search.source) if search.source in Source.values else None
     term = (search.term or "").strip()

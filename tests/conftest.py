@@ -1,17 +1,29 @@
-"""Shared test fixtures: a private data folder per test, the real recorded fixtures, users."""
+"""Shared test fixtures: a private data folder and Redis database, the real recorded fixtures,
+users and a logged-in client, and the settings most tests want.
+
+Redis: the tests never touch the database in REDIS_URL, which may be someone's real queue. They
+use DNFLOW_TEST_REDIS_URL (default db 15 of the local server), which they empty as they go, and
+they refuse to start if that database holds keys they did not put there.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import django_rq
 import pytest
+import redis
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # Real recorded X API data (see its README): test fixtures only, never published, so they are not
 # in this repository. They sit in the team's shared folder beside the checkout, or where
 # DNFLOW_REAL_DATA points.
 REAL_DATA = Path(os.environ.get("DNFLOW_REAL_DATA") or PROJECT_DIR.parent / "shared" / "data" / "real")
+TEST_REDIS_URL = os.environ.get("DNFLOW_TEST_REDIS_URL") or "redis://127.0.0.1:6379/15"
+# Set in the tests' Redis database by the tests, so they know the keys there are theirs to delete.
+TEST_REDIS_MARKER = "dnflow:tests:this-database-belongs-to-the-tests"
+FAST_PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def pytest_sessionstart(session) -> None:
@@ -20,6 +32,29 @@ def pytest_sessionstart(session) -> None:
             f"The recorded X API fixtures are missing from {REAL_DATA}. Put the team's shared/ folder "
             "beside this checkout, or set DNFLOW_REAL_DATA to the folder that holds them."
         )
+    _claim_test_redis()
+
+
+def _claim_test_redis() -> None:
+    try:
+        conn = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=3)
+        keys = conn.dbsize()
+    except redis.RedisError:
+        return  # the tests that need Redis fail with their own message; the others run
+    if keys and not conn.exists(TEST_REDIS_MARKER):
+        raise pytest.UsageError(
+            f"The tests' Redis database {TEST_REDIS_URL} holds {keys} keys that the tests did not put there "
+            "(a real queue?). The tests empty their database as they go: point DNFLOW_TEST_REDIS_URL at an "
+            "empty one (for example redis://127.0.0.1:6379/14)."
+        )
+    conn.set(TEST_REDIS_MARKER, "1")
+
+
+def empty_test_redis() -> None:
+    """Delete what earlier tests left in the tests' Redis database (keeping the marker)."""
+    conn = django_rq.get_connection("default")
+    conn.flushdb()
+    conn.set(TEST_REDIS_MARKER, "1")
 
 
 @pytest.fixture(autouse=True)
@@ -29,6 +64,35 @@ def data_dir(settings, tmp_path) -> Path:
     path.mkdir()
     settings.DNFLOW_DATA_DIR = path
     return path
+
+
+@pytest.fixture(autouse=True)
+def test_redis(settings) -> str:
+    """Every test (and every worker it starts) queues on the tests' own Redis database."""
+    settings.REDIS_URL = TEST_REDIS_URL
+    settings.RQ_QUEUES = {"default": {"URL": TEST_REDIS_URL, "DEFAULT_TIMEOUT": settings.DNFLOW_JOB_TIMEOUT}}
+    return TEST_REDIS_URL
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings) -> None:
+    # Many tests log users in; the default PBKDF2 hasher would spend most of their time.
+    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
+
+
+@pytest.fixture
+def empty_queue(test_redis):
+    """The job queue, empty before and after: searches started here wait on it, no worker runs them."""
+    queue = django_rq.get_queue("default")
+    queue.empty()
+    yield queue
+    queue.empty()
+
+
+@pytest.fixture
+def no_photo_downloads(settings) -> None:
+    # The fixtures' photo hosts are not reachable from here; photo fetching has its own tests.
+    settings.DNFLOW_FETCH_PHOTOS = False
 
 
 @pytest.fixture
@@ -51,3 +115,9 @@ def other_user(django_user_model):
 @pytest.fixture
 def staff_user(django_user_model):
     return django_user_model.objects.create_user("carol", password="carol-password-1", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def owner_client(client, owner):
+    client.force_login(owner)
+    return client

@@ -24,9 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from django.utils import timezone
-
-from searches.models import Search, Source
+from searches.models import Search, SearchRun, Source
 
 T1 = "Climate #Climate #energy @Bob see https://t.co/a"
 T3 = "#ENERGY news\nhttps://t.co/b and https://t.co/c"
@@ -342,19 +340,13 @@ WRITERS = {"v1": write_v1, "v2": write_v2_pages, "twarc2": write_twarc2}
 # --- Searches ----------------------------------------------------------------------------------
 
 
-def archive_search(path: Path, *, term: str = "", count: int | None = None, started: bool = True) -> Search:
-    """A saved archive search, claimed as a worker would, with its output folder chosen."""
-    search = Search.objects.create(
-        term=term,
-        source=Source.ARCHIVE,
-        archive_path=str(path),
-        count=count,
-        status="running" if started else "queued",
-        started=timezone.now() if started else None,
-    )
-    search.folder = search.new_folder_name()
-    search.save()
-    return search
+def archive_search(path: Path, *, term: str = "", count: int | None = None, started: bool = True) -> SearchRun:
+    """The run of a saved archive search, claimed as a worker would (or only queued)."""
+    search = Search.objects.create(term=term, source=Source.ARCHIVE, archive_path=str(path), count=count)
+    run = search.start_run()
+    if started:
+        run.runs().claim()
+    return SearchRun.objects.select_related("search").get(pk=run.pk)
 
 
 def read_rows(path: Path) -> list[list[str]]:

@@ -10,14 +10,9 @@ from django.core.cache import cache
 from django.urls import reverse
 
 from searches.models import Search, Status
-from tests.web_helpers import FAST_PASSWORD_HASHERS, make_search
+from tests.web_helpers import make_search
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
 
 
 OWNER, STAFF, OTHER, ANON = "owner", "staff", "other", "anonymous"
@@ -26,7 +21,7 @@ MANAGERS = {OWNER, STAFF}
 
 
 def _zip(search: Search) -> str:
-    return f"{search.folder}.zip"
+    return f"{search.results_run.folder}.zip"
 
 
 # (name, url builder, who may see it when private, who may see it when published, success status)
@@ -240,12 +235,12 @@ def test_a_package_holding_the_posts_text_stays_with_the_owner(visitors, owner):
     from tests.web_helpers import write_package
 
     search = make_search(owner, published=True)
-    write_package(search.output_dir, ["count-hashtags.csv", "tweets.csv"])
-    url = reverse("search_file", args=[search.pk, f"{search.folder}.zip"])
+    write_package(search.results_dir, ["count-hashtags.csv", "tweets.csv"])
+    url = reverse("search_file", args=[search.pk, f"{search.results_run.folder}.zip"])
     assert visitors(OWNER).get(url).status_code == 200
     assert visitors(ANON).get(url).status_code == 404
     assert visitors(OTHER).get(url).status_code == 404
     public_page = visitors(ANON).get(reverse("search_summary", args=[search.pk])).content.decode()
     owner_page = visitors(OWNER).get(reverse("search_summary", args=[search.pk])).content.decode()
-    assert f"{search.folder}.zip" not in public_page
-    assert f"{search.folder}.zip" in owner_page
+    assert f"{search.results_run.folder}.zip" not in public_page
+    assert f"{search.results_run.folder}.zip" in owner_page

@@ -1,11 +1,11 @@
-"""The admin lists searches and drives the same actions as the web pages and the CLI."""
+"""The admin lists searches with their runs and drives the same actions as the web pages and the CLI."""
 
-import django_rq
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
-from django.utils import timezone
 
-from searches.models import EventKind, Search, Source, Status, TaskEvent
+from searches.models import EventKind, Search, SearchRun, Status, TaskEvent
+from tests.web_helpers import add_run, make_search
 
 pytestmark = pytest.mark.django_db
 
@@ -13,26 +13,14 @@ CHANGELIST = "admin:searches_search_changelist"
 
 
 @pytest.fixture
-def queue():
-    queue = django_rq.get_queue("default")
-    queue.empty()
-    yield queue
-    queue.empty()
+def queue(empty_queue):
+    return empty_queue
 
 
 @pytest.fixture
 def admin_client(client, staff_user):
     client.force_login(staff_user)
     return client
-
-
-def make_search(owner, status=Status.FINISHED, **fields) -> Search:
-    search = Search.objects.create(
-        owner=owner, term="climate", source=Source.SAMPLE, count=None, status=status, **fields
-    )
-    search.folder = search.new_folder_name()
-    search.save()
-    return search
 
 
 def run_action(admin_client, action: str, *searches: Search):
@@ -51,7 +39,7 @@ def test_the_admin_is_for_staff_only(client, owner):
 
 
 def test_changelist_shows_status_progress_posts_and_owner(admin_client, owner):
-    make_search(owner, num_posts=321, progress=100)
+    make_search(owner, num_posts=321, outputs=False)
     page = admin_client.get(reverse(CHANGELIST)).content.decode()
     assert "climate" in page
     assert "Finished" in page
@@ -59,16 +47,40 @@ def test_changelist_shows_status_progress_posts_and_owner(admin_client, owner):
     assert "alice" in page
 
 
-def test_change_page_shows_task_events_read_only(admin_client, owner):
-    search = make_search(owner)
-    TaskEvent.objects.create(search=search, task_family="Summarise", event=EventKind.FAILURE, message="disk full")
+def test_change_page_lists_the_runs_and_a_run_shows_its_events_read_only(admin_client, owner):
+    search = make_search(owner, outputs=False)
+    add_run(search, status=Status.FAILED, error="disk full")
+    run = search.runs.get(number=2)
+    TaskEvent.objects.create(run=run, task_family="Summarise", event=EventKind.FAILURE, message="disk full")
+
     page = admin_client.get(reverse("admin:searches_search_change", args=[search.pk])).content.decode()
-    assert "disk full" in page
-    assert 'name="events-0-message"' not in page, "events must not be editable"
+    assert "run 1" in page and "run 2" in page
+    assert reverse("admin:searches_searchrun_change", args=[run.pk]) in page
+    run_page = admin_client.get(reverse("admin:searches_searchrun_change", args=[run.pk])).content.decode()
+    assert "disk full" in run_page
+    assert 'name="events-0-message"' not in run_page, "events must not be editable"
+    assert 'name="status"' not in run_page, "a run's state is its workers' to change"
+
+
+def test_the_query_of_a_saved_search_cannot_be_changed(admin_client, owner):
+    search = make_search(owner, outputs=False)
+    url = reverse("admin:searches_search_change", args=[search.pk])
+    page = admin_client.get(url).content.decode()
+    assert 'name="term"' not in page and "climate" in page  # shown, not editable
+
+    # A forged form that sets the term anyway changes nothing.
+    admin_client.post(url, {"owner": owner.pk, "term": "brexit", "source": "sample"})
+    search.refresh_from_db()
+    assert search.term == "climate"
+    # Nor can code that saves the row change it: a new query means a new search.
+    search.term = "brexit"
+    with pytest.raises(ValidationError, match="cannot change"):
+        search.save()
+    assert Search.objects.get(pk=search.pk).term == "climate"
 
 
 def test_publish_then_unpublish(admin_client, owner):
-    search = make_search(owner)
+    search = make_search(owner, outputs=False)
     run_action(admin_client, "publish", search)
     search.refresh_from_db()
     assert search.published_at is not None
@@ -77,24 +89,26 @@ def test_publish_then_unpublish(admin_client, owner):
     assert search.published_at is None
 
 
-def test_a_search_that_has_not_finished_cannot_be_published(admin_client, owner):
+def test_a_search_without_a_finished_run_cannot_be_published(admin_client, owner):
     search = make_search(owner, status=Status.FAILED)
     page = run_action(admin_client, "publish", search).content.decode()
-    assert "Only a finished search can be published" in page
+    assert "Only a search with a finished run can be published" in page
     search.refresh_from_db()
     assert search.published_at is None
 
 
-def test_delete_removes_the_search_and_its_files(admin_client, owner, data_dir):
+def test_delete_removes_the_search_all_its_runs_and_their_files(admin_client, owner, data_dir):
     search = make_search(owner)
-    search.output_dir.mkdir()
-    (search.output_dir / "summary.json").write_text("{}")
+    add_run(search, status=Status.CANCELLED)
+    folders = [run.folder_path for run in search.runs.all()]
+    for folder in folders:
+        folder.mkdir(exist_ok=True)
     neighbour = make_search(owner)
-    neighbour.output_dir.mkdir()
     run_action(admin_client, "delete_with_files", search)
     assert not Search.objects.filter(pk=search.pk).exists()
-    assert not search.output_dir.exists()
-    assert neighbour.output_dir.exists(), "another search's files must be untouched"
+    assert not SearchRun.objects.filter(search_id=search.pk).exists()
+    assert not any(folder.exists() for folder in folders)
+    assert neighbour.results_dir.exists(), "another search's files must be untouched"
 
 
 def test_cancel_a_queued_search(admin_client, owner, queue):
@@ -104,16 +118,29 @@ def test_cancel_a_queued_search(admin_client, owner, queue):
     assert search.status == Status.CANCELLED
 
 
-def test_run_again_queues_one_job_that_carries_only_the_search_id(
+def test_run_again_queues_one_job_that_carries_only_the_run_id(
     admin_client, owner, queue, django_capture_on_commit_callbacks
 ):
-    search = make_search(owner, status=Status.FAILED, finished=timezone.now(), error="boom")
+    search = make_search(owner, status=Status.FAILED, error="boom")
     with django_capture_on_commit_callbacks(execute=True):
         run_action(admin_client, "run_again", search)
     search.refresh_from_db()
     assert search.status == Status.QUEUED
-    assert search.error == ""
+    assert search.latest_run.error == ""
     jobs = queue.get_jobs()
     assert len(jobs) == 1
-    assert jobs[0].args == (search.pk,)
+    assert jobs[0].args == (search.latest_run_id,)
     assert jobs[0].kwargs == {}
+
+
+def test_collect_again_queues_a_new_run_and_keeps_the_results(
+    admin_client, owner, queue, django_capture_on_commit_callbacks
+):
+    search = make_search(owner)
+    first = search.results_run
+    with django_capture_on_commit_callbacks(execute=True):
+        run_action(admin_client, "collect_again", search)
+    search = Search.objects.with_runs().get(pk=search.pk)
+    assert search.latest_run.number == 2 and search.status == Status.QUEUED
+    assert search.results_run == first and first.folder_path.is_dir()
+    assert [job.args for job in queue.get_jobs()] == [(search.latest_run_id,)]

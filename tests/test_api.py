@@ -4,20 +4,9 @@ import pytest
 from django.urls import reverse
 
 from searches.models import Status
-from tests.web_helpers import FAST_PASSWORD_HASHERS, add_events, make_search
+from tests.web_helpers import add_events, make_search
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
-
-
-@pytest.fixture
-def owner_client(client, owner):
-    client.force_login(owner)
-    return client
 
 
 def test_detail_reports_status_progress_counts_files_and_events(owner_client, owner):
@@ -40,7 +29,7 @@ def test_detail_reports_status_progress_counts_files_and_events(owner_client, ow
         ("Summarise", "success"),
     ]
     names = {f["name"] for f in data["files"]}
-    assert {"count-hashtags.csv", "tweet-ids.txt", "tweets.csv", f"{search.folder}.zip"} <= names
+    assert {"count-hashtags.csv", "tweet-ids.txt", "tweets.csv", f"{search.results_run.folder}.zip"} <= names
     ids_url = next(f["url"] for f in data["files"] if f["name"] == "tweet-ids.txt")
     assert b"".join(owner_client.get(ids_url).streaming_content).split() == [
         b"1001",

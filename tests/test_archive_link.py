@@ -18,7 +18,7 @@ import pytest
 
 from pipeline.formats import ArchiveError, copy_archive
 from pipeline.formats.linking import LINKED
-from pipeline.runner import run_workflow
+from pipeline.runner import build_workflow
 from pipeline.sample.generator import generate_posts
 from pipeline.summarise import PASS_OUTPUTS
 
@@ -114,23 +114,23 @@ def test_a_linked_search_writes_what_a_copied_one_writes(tmp_path, settings):
     settings.DNFLOW_FETCH_PHOTOS = False
     archive = synthetic_jsonl(tmp_path / "archive.jsonl", posts=200)
     copied = archive_search(archive)
-    assert run_workflow(copied).ok
+    assert build_workflow(copied).ok
     settings.DNFLOW_ARCHIVE_IMPORT = "link"
     linked = archive_search(archive)
-    assert run_workflow(linked).ok
+    assert build_workflow(linked).ok
 
-    assert os.stat(linked.output_dir / "tweets.jsonl").st_ino == os.stat(archive).st_ino
+    assert os.stat(linked.folder_path / "tweets.jsonl").st_ino == os.stat(archive).st_ino
     outcome = linked.events.filter(task_family="CollectPosts", event="success").get().message
     assert outcome == "Linked 1 file(s), 200 lines"
     for name in PASS_OUTPUTS:
         if name not in ("sample.csv", "summarised.json"):  # the sample is drawn per search
-            assert (linked.output_dir / name).read_bytes() == (copied.output_dir / name).read_bytes(), name
+            assert (linked.folder_path / name).read_bytes() == (copied.folder_path / name).read_bytes(), name
 
 
 @pytest.mark.django_db(transaction=True)
 def test_an_unknown_import_mode_fails_the_search_with_the_setting_named(tmp_path, settings):
     settings.DNFLOW_ARCHIVE_IMPORT = "symlink"
     search = archive_search(synthetic_jsonl(tmp_path / "archive.jsonl"))
-    result = run_workflow(search)
+    result = build_workflow(search)
     assert not result.ok
     assert "DNFLOW_ARCHIVE_IMPORT='symlink' is not an import mode" in result.error

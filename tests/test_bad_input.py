@@ -16,9 +16,7 @@ test_refused_searches_show_the_reason_on_the_field).
 from __future__ import annotations
 
 import html
-import re
 
-import django_rq
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -27,7 +25,7 @@ from searches import services
 from searches.models import Search, Source, Status
 
 from .hardening_helpers import BAD_ARCHIVES, assert_no_complete_outputs, run_cli
-from .web_helpers import FAST_PASSWORD_HASHERS
+from .web_helpers import field_errors
 from .x_emulator import XApiEmulator
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,28 +34,8 @@ BAD_INPUT, FAILED = 2, 1
 
 
 @pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
-
-
-@pytest.fixture(autouse=True)
-def empty_queue():
-    """Searches the form starts land on this engineer's Redis db; the tests run them in-process."""
-    queue = django_rq.get_queue("default")
-    queue.empty()
-    yield queue
-    queue.empty()
-
-
-@pytest.fixture
-def owner_client(client, owner):
-    client.force_login(owner)
-    return client
-
-
-def field_errors(page: str, field: str) -> str:
-    match = re.search(rf'<div class="field-errors" id="id_{field}-errors" role="alert">(.*?)</div>', page, re.S)
-    return html.unescape(match.group(1)) if match else ""
+def queue(empty_queue):
+    return empty_queue
 
 
 def shown(page: str) -> str:
@@ -80,10 +58,10 @@ def test_a_bad_archive_on_the_command_line_exits_1_with_the_reason(case, tmp_pat
     for words in says:
         assert words in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
-    search = Search.objects.get()
-    assert search.status == Status.FAILED
-    assert all(words in search.error for words in says), search.error
-    assert_no_complete_outputs(search.output_dir)
+    run = Search.objects.get().latest_run
+    assert run.status == Status.FAILED
+    assert all(words in run.error for words in says), run.error
+    assert_no_complete_outputs(run.folder_path)
 
 
 @pytest.mark.parametrize("case", [c for c in BAD_ARCHIVES if c != "empty"])
@@ -93,14 +71,14 @@ def test_a_bad_archive_uploaded_on_the_form_ends_failed_with_the_reason_on_its_p
 
     response = owner_client.post(reverse("home"), {"term": "", "source": "archive", "archive": upload})
     assert response.status_code == 302
-    search = services.execute_search(Search.objects.get().pk)  # what the worker does with the job
+    run = services.execute_search(Search.objects.get())  # what the worker does with the job
 
-    assert search.status == Status.FAILED
-    assert all(words in search.error for words in says), search.error
-    page = shown(owner_client.get(search.get_absolute_url()).content.decode())
+    assert run.status == Status.FAILED
+    assert all(words in run.error for words in says), run.error
+    page = shown(owner_client.get(run.search.get_absolute_url()).content.decode())
     assert "Failed" in page
     assert says[0] in page and says[1] in page
-    assert_no_complete_outputs(search.output_dir)
+    assert_no_complete_outputs(run.folder_path)
 
 
 def test_an_empty_upload_is_refused_on_the_form_and_nothing_is_saved(owner_client, data_dir):
@@ -233,19 +211,19 @@ def test_a_wrong_token_on_the_command_line_fails_the_search_in_plain_words(x_api
     assert done.returncode == FAILED
     _says_the_token_is_wrong(done.stderr)
     assert "Traceback" not in done.stderr
-    search = Search.objects.get()
-    assert search.status == Status.FAILED
-    _says_the_token_is_wrong(search.error)
+    run = Search.objects.get().latest_run
+    assert run.status == Status.FAILED
+    _says_the_token_is_wrong(run.error)
     assert [r.status for r in x_api_with_another_token.requests] == [401]  # no retrying a refusal
-    assert_no_complete_outputs(search.output_dir)
+    assert_no_complete_outputs(run.folder_path)
 
 
 def test_a_wrong_token_from_the_form_fails_the_search_and_its_page_says_why(x_api_with_another_token, owner_client):
     response = owner_client.post(reverse("home"), {"term": "#kpop", "source": "recent", "count": "20"})
     assert response.status_code == 302
-    search = services.execute_search(Search.objects.get().pk)
+    run = services.execute_search(Search.objects.get())
 
-    assert (search.source, search.status) == (Source.RECENT, Status.FAILED)
-    _says_the_token_is_wrong(search.error)
-    _says_the_token_is_wrong(shown(owner_client.get(search.get_absolute_url()).content.decode()))
-    assert_no_complete_outputs(search.output_dir)
+    assert (run.search.source, run.status) == (Source.RECENT, Status.FAILED)
+    _says_the_token_is_wrong(run.error)
+    _says_the_token_is_wrong(shown(owner_client.get(run.search.get_absolute_url()).content.decode()))
+    assert_no_complete_outputs(run.folder_path)

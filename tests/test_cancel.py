@@ -1,14 +1,17 @@
-"""Cancelling searches: a running one stops, a queued one never runs, and cancelled stays cancelled."""
+"""Cancelling runs: a running one stops, a queued one never runs, cancelled stays cancelled, and
+a cancelled run leaves nothing half-done behind."""
 
 from __future__ import annotations
 
 import django_rq
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 from rq.job import Job
 
-from searches import jobs, services
-from searches.models import Search, Status
+from pipeline.contract import temporaries
+from searches import services
+from searches.models import Search, SearchRun, Status
 
 from .worker_helpers import REAL_ARCHIVE, big_archive, task_events, worker_pool
 
@@ -27,39 +30,50 @@ def _job_status(job_id: str) -> str:
     return Job.fetch(job_id, connection=django_rq.get_connection("default")).get_status()
 
 
+def _run(search: Search) -> SearchRun:
+    """The search's newest run, as the database has it now."""
+    return SearchRun.objects.filter(search_id=search.pk).order_by("-number").first()
+
+
 def _done(pk: int) -> bool:
     return Search.objects.get(pk=pk).is_done
 
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_cancel_stops_the_running_search_and_the_queued_one_never_runs(workers):
+def test_cancel_stops_the_running_search_and_the_queued_one_never_runs(workers, client, owner):
     workers.start(1)
-    running = services.create_search(source="archive", archive_path=str(big_archive(MID_RUN_COPIES)))
+    running = services.create_search(owner=owner, source="archive", archive_path=str(big_archive(MID_RUN_COPIES)))
     workers.wait_for(lambda: task_events(running, "start", "SummarisePosts"), timeout=60, what="the run is mid-way")
     waiting = services.create_search(source="archive", archive_path=str(REAL_ARCHIVE))
-    assert _job_status(waiting.rq_job_id) == "queued"  # the only worker is busy
+    assert _job_status(_run(waiting).rq_job_id) == "queued"  # the only worker is busy
 
     services.cancel_search(waiting)
     services.cancel_search(running)
 
-    workers.wait_for(lambda: _job_status(running.rq_job_id) == "stopped", timeout=15, what="rq stops the job")
-    assert _job_status(waiting.rq_job_id) == "canceled"
+    workers.wait_for(lambda: _job_status(_run(running).rq_job_id) == "stopped", timeout=15, what="rq stops the job")
+    assert _job_status(_run(waiting).rq_job_id) == "canceled"
     # The worker is free again and takes the next search; the cancelled one was skipped, never run.
     after = services.create_search(term="drought", source="sample")
     workers.wait_for(lambda: _done(after.pk), timeout=60, what="the next search finishes")
     assert Search.objects.get(pk=after.pk).status == Status.FINISHED
 
-    running.refresh_from_db()
-    assert running.status == Status.CANCELLED and running.step == "Cancelled"
+    run = _run(running)
+    assert run.status == Status.CANCELLED and run.step == "Cancelled"
     assert not task_events(running, "success", "SummarisePosts")
-    assert not (running.output_dir / "summary.json").exists()
-    assert not (running.output_dir / f"{running.folder}.zip").exists()
+    assert not (run.folder_path / "summary.json").exists()
+    assert not (run.folder_path / f"{run.folder}.zip").exists()
+    # The killed work horse's spill files and half-written outputs were removed once it was gone.
+    workers.wait_for(lambda: not temporaries(run.folder_path), timeout=15, what="the temporaries are removed")
+    # Its page says the step it stopped in was cancelled, not that it runs for ever.
+    client.force_login(owner)
+    page = client.get(running.get_absolute_url()).content.decode()
+    assert '<tr class="task-cancelled">' in page and "running" not in page.split('id="status"')[1]
 
-    waiting.refresh_from_db()
-    assert waiting.status == Status.CANCELLED
-    assert waiting.started is None and waiting.folder == ""
-    assert not waiting.events.exists()
+    waiting_run = _run(waiting)
+    assert waiting_run.status == Status.CANCELLED
+    assert waiting_run.started is None and not waiting_run.folder_path.exists()
+    assert not waiting_run.events.exists()
 
 
 @pytest.mark.worker
@@ -68,31 +82,31 @@ def test_a_cancel_whose_stop_message_is_lost_still_stops_the_work_horse(workers)
     (worker,) = workers.start(1)
     search = services.create_search(source="archive", archive_path=str(big_archive(MID_RUN_COPIES)))
     workers.wait_for(lambda: task_events(search, "start", "SummarisePosts"), timeout=60, what="the run is mid-way")
-    search.refresh_from_db()
+    run = _run(search)
 
     # What cancel does first; rq's stop-job message is never sent (as if the worker missed it).
-    Search.objects.filter(pk=search.pk).update(status=Status.CANCELLED, step="Cancelled")
+    run.runs().cancel()
 
     # The run notices within seconds (the pipeline's progress check or the work horse's watchdog).
-    workers.wait_for(lambda: _job_status(search.rq_job_id) != "started", timeout=15, what="the run stops")
+    workers.wait_for(lambda: _job_status(run.rq_job_id) != "started", timeout=15, what="the run stops")
     assert not task_events(search, "success", "SummarisePosts")
-    assert not (search.output_dir / f"{search.folder}.zip").exists()
-    assert Search.objects.get(pk=search.pk).status == Status.CANCELLED
+    assert not (run.folder_path / f"{run.folder}.zip").exists()
+    assert _run(search).status == Status.CANCELLED
     assert worker.proc.poll() is None  # the worker itself goes on
 
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_run_whose_search_was_taken_over_ends_its_work_horse(workers):
+def test_a_run_whose_claim_was_taken_over_ends_its_work_horse(workers):
     (worker,) = workers.start(1)
     search = services.create_search(source="archive", archive_path=str(big_archive(MID_RUN_COPIES)))
     workers.wait_for(lambda: task_events(search, "start", "SummarisePosts"), timeout=60, what="the run is mid-way")
 
-    # As if the search had been recovered and claimed by another worker: a newer run owns it now.
-    Search.objects.filter(pk=search.pk).update(started=timezone.now())
+    # As if the run had been recovered and claimed by another worker: a newer claim owns it now.
+    SearchRun.objects.filter(pk=search.latest_run_id).update(started=timezone.now())
 
     # The watchdog kills its own work horse: the job dies instead of finishing.
-    workers.wait_for(lambda: _job_status(search.rq_job_id) == "failed", timeout=15, what="the work horse dies")
+    workers.wait_for(lambda: _job_status(_run(search).rq_job_id) == "failed", timeout=15, what="the work horse dies")
     assert not task_events(search, "success", "SummarisePosts")
     assert worker.proc.poll() is None
 
@@ -100,24 +114,49 @@ def test_a_run_whose_search_was_taken_over_ends_its_work_horse(workers):
 @pytest.mark.django_db
 def test_the_outcome_of_a_cancelled_run_never_overwrites_cancelled():
     search = services.create_search(term="climate", source="sample", enqueue=False)
-    started = jobs.claim(search.pk)
-    assert started is not None
+    run = search.latest_run
+    run.started = run.runs().claim()
+    assert run.started is not None
     services.cancel_search(Search.objects.get(pk=search.pk))
 
-    jobs.finish(search.pk, ok=True, started=started)
-    jobs.finish(search.pk, ok=False, error="boom")
+    assert run.this_claim().finish() == 0
+    assert run.this_claim().fail("boom") == 0
 
-    search.refresh_from_db()
-    assert search.status == Status.CANCELLED and search.error == ""
+    run.refresh_from_db()
+    assert run.status == Status.CANCELLED and run.error == ""
     with pytest.raises(services.ActionRefused, match="already cancelled"):
-        services.cancel_search(search)
+        services.cancel_search(Search.objects.get(pk=search.pk))
 
 
 @pytest.mark.django_db
-def test_only_the_recorded_job_can_claim_a_search():
+def test_only_the_recorded_job_can_claim_a_run():
     search = services.create_search(term="climate", source="sample", enqueue=False)
-    Search.objects.filter(pk=search.pk).update(rq_job_id="search-job-b")
+    runs = search.latest_run.runs()
+    runs.update(rq_job_id="run-job-b")
 
-    assert jobs.claim(search.pk, "search-job-a") is None  # a stale duplicate job
-    assert jobs.claim(search.pk, "search-job-b") is not None
-    assert jobs.claim(search.pk, "search-job-b") is None  # claimed once
+    assert runs.claim(job_id="run-job-a") is None  # a stale duplicate job
+    assert runs.claim(job_id="run-job-b") is not None
+    assert runs.claim(job_id="run-job-b") is None  # claimed once
+
+
+@pytest.mark.django_db
+def test_a_search_has_one_active_run_at_a_time(owner):
+    search = services.create_search(owner=owner, term="climate", source="sample", enqueue=False)
+    with pytest.raises(services.ActionRefused, match="is still queued"):
+        services.collect_again(search)
+    with pytest.raises(services.ActionRefused, match="is still queued"):
+        services.rerun_search(search)
+    # Even code that skips the services' checks cannot start a second one: the database refuses.
+    from searches.models import RunRefused
+
+    with pytest.raises(RunRefused):
+        search.start_run()
+    assert search.runs.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_cancel_button_of_a_queued_search(client, owner, empty_queue):
+    search = services.create_search(owner=owner, term="climate", source="sample", enqueue=False)
+    client.force_login(owner)
+    assert client.post(reverse("search_cancel", args=[search.pk])).status_code == 302
+    assert _run(search).status == Status.CANCELLED

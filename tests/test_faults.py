@@ -22,7 +22,7 @@ import pipeline.outputs
 import pipeline.xapi_client
 from pipeline import events
 from searches import services
-from searches.models import EventKind, Search, Source, Status, TaskEvent
+from searches.models import EventKind, Search, SearchRun, Source, Status, TaskEvent
 
 from .hardening_helpers import assert_no_complete_outputs, private_redis, small_archive, synthetic_tweet, write_jsonl
 from .worker_helpers import WorkerPool
@@ -35,8 +35,8 @@ DONE = (Status.FINISHED, Status.FAILED)
 
 
 @pytest.fixture(autouse=True)
-def no_photo_downloads(settings):
-    settings.DNFLOW_FETCH_PHOTOS = False
+def photos_off(no_photo_downloads):
+    pass
 
 
 def archive_search(path: Path, **fields) -> Search:
@@ -59,10 +59,10 @@ def test_a_redis_restart_mid_run_leaves_no_search_stuck(settings, tmp_path, x_ap
             running = services.create_search(term="#kpop", source=Source.RECENT, count=500)
             archive = small_archive(tmp_path / "s.jsonl")
             waiting = services.create_search(source=Source.ARCHIVE, archive_path=str(archive))
-            assert running.rq_job_id and waiting.rq_job_id
+            assert running.latest_run.rq_job_id and waiting.latest_run.rq_job_id
             pool.start(1, X_BEARER_TOKEN=settings.X_BEARER_TOKEN, DNFLOW_X_API_URL=x_api.url)
             pool.wait_for(
-                lambda: (Search.objects.get(pk=running.pk).num_posts or 0) >= 100,
+                lambda: (SearchRun.objects.get(pk=running.latest_run_id).num_posts or 0) >= 100,
                 timeout=30,
                 what="the first search collects its first page",
             )
@@ -72,7 +72,7 @@ def test_a_redis_restart_mid_run_leaves_no_search_stuck(settings, tmp_path, x_ap
             assert Search.objects.get(pk=running.pk).status == Status.RUNNING
 
             pool.wait_for(
-                lambda: Search.objects.filter(pk__in=[running.pk, waiting.pk], status__in=DONE).count() == 2,
+                lambda: SearchRun.objects.filter(search__in=[running.pk, waiting.pk], status__in=DONE).count() == 2,
                 timeout=90,
                 what="both searches ended after the Redis restart",
                 interval=0.3,
@@ -81,11 +81,11 @@ def test_a_redis_restart_mid_run_leaves_no_search_stuck(settings, tmp_path, x_ap
         finally:
             pool.kill_all()
 
-    for search in Search.objects.filter(pk__in=[running.pk, waiting.pk]):
-        assert search.status == Status.FINISHED, (search.pk, search.error, logs)
-        assert (search.output_dir / "summary.json").is_file()
-        assert (search.output_dir / f"{search.folder}.zip").is_file()
-    assert Search.objects.get(pk=running.pk).num_posts == 500
+    for run in SearchRun.objects.filter(search__in=[running.pk, waiting.pk]):
+        assert run.status == Status.FINISHED, (run.search_id, run.error, logs)
+        assert (run.folder_path / "summary.json").is_file()
+        assert (run.folder_path / f"{run.folder}.zip").is_file()
+    assert SearchRun.objects.get(pk=running.latest_run_id).num_posts == 500
 
 
 # --- the database connection dropped while events are written ------------------------------------
@@ -131,37 +131,37 @@ def test_a_connection_dropped_while_an_event_is_written_loses_that_event_only(tm
     search = archive_search(small_archive(tmp_path / "a.jsonl"))
 
     with caplog.at_level(logging.ERROR, logger="dnflow.events"):
-        search = services.execute_search(search.pk)
+        search = services.execute_search(search)
 
     assert dropped, "the fault was never injected"
     assert search.status == Status.FINISHED, search.error
     lost = [r.getMessage() for r in caplog.records if r.name == "dnflow.events"]
-    assert lost == [f"could not record the start of {dropped[0]} for search #{search.pk}"]
+    assert lost == [f"could not record the start of {dropped[0]} for run #{search.pk}"]
     # The lost event is the only one missing: the rest of the run was recorded on a new connection.
-    assert not TaskEvent.objects.filter(search=search, task_family="SummarisePosts", event=EventKind.START).exists()
-    assert TaskEvent.objects.filter(search=search, task_family="SummarisePosts", event=EventKind.SUCCESS).exists()
-    assert TaskEvent.objects.filter(search=search, task_family="PackageOutputs", event=EventKind.SUCCESS).exists()
-    assert (search.output_dir / "summary.json").is_file()
+    assert not TaskEvent.objects.filter(run=search, task_family="SummarisePosts", event=EventKind.START).exists()
+    assert TaskEvent.objects.filter(run=search, task_family="SummarisePosts", event=EventKind.SUCCESS).exists()
+    assert TaskEvent.objects.filter(run=search, task_family="PackageOutputs", event=EventKind.SUCCESS).exists()
+    assert (search.folder_path / "summary.json").is_file()
 
 
 def test_a_connection_dropped_at_the_end_of_a_run_still_records_its_outcome(tmp_path, monkeypatch, caplog):
     """The drop comes after the last event, just before the outcome is written."""
-    import pipeline.runner
+    from searches import execute
 
-    real = pipeline.runner.run_workflow
+    real = execute.build_workflow
 
-    def run_then_drop(search):
-        result = real(search)
+    def run_then_drop(run):
+        result = real(run)
         drop_database_connection()
         return result
 
-    monkeypatch.setattr(pipeline.runner, "run_workflow", run_then_drop)
+    monkeypatch.setattr(execute, "build_workflow", run_then_drop)
     search = archive_search(small_archive(tmp_path / "a.jsonl"))
 
-    search = services.execute_search(search.pk)
+    search = services.execute_search(search)
 
     assert search.status == Status.FINISHED, search.error
-    assert Search.objects.get(pk=search.pk).status == Status.FINISHED
+    assert SearchRun.objects.get(pk=search.pk).status == Status.FINISHED
 
 
 # --- the disk full while outputs are written ------------------------------------------------------
@@ -199,12 +199,12 @@ def test_a_disk_full_while_summarising_fails_the_search_in_plain_words(tmp_path,
     posts = [synthetic_tweet(20_000 + n, f"post {n} " + "words " * 60, user=f"user{n % 50}") for n in range(800)]
     search = archive_search(write_jsonl(tmp_path / "a.jsonl", posts))
 
-    search = services.execute_search(search.pk)
+    search = services.execute_search(search)
 
     assert search.status == Status.FAILED
     _says_disk_full(search.error)
-    assert TaskEvent.objects.get(search=search, event=EventKind.FAILURE).task_family == "SummarisePosts"
-    assert_no_complete_outputs(search.output_dir)
+    assert TaskEvent.objects.get(run=search, event=EventKind.FAILURE).task_family == "SummarisePosts"
+    assert_no_complete_outputs(search.folder_path)
 
 
 @pytest.fixture
@@ -231,11 +231,11 @@ def test_a_really_full_disk_fails_the_search_in_plain_words(tmp_path, small_disk
     assert 600_000 < archive.stat().st_size < 900_000
     search = archive_search(archive)
 
-    search = services.execute_search(search.pk)
+    search = services.execute_search(search)
 
     assert search.status == Status.FAILED, "the disk was not full after all"
     _says_disk_full(search.error)
-    assert_no_complete_outputs(search.output_dir)
+    assert_no_complete_outputs(search.folder_path)
 
 
 # --- storms of errors from the X API --------------------------------------------------------------
@@ -257,14 +257,14 @@ def test_a_storm_of_5xx_and_429_within_the_budgets_still_collects_every_post(x_a
     storm = [Fault.server_error(503), Fault.server_error(500), Fault.rate_limit_without_reset()] * 3
     x_api.fail_next(*storm[:4], Fault.normal(), *storm[4:], Fault.normal(), Fault.server_error(502))
 
-    search = services.execute_search(live_search(250).pk)
+    search = services.execute_search(live_search(250))
 
     assert search.status == Status.FINISHED, search.error
     assert search.num_posts == 250
-    assert (search.output_dir / "tweet-ids.txt").read_text().split() == [p["id"] for p in x_api.posts[:250]]
+    assert (search.folder_path / "tweet-ids.txt").read_text().split() == [p["id"] for p in x_api.posts[:250]]
     statuses = [r.status for r in x_api.search_requests()]
     assert statuses.count(200) == 3 and statuses.count(429) == 3 and len(statuses) == 3 + len(storm) + 1
-    waits = TaskEvent.objects.filter(search=search, event__in=[EventKind.RETRY, EventKind.RATE_LIMIT]).count()
+    waits = TaskEvent.objects.filter(run=search, event__in=[EventKind.RETRY, EventKind.RATE_LIMIT]).count()
     assert waits >= len(storm)  # each wait was on the search's timeline
     assert search.rate_limited_until is None
 
@@ -281,16 +281,16 @@ def test_a_storm_of_5xx_and_429_within_the_budgets_still_collects_every_post(x_a
 def test_a_storm_past_the_budget_fails_the_search_clearly_and_keeps_what_was_collected(x_api, quick_waits, storm, says):
     x_api.fail_next(Fault.normal(), *storm)
 
-    search = services.execute_search(live_search(250).pk)
+    search = services.execute_search(live_search(250))
 
     assert search.status == Status.FAILED
     assert says in search.error and "try again later" in search.error
     assert "collected so far are kept" in search.error
     assert len(x_api.search_requests()) == 1 + len(storm)  # bounded: it stopped trying
     assert search.rate_limited_until is None
-    assert (search.output_dir / "collect-state.json").is_file()
-    assert_no_complete_outputs(search.output_dir)
+    assert (search.folder_path / "collect-state.json").is_file()
+    assert_no_complete_outputs(search.folder_path)
 
-    services.rerun_search(search, enqueue=False)  # X is fine again: the rerun resumes and finishes
-    search = services.execute_search(search.pk)
+    services.rerun_search(search.search, enqueue=False)  # X is fine again: the rerun resumes and finishes
+    search = services.execute_search(search.search)
     assert (search.status, search.num_posts) == (Status.FINISHED, 250)

@@ -10,7 +10,7 @@ import pytest
 
 import dnflow_site
 from pipeline.package import build_package
-from pipeline.runner import run_workflow
+from pipeline.runner import build_workflow
 
 from .pipeline_helpers import WRITERS, archive_search
 
@@ -26,8 +26,8 @@ def unzip(package, dest):
 def test_package_of_a_search_is_a_valid_bag_without_raw_posts(tmp_path, settings):
     settings.DNFLOW_FETCH_PHOTOS = False
     search = archive_search(WRITERS["v1"](tmp_path / "climate.jsonl"), term="#energy")
-    assert run_workflow(search).ok
-    folder = search.output_dir
+    assert build_workflow(search).ok
+    folder = search.folder_path
     package = folder / f"{folder.name}.zip"
 
     names = unzip(package, tmp_path / "unzipped")

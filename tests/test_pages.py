@@ -3,41 +3,20 @@
 import re
 from pathlib import Path
 
-import django_rq
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from searches.models import Search, Source, Status
-from tests.web_helpers import FAST_PASSWORD_HASHERS, make_search, write_csv
+from tests.web_helpers import field_errors, make_search, write_csv
 from tests.x_emulator import x_api  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
-
-
-@pytest.fixture(autouse=True)
-def empty_queue():
-    """Searches started here go onto this engineer's own Redis db; no worker runs them."""
-    queue = django_rq.get_queue("default")
-    queue.empty()
-    yield queue
-    queue.empty()
-
-
-@pytest.fixture
-def owner_client(client, owner):
-    client.force_login(owner)
-    return client
-
-
-def field_errors(page: str, field: str) -> str:
-    match = re.search(rf'<div class="field-errors" id="id_{field}-errors" role="alert">(.*?)</div>', page, re.S)
-    return match.group(1) if match else ""
+def queue(empty_queue):
+    return empty_queue
 
 
 # --- Home and starting a search ----------------------------------------------------------------
@@ -60,7 +39,7 @@ def test_starting_a_sample_search_queues_it_and_shows_its_status_page(owner_clie
     assert response.status_code == 302 and response["Location"] == search.get_absolute_url()
     assert (search.owner, search.term, search.source, search.status) == (owner, "climate", "sample", Status.QUEUED)
     assert search.published_at is None  # private by default
-    assert empty_queue.count == 1 and empty_queue.jobs[0].args == (search.pk,)
+    assert empty_queue.count == 1 and empty_queue.jobs[0].args == (search.latest_run_id,)
     page = owner_client.get(response["Location"]).content.decode()
     assert f"Search {search} started." in page
 
@@ -74,7 +53,7 @@ def test_anonymous_post_is_sent_to_log_in_and_creates_nothing(client):
 @pytest.mark.parametrize(
     "data,field,message",
     [
-        ({"term": "climate", "source": "sample", "lang": "xx"}, "lang", "Unknown language code &#x27;xx&#x27;"),
+        ({"term": "climate", "source": "sample", "lang": "xx"}, "lang", "Unknown language code 'xx'"),
         ({"term": "climate", "source": "recent"}, "source", "No X API credentials"),
         (
             {"term": "c", "source": "sample", "start_time": "2024-03-02T10:00", "end_time": "2024-03-01T10:00"},
@@ -212,7 +191,7 @@ def test_publish_and_unpublish(owner_client, owner):
 def test_publishing_an_unfinished_search_is_refused_with_a_reason(owner_client, owner):
     search = make_search(owner, status=Status.RUNNING)
     response = owner_client.post(reverse("search_publish", args=[search.pk]), follow=True)
-    assert "Only a finished search can be published." in response.content.decode()
+    assert "Only a search with a finished run can be published" in response.content.decode()
     search.refresh_from_db()
     assert not search.is_published
 
@@ -222,13 +201,14 @@ def test_run_again_requeues_a_failed_search(owner_client, owner, empty_queue, dj
     with django_capture_on_commit_callbacks(execute=True):
         owner_client.post(reverse("search_rerun", args=[search.pk]))
     search.refresh_from_db()
-    assert search.status == Status.QUEUED and search.error == ""
+    assert search.status == Status.QUEUED and search.latest_run.error == ""
+    assert search.latest_run.number == 1  # the failed run resumes: it is not a new collection
     assert empty_queue.count == 1
 
 
 def test_delete_asks_first_and_then_removes_the_search_and_its_files(owner_client, owner):
     search = make_search(owner)
-    folder = search.output_dir
+    folder = search.results_dir
     page = owner_client.get(reverse("search_delete", args=[search.pk])).content.decode()
     assert "This cannot be undone." in page
     assert f'<form method="post" action="{reverse("search_delete", args=[search.pk])}"' in page
@@ -246,7 +226,7 @@ def _compare_pair(owner):
     first = make_search(owner, term="first")
     second = make_search(owner, term="second")
     write_csv(
-        second.output_dir / "count-hashtags.csv", ["hashtag", "count"], [("energy", 5), ("heat", 4), ("climate", 1)]
+        second.results_dir / "count-hashtags.csv", ["hashtag", "count"], [("energy", 5), ("heat", 4), ("climate", 1)]
     )
     return first, second
 

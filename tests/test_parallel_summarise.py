@@ -22,7 +22,7 @@ from pipeline import parallel
 from pipeline.formats import ArchiveError, ImportReport, copy_archive, iter_collection
 from pipeline.outputs import csv_records
 from pipeline.parallel import plan_ranges, summarise_ranges
-from pipeline.runner import run_workflow
+from pipeline.runner import build_workflow
 from pipeline.sample.generator import generate_posts
 from pipeline.summarise import PASS_OUTPUTS, summarise_posts, write_sample
 
@@ -270,8 +270,8 @@ def test_the_workflow_in_ranges_writes_what_one_pass_writes(tmp_path, settings):
     settings.DNFLOW_SAMPLE_SIZE = 7
     search = archive_search(troubled_archive(tmp_path / "troubled.jsonl"))
     settings.DNFLOW_SUMMARISE_PROCESSES = 1
-    assert run_workflow(search).ok
-    folder = search.output_dir
+    assert build_workflow(search).ok
+    folder = search.folder_path
     one_pass = {name: (folder / name).read_bytes() for name in PASS_OUTPUTS}
 
     # The same search summarised again, in three ranges this time (and every step after it).
@@ -279,7 +279,7 @@ def test_the_workflow_in_ranges_writes_what_one_pass_writes(tmp_path, settings):
         (folder / name).unlink()
     settings.DNFLOW_SUMMARISE_PROCESSES = 3
     settings.DNFLOW_SUMMARISE_PARALLEL_BYTES = 0
-    assert run_workflow(search).ok
+    assert build_workflow(search).ok
 
     outcome = search.events.filter(task_family="SummarisePosts", event="success").last().message
     assert outcome.endswith(", 3 processes)")
@@ -293,6 +293,6 @@ def test_the_workflow_in_ranges_writes_what_one_pass_writes(tmp_path, settings):
 
     # The sample redrawn from tweets.csv is the one the ranges drew.
     sample = (folder / "sample.csv").read_bytes()
-    write_sample(search, 7)
+    write_sample(search.folder_path, 7, search_id=search.search_id)
     assert (folder / "sample.csv").read_bytes() == sample
     assert len(read_rows(folder / "sample.csv")) == 8

@@ -19,7 +19,7 @@ from pipeline.photos import (
     match_photos,
     refuse_private_peer,
 )
-from pipeline.runner import run_workflow
+from pipeline.runner import build_workflow
 
 from .pipeline_helpers import PhotoServer, archive_search, near_duplicate_photos, photo_posts_archive
 
@@ -206,9 +206,9 @@ def test_workflow_downloads_photos_records_failures_and_groups_lookalikes(photo_
     ]
     search = archive_search(photo_posts_archive(tmp_path / "photos.jsonl", posts))
 
-    assert run_workflow(search).ok
+    assert build_workflow(search).ok
 
-    folder = search.output_dir
+    folder = search.folder_path
     media = folder / "media"
     assert sorted(p.name for p in media.glob("*.*g")) == ["a-bright.jpg", "a-small.jpg", "a.png", "b.png"]
     with (media / "failures.csv").open(newline="") as handle:
@@ -231,9 +231,9 @@ def test_a_search_from_an_archive_naming_a_local_address_records_the_refusal(pho
     posts = [[photo_server.url("/media/a.png")], [photo_server.url("/media/b.png")]]
     search = archive_search(photo_posts_archive(tmp_path / "photos.jsonl", posts))
 
-    assert run_workflow(search).ok  # a refused photo is recorded, never fatal
+    assert build_workflow(search).ok  # a refused photo is recorded, never fatal
 
-    media = search.output_dir / "media"
+    media = search.folder_path / "media"
     with (media / "failures.csv").open(newline="") as handle:
         reasons = {row["file"]: row["reason"] for row in csv.DictReader(handle)}
     assert set(reasons) == {"a.png", "b.png"}

@@ -12,8 +12,8 @@ from django.urls import reverse
 from django.utils import timezone
 from rq.job import Job, JobStatus
 
-from searches import jobs, services
-from searches.models import Search, Status
+from searches import queue, services
+from searches.models import Search, SearchRun, Status
 
 from .worker_helpers import redis_for_tests, worker_pool
 
@@ -40,6 +40,19 @@ def _done(pk: int) -> bool:
     return Search.objects.get(pk=pk).is_done
 
 
+def _run(search: Search) -> SearchRun:
+    """The search's newest run, as the database has it now."""
+    return SearchRun.objects.filter(search_id=search.pk).order_by("-number").first()
+
+
+def _lose_worker(search: Search) -> None:
+    """What a dead worker leaves: a running run with no process, no heartbeat and no job."""
+    run = _run(search)
+    if run.status == Status.QUEUED:
+        run.runs().claim()
+    run.runs().update(started=timezone.now() - timedelta(minutes=5), rq_job_id="")
+
+
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_search_created_while_redis_is_down_is_saved_then_queued_by_reconcile_and_run(workers, settings):
@@ -48,9 +61,9 @@ def test_search_created_while_redis_is_down_is_saved_then_queued_by_reconcile_an
     search = services.create_search(term="climate", source="sample")
 
     assert search.queued is False
-    assert "Redis could not be reached" in search.step and "reconcile_searches" in search.step
-    search.refresh_from_db()
-    assert search.status == Status.QUEUED and search.rq_job_id == ""
+    run = _run(search)
+    assert "Redis could not be reached" in run.step and "reconcile_searches" in run.step
+    assert run.status == Status.QUEUED and run.rq_job_id == ""
     with pytest.raises(CommandError, match="Redis could not be reached at .* Start Redis or fix REDIS_URL"):
         call_command("reconcile_searches")
 
@@ -58,9 +71,9 @@ def test_search_created_while_redis_is_down_is_saved_then_queued_by_reconcile_an
     out = StringIO()
     call_command("reconcile_searches", stdout=out)
     assert f"queued: #{search.pk}" in out.getvalue()
-    search.refresh_from_db()
-    assert Job.fetch(search.rq_job_id, connection=django_rq.get_connection("default")).get_status() == "queued"
-    assert search.step == "Waiting for a worker"
+    run = _run(search)
+    assert Job.fetch(run.rq_job_id, connection=django_rq.get_connection("default")).get_status() == "queued"
+    assert run.step == "Waiting for a worker"
 
     # A second sweep (another worker, the admin, cron) adds no second job.
     out = StringIO()
@@ -82,16 +95,15 @@ def test_a_starting_worker_queues_what_never_reached_redis_and_recovers_lost_run
     settings.RQ_QUEUES = good
     # Running when every worker died: no process, no heartbeat, no job.
     lost = services.create_search(term="flood", source="sample", enqueue=False)
-    Search.objects.filter(pk=lost.pk).update(status=Status.RUNNING, started=timezone.now() - timedelta(minutes=5))
+    _lose_worker(lost)
 
     (worker,) = workers.start(1)
     workers.wait_for(lambda: _done(never_queued.pk) and _done(lost.pk), timeout=60, what="both finish")
 
     assert "Reconcile at start: queued: #" in worker.log()
     for search in (never_queued, lost):
-        search.refresh_from_db()
-        assert search.status == Status.FINISHED, search.error
-    assert lost.events.filter(task_family="Worker", event="note").count() == 1
+        assert _run(search).status == Status.FINISHED, _run(search).error
+    assert _run(lost).events.filter(task_family="Worker", event="note").count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -117,12 +129,12 @@ def test_admin_action_reconciles_the_selected_searches(admin_client, settings, r
 
     response = admin_client.post(url, form, follow=True)
     assert "Redis could not be reached" in response.content.decode()
-    assert Search.objects.get(pk=search.pk).rq_job_id == ""
+    assert _run(search).rq_job_id == ""
 
     settings.RQ_QUEUES = good
     response = admin_client.post(url, form, follow=True)
     assert f"Reconcile: queued: #{search.pk}." in response.content.decode()
-    assert Search.objects.get(pk=search.pk).rq_job_id in _queue().job_ids
+    assert _run(search).rq_job_id in _queue().job_ids
 
 
 @pytest.mark.django_db
@@ -130,29 +142,41 @@ def test_a_search_that_keeps_losing_its_worker_fails_with_the_reason(settings, r
     settings.DNFLOW_LOST_SEARCH_RETRIES = 1
     search = services.create_search(term="climate", source="sample", enqueue=False)
 
-    def lose_worker() -> None:
-        Search.objects.filter(pk=search.pk).update(
-            status=Status.RUNNING, started=timezone.now() - timedelta(minutes=1), rq_job_id=""
-        )
+    _lose_worker(search)
+    outcome = services.reconcile_searches([search.pk])
+    assert outcome.requeued == [search.pk]
+    run = _run(search)
+    assert run.status == Status.QUEUED and run.rq_job_id in _queue().job_ids
+    assert "Completed steps are kept" in run.step
 
-    lose_worker()
-    report = services.reconcile_searches([search.pk])
-    assert report.requeued == [search.pk]
-    search.refresh_from_db()
-    assert search.status == Status.QUEUED and search.rq_job_id in _queue().job_ids
-    assert "Completed steps are kept" in search.step
-
-    lose_worker()
-    report = services.reconcile_searches([search.pk])
-    assert report.failed == [search.pk]
-    search.refresh_from_db()
-    assert search.status == Status.FAILED
-    assert "stopped unexpectedly 2 times in a row" in search.error
-    assert "Run it again to resume" in search.error
+    _lose_worker(search)
+    outcome = services.reconcile_searches([search.pk])
+    assert outcome.failed == [search.pk]
+    run = _run(search)
+    assert run.status == Status.FAILED
+    assert "stopped unexpectedly 2 times in a row" in run.error
+    assert "Run it again to resume" in run.error
 
     # A person's re-run gets the full allowance back.
-    services.rerun_search(search, enqueue=False)
-    lose_worker()
+    services.rerun_search(Search.objects.get(pk=search.pk), enqueue=False)
+    assert _run(search).times_lost == 0
+    _lose_worker(search)
+    assert services.reconcile_searches([search.pk]).requeued == [search.pk]
+
+
+@pytest.mark.django_db
+def test_the_count_of_lost_workers_is_the_run_s_own(settings, redis_db):
+    """A later run of the search starts with the full allowance, whatever happened to an earlier one."""
+    settings.DNFLOW_LOST_SEARCH_RETRIES = 1
+    search = services.create_search(term="climate", source="sample", enqueue=False)
+    _lose_worker(search)
+    services.reconcile_searches([search.pk])
+    first = _run(search)
+    first.runs().claim()
+    first.runs().finish()
+    second = services.collect_again(Search.objects.get(pk=search.pk), enqueue=False)
+    assert (first.times_lost, second.times_lost) == (1, 0)
+    _lose_worker(search)
     assert services.reconcile_searches([search.pk]).requeued == [search.pk]
 
 
@@ -160,14 +184,15 @@ def test_a_search_that_keeps_losing_its_worker_fails_with_the_reason(settings, r
 def test_a_run_that_outlived_its_job_timeout_is_failed_with_that_reason(settings, redis_db):
     settings.DNFLOW_JOB_TIMEOUT = 30
     search = services.create_search(term="climate", source="sample", enqueue=False)
-    job_id = jobs.enqueue(search.pk)
+    job_id = queue.enqueue_run(search.latest_run_id)
     # rq's worker killed the work horse after the timeout (a plain rq worker): nobody recorded why.
-    Search.objects.filter(pk=search.pk).update(status=Status.RUNNING, started=timezone.now() - timedelta(minutes=2))
+    run = _run(search)
+    run.runs().claim(job_id=job_id)
+    run.runs().update(started=timezone.now() - timedelta(minutes=2))
     _queue().remove(job_id)
     Job.fetch(job_id, connection=django_rq.get_connection("default")).set_status(JobStatus.FAILED)
 
-    report = services.reconcile_searches([search.pk])
+    outcome = services.reconcile_searches([search.pk])
 
-    assert report.failed == [search.pk]
-    search.refresh_from_db()
-    assert "took longer than the job timeout (30 s, setting DNFLOW_JOB_TIMEOUT)" in search.error
+    assert outcome.failed == [search.pk]
+    assert "took longer than the job timeout (30 s, setting DNFLOW_JOB_TIMEOUT)" in _run(search).error

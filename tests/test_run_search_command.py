@@ -58,7 +58,7 @@ def test_archive_without_a_term_prints_the_output_folder_last(tmp_path, data_dir
     summary = json.loads((folder / "summary.json").read_text())
     assert (summary["source"], summary["num_tweets"], summary["status"]) == ("archive", 5, "finished")
     search = Search.objects.get()
-    assert (search.status, search.folder) == (Status.FINISHED, folder.name)
+    assert (search.status, search.latest_run.folder) == (Status.FINISHED, folder.name)
     assert "Traceback" not in done.stderr
 
 
@@ -156,7 +156,7 @@ def test_enqueue_saves_and_queues_and_prints_the_id(settings):
         search = Search.objects.get()
         assert last_line(out.getvalue()) == str(search.pk)
         assert (search.status, search.source) == (Status.QUEUED, Source.SAMPLE)
-        assert search.rq_job_id in queue.job_ids
+        assert search.latest_run.rq_job_id in queue.job_ids
     finally:
         queue.empty()
 

@@ -22,12 +22,12 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from searches import reports, services
-from searches.models import Search, Source, Status, TaskEvent
+from searches import run_files, services
+from searches.models import Search, SearchRun, Source, Status, TaskEvent
 from searches.urls import urlpatterns
 
 from .hardening_helpers import files_contents, redis_contents, synthetic_tweet, write_jsonl
-from .web_helpers import FAST_PASSWORD_HASHERS, make_search
+from .web_helpers import make_search
 from .worker_helpers import worker_pool
 from .x_emulator import Fault, XApiEmulator
 
@@ -35,25 +35,21 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
-    settings.DNFLOW_FETCH_PHOTOS = False
+def photos_off(no_photo_downloads):
+    pass
 
 
 @pytest.fixture(autouse=True)
-def empty_queue():
-    queue = django_rq.get_queue("default")
-    queue.empty()
-    yield queue
-    queue.empty()
+def queue(empty_queue):
+    return empty_queue
 
 
 def run_archive_search(path: Path, owner, **fields) -> Search:
     """An archive search run through the real workflow, in this process."""
     search = services.create_search(owner=owner, source=Source.ARCHIVE, archive_path=str(path), enqueue=False, **fields)
-    search = services.execute_search(search.pk)
-    assert search.status == Status.FINISHED, search.error
-    return search
+    run = services.execute_search(search)
+    assert run.status == Status.FINISHED, run.error
+    return Search.objects.with_runs().get(pk=search.pk)
 
 
 # --- CSRF ------------------------------------------------------------------------------------------
@@ -166,6 +162,7 @@ def test_markup_in_posts_names_and_file_names_is_escaped_in_pages_admin_and_feed
         "compare": owner_client.get(reverse("compare"), {"ids": [search.pk, other.pk]}),
         "admin list": staff_client.get(reverse("admin:searches_search_changelist")),
         "admin change": staff_client.get(reverse("admin:searches_search_change", args=[search.pk])),
+        "admin run": staff_client.get(reverse("admin:searches_searchrun_change", args=[search.latest_run_id])),
         "feed": client.get(reverse("feed")),
     }
     for where, response in pages.items():
@@ -179,9 +176,9 @@ def test_markup_in_posts_names_and_file_names_is_escaped_in_pages_admin_and_feed
     assert html.escape(ARCHIVE_WITH_MARKUP) in pages["detail"].content.decode()
     assert html.escape(ARCHIVE_WITH_MARKUP) in pages["admin change"].content.decode()
     # The import note names the archive (with its broken line 3) on the timeline and in the admin.
-    note = TaskEvent.objects.get(search=search, event="note").message
+    note = TaskEvent.objects.get(run__search=search, event="note").message
     assert ARCHIVE_WITH_MARKUP in note and "line 3" in note
-    assert html.escape(note) in pages["admin change"].content.decode()
+    assert html.escape(note) in pages["admin run"].content.decode()
     assert "&lt;img src=x onerror=alert(1)&gt;" in pages["feed"].content.decode()
     api = client.get(reverse("api_search_detail", args=[search.pk]))
     assert api["Content-Type"] == "application/json"
@@ -223,7 +220,7 @@ def test_csv_cells_from_hostile_posts_never_start_a_formula(tmp_path, owner):
         tweet["extended_entities"] = {"media": [{"type": "photo", "media_url_https": f"=cmd|' /C calc'!A{number}"}]}
         posts.append(tweet)
     search = run_archive_search(write_jsonl(tmp_path / "formulas.jsonl", posts), owner)
-    folder = search.output_dir
+    folder = search.results_dir
 
     assert _formula_cells(folder) == []
     # ... and the text is all there, behind a quote, for a spreadsheet to show.
@@ -247,14 +244,14 @@ def test_csv_cells_from_posts_with_hostile_ids_never_start_a_formula(tmp_path, o
     plain = synthetic_tweet(7003, "a plain post with a plain id")
     archive = write_jsonl(tmp_path / "ids.jsonl", [original, retweet, plain])
     search = services.create_search(owner=owner, source=Source.ARCHIVE, archive_path=str(archive), enqueue=False)
-    search = services.execute_search(search.pk)
+    run = services.execute_search(search)
 
-    assert search.status == Status.FINISHED, search.error
-    assert _formula_cells(search.output_dir) == []
-    ids = (search.output_dir / "tweet-ids.txt").read_text().split()
+    assert run.status == Status.FINISHED, run.error
+    assert _formula_cells(run.folder_path) == []
+    ids = (run.folder_path / "tweet-ids.txt").read_text().split()
     assert ids == ["7002", "7003"]
     # The post whose own id was a formula is no post: it was skipped, and the import says where.
-    note = TaskEvent.objects.get(search=search, event="note").message
+    note = run.events.get(event="note").message
     assert "ids.jsonl line 1: a post without an id" in note, note
 
 
@@ -290,21 +287,21 @@ def test_encoded_and_disguised_paths_never_reach_a_file(client, owner, name):
 def test_symlinks_in_a_search_folder_never_serve_what_they_point_at(client, owner, other_user, tmp_path):
     search = make_search(owner, published=True)
     private = make_search(other_user, term="someone else's")
-    secret = private.output_dir / "tweets.csv"
-    folder = search.output_dir
+    secret = private.results_dir / "tweets.csv"
+    folder = search.results_dir
     outside = tmp_path / "outside.txt"
     outside.write_text("a file outside the data folder")
     links = {
         "count-hashtags.csv": outside,
         "count-mentions.csv": secret,
         "media/stolen.png": secret,
-        f"{folder.name}.zip": private.output_dir / f"{private.folder}.zip",
+        f"{folder.name}.zip": private.results_dir / f"{private.results_run.folder}.zip",
     }
     for name, target in links.items():
         (folder / name).unlink(missing_ok=True)
         (folder / name).symlink_to(target)
     (folder / "media" / "AAA.jpg").unlink()
-    (folder / "media" / "AAA.jpg").symlink_to(private.output_dir / "media" / "BBB.png")
+    (folder / "media" / "AAA.jpg").symlink_to(private.results_dir / "media" / "BBB.png")
 
     for name in [*links, "media/AAA.jpg"]:
         response = client.get(reverse("search_file", args=[search.pk, name]))
@@ -322,11 +319,11 @@ def test_a_private_search_s_files_cannot_be_found_by_guessing(client, owner, oth
     stranger = Client()
     stranger.force_login(other_user)
     guesses = [
-        *reports.PUBLIC_FILES,
-        *reports.PRIVATE_FILES,
+        *run_files.PUBLIC_FILES,
+        *run_files.PRIVATE_FILES,
         "media/AAA.jpg",
         "media/BBB.png",
-        f"{private.folder}.zip",
+        f"{private.results_run.folder}.zip",
         f"search-{private.pk}.zip",
         "sources.json",
         "collect-state.json",
@@ -336,14 +333,15 @@ def test_a_private_search_s_files_cannot_be_found_by_guessing(client, owner, oth
     for visitor in (client, stranger):
         for name in guesses:
             assert visitor.get(reverse("search_file", args=[private.pk, name])).status_code == 404, name
-            if name in reports.PRIVATE_FILES:
+            if name in run_files.PRIVATE_FILES:
                 assert visitor.get(reverse("search_file", args=[published.pk, name])).status_code == 404, name
         assert visitor.get(reverse("search_file", args=[published.pk + 1000, "summary.json"])).status_code == 404
     # The guesses were good ones: the owner gets each file that exists.
     owner_client = Client()
     owner_client.force_login(owner)
     assert owner_client.get(reverse("search_file", args=[private.pk, "tweets.csv"])).status_code == 200
-    assert owner_client.get(reverse("search_file", args=[private.pk, f"{private.folder}.zip"])).status_code == 200
+    package = f"{private.results_run.folder}.zip"
+    assert owner_client.get(reverse("search_file", args=[private.pk, package])).status_code == 200
 
 
 # --- the bearer token goes nowhere it could leak -------------------------------------------------
@@ -366,14 +364,16 @@ def test_the_bearer_token_is_in_no_job_task_id_event_log_file_or_page(settings, 
             conn = django_rq.get_connection("default")
             search = services.create_search(owner=owner, term="#kpop", source=Source.RECENT, count=150)
             refused = services.create_search(owner=owner, term="#kpop -is:nothing", source=Source.RECENT, count=20)
-            job = django_rq.get_queue("default", connection=conn).fetch_job(search.rq_job_id)
-            assert (job.args, job.kwargs) == ((search.pk,), {})
+            job = django_rq.get_queue("default", connection=conn).fetch_job(search.latest_run.rq_job_id)
+            assert (job.args, job.kwargs) == ((search.latest_run_id,), {})
             assert token.encode() not in redis_contents(conn)
 
             env = {"X_BEARER_TOKEN": token, "DNFLOW_X_API_URL": emulator.url, "LOG_LEVEL": "DEBUG"}
             pool.start(1, DNFLOW_LOG_LEVEL="DEBUG", **env)
             pool.wait_for(
-                lambda: Search.objects.filter(pk__in=[search.pk, refused.pk], status__in=["finished", "failed"]).count()
+                lambda: SearchRun.objects.filter(
+                    search__in=[search.pk, refused.pk], status__in=["finished", "failed"]
+                ).count()
                 == 2,
                 timeout=90,
                 what="both live searches ended",
@@ -385,8 +385,8 @@ def test_the_bearer_token_is_in_no_job_task_id_event_log_file_or_page(settings, 
 
     search.refresh_from_db()
     refused.refresh_from_db()
-    assert search.status == Status.FINISHED, search.error
-    assert refused.status == Status.FAILED and "refused the search" in refused.error
+    assert search.status == Status.FINISHED, search.latest_run.error
+    assert refused.status == Status.FAILED and "refused the search" in refused.latest_run.error
     assert any(r.status == 503 for r in emulator.requests) and any(r.status == 429 for r in emulator.requests)
     assert all(r.authorized for r in emulator.requests if r.status == 200)  # the worker did use the token
     assert "X API" in worker_log and "Bearer [redacted]" in worker_log  # its X API traffic was logged ...
@@ -394,9 +394,7 @@ def test_the_bearer_token_is_in_no_job_task_id_event_log_file_or_page(settings, 
     assert token.encode() not in redis_after
     assert token not in caplog.text
 
-    stored = json.dumps(list(Search.objects.values()), default=str) + json.dumps(
-        list(TaskEvent.objects.values()), default=str
-    )
+    stored = "".join(json.dumps(list(model.objects.values()), default=str) for model in (Search, SearchRun, TaskEvent))
     assert "PackageOutputs_" in stored and "CollectPosts_" in stored  # Luigi task ids are in there
     assert token not in stored
     for name, data in files_contents(settings.DNFLOW_DATA_DIR):
@@ -416,7 +414,7 @@ def test_the_bearer_token_is_in_no_job_task_id_event_log_file_or_page(settings, 
     def broken(folder):
         raise RuntimeError("the summary could not be read")
 
-    monkeypatch.setattr(reports, "read_summary", broken)
+    monkeypatch.setattr(run_files, "read_summary", broken)
     debug_page = owner_client.get(reverse("search_summary", args=[search.pk])).content.decode()
     settings.DEBUG = False
     plain_page = owner_client.get(reverse("search_summary", args=[search.pk])).content.decode()

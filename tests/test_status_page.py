@@ -8,20 +8,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from searches.models import EventKind, Status, TaskEvent
-from tests.web_helpers import FAST_PASSWORD_HASHERS, add_events, make_search
+from tests.web_helpers import add_events, make_search, write_outputs
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
-
-
-@pytest.fixture
-def owner_client(client, owner):
-    client.force_login(owner)
-    return client
 
 
 def status_section(html: str) -> str:
@@ -72,13 +61,18 @@ def test_search_that_finishes_between_polls_shows_finished_and_the_summary_link(
     search = make_search(owner, status=Status.RUNNING)
     url = reverse("search_status", args=[search.pk])
     assert owner_client.get(url).status_code == 200
-    search.status, search.progress, search.step, search.num_posts = Status.FINISHED, 100.0, "Finished", 5
-    search.save()
+    write_outputs(search)
+    search.latest_run.runs().finish()
+    search.latest_run.runs().update(num_posts=5)
     response = owner_client.get(url)
     body = response.content.decode()
     assert response.status_code == 286
     assert "Finished" in body
     assert reverse("search_summary", args=[search.pk]) in body
+    # The live page gets the summary as a reload would show it, swapped in out of band.
+    results = re.search(r'<div id="results" hx-swap-oob="true">(.*)</div>', body, re.S)
+    assert results and 'id="summary"' in results.group(1)
+    assert "#climate" in results.group(1)
 
 
 def test_home_rows_poll_only_while_running(owner_client, owner):
@@ -112,7 +106,7 @@ def test_rate_limit_wait_is_shown_with_its_end_time(owner_client, owner, setting
     until = (timezone.now() + timedelta(minutes=12)).replace(second=0, microsecond=0)
     search = make_search(owner, status=Status.RUNNING, rate_limited_until=until)
     TaskEvent.objects.create(
-        search=search, task_family="CollectPosts", event=EventKind.RATE_LIMIT, message="429: waiting 12 minutes"
+        run=search.latest_run, task_family="CollectPosts", event=EventKind.RATE_LIMIT, message="429: waiting 12 minutes"
     )
     section = status_section(owner_client.get(reverse("search_detail", args=[search.pk])).content.decode())
     assert f"Waiting for the rate limit until {until:%H:%M} UTC" in section
@@ -146,7 +140,7 @@ def _many_events(search, n: int) -> None:
     start = timezone.now() - timedelta(hours=1)
     TaskEvent.objects.bulk_create(
         TaskEvent(
-            search=search,
+            run=search.latest_run,
             task_family=f"Task{i % 7}",
             task_id=f"Task{i % 7}_x",
             event=EventKind.PROGRESS if i % 3 else EventKind.START,
@@ -162,9 +156,9 @@ def test_status_queries_do_not_grow_with_events(owner_client, owner, django_asse
     _many_events(small, 3)
     _many_events(large, 600)
     for search in (small, large):
-        with django_assert_max_num_queries(4):  # session, user, search (with owner), events
+        with django_assert_max_num_queries(4):  # session, user, search (with owner and runs), events
             assert owner_client.get(reverse("search_status", args=[search.pk])).status_code == 200
-        with django_assert_max_num_queries(4):
+        with django_assert_max_num_queries(5):  # ... and the list of its runs
             assert owner_client.get(reverse("search_detail", args=[search.pk])).status_code == 200
     page = owner_client.get(reverse("search_detail", args=[large.pk])).content.decode()
     assert "the most recent only" in page

@@ -11,20 +11,9 @@ import pytest
 from django.urls import reverse
 
 from searches.models import Status
-from tests.web_helpers import COUNTS, FAST_PASSWORD_HASHERS, POSTS, make_search, write_csv
+from tests.web_helpers import COUNTS, POSTS, make_search, write_csv
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
-
-
-@pytest.fixture
-def owner_client(client, owner):
-    client.force_login(owner)
-    return client
 
 
 def summary_page(client, search) -> str:
@@ -74,7 +63,7 @@ def test_posts_over_time_is_counted_from_tweets_csv_per_hour(owner_client, owner
 
 def test_posts_over_time_prefers_the_timeline_in_summary_json(owner_client, owner):
     search = make_search(owner)
-    summary_path = search.output_dir / "summary.json"
+    summary_path = search.results_dir / "summary.json"
     summary = json.loads(summary_path.read_text())
     summary["timeline"] = [
         {"time": "2024-01-01T00:00:00+00:00", "count": 4},
@@ -121,7 +110,7 @@ def test_files_are_listed_and_served_with_their_content(owner_client, owner):
     page = summary_page(owner_client, search)
     for name in [*COUNTS, "tweet-ids.txt", "summary.json", "media-graph.json", "tweets.csv", "sample.csv"]:
         assert f'href="{reverse("search_file", args=[search.pk, name])}"' in page, name
-    package = f"{search.folder}.zip"
+    package = f"{search.results_run.folder}.zip"
     assert f'href="{reverse("search_file", args=[search.pk, package])}"' in page
     ids = owner_client.get(reverse("search_file", args=[search.pk, "tweet-ids.txt"]))
     assert b"".join(ids.streaming_content).decode().split() == [p[0] for p in POSTS]
@@ -148,9 +137,9 @@ def test_files_are_listed_and_served_with_their_content(owner_client, owner):
 )
 def test_only_known_files_are_served_and_no_path_escapes_the_folder(client, owner, name, settings):
     search = make_search(owner, published=True)
-    (search.output_dir / "media" / "evil.svg").write_text("<svg onload=alert(1)></svg>")
-    (search.output_dir / "media" / "page.html").write_text("<script>alert(1)</script>")
-    (search.output_dir / "media" / ".hidden.png").write_text("x")
+    (search.results_dir / "media" / "evil.svg").write_text("<svg onload=alert(1)></svg>")
+    (search.results_dir / "media" / "page.html").write_text("<script>alert(1)</script>")
+    (search.results_dir / "media" / ".hidden.png").write_text("x")
     response = client.get(f"/searches/{search.pk}/files/{name}")
     assert response.status_code == 404
 
@@ -164,9 +153,9 @@ def test_a_search_without_files_still_has_a_summary_page(owner_client, owner):
 
 def test_damaged_outputs_do_not_break_the_page(owner_client, owner):
     search = make_search(owner)
-    (search.output_dir / "summary.json").write_text("{not json")
-    (search.output_dir / "count-hashtags.csv").write_bytes(b"\xff\xfe\x00garbage")
-    write_csv(search.output_dir / "count-mentions.csv", ["screen_name", "count"], [("ada", "many"), ("zed", 4)])
+    (search.results_dir / "summary.json").write_text("{not json")
+    (search.results_dir / "count-hashtags.csv").write_bytes(b"\xff\xfe\x00garbage")
+    write_csv(search.results_dir / "count-mentions.csv", ["screen_name", "count"], [("ada", "many"), ("zed", 4)])
     page = summary_page(owner_client, search)
     assert chart(page, "mentions") == [("@zed", "4")]
     assert re.search(r"<dt>Posts</dt><dd>5</dd>", page)  # from the search row when summary.json is unreadable
@@ -188,10 +177,10 @@ def test_the_detail_page_of_a_finished_search_includes_the_summary(owner_client,
 def test_markup_in_hashtags_names_and_text_is_shown_escaped(owner_client, owner):
     search = make_search(owner, term="<b>term</b>")
     evil = "<script>alert('x')</script>"
-    write_csv(search.output_dir / "count-hashtags.csv", ["hashtag", "count"], [(evil, 9)])
-    write_csv(search.output_dir / "count-followers.csv", ["user", "followers"], [(evil, 9)])
+    write_csv(search.results_dir / "count-hashtags.csv", ["hashtag", "count"], [(evil, 9)])
+    write_csv(search.results_dir / "count-followers.csv", ["user", "followers"], [(evil, 9)])
     write_csv(
-        search.output_dir / "tweets.csv",
+        search.results_dir / "tweets.csv",
         ["id", "created_at", "user", "text"],
         [("1001", "2024-03-01T10:05:00+00:00", evil, f"look {evil}")],
     )
@@ -204,7 +193,7 @@ def test_markup_in_hashtags_names_and_text_is_shown_escaped(owner_client, owner)
 
 
 def read_sample(search) -> list[dict]:
-    with (search.output_dir / "sample.csv").open(newline="") as handle:
+    with (search.results_dir / "sample.csv").open(newline="") as handle:
         return list(csv.DictReader(handle))
 
 
@@ -224,10 +213,10 @@ def test_owner_can_ask_for_a_new_sample_size(owner_client, owner):
 )
 def test_a_bad_sample_size_is_refused_with_a_reason(owner_client, owner, size, message):
     search = make_search(owner)
-    before = (search.output_dir / "sample.csv").read_bytes()
+    before = (search.results_dir / "sample.csv").read_bytes()
     response = owner_client.post(reverse("search_sample", args=[search.pk]), {"size": size}, follow=True)
     assert message in response.content.decode()
-    assert (search.output_dir / "sample.csv").read_bytes() == before
+    assert (search.results_dir / "sample.csv").read_bytes() == before
 
 
 def test_public_visitors_get_no_sample_form(client, owner):
@@ -239,7 +228,7 @@ def test_post_text_is_shown_as_written_not_as_guarded_for_spreadsheets(owner_cli
     search = make_search(owner)
     # The workflow writes a quote before a cell a spreadsheet would evaluate (pipeline.outputs.neutralise).
     write_csv(
-        search.output_dir / "tweets.csv",
+        search.results_dir / "tweets.csv",
         ["id", "created_at", "user", "text"],
         [
             ("1001", "2024-03-01T10:05:00+00:00", "ada", "'@ben =SUM(A1) is how it starts"),
@@ -253,7 +242,7 @@ def test_post_text_is_shown_as_written_not_as_guarded_for_spreadsheets(owner_cli
 
 def test_only_numeric_ids_become_links_to_x(client, owner):
     search = make_search(owner, published=True)
-    write_csv(search.output_dir / "retweets.csv", ["tweet_id", "count"], [("javascript:alert(1)", 5), ("1001", 4)])
+    write_csv(search.results_dir / "retweets.csv", ["tweet_id", "count"], [("javascript:alert(1)", 5), ("1001", 4)])
     page = summary_page(client, search)
     assert 'href="https://x.com/i/status/1001"' in page
     assert "post javascript:alert(1)</span>" in page

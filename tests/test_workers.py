@@ -9,7 +9,7 @@ import pytest
 from rq.job import Job
 
 from searches import services
-from searches.models import Search, Status
+from searches.models import Search, SearchRun, Status
 
 from .worker_helpers import COMPARED_OUTPUTS, REAL_ARCHIVE, big_archive, task_events, worker_pool
 
@@ -26,6 +26,11 @@ def _done(pk: int) -> bool:
     return Search.objects.get(pk=pk).is_done
 
 
+def _run(search: Search) -> SearchRun:
+    """The search's newest run, as the database has it now."""
+    return SearchRun.objects.filter(search_id=search.pk).order_by("-number").first()
+
+
 def test_four_searches_on_two_workers_all_finish_each_run_once(workers):
     workers.start(2)
     searches = [
@@ -40,8 +45,8 @@ def test_four_searches_on_two_workers_all_finish_each_run_once(workers):
 
     conn = django_rq.get_connection("default")
     for search in searches:
-        search.refresh_from_db()
-        assert search.status == Status.FINISHED, (search.pk, search.error)
+        run = _run(search)
+        assert run.status == Status.FINISHED, (search.pk, run.error)
         # One run: the collection started once, and every task that started also succeeded, once.
         assert task_events(search, "start", "CollectPosts") == ["CollectPosts"]
         started = task_events(search, "start")
@@ -49,10 +54,10 @@ def test_four_searches_on_two_workers_all_finish_each_run_once(workers):
         assert len(started) == len(set(started))
         assert {"CollectPosts", "SummarisePosts", "PackageOutputs"} <= set(started)
         assert not task_events(search, "failure")
-        assert (search.output_dir / f"{search.folder}.zip").is_file()
+        assert (run.folder_path / f"{run.folder}.zip").is_file()
         # One rq job per search, and it finished.
-        assert Job.fetch(search.rq_job_id, connection=conn).get_status() == "finished"
-    assert len({s.rq_job_id for s in searches}) == 4
+        assert Job.fetch(run.rq_job_id, connection=conn).get_status() == "finished"
+    assert len({_run(s).rq_job_id for s in searches}) == 4
     assert django_rq.get_queue("default", connection=conn).count == 0
 
 
@@ -63,25 +68,26 @@ def test_killed_worker_search_is_queued_again_and_resumes_to_the_same_outputs(wo
 
     # Mid-run: the posts are collected and the summary is being computed.
     workers.wait_for(lambda: task_events(search, "start", "SummarisePosts"), timeout=60, what="the summary step starts")
-    search.refresh_from_db()
-    first_folder, first_job = search.folder, search.rq_job_id
+    first_folder, first_job = _run(search).folder, _run(search).rq_job_id
     running_on = Job.fetch(first_job, connection=django_rq.get_connection("default")).worker_name
     workers.by_name(running_on).kill_hard()
     killed_at = time.monotonic()
 
     def queued_again() -> bool:
-        return search.events.filter(task_family="Worker", event="note").exists()
+        return _run(search).events.filter(task_family="Worker", event="note").exists()
 
     # The surviving worker's periodic sweep notices within seconds, not rq's minute-long cleanup.
     took = workers.wait_for(queued_again, timeout=45, what="the lost search is queued again")
     assert took < 45
-    note = search.events.get(task_family="Worker").message
+    note = _run(search).events.get(task_family="Worker").message
     assert "worker running this search stopped" in note and "completed steps are kept" in note
 
     workers.wait_for(lambda: _done(search.pk), timeout=90, what="the re-run finishes")
-    search.refresh_from_db()
-    assert search.status == Status.FINISHED, search.error
-    assert search.folder == first_folder and search.rq_job_id != first_job
+    run = _run(search)
+    assert run.status == Status.FINISHED, run.error
+    assert run.folder == first_folder and run.rq_job_id != first_job
+    assert search.runs.count() == 1  # the same run resumed: not a new collection
+    assert run.times_lost == 1
     # Resumed: the collection was not done again, the interrupted summary was.
     assert task_events(search, "start", "CollectPosts") == ["CollectPosts"]
     assert task_events(search, "start", "SummarisePosts") == ["SummarisePosts", "SummarisePosts"]
@@ -89,12 +95,12 @@ def test_killed_worker_search_is_queued_again_and_resumes_to_the_same_outputs(wo
 
     uninterrupted = services.create_search(source="archive", archive_path=archive)
     workers.wait_for(lambda: _done(uninterrupted.pk), timeout=90, what="the uninterrupted run finishes")
-    uninterrupted.refresh_from_db()
-    assert uninterrupted.status == Status.FINISHED, uninterrupted.error
-    assert uninterrupted.num_posts == search.num_posts == 50_000
+    other = _run(uninterrupted)
+    assert other.status == Status.FINISHED, other.error
+    assert other.num_posts == run.num_posts == 50_000
     for name in COMPARED_OUTPUTS:
-        resumed = (search.output_dir / name).read_bytes()
-        assert resumed == (uninterrupted.output_dir / name).read_bytes(), name
+        resumed = (run.folder_path / name).read_bytes()
+        assert resumed == (other.folder_path / name).read_bytes(), name
         assert resumed.count(b"\n") > 1, name
 
 
@@ -105,20 +111,19 @@ def test_job_timeout_ends_the_search_as_failed_with_the_reason(workers, settings
     search = services.create_search(source="archive", archive_path=str(big_archive(300)))
 
     workers.wait_for(lambda: _done(search.pk), timeout=40, what="the timed-out search ends")
-    search.refresh_from_db()
-    assert search.status == Status.FAILED
-    assert "took longer than the job timeout (2 s, setting DNFLOW_JOB_TIMEOUT)" in search.error
+    run = _run(search)
+    assert run.status == Status.FAILED
+    assert "took longer than the job timeout (2 s, setting DNFLOW_JOB_TIMEOUT)" in run.error
     # Ended by the timeout itself, not by rq's last-resort kill a minute later.
-    assert (search.finished - search.started).total_seconds() < 15
-    assert not (search.output_dir / f"{search.folder}.zip").exists()
+    assert (run.finished - run.started).total_seconds() < 15
+    assert not (run.folder_path / f"{run.folder}.zip").exists()
     # The reason is recorded first, then the work horse dies and rq fails its job.
-    job = Job.fetch(search.rq_job_id, connection=django_rq.get_connection("default"))
+    job = Job.fetch(run.rq_job_id, connection=django_rq.get_connection("default"))
     workers.wait_for(lambda: job.get_status() == "failed", timeout=10, what="rq fails the job")
 
     # The worker survives its work horse and takes the next search.
     settings.DNFLOW_JOB_TIMEOUT = 600
     quick = services.create_search(term="rain", source="sample")
     workers.wait_for(lambda: _done(quick.pk), timeout=60, what="the next search finishes")
-    quick.refresh_from_db()
-    assert quick.status == Status.FINISHED, quick.error
+    assert _run(quick).status == Status.FINISHED, _run(quick).error
     assert worker.proc.poll() is None

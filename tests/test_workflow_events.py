@@ -10,9 +10,10 @@ import pytest
 from django.db import DatabaseError
 
 from pipeline import tasks as pipeline_tasks
-from pipeline.runner import run_workflow
+from pipeline.contract import temporaries
+from pipeline.runner import build_workflow
 from searches import services
-from searches.models import EventKind, Search, Source, Status, TaskEvent
+from searches.models import EventKind, Search, SearchRun, Source, Status, TaskEvent
 
 from .pipeline_helpers import WRITERS, archive_search
 from .x_emulator import Fault
@@ -24,22 +25,22 @@ FAMILIES = ["CollectPosts", "SummarisePosts", "FetchPhotos", "MatchPhotos", "Pac
 
 
 @pytest.fixture(autouse=True)
-def no_photo_downloads(settings):
-    settings.DNFLOW_FETCH_PHOTOS = False
+def photos_off(no_photo_downloads):
+    pass
 
 
 def queued_archive_search(path, **fields) -> Search:
     return services.create_search(source=Source.ARCHIVE, archive_path=str(path), enqueue=False, **fields)
 
 
-def events_of(search: Search) -> Counter:
-    return Counter((e.task_family, e.event) for e in TaskEvent.objects.filter(search=search))
+def events_of(run: SearchRun) -> Counter:
+    return Counter((e.task_family, e.event) for e in run.events.all())
 
 
 def test_each_task_records_its_start_time_and_success_and_the_search_its_progress(tmp_path):
     search = queued_archive_search(WRITERS["v1"](tmp_path / "a.jsonl"))
 
-    search = services.execute_search(search.pk)
+    search = services.execute_search(search)
 
     assert (search.status, search.progress, search.num_posts) == (Status.FINISHED, 100.0, 5)
     counts = events_of(search)
@@ -47,18 +48,18 @@ def test_each_task_records_its_start_time_and_success_and_the_search_its_progres
         for kind in (EventKind.START, EventKind.SUCCESS, EventKind.PROCESSING_TIME):
             assert counts[(family, kind)] == 1, (family, kind)
     assert counts[("SummarisePosts", EventKind.NOTE)] == 1  # the import skipped a bad line and a duplicate
-    timing = TaskEvent.objects.get(search=search, task_family="SummarisePosts", event=EventKind.PROCESSING_TIME)
+    timing = search.events.get(task_family="SummarisePosts", event=EventKind.PROCESSING_TIME)
     assert timing.duration is not None and timing.duration >= 0
-    started = list(TaskEvent.objects.filter(search=search, event=EventKind.START).values_list("task_family", flat=True))
+    started = list(search.events.filter(event=EventKind.START).values_list("task_family", flat=True))
     assert started == FAMILIES  # in workflow order
-    success = TaskEvent.objects.get(search=search, task_family="SummarisePosts", event=EventKind.SUCCESS)
+    success = search.events.get(task_family="SummarisePosts", event=EventKind.SUCCESS)
     assert success.message.startswith("5 posts summarised")
 
 
 def test_progress_is_written_at_a_sensible_rate_not_per_post(real_data, tmp_path):
     search = archive_search(real_data / "v2-pages-twarc-network.jsonl")  # 500 posts
-    assert run_workflow(search).ok
-    progress_events = TaskEvent.objects.filter(search=search, event=EventKind.PROGRESS).count()
+    assert build_workflow(search).ok
+    progress_events = search.events.filter(event=EventKind.PROGRESS).count()
     assert progress_events <= 4 * len(FAMILIES)
     search.refresh_from_db()
     assert search.num_posts == 500
@@ -73,20 +74,20 @@ def test_a_failure_midway_is_recorded_and_a_rerun_redoes_only_what_did_not_finis
     monkeypatch.setattr(pipeline_tasks, "match_photos", broken_match)
     search = queued_archive_search(WRITERS["twarc2"](tmp_path / "a.jsonl"))
 
-    search = services.execute_search(search.pk)
+    search = services.execute_search(search)
 
     assert search.status == Status.FAILED
     assert search.error == "Matching similar photos failed: RuntimeError: the hashing library crashed"
     assert "Traceback" not in search.error
-    failure = TaskEvent.objects.get(search=search, event=EventKind.FAILURE)
+    failure = search.events.get(event=EventKind.FAILURE)
     assert (failure.task_family, failure.message) == ("MatchPhotos", search.error)
-    folder = search.output_dir
+    folder = search.folder_path
     assert not (folder / "media-graph.json").exists()
     assert not (folder / f"{folder.name}.zip").exists()
 
     monkeypatch.setattr(pipeline_tasks, "match_photos", real_match)
-    services.rerun_search(search, enqueue=False)
-    search = services.execute_search(search.pk)
+    services.rerun_search(search.search, enqueue=False)
+    search = services.execute_search(search.search)
 
     assert (search.status, search.error) == (Status.FINISHED, "")
     counts = events_of(search)
@@ -106,22 +107,22 @@ def test_an_archive_without_posts_fails_with_the_archives_own_reason(tmp_path):
     junk.write_text('{"hello": "world"}\n{"also": "not a post"}\n')
     search = queued_archive_search(junk)
 
-    search = services.execute_search(search.pk)
+    search = services.execute_search(search)
 
     assert search.status == Status.FAILED
     assert "none of its first lines is an X/Twitter post" in search.error
     assert search.error.startswith("notes.jsonl")
-    assert TaskEvent.objects.get(search=search, event=EventKind.FAILURE).task_family == "CollectPosts"
+    assert search.events.get(event=EventKind.FAILURE).task_family == "CollectPosts"
 
 
 def test_a_query_archives_cannot_answer_fails_with_the_query_error(tmp_path):
     search = queued_archive_search(WRITERS["v1"](tmp_path / "a.jsonl"), term="climate place:Paris")
 
-    search = services.execute_search(search.pk)
+    search = services.execute_search(search)
 
     assert search.status == Status.FAILED
     assert "place" in search.error and "Error" not in search.error.split(":")[0]
-    assert TaskEvent.objects.get(search=search, event=EventKind.FAILURE).task_family == "SummarisePosts"
+    assert search.events.get(event=EventKind.FAILURE).task_family == "SummarisePosts"
 
 
 def test_a_failing_event_write_is_logged_and_the_workflow_carries_on(tmp_path, monkeypatch, caplog):
@@ -132,7 +133,7 @@ def test_a_failing_event_write_is_logged_and_the_workflow_carries_on(tmp_path, m
     search = archive_search(WRITERS["v1"](tmp_path / "a.jsonl"))
 
     with caplog.at_level(logging.ERROR, logger="dnflow.events"):
-        result = run_workflow(search)
+        result = build_workflow(search)
 
     assert result.ok
     messages = [r.getMessage() for r in caplog.records if r.name == "dnflow.events"]
@@ -147,42 +148,42 @@ def test_a_live_search_records_the_rate_limit_wait_and_never_the_token(x_api, se
     x_api.fail_next(Fault.normal(), Fault.rate_limit(reset_in=1))
     search = services.create_search(term="#kpop", source=Source.RECENT, count=150, enqueue=False)
 
-    search = services.execute_search(search.pk)
+    search = services.execute_search(search)
 
     assert search.status == Status.FINISHED, search.error
     assert search.num_posts == 150
     assert search.rate_limited_until is None  # cleared when the wait ended
-    wait = TaskEvent.objects.get(search=search, event=EventKind.RATE_LIMIT)
+    wait = search.events.get(event=EventKind.RATE_LIMIT)
     assert wait.task_family == "CollectPosts"
     assert wait.message.startswith("Waiting for the rate limit until ")
     token = settings.X_BEARER_TOKEN
-    for event in TaskEvent.objects.filter(search=search):
+    for event in search.events.all():
         assert token not in event.message and token not in event.task_id
-    assert (search.output_dir / "tweets.jsonl").is_file()
-    assert not (search.output_dir / "tweets.jsonl.part").exists()
+    assert (search.folder_path / "tweets.jsonl").is_file()
+    assert not (search.folder_path / "tweets.jsonl.part").exists()
 
 
 def test_a_live_collection_stopped_midway_resumes_without_reading_pages_again(x_api):
     x_api.fail_next(Fault.normal(), Fault.usage_cap())
     search = services.create_search(term="#kpop", source=Source.RECENT, count=250, enqueue=False)
 
-    search = services.execute_search(search.pk)
+    search = services.execute_search(search)
 
     assert search.status == Status.FAILED
     assert search.error.startswith("Your X API usage cap is used up")
     assert "resumes from there" in search.error
-    assert (search.output_dir / "collect-state.json").is_file()
-    assert not (search.output_dir / "tweets.jsonl").exists()  # only a finished collection gets the name
+    assert (search.folder_path / "collect-state.json").is_file()
+    assert not (search.folder_path / "tweets.jsonl").exists()  # only a finished collection gets the name
     first_run = len(x_api.search_requests())
 
-    services.rerun_search(search, enqueue=False)
-    search = services.execute_search(search.pk)
+    services.rerun_search(search.search, enqueue=False)
+    search = services.execute_search(search.search)
 
     assert (search.status, search.num_posts) == (Status.FINISHED, 250)
     again = x_api.search_requests()[first_run:]
     assert [r.params.get("max_results") for r in again] == ["100", "50"]  # pages 2 and 3 only
     assert all(r.params.get("next_token") for r in again)
-    ids = (search.output_dir / "tweet-ids.txt").read_text().split()
+    ids = (search.folder_path / "tweet-ids.txt").read_text().split()
     assert ids == [post["id"] for post in x_api.posts[:250]]
     counts = events_of(search)
     assert counts[("CollectPosts", EventKind.RETRY)] == 1
@@ -193,31 +194,33 @@ def test_cancelling_a_running_search_stops_its_workflow_at_the_next_progress_rep
     real = pipeline_tasks.summarise_posts
 
     def cancel_then_summarise(*args, **kwargs):
-        Search.objects.filter(pk=search.pk).update(status=Status.CANCELLED)
+        search.latest_run.runs().cancel()
         return real(*args, **kwargs)
 
     monkeypatch.setattr(pipeline_tasks, "summarise_posts", cancel_then_summarise)
     search = queued_archive_search(WRITERS["v1"](tmp_path / "a.jsonl"))
 
-    search = services.execute_search(search.pk)
+    search = services.execute_search(search)
 
     assert search.status == Status.CANCELLED  # the end of the run did not overwrite it
-    failure = TaskEvent.objects.get(search=search, event=EventKind.FAILURE)
-    assert (failure.task_family, failure.message) == ("SummarisePosts", f"Search #{search.pk} was cancelled.")
-    assert not (search.output_dir / "summary.json").exists()
-    assert not list(search.output_dir.glob("count-*.csv"))  # nothing half-made looks complete
-    assert not list(search.output_dir.glob(".*.tmp"))
+    stopped = search.events.get(event=EventKind.NOTE, task_family="SummarisePosts")
+    assert stopped.message == f"Run #{search.pk} is no longer running: stopped."
+    assert not search.events.filter(event=EventKind.FAILURE).exists()  # cancelled, not failed
+    assert not (search.folder_path / "summary.json").exists()
+    assert not list(search.folder_path.glob("count-*.csv"))  # nothing half-made looks complete
+    assert temporaries(search.folder_path) == []
 
 
 def test_forked_luigi_workers_record_events_and_the_failure_reason(tmp_path, settings):
     settings.DNFLOW_LUIGI_WORKERS = 2
     search = queued_archive_search(WRITERS["v2"](tmp_path / "a.jsonl"))
-    assert services.execute_search(search.pk).status == Status.FINISHED
-    assert events_of(search)[("PackageOutputs", EventKind.SUCCESS)] == 1
+    run = services.execute_search(search)
+    assert run.status == Status.FINISHED
+    assert events_of(run)[("PackageOutputs", EventKind.SUCCESS)] == 1
 
     junk = tmp_path / "junk.jsonl"
     junk.write_text("[1, 2, 3]\n")
-    failed = services.execute_search(queued_archive_search(junk).pk)
+    failed = services.execute_search(queued_archive_search(junk))
     assert failed.status == Status.FAILED
     assert failed.error.startswith("junk.jsonl ")  # read back from the failure event the child wrote
 
@@ -226,34 +229,34 @@ def test_handlers_act_for_our_tasks_only_and_never_twice(tmp_path):
     import luigi
 
     from pipeline import events
-    from pipeline.tasks import SearchTask
+    from pipeline.tasks import RunTask
 
     class Unrelated(luigi.Task):
-        search_id = luigi.IntParameter()
+        run_id = luigi.IntParameter()
 
         def output(self):
-            return luigi.LocalTarget(str(tmp_path / f"unrelated-{self.search_id}"))
+            return luigi.LocalTarget(str(tmp_path / f"unrelated-{self.run_id}"))
 
         def run(self):
             self.output().open("w").close()
 
     search = archive_search(WRITERS["v1"](tmp_path / "a.jsonl"))
     for _ in range(3):
-        events.register(SearchTask)
-    assert run_workflow(search).ok
-    assert luigi.build([Unrelated(search_id=search.pk)], local_scheduler=True)
+        events.register(RunTask)
+    assert build_workflow(search).ok
+    assert luigi.build([Unrelated(run_id=search.pk)], local_scheduler=True)
 
     assert events_of(search)[("CollectPosts", EventKind.START)] == 1
     assert not TaskEvent.objects.filter(task_family="Unrelated").exists()
     for event in (luigi.Event.START, luigi.Event.SUCCESS, luigi.Event.FAILURE, luigi.Event.PROCESSING_TIME):
-        assert len(SearchTask._event_callbacks[SearchTask][event]) == 1
+        assert len(RunTask._event_callbacks[RunTask][event]) == 1
 
 
 def test_a_term_that_matches_nothing_finishes_with_empty_counts(tmp_path):
     search = queued_archive_search(WRITERS["twarc2"](tmp_path / "a.jsonl"), term="volcano")
 
-    search = services.execute_search(search.pk)
+    search = services.execute_search(search)
 
     assert (search.status, search.num_posts) == (Status.FINISHED, 0)
-    assert (search.output_dir / "count-hashtags.csv").read_bytes() == b"hashtag,count\r\n"
-    assert (search.output_dir / "tweet-ids.txt").read_text() == ""
+    assert (search.folder_path / "count-hashtags.csv").read_bytes() == b"hashtag,count\r\n"
+    assert (search.folder_path / "tweet-ids.txt").read_text() == ""

@@ -12,7 +12,7 @@ import json
 import pytest
 
 import dnflow_site
-from pipeline.runner import run_workflow
+from pipeline.runner import build_workflow
 from pipeline.summarise import write_sample
 
 from .pipeline_helpers import P1, P2, T1, T3, WRITERS, archive_search, read_rows
@@ -111,10 +111,10 @@ def test_every_output_matches_hand_counted_values(source_format, tmp_path, no_ph
     archive = WRITERS[source_format](tmp_path / f"archive-{source_format}.jsonl")
     search = archive_search(archive)
 
-    result = run_workflow(search)
+    result = build_workflow(search)
 
     assert result.ok, result.error
-    folder = search.output_dir
+    folder = search.folder_path
     for name, rows in EXPECTED_COUNTS.items():
         assert read_rows(folder / name) == rows, name
     assert (folder / "tweet-ids.txt").read_text(encoding="utf-8") == "1001\n1002\n1003\n1004\n1005\n"
@@ -160,9 +160,9 @@ def test_summary_reports_bad_lines_with_their_line_numbers(tmp_path, no_photo_do
     archive = WRITERS["v1"](tmp_path / "with-bad-line.jsonl", with_bad_line=True)
     search = archive_search(archive)
 
-    assert run_workflow(search).ok
+    assert build_workflow(search).ok
 
-    report = json.loads((search.output_dir / "summary.json").read_text())["import"]
+    report = json.loads((search.folder_path / "summary.json").read_text())["import"]
     assert report["bad_lines"] == 1
     assert report["lines_read"] == 7
     assert [(p["file"], p["line"]) for p in report["problems"]] == [("with-bad-line.jsonl", 4)]
@@ -172,8 +172,8 @@ def test_summary_reports_bad_lines_with_their_line_numbers(tmp_path, no_photo_do
 def test_sample_is_reproducible_and_redrawn_from_tweets_csv(tmp_path, settings, no_photo_downloads):
     settings.DNFLOW_SAMPLE_SIZE = 3
     search = archive_search(WRITERS["twarc2"](tmp_path / "a.jsonl"))
-    assert run_workflow(search).ok
-    folder = search.output_dir
+    assert build_workflow(search).ok
+    folder = search.folder_path
     first = (folder / "sample.csv").read_bytes()
     tweets = read_rows(folder / "tweets.csv")
     sample = read_rows(folder / "sample.csv")
@@ -184,9 +184,9 @@ def test_sample_is_reproducible_and_redrawn_from_tweets_csv(tmp_path, settings, 
 
     # Redrawn from tweets.csv alone (the raw posts are gone): the same rows for the same size.
     (folder / "tweets.jsonl").unlink()
-    write_sample(search, 2)
+    write_sample(search.folder_path, 2, search_id=search.search_id)
     assert len(read_rows(folder / "sample.csv")) == 3
-    write_sample(search, 3)
+    write_sample(search.folder_path, 3, search_id=search.search_id)
     assert (folder / "sample.csv").read_bytes() == first
 
 
@@ -209,25 +209,25 @@ def test_real_flat_and_page_fixtures_give_byte_identical_files(real_data, no_pho
     flat = archive_search(real_data / "twarc2-flat.jsonl")
     pages = archive_search(real_data / "v2-pages-noflat.jsonl")
 
-    assert run_workflow(flat).ok
-    assert run_workflow(pages).ok
+    assert build_workflow(flat).ok
+    assert build_workflow(pages).ok
 
     for name in COMPARED:
-        assert (flat.output_dir / name).read_bytes() == (pages.output_dir / name).read_bytes(), name
-    assert len((flat.output_dir / "tweet-ids.txt").read_text().split()) == 100
-    assert len(read_rows(flat.output_dir / "count-hashtags.csv")) > 1
+        assert (flat.folder_path / name).read_bytes() == (pages.folder_path / name).read_bytes(), name
+    assert len((flat.folder_path / "tweet-ids.txt").read_text().split()) == 100
+    assert len(read_rows(flat.folder_path / "count-hashtags.csv")) > 1
 
 
 def test_a_search_that_fails_after_the_summary_has_no_summary_json(tmp_path, no_photo_downloads):
     search = archive_search(WRITERS["v1"](tmp_path / "posts.jsonl"))
     # A file where the photos' folder must go: the step after the summary fails.
-    search.output_dir.mkdir(parents=True)
-    (search.output_dir / "media").write_text("not a folder")
+    search.folder_path.mkdir(parents=True)
+    (search.folder_path / "media").write_text("not a folder")
 
-    assert not run_workflow(search).ok
+    assert not build_workflow(search).ok
 
     # summary.json is the last file of a run, written after the package: a run that stopped
     # before then has none, so nothing claims a finished search. The pass's own facts are kept.
-    assert not (search.output_dir / "summary.json").exists()
-    facts = json.loads((search.output_dir / "summarised.json").read_text())
+    assert not (search.folder_path / "summary.json").exists()
+    facts = json.loads((search.folder_path / "summarised.json").read_text())
     assert facts["num_tweets"] == 5

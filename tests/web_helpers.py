@@ -13,10 +13,7 @@ from pathlib import Path
 
 from django.utils import timezone
 
-from searches.models import EventKind, Search, Source, Status, TaskEvent
-
-# The page tests log many users in; the default PBKDF2 hasher would spend most of their time.
-FAST_PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+from searches.models import EventKind, Search, SearchRun, Source, Status, TaskEvent
 
 TWEET_COLUMNS = [
     "id",
@@ -95,11 +92,8 @@ def write_outputs(
     with_timeline: bool = False,
     extra_summary: dict | None = None,
 ) -> Path:
-    """Write a finished search's folder (as the workflow would) and return it."""
-    if not search.folder:
-        search.folder = search.new_folder_name()
-        search.save(update_fields=["folder"])
-    folder = search.output_dir
+    """Write the folder of the search's newest run (as the workflow would) and return it."""
+    folder = SearchRun.objects.get(pk=search.latest_run_id).folder_path
     (folder / "media").mkdir(parents=True, exist_ok=True)
     for name, (columns, rows) in (counts or COUNTS).items():
         write_csv(folder / name, columns, rows)
@@ -152,27 +146,50 @@ def write_package(folder: Path, names: list[str]) -> Path:
     return path
 
 
+RUN_FIELDS = ("progress", "step", "error", "rate_limited_until", "rq_job_id", "num_posts", "started", "finished")
+
+
 def make_search(owner, *, status=Status.FINISHED, published=False, outputs=True, term="climate", **fields) -> Search:
-    """A search in the given state; a finished one gets an output folder."""
-    now = timezone.now()
+    """A search whose one run is in the given state; a finished one gets an output folder."""
+    run_fields = {name: fields.pop(name) for name in RUN_FIELDS if name in fields}
+    fields.setdefault("source", Source.SAMPLE)
+    search = Search.objects.create(owner=owner, term=term, published_at=timezone.now() if published else None, **fields)
+    add_run(search, status=status, outputs=outputs, **run_fields)
+    return Search.objects.with_runs().get(pk=search.pk)
+
+
+def add_run(search: Search, *, status=Status.FINISHED, outputs=True, **fields) -> SearchRun:
+    """A new run of the search, taken to `status` through the run's own transitions."""
+    run = search.start_run()
+    runs = run.runs()
+    if status != Status.QUEUED:
+        if status == Status.CANCELLED:
+            runs.cancel()
+        else:
+            runs.claim()
+            if status == Status.FINISHED:
+                runs.finish()
+            elif status == Status.FAILED:
+                runs.fail(fields.pop("error", "The archive ended in the middle of a post."))
     finished = status == Status.FINISHED
-    values = {
-        "source": Source.SAMPLE,
+    # What the workflow would have reported along the way.
+    shown = {
         "progress": 100.0 if finished else 40.0,
-        "step": "Finished" if finished else "Counting hashtags",
-        "started": now,
-        "finished": now if status in (Status.FINISHED, Status.FAILED, Status.CANCELLED) else None,
-        "published_at": now if published else None,
+        "step": {Status.FINISHED: "Finished", Status.FAILED: "Failed", Status.CANCELLED: "Cancelled"}.get(
+            status, "Counting hashtags"
+        ),
         "num_posts": len(POSTS) if finished else None,
     }
     if not finished:
-        values.update(fields)  # a finished search is at 100% whatever the caller says
+        shown.update(fields)
     else:
-        values.update({k: v for k, v in fields.items() if k not in ("progress", "step")})
-    search = Search.objects.create(owner=owner, term=term, status=status, **values)
-    if status == Status.FINISHED and outputs:
+        shown.update({k: v for k, v in fields.items() if k not in ("progress", "step")})
+    runs.update(**shown)
+    search.latest_run = run
+    if finished and outputs:
         write_outputs(search)
-    return search
+    run.refresh_from_db()
+    return run
 
 
 def add_events(search: Search, families=("Collect", "Count"), *, fail_last: bool = False) -> None:
@@ -181,14 +198,23 @@ def add_events(search: Search, families=("Collect", "Count"), *, fail_last: bool
     for index, family in enumerate(families):
         start = base + timezone.timedelta(seconds=30 * index)
         TaskEvent.objects.create(
-            search=search, task_family=family, task_id=f"{family}_1", event=EventKind.START, created=start
+            run_id=search.latest_run_id, task_family=family, task_id=f"{family}_1", event=EventKind.START, created=start
         )
         failed = fail_last and index == len(families) - 1
         TaskEvent.objects.create(
-            search=search,
+            run_id=search.latest_run_id,
             task_family=family,
             task_id=f"{family}_1",
             event=EventKind.FAILURE if failed else EventKind.SUCCESS,
             message="The archive ended in the middle of a post." if failed else "",
             created=start + timezone.timedelta(seconds=12),
         )
+
+
+def field_errors(page: str, field: str) -> str:
+    """The errors a form shows on one field, as text."""
+    import html
+    import re
+
+    match = re.search(rf'<div class="field-errors" id="id_{field}-errors" role="alert">(.*?)</div>', page, re.S)
+    return html.unescape(match.group(1)) if match else ""

@@ -18,12 +18,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
-import django_rq
 from django.conf import settings
 
 from pipeline.contract import TEXT_FREE_FILES
+from searches.models import TaskEvent
+
+from .conftest import TEST_REDIS_URL, empty_test_redis
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 REAL_ARCHIVE = PROJECT_DIR.parent / "shared" / "data" / "real" / "v2-pages-twarc-network.jsonl"
@@ -36,18 +38,6 @@ WORKER_SETTINGS = {
     "DNFLOW_FETCH_PHOTOS": "0",
     "PYTHONUNBUFFERED": "1",
 }
-
-
-def worker_redis_url() -> str:
-    """The Redis database the worker tests use (and flush): REDIS_URL's, unless that is db 0.
-
-    db 0 is the application's default, possibly a developer's real queue; the tests then use db 15.
-    """
-    parts = urlsplit(settings.REDIS_URL)
-    db = parts.path.strip("/") or "0"
-    if db == "0":
-        parts = parts._replace(path="/15")
-    return urlunsplit(parts)
 
 
 def worker_database_url() -> str:
@@ -154,16 +144,16 @@ class WorkerPool:
 
 @contextlib.contextmanager
 def redis_for_tests(settings_fixture) -> Iterator[str]:
-    """Point this test (and any workers it starts) at the tests' Redis db, flushed before and after."""
-    redis_url = worker_redis_url()
-    settings_fixture.REDIS_URL = redis_url
-    settings_fixture.RQ_QUEUES = {"default": {"URL": redis_url, "DEFAULT_TIMEOUT": settings.DNFLOW_JOB_TIMEOUT}}
-    django_rq.get_connection("default").flushdb()
+    """The tests' Redis db (see conftest), emptied before and after: workers started here use it."""
+    settings_fixture.REDIS_URL = TEST_REDIS_URL
+    settings_fixture.RQ_QUEUES = {"default": {"URL": TEST_REDIS_URL, "DEFAULT_TIMEOUT": settings.DNFLOW_JOB_TIMEOUT}}
+    empty_test_redis()
     try:
-        yield redis_url
+        yield TEST_REDIS_URL
     finally:
-        settings_fixture.RQ_QUEUES = {"default": {"URL": redis_url}}
-        django_rq.get_connection("default").flushdb()
+        # A test may have pointed the queue at a dead Redis meanwhile.
+        settings_fixture.RQ_QUEUES = {"default": {"URL": TEST_REDIS_URL}}
+        empty_test_redis()
 
 
 @contextlib.contextmanager
@@ -202,7 +192,8 @@ def big_archive(copies: int = 100) -> Path:
 
 
 def task_events(search, event: str, family: str | None = None) -> list[str]:
-    rows = search.events.filter(event=event)
+    """The task families of one kind of event in the search's newest run."""
+    rows = TaskEvent.objects.filter(run=search.latest_run_id, event=event)
     if family:
         rows = rows.filter(task_family=family)
     return list(rows.values_list("task_family", flat=True))

@@ -5,7 +5,9 @@ from __future__ import annotations
 from django import template
 from django.contrib.humanize.templatetags.humanize import intcomma
 
-from ..reports import Timeline, parse_time
+from pipeline.times import parse_iso
+
+from ..run_files import Timeline
 
 register = template.Library()
 
@@ -45,7 +47,7 @@ def is_tweet_id(value) -> bool:
 @register.filter
 def iso_time(value):
     """An ISO 8601 text from an output file as a datetime, for the date filter; None if unreadable."""
-    return parse_time(value)
+    return parse_iso(value)
 
 
 @register.filter

@@ -1,7 +1,14 @@
 """The web pages, split by feature; urls.py imports them from here."""
 
 from .accounts import login_view
-from .actions import search_cancel, search_delete, search_publish, search_rerun, search_unpublish
+from .actions import (
+    search_cancel,
+    search_collect_again,
+    search_delete,
+    search_publish,
+    search_rerun,
+    search_unpublish,
+)
 from .compare import compare
 from .pages import estimate, home
 from .robots import robots_txt
@@ -15,6 +22,7 @@ __all__ = [
     "login_view",
     "robots_txt",
     "search_cancel",
+    "search_collect_again",
     "search_delete",
     "search_detail",
     "search_file",

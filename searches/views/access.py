@@ -10,7 +10,7 @@ from ..models import Search
 
 
 def visible_search(request: HttpRequest, pk: int) -> Search:
-    return get_object_or_404(Search.objects.visible_to(request.user).select_related("owner"), pk=pk)
+    return get_object_or_404(Search.objects.visible_to(request.user).with_runs(), pk=pk)
 
 
 def manageable_search(request: HttpRequest, pk: int) -> Search:

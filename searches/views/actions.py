@@ -39,6 +39,13 @@ def search_rerun(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
+def search_collect_again(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(
+        request, pk, services.collect_again, "{search}: a new collection is queued; its earlier results stay meanwhile."
+    )
+
+
+@require_POST
 def search_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     return _act(request, pk, services.cancel_search, "{search} cancelled.")
 

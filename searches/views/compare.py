@@ -1,4 +1,4 @@
-"""Compare finished searches the person can see: hashtags, mentions and domains side by side."""
+"""Compare searches the person can see, by their results: hashtags, mentions and domains side by side."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from itertools import combinations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from .. import reports
+from .. import run_files
 from ..forms import CompareForm
-from ..models import Search, Status
+from ..models import Search
 
 COMPARED_KINDS = ("hashtags", "mentions", "domains")
 PICKER_SIZE = 200
@@ -37,7 +37,7 @@ def jaccard(a: set, b: set) -> float:
 
 
 def compare_counts(searches: list[Search], kind: str, top: int) -> Comparison:
-    counts = [reports.all_counts(s.output_dir, kind) for s in searches]
+    counts = [run_files.all_counts(s.results_dir, kind) for s in searches]
     keys = [set(c) for c in counts]
     union = set().union(*keys)
     totals = {k: sum(c.get(k, 0) for c in counts) for k in union}
@@ -48,7 +48,7 @@ def compare_counts(searches: list[Search], kind: str, top: int) -> Comparison:
     ]
     return Comparison(
         kind=kind,
-        label=reports.COUNT_KINDS[kind].label,
+        label=run_files.COUNT_KINDS[kind].label,
         rows=[(k, [c.get(k, 0) for c in counts]) for k in ranked],
         shared=len(set.intersection(*keys)) if keys else 0,
         union=len(union),
@@ -58,10 +58,7 @@ def compare_counts(searches: list[Search], kind: str, top: int) -> Comparison:
 
 def compare(request: HttpRequest) -> HttpResponse:
     candidates = list(
-        Search.objects.visible_to(request.user)
-        .filter(status=Status.FINISHED)
-        .select_related("owner")
-        .order_by("-created")[:PICKER_SIZE]
+        Search.objects.visible_to(request.user).with_results().with_runs().order_by("-created")[:PICKER_SIZE]
     )
     data = None
     if "ids" in request.GET:

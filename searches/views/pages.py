@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import shutil
 import uuid
@@ -19,6 +18,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.text import get_valid_filename
 from django.views.decorators.http import require_POST
+
+from pipeline.xapi import estimate as estimate_posts
 
 from .. import services
 from ..forms import SearchForm
@@ -45,15 +46,15 @@ def home(request: HttpRequest) -> HttpResponse:
 def _home_context(request: HttpRequest, form: SearchForm) -> dict:
     user = request.user
     own = Search.objects.none()
-    published = Search.objects.published().select_related("owner").order_by("-published_at")
+    published = Search.objects.published().with_runs().order_by("-published_at")
     if user.is_authenticated:
-        own = Search.objects.filter(owner=user).select_related("owner")[:LISTED]
+        own = Search.objects.filter(owner=user).with_runs()[:LISTED]
         published = published.exclude(owner=user)
     return {
         "form": form,
         "own_searches": own,
         "published_searches": published[:LISTED],
-        "can_estimate": bool(settings.X_BEARER_TOKEN) and _estimate_function() is not None,
+        "can_estimate": bool(settings.X_BEARER_TOKEN),
     }
 
 
@@ -81,10 +82,11 @@ def _start_search(request: HttpRequest, form: SearchForm) -> Search | None:
             # Nothing refers to the file now: do not keep a stranger's upload around.
             shutil.rmtree(upload_dir, ignore_errors=True)
         return None
-    search.refresh_from_db()
-    if not search.rq_job_id and not search.is_done:
-        # jobs.enqueue leaves the reason in `step` when Redis could not be reached.
-        messages.warning(request, f"Search saved but not started yet. {search.step}")
+    run = search.latest_run
+    run.refresh_from_db()
+    if not run.rq_job_id and not run.is_done:
+        # queue.enqueue_run leaves the reason in `step` when Redis could not be reached.
+        messages.warning(request, f"Search saved but not started yet. {run.step}")
     else:
         messages.success(request, f"Search {search} started.")
     return search
@@ -111,22 +113,13 @@ def _save_upload(upload: UploadedFile) -> tuple[Path, str]:
     return folder, str(path)
 
 
-def _estimate_function():
-    try:
-        module = importlib.import_module("pipeline.xapi")
-    except ImportError:
-        return None
-    return getattr(module, "estimate", None)
-
-
 @login_required
 @require_POST
 def estimate(request: HttpRequest) -> HttpResponse:
     """htmx: how many posts a live search would return and what it would cost, before it runs."""
     form = SearchForm(request.POST)
     context: dict = {"estimate": None, "problem": ""}
-    estimate_fn = _estimate_function()
-    if not settings.X_BEARER_TOKEN or estimate_fn is None:
+    if not settings.X_BEARER_TOKEN:
         context["problem"] = "Estimates need X API credentials (X_BEARER_TOKEN)."
     elif not form.is_valid():
         context["problem"] = "Fix the form first: " + " ".join(e for errs in form.errors.values() for e in errs)
@@ -145,7 +138,7 @@ def estimate(request: HttpRequest) -> HttpResponse:
         )
         try:
             search.full_clean()  # the same refusals as starting it: no estimate for a query X would refuse
-            result = estimate_fn(
+            result = estimate_posts(
                 query=search.term,
                 source=search.source,
                 lang=search.lang,

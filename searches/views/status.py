@@ -1,4 +1,10 @@
-"""The search page and its polling endpoint: both render the one fragment in searches/status.html."""
+"""The search page and its polling endpoint: both render the fragments of searches/status.html.
+
+The page shows the newest run live (its status, progress and steps), the earlier runs below it,
+each with its own steps, and the results of the newest finished run. The polling endpoint renders
+the newest run's panel alone; when that run is done it also sends the results section (an htmx
+out-of-band swap), so the live page ends up the same as a reload of it.
+"""
 
 from __future__ import annotations
 
@@ -10,45 +16,48 @@ from django.shortcuts import render
 from django.utils import timezone
 from django_htmx.http import HTMX_STOP_POLLING
 
-from ..models import EventKind, Search, TaskEvent
+from ..models import EventKind, Search, SearchRun, Status, TaskEvent
 from .access import can_manage, visible_search
-from .summary import summary_context
+from .summary import results_context
 
-# The timeline shows the newest events only, so a long search cannot make the page (or each
-# two-second poll) slower: one query, bounded rows.
+# Each run's steps table shows its newest events only, so a long run cannot make the page (or
+# each two-second poll) slower: one query per run shown, bounded rows, a bounded number of runs.
 TIMELINE_EVENTS = 200
 NOTES_SHOWN = 8
+RUNS_SHOWN = 10
 
 
 @dataclass
-class TaskRow:
-    """One Luigi task on the timeline: when it started and ended, and how it went."""
+class StepRow:
+    """One Luigi task of a run: when it started and ended, and how it went."""
 
     family: str
     started: datetime | None = None
     ended: datetime | None = None
-    state: str = "running"  # running, finished, failed
+    state: str = "running"  # running, finished, failed, or how the run ended for a step it left open
     duration: float | None = None
     message: str = ""
 
 
 @dataclass
-class Timeline:
-    tasks: list[TaskRow] = field(default_factory=list)
-    notes: list[TaskEvent] = field(default_factory=list)  # rate-limit waits, retries, failures, notes
+class Steps:
+    rows: list[StepRow] = field(default_factory=list)
+    notes: list[TaskEvent] = field(default_factory=list)  # rate-limit waits, retries, notes
     truncated: bool = False
 
 
 ROW_EVENTS = (EventKind.START, EventKind.SUCCESS, EventKind.FAILURE, EventKind.PROCESSING_TIME)
-# Failures are not repeated here: the task's row and the search's error already say it.
+# Failures are not repeated here: the step's row and the run's error already say it.
 NOTE_EVENTS = (EventKind.RATE_LIMIT, EventKind.RETRY, EventKind.NOTE)
+# What a step that never ended says once its run is over.
+OPEN_STEP_ENDINGS = {Status.CANCELLED: "cancelled", Status.FAILED: "stopped", Status.FINISHED: "finished"}
 
 
-def build_timeline(search: Search) -> Timeline:
-    newest = list(search.events.order_by("-created", "-pk")[: TIMELINE_EVENTS + 1])
+def run_steps(run: SearchRun) -> Steps:
+    newest = list(run.events.order_by("-created", "-pk")[: TIMELINE_EVENTS + 1])
     truncated = len(newest) > TIMELINE_EVENTS
-    rows: dict[str, TaskRow] = {}
-    latest_by_family: dict[str, TaskRow] = {}
+    rows: dict[str, StepRow] = {}
+    latest_by_family: dict[str, StepRow] = {}
     notes = []
     for event in reversed(newest[:TIMELINE_EVENTS]):
         # A task's own events make its row; progress, rate-limit waits and notes only annotate it
@@ -59,19 +68,25 @@ def build_timeline(search: Search) -> Timeline:
             and event.event in ROW_EVENTS
             and (event.event == EventKind.START or not latest_by_family.get(event.task_family))
         ):
-            row = rows[event.task_id or f"{event.task_family}#{len(rows)}"] = TaskRow(family=event.task_family)
+            row = rows[event.task_id or f"{event.task_family}#{len(rows)}"] = StepRow(family=event.task_family)
             latest_by_family[event.task_family] = row
         row = row or latest_by_family.get(event.task_family)
         if row is not None:
             _apply(row, event)
         if event.event in NOTE_EVENTS:
             notes.append(event)
-    return Timeline(tasks=list(rows.values()), notes=notes[-NOTES_SHOWN:], truncated=truncated)
+    if run.is_done:
+        ending = OPEN_STEP_ENDINGS.get(run.status_enum, "stopped")
+        for row in rows.values():
+            if row.state == "running":
+                # Its run ended while it ran (cancelled, or its process died): it will not go on.
+                row.state, row.message, row.ended = ending, "", row.ended or run.finished
+    return Steps(rows=list(rows.values()), notes=notes[-NOTES_SHOWN:], truncated=truncated)
 
 
-def _apply(row: TaskRow, event: TaskEvent) -> None:
+def _apply(row: StepRow, event: TaskEvent) -> None:
     if event.event == EventKind.START:
-        row.started, row.state = event.created, "running"
+        row.started, row.state, row.ended, row.duration = event.created, "running", None, None
     elif event.event in (EventKind.SUCCESS, EventKind.FAILURE):
         row.ended = event.created
         row.state = "finished" if event.event == EventKind.SUCCESS else "failed"
@@ -83,36 +98,54 @@ def _apply(row: TaskRow, event: TaskEvent) -> None:
         row.message = event.message
 
 
-def status_context(request: HttpRequest, search: Search) -> dict:
-    waiting_until = search.rate_limited_until
-    if waiting_until is not None and (search.is_done or waiting_until <= timezone.now()):
+@dataclass
+class RunView:
+    run: SearchRun
+    steps: Steps
+    waiting_until: datetime | None
+
+
+def run_view(run: SearchRun) -> RunView:
+    waiting_until = run.rate_limited_until
+    if waiting_until is not None and (run.is_done or waiting_until <= timezone.now()):
         waiting_until = None
+    return RunView(run=run, steps=run_steps(run), waiting_until=waiting_until)
+
+
+def panel_context(request: HttpRequest, search: Search) -> dict:
+    """The newest run, live: what the polling endpoint renders."""
     return {
         "search": search,
+        "current": run_view(search.latest_run),
         "can_manage": can_manage(request.user, search),
-        "timeline": build_timeline(search),
-        "waiting_until": waiting_until,
     }
 
 
 def search_detail(request: HttpRequest, pk: int) -> HttpResponse:
     search = visible_search(request, pk)
-    context = status_context(request, search)
-    if search.status == "finished":
-        context.update(summary_context(request, search))
+    runs = list(search.runs.order_by("-number")[: RUNS_SHOWN + 1])
+    context = {
+        **panel_context(request, search),
+        "earlier_runs": [run_view(run) for run in runs[1:RUNS_SHOWN]],
+        "more_runs": len(runs) > RUNS_SHOWN,
+        **results_context(request, search),
+    }
     return render(request, "searches/detail.html", context)
 
 
 def search_status(request: HttpRequest, pk: int) -> HttpResponse:
-    """The polling endpoint: the status panel (or a home-page row with ?part=row); 286 once done."""
+    """The polling endpoint: the newest run's panel (or a home-page row with ?part=row); 286 once done.
+
+    Once done, the panel comes with the results section, swapped in out of band.
+    """
     search = visible_search(request, pk)
     if request.GET.get("part") == "row":
-        context = {"search": search}
-        template = "searches/status.html#row"
+        response = render(request, "searches/status.html#row", {"search": search})
     else:
-        context = status_context(request, search)
-        template = "searches/status.html#panel"
-    response = render(request, template, context)
+        context = panel_context(request, search)
+        if search.is_done:
+            context.update(results_context(request, search), results_out_of_band=True)
+        response = render(request, "searches/status.html#live", context)
     if search.is_done:
         response.status_code = HTMX_STOP_POLLING
     return response

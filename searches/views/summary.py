@@ -1,8 +1,7 @@
-"""The summary of a finished search, its files, and a new sample size."""
+"""The results of a search (its newest finished run), its files, and a new sample size."""
 
 from __future__ import annotations
 
-import importlib
 import logging
 
 from django.contrib import messages
@@ -10,9 +9,12 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from .. import reports
+from pipeline import contract
+from pipeline.summarise import write_sample
+
+from .. import run_files
 from ..forms import SampleForm
-from ..models import Search, Status
+from ..models import Search
 from .access import can_manage, manageable_search, visible_search
 
 log = logging.getLogger("dnflow.web")
@@ -23,48 +25,52 @@ CHARTS = ("hashtags", "mentions", "domains", "urls", "followers", "ratio")
 FILE_CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox"
 
 
-def summary_context(request: HttpRequest, search: Search) -> dict:
-    """Everything the summary shows; post text only for the owner and staff."""
-    folder = search.output_dir
+def results_context(request: HttpRequest, search: Search) -> dict:
+    """Everything the results section shows (nothing before a run finished); post text only for
+    the owner and staff."""
+    if not search.has_results:
+        return {"results": None}
+    folder = search.results_dir
     manager = can_manage(request.user, search)
-    summary = reports.read_summary(folder)
+    summary = run_files.read_summary(folder)
     charts = []
     for kind in CHARTS:
-        rows = reports.read_counts(folder, kind, TOP)
-        charts.append({"kind": kind, "label": reports.COUNT_KINDS[kind].label, "rows": rows, "max": _max(rows)})
+        rows = run_files.read_counts(folder, kind, TOP)
+        charts.append({"kind": kind, "label": run_files.COUNT_KINDS[kind].label, "rows": rows, "max": _max(rows)})
     return {
+        "results": search.results_run,
         "summary": summary,
-        "first_post_at": reports.parse_time(summary.get("first_tweet_at")),
-        "last_post_at": reports.parse_time(summary.get("last_tweet_at")),
+        "first_post_at": run_files.parse_iso(summary.get("first_tweet_at")),
+        "last_post_at": run_files.parse_iso(summary.get("last_tweet_at")),
         "charts": charts,
         # An aggregate like the counts (tweet ids carry their timestamps anyway): shown to anyone.
-        "over_time": reports.posts_over_time(folder, summary),
-        "retweets": reports.top_retweets(folder, TOP, with_posts=manager),
-        "photos": reports.common_photos(folder, 12),
-        "photo_groups": reports.photo_groups(folder, max_groups=8, max_per_group=8),
-        "files": reports.output_files(folder, include_private=manager),
+        "over_time": run_files.posts_over_time(folder, summary),
+        "retweets": run_files.top_retweets(folder, TOP, with_posts=manager),
+        "photos": run_files.common_photos(folder, 12),
+        "photo_groups": run_files.photo_groups(folder, max_groups=8, max_per_group=8),
+        "files": run_files.output_files(folder, include_private=manager),
         "sample_form": SampleForm() if manager else None,
         "can_manage": manager,
     }
 
 
-def _max(rows: list[reports.Count]) -> float:
+def _max(rows: list[run_files.Count]) -> float:
     return max((r.value for r in rows), default=0) or 1
 
 
 def search_summary(request: HttpRequest, pk: int) -> HttpResponse:
     search = visible_search(request, pk)
-    if search.status != Status.FINISHED:
-        messages.info(request, "The summary appears once the search has finished.")
+    if not search.has_results:
+        messages.info(request, "The summary appears once a run of this search has finished.")
         return redirect(search)
-    context = {"search": search, **summary_context(request, search)}
+    context = {"search": search, **results_context(request, search)}
     return render(request, "searches/summary.html", context)
 
 
 def search_file(request: HttpRequest, pk: int, name: str) -> FileResponse:
-    """One output file by its known name; raw posts only for the owner and staff."""
+    """One file of the search's results by its name; the posts' text only for the owner and staff."""
     search = visible_search(request, pk)
-    path = reports.resolve_file(search.output_dir, name, include_private=can_manage(request.user, search))
+    path = run_files.resolve_file(search.results_dir, name, include_private=can_manage(request.user, search))
     if path is None:
         raise Http404("No such file.")
     inline = name.startswith("media/") or name.endswith((".json", ".txt"))
@@ -75,35 +81,20 @@ def search_file(request: HttpRequest, pk: int, name: str) -> FileResponse:
 
 @require_POST
 def search_sample(request: HttpRequest, pk: int) -> HttpResponse:
-    """Write sample.csv again at a new size, if the workflow offers it."""
+    """Draw the results' sample again at a new size."""
     search = manageable_search(request, pk)
     form = SampleForm(request.POST)
-    if search.status != Status.FINISHED:
-        messages.error(request, "A new sample can be drawn once the search has finished.")
+    if not search.has_results:
+        messages.error(request, "A new sample can be drawn once a run of this search has finished.")
     elif not form.is_valid():
         messages.error(request, " ".join(form.errors.get("size", ["Give a sample size."])))
     else:
-        write_sample = _write_sample_function()
-        if write_sample is None:
-            messages.error(request, "This installation cannot redraw samples yet (no pipeline.write_sample).")
-        else:
-            size = form.cleaned_data["size"]
-            try:
-                write_sample(search, size)
-            except Exception as exc:  # the person must learn why, whatever broke in the workflow's code
-                log.exception("search #%s: sample of %s failed", search.pk, size)
-                messages.error(request, f"The sample could not be written: {exc}")
-            else:
-                messages.success(request, f"sample.csv now holds a random sample of up to {size} posts.")
-    return redirect(f"{search.get_absolute_url()}#files")
-
-
-def _write_sample_function():
-    for module_name in ("pipeline.outputs", "pipeline.summarise"):
+        size = form.cleaned_data["size"]
         try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        if callable(getattr(module, "write_sample", None)):
-            return module.write_sample
-    return None
+            write_sample(search.results_dir, size, search_id=search.pk)
+        except Exception as exc:  # the person must learn why, whatever broke in the workflow's code
+            log.exception("search #%s: sample of %s failed", search.pk, size)
+            messages.error(request, f"The sample could not be written: {exc}")
+        else:
+            messages.success(request, f"{contract.SAMPLE} now holds a random sample of up to {size} posts.")
+    return redirect(f"{search.get_absolute_url()}#files")

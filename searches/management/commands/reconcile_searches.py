@@ -24,10 +24,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         try:
-            report = services.reconcile_searches(options["search_ids"] or None)
+            outcome = services.reconcile_searches(options["search_ids"] or None)
         except RedisError as exc:
             raise CommandError(
                 f"Redis could not be reached at {settings.REDIS_URL} ({exc}). Start Redis or fix REDIS_URL, "
                 "then run this again; the searches stay saved meanwhile."
             ) from exc
-        self.stdout.write(f"Reconcile: {report}")
+        self.stdout.write(f"Reconcile: {outcome}")

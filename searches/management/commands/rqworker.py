@@ -2,7 +2,7 @@
 
 Start one per core (or fewer); they share Redis, the database and the data folder. At start, searches
 that never reached the queue (Redis was down) are queued, and running searches whose worker died are
-recovered (see searches/worker.py); every worker repeats that sweep every DNFLOW_RECONCILE_INTERVAL s.
+recovered (see searches/reconcile.py); every worker repeats that sweep every DNFLOW_RECONCILE_INTERVAL s.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from django_rq.management.commands.rqworker import Command as DjangoRQWorkerCommand
 from redis.exceptions import RedisError
 
-from searches import jobs
+from searches.reconcile import reconcile
 
 
 class Command(DjangoRQWorkerCommand):
@@ -22,9 +22,9 @@ class Command(DjangoRQWorkerCommand):
 
     def handle(self, *args, **options) -> None:
         try:
-            report = jobs.reconcile()
+            outcome = reconcile()
             if options["verbosity"] > 0:
-                self.stdout.write(f"Reconcile at start: {report}")
+                self.stdout.write(f"Reconcile at start: {outcome}")
         except RedisError as exc:
             # The worker below reports the same problem and exits; say what to do about it.
             self.stderr.write(f"Redis could not be reached ({exc}): is it running, and is REDIS_URL right?")

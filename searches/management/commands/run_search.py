@@ -12,13 +12,12 @@ the last line on stdout is the output folder's absolute path, so `folder=$(manag
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import sys
 import threading
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
@@ -28,8 +27,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from pipeline.formats.copying import FOLDER_SUFFIXES
-from searches import jobs, services
-from searches.models import Search, Source, Status
+from pipeline.times import parse_iso
+from searches import run_files, services
+from searches.models import Search, SearchRun, Source, Status
 
 BAD_INPUT = 2
 FAILED = 1
@@ -42,14 +42,13 @@ def PLAIN(text: str) -> str:  # noqa: N802 -- used like Django's style functions
 
 
 def parse_time(value: str, option: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+    moment = parse_iso(value)
+    if moment is None:
         raise CommandError(
             f"{option} {value!r} is not an ISO 8601 time: write e.g. 2024-05-01 or 2024-05-01T12:00:00Z.",
             returncode=BAD_INPUT,
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        )
+    return moment
 
 
 class Command(BaseCommand):
@@ -75,7 +74,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         try:
-            self.run(options)
+            self.start(options)
         except CommandError as exc:
             if not getattr(self, "_called_from_command_line", False):
                 raise
@@ -83,7 +82,7 @@ class Command(BaseCommand):
             self.stderr.write(str(exc))  # red on a terminal: stderr's default style
             sys.exit(exc.returncode)
 
-    def run(self, options: dict) -> None:
+    def start(self, options: dict) -> None:
         source = options["source"] or (
             Source.ARCHIVE if options["archive"] else Source.RECENT if settings.X_BEARER_TOKEN else Source.SAMPLE
         )
@@ -109,9 +108,10 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError(self.describe_invalid(exc), returncode=BAD_INPUT) from None
         if options["enqueue"]:
-            search.refresh_from_db()
-            if not search.rq_job_id:
-                self.stderr.write(search.step or "Saved, but not queued yet: the job queue is unreachable.", PLAIN)
+            run = search.latest_run
+            run.refresh_from_db()
+            if not run.rq_job_id:
+                self.stderr.write(run.step or "Saved, but not queued yet: the job queue is unreachable.", PLAIN)
             self.stdout.write(str(search.pk))
             return
         self.run_in_foreground(search)
@@ -194,23 +194,18 @@ class Command(BaseCommand):
     def run_in_foreground(self, search: Search) -> None:
         what = search.term or (Path(search.archive_path).name if search.archive_path else "")
         self.stderr.write(f"Search #{search.pk}: {search.get_source_display()}{f' -- {what}' if what else ''}", PLAIN)
-        watcher = ProgressWatcher(search.pk, self.stderr, tty=self.stderr.isatty())
+        watcher = ProgressWatcher(search.latest_run_id, self.stderr, tty=self.stderr.isatty())
         watcher.start()
         # The failure reason is printed below; the worker-style log line would say it twice.
         pipeline_log = logging.getLogger("dnflow.pipeline")
         level = pipeline_log.level
         pipeline_log.setLevel(logging.ERROR)
         try:
-            search = services.execute_search(search.pk)
+            run = services.execute_search(search)
         except KeyboardInterrupt:
             watcher.stop()
-            search.refresh_from_db()
-            jobs.finish(
-                search.pk,
-                ok=False,
-                error="Interrupted from the command line. Run it again to resume: finished steps are kept.",
-                started=search.started,
-            )
+            run = SearchRun.objects.get(pk=search.latest_run_id)
+            run.this_claim().fail("Interrupted from the command line. Run it again to resume: finished steps are kept.")
             raise CommandError(
                 f"Interrupted. Search #{search.pk} keeps what it finished: "
                 f"resume it with the admin's or the web page's 'run again'.",
@@ -219,35 +214,31 @@ class Command(BaseCommand):
         finally:
             pipeline_log.setLevel(level)
         watcher.stop()
-        if search.status != Status.FINISHED:
+        if run.status != Status.FINISHED:
             raise CommandError(
-                f"Search #{search.pk} {search.get_status_display().lower()}: {search.error or search.step}",
+                f"Search #{search.pk} {run.get_status_display().lower()}: {run.error or run.step}",
                 returncode=FAILED,
             )
-        self.stdout.write(f"Search #{search.pk} finished: {search.num_posts or 0:,} posts.")
-        self.report_import(search)
-        self.stdout.write(str(search.output_dir.resolve()))
+        self.stdout.write(f"Search #{search.pk} finished: {run.num_posts or 0:,} posts.")
+        self.report_import(run)
+        self.stdout.write(str(run.folder_path.resolve()))
 
-    def report_import(self, search: Search) -> None:
+    def report_import(self, run: SearchRun) -> None:
         """Say what the import skipped (malformed lines, duplicates): nothing is dropped silently."""
-        try:
-            summary = json.loads((search.output_dir / "summary.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return
-        report = summary.get("import") or {}
+        report = run_files.read_summary(run.folder_path).get("import") or {}
         if report.get("bad_lines") or report.get("duplicates") or report.get("not_posts"):
             self.stderr.write(f"Import: {report.get('summary', '')}", PLAIN)
 
 
 class ProgressWatcher:
-    """Shows the search's progress while the workflow runs in this thread: polls the database."""
+    """Shows the run's progress while the workflow runs in this thread: polls the database."""
 
-    def __init__(self, search_id: int, out, *, tty: bool) -> None:
-        self.search_id = search_id
+    def __init__(self, run_id: int, out, *, tty: bool) -> None:
+        self.run_id = run_id
         self.out = out
         self.tty = tty
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"dnflow-progress-{search_id}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"dnflow-progress-{run_id}", daemon=True)
         self._last = ("", -1.0)
 
     def start(self) -> None:
@@ -267,7 +258,7 @@ class ProgressWatcher:
             connection.close()  # this thread's own connection
 
     def _show(self) -> None:
-        row = Search.objects.filter(pk=self.search_id).values("step", "progress").first()
+        row = SearchRun.objects.filter(pk=self.run_id).values("step", "progress").first()
         if row is None:
             return
         step, progress = row["step"] or "", float(row["progress"] or 0.0)

@@ -1,6 +1,7 @@
-"""Reading a finished search's output files (../shared/spec/outputs.md) for the web pages and the API.
+"""Reading a finished run's files (../shared/spec/outputs.md) for the web pages and the API.
 
-Nothing here writes: the folder belongs to the workflow. Every reader tolerates a missing or
+Nothing here writes: the folder belongs to the workflow. Which file may go to whom is the folder
+contract's decision (pipeline.contract); this module only applies it. Every reader tolerates a missing or
 damaged file (an old collection, a failed photo step) by returning nothing, so a page shows
 what exists instead of crashing. Large files are streamed, never loaded whole.
 """
@@ -11,7 +12,7 @@ import csv
 import heapq
 import json
 import logging
-import re
+import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,19 +23,16 @@ from pathlib import Path
 from django.conf import settings
 from django.core.cache import cache
 
-from pipeline.contract import TEXT_FREE_FILES
+from pipeline import contract
+from pipeline.times import parse_iso
 
-log = logging.getLogger("dnflow.reports")
+log = logging.getLogger("dnflow.run_files")
 
-# Output files anyone who may see the search may download: counts, ids and the package.
-PUBLIC_FILES = ("summary.json", *TEXT_FREE_FILES, "media-graph.json")
-# Files that carry the posts' text: the platform's terms allow sharing ids, not posts, so only
-# the search's owner and staff get these.
-PRIVATE_FILES = ("tweets.csv", "sample.csv", "tweets.jsonl", "tweets.jsonl.gz")
-# Photos the workflow downloaded: a plain file name with an image extension (never .svg or
-# .html, which a browser would run as a page on our origin).
-MEDIA_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}\.(?:jpe?g|png|gif|webp)$", re.IGNORECASE)
-PACKAGE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}\.(?:zip|tar\.gz|tgz)$")
+# Anyone who may see the search may download these: counts, ids, the summary, the photos' records.
+PUBLIC_FILES = contract.names_with(contract.Access.PUBLIC)
+# These carry the posts' text: the platform's terms allow sharing ids, not posts, so only the
+# search's owner and staff get them.
+PRIVATE_FILES = contract.names_with(contract.Access.PRIVATE)
 
 
 @dataclass(frozen=True)
@@ -47,13 +45,13 @@ class CountKind:
 
 
 COUNT_KINDS: dict[str, CountKind] = {
-    "hashtags": CountKind("count-hashtags.csv", "hashtag", "count", "Hashtags"),
-    "mentions": CountKind("count-mentions.csv", "screen_name", "count", "Mentions"),
-    "urls": CountKind("count-urls.csv", "url", "count", "URLs"),
-    "domains": CountKind("count-domains.csv", "domain", "count", "Domains"),
-    "media": CountKind("count-media.csv", "url", "count", "Photos"),
-    "followers": CountKind("count-followers.csv", "user", "followers", "Followers", sorted_by_value=False),
-    "ratio": CountKind("follow-ratio.csv", "user", "ratio", "Follow ratio", sorted_by_value=False),
+    "hashtags": CountKind(contract.COUNT_HASHTAGS, "hashtag", "count", "Hashtags"),
+    "mentions": CountKind(contract.COUNT_MENTIONS, "screen_name", "count", "Mentions"),
+    "urls": CountKind(contract.COUNT_URLS, "url", "count", "URLs"),
+    "domains": CountKind(contract.COUNT_DOMAINS, "domain", "count", "Domains"),
+    "media": CountKind(contract.COUNT_MEDIA, "url", "count", "Photos"),
+    "followers": CountKind(contract.COUNT_FOLLOWERS, "user", "followers", "Followers", sorted_by_value=False),
+    "ratio": CountKind(contract.FOLLOW_RATIO, "user", "ratio", "Follow ratio", sorted_by_value=False),
 }
 
 
@@ -114,21 +112,11 @@ def read_summary(folder: Path | None) -> dict:
     if folder is None:
         return {}
     try:
-        data = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        data = json.loads((folder / contract.SUMMARY).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        log.info("no readable summary.json in %s: %s", folder, exc)
+        log.info("no readable summary in %s: %s", folder, exc)
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def parse_time(value) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # --- Posts over time -----------------------------------------------------------------------
@@ -164,7 +152,7 @@ def _hourly_from_summary(summary: dict) -> Counter | None:
             when, count = item
         else:
             return None
-        moment = parse_time(when) if isinstance(when, str) else None
+        moment = parse_iso(when) if isinstance(when, str) else None
         if moment is None or not isinstance(count, int):
             return None
         hours[moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)] += count
@@ -183,7 +171,7 @@ def _hourly_from_posts(path: Path) -> Counter:
         return Counter({datetime.fromisoformat(k): v for k, v in cached.items()})
     hours: Counter = Counter()
     for row in _csv_rows(path):
-        moment = parse_time(row.get("created_at"))
+        moment = parse_iso(row.get("created_at"))
         if moment is not None:
             hours[moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)] += 1
     cache.set(cache_key, {k.isoformat(): v for k, v in hours.items()}, 3600)
@@ -210,7 +198,7 @@ def posts_over_time(folder: Path | None, summary: dict) -> Timeline | None:
         return None
     hours = _hourly_from_summary(summary)
     if hours is None:
-        hours = _hourly_from_posts(folder / "tweets.csv")
+        hours = _hourly_from_posts(folder / contract.TWEETS_CSV)
     if not hours:
         return None
     first, last = min(hours), max(hours)
@@ -253,7 +241,7 @@ def top_retweets(folder: Path | None, limit: int, *, with_posts: bool) -> list[T
     if with_posts and top:
         wanted = {t.tweet_id: t for t in top}
         missing = set(wanted)
-        for row in _csv_rows(folder / "tweets.csv"):
+        for row in _csv_rows(folder / contract.TWEETS_CSV):
             if row.get("id") in missing:
                 wanted[row["id"]].post = {**row, "text": spreadsheet_text(row.get("text") or "")}
                 missing.discard(row["id"])
@@ -263,7 +251,7 @@ def top_retweets(folder: Path | None, limit: int, *, with_posts: bool) -> list[T
 
 
 def _retweet_counts(folder: Path) -> Iterator[Count]:
-    for row in _csv_rows(folder / "retweets.csv"):
+    for row in _csv_rows(folder / contract.RETWEETS):
         value = _number(row.get("count"))
         if row.get("tweet_id") and value is not None:
             yield Count(row["tweet_id"], value)
@@ -283,7 +271,7 @@ def common_photos(folder: Path | None, limit: int) -> list[Photo]:
     photos = []
     for c in read_counts(folder, "media", limit):
         name = c.row.get("file") or ""
-        ok = bool(MEDIA_NAME.match(name)) and (folder / "media" / name).is_file()
+        ok = bool(contract.PHOTO_NAME.match(name)) and (folder / contract.MEDIA_FOLDER / name).is_file()
         photos.append(Photo(file=name, url=c.key, count=int(c.value), downloaded=ok))
     return photos
 
@@ -293,17 +281,17 @@ def photo_groups(folder: Path | None, max_groups: int, max_per_group: int) -> li
     if folder is None:
         return []
     try:
-        groups = json.loads((folder / "media-graph.json").read_text(encoding="utf-8"))
+        groups = json.loads((folder / contract.MEDIA_GRAPH).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
     if not isinstance(groups, list):
         return []
-    media = folder / "media"
+    media = folder / contract.MEDIA_FOLDER
     usable = []
     for group in groups:
         if not isinstance(group, list):
             continue
-        names = [n for n in group if isinstance(n, str) and MEDIA_NAME.match(n) and (media / n).is_file()]
+        names = [n for n in group if isinstance(n, str) and contract.PHOTO_NAME.match(n) and (media / n).is_file()]
         if len(names) > 1:
             usable.append(names)
     usable.sort(key=len, reverse=True)
@@ -318,36 +306,29 @@ class OutputFile:
 
 
 def package_path(folder: Path | None) -> Path | None:
-    """The BagIt package: `<folder>.zip` inside the folder or beside it, else any archive inside."""
+    """The run's BagIt package, if it has been written."""
     if folder is None:
         return None
-    for candidate in (folder / f"{folder.name}.zip", folder.parent / f"{folder.name}.zip"):
-        if candidate.is_file():
-            return candidate
-    try:
-        inside = sorted(p for p in folder.iterdir() if p.is_file() and PACKAGE_NAME.match(p.name))
-    except OSError:
-        return None
-    return inside[0] if inside else None
+    package = folder / contract.package_name(folder.name)
+    return package if package.is_file() else None
 
 
 def package_is_public(package: Path) -> bool:
     """A package may go to anyone only if it holds none of the files with the posts' text.
 
-    Read from the zip's directory (no extraction); anything unreadable counts as private.
+    The contract never packages them; this reads the zip's directory (no extraction) to be sure,
+    and anything unreadable counts as private.
     """
-    import zipfile
-
     try:
         with zipfile.ZipFile(package) as archive:
             names = {Path(name).name for name in archive.namelist()}
     except (OSError, zipfile.BadZipFile):
         return False
-    return not names & set(PRIVATE_FILES)
+    return not names & {Path(name).name for name in PRIVATE_FILES}
 
 
 def output_files(folder: Path | None, *, include_private: bool) -> list[OutputFile]:
-    """The downloadable files that exist, in the spec's order, the package last."""
+    """The downloadable files that exist, in the contract's order, the package last."""
     if folder is None:
         return []
     names = PUBLIC_FILES + (PRIVATE_FILES if include_private else ())
@@ -364,27 +345,31 @@ def output_files(folder: Path | None, *, include_private: bool) -> list[OutputFi
     return files
 
 
+def _may_serve(folder: Path, relative: str, *, include_private: bool) -> bool:
+    if relative in PUBLIC_FILES or contract.is_photo(relative):
+        return True
+    if relative in PRIVATE_FILES:
+        return include_private
+    if relative == contract.package_name(folder.name):
+        return include_private or package_is_public(folder / relative)
+    return False
+
+
 def resolve_file(folder: Path | None, name: str, *, include_private: bool) -> Path | None:
-    """The path of an output file by its public name, or None: only known names, no traversal."""
-    if folder is None:
+    """The path of a run's file by its name, or None: only names the contract serves, no traversal.
+
+    Whether a file may go to this person is decided on the file the name leads to once symlinks
+    are resolved, not on the name: a link named like a photo that points at the posts' table is
+    the posts' table.
+    """
+    if folder is None or not _may_serve(folder, name, include_private=include_private):
         return None
-    if name in PUBLIC_FILES or (include_private and name in PRIVATE_FILES):
-        path = folder / name
-    elif name.startswith("media/") and MEDIA_NAME.match(name.removeprefix("media/")):
-        path = folder / "media" / name.removeprefix("media/")
-    else:
-        package = package_path(folder)
-        path = package if package is not None and name == package.name else None
-        if path is not None and not include_private and not package_is_public(path):
-            path = None
-    if path is None or not path.is_file():
+    path = folder / name
+    if not path.is_file():
         return None
-    # Belt and braces: whatever the name, and whatever symlinks the folder holds, the file must be
-    # this search's own: inside its folder, or its package beside it (never another search's).
-    real = path.resolve()
-    own = folder.resolve()
-    if not real.is_relative_to(Path(settings.DNFLOW_DATA_DIR).resolve()):
+    real, own = path.resolve(), folder.resolve()
+    if not real.is_relative_to(own) or not real.is_relative_to(Path(settings.DNFLOW_DATA_DIR).resolve()):
         return None
-    if not (real.is_relative_to(own) or real == own.parent / f"{own.name}.zip"):
+    if not _may_serve(folder, real.relative_to(own).as_posix(), include_private=include_private):
         return None
     return path

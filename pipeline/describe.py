@@ -1,0 +1,107 @@
+"""What a run's summary.json and its package's bag-info.txt say about it.
+
+The summary pass writes what it found (contract.SUMMARISED); the final step adds what was asked,
+what the photo steps did and the package, and writes summary.json last. `search` and `run` are
+the Django rows, read for their attributes only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import dnflow_site
+
+from .contract import package_name
+from .formats import ImportReport
+
+# Problems (bad lines) listed one by one in summary.json; the rest are counted.
+LISTED_PROBLEMS = 100
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def import_report_document(report: ImportReport) -> dict:
+    return {
+        "summary": report.summary(),
+        "lines_read": report.lines_read,
+        "posts_seen": report.posts_seen,
+        "duplicates": report.duplicates,
+        "bad_lines": report.bad_lines,
+        "not_posts": report.not_posts,
+        "problems": [
+            {"file": name, "line": line, "reason": reason} for name, line, reason in report.problems[:LISTED_PROBLEMS]
+        ],
+    }
+
+
+def pass_facts(facts: dict, report: ImportReport, *, sample_size: int, summarised_at: datetime) -> dict:
+    """What the summary pass found, for the final step (contract.SUMMARISED)."""
+    return {
+        **facts,
+        "sample_size": sample_size,
+        "summarised_at": summarised_at.isoformat(),
+        "import": import_report_document(report),
+    }
+
+
+def summary_document(
+    search, run, facts: dict, photos: dict, groups: list, *, finished: datetime, synthetic: bool
+) -> dict:
+    """summary.json: what was asked, what the pass found, what the photo steps did, the package."""
+    return {
+        "id": search.pk,
+        "run": run.number,
+        "term": search.term,
+        "source": search.source,
+        "status": "finished",
+        "started": iso(run.started),
+        "finished": finished.isoformat(),
+        **{key: value for key, value in facts.items() if key not in ("timeline", "import", "summarised_at")},
+        "count_requested": search.count,
+        "lang": search.lang,
+        "start_time": iso(search.start_time),
+        "end_time": iso(search.end_time),
+        "archive": Path(search.archive_path).name if search.archive_path else "",
+        "synthetic": synthetic,
+        "folder": run.folder,
+        "dnflow_version": dnflow_site.__version__,
+        "summarised_at": facts.get("summarised_at"),
+        "import": facts.get("import", {}),
+        "timeline": facts.get("timeline", []),
+        "photos_fetched": photos.get("fetched", 0),
+        "photos_failed": photos.get("failed", 0),
+        "photo_groups": len(groups),
+        "package": package_name(run.folder),
+    }
+
+
+def bag_info(search, run, summary: dict) -> dict[str, object]:
+    """The fields of the package's bag-info.txt beyond what BagIt writes itself."""
+    info = {
+        "Source-Organization": "dnflow",
+        "External-Description": f"dnflow search #{search.pk}, run {run.number}: post ids and summaries of "
+        + (f"the query {search.term}" if search.term else "a whole archive"),
+        "External-Identifier": run.folder,
+        "Dnflow-Query": search.term,
+        "Dnflow-Source": search.get_source_display(),
+        "Dnflow-Archive": summary.get("archive", ""),
+        "Dnflow-Language": search.lang,
+        "Dnflow-Start-Time": iso(search.start_time),
+        "Dnflow-End-Time": iso(search.end_time),
+        "Dnflow-Run": run.number,
+        "Dnflow-Started": summary.get("started"),
+        "Dnflow-Finished": summary["finished"],
+        "Dnflow-First-Post": summary.get("first_tweet_at"),
+        "Dnflow-Last-Post": summary.get("last_tweet_at"),
+        "Dnflow-Posts": summary.get("num_tweets"),
+        "Dnflow-Users": summary.get("unique_users"),
+        "Dnflow-Hashtags": summary.get("unique_hashtags"),
+        "Dnflow-Photos": summary.get("photos_fetched", 0),
+        "Dnflow-Version": dnflow_site.__version__,
+    }
+    if summary.get("synthetic"):
+        info["Dnflow-Note"] = "SYNTHETIC DATA: the bundled sample, not real posts."
+    return info

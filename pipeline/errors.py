@@ -1,0 +1,31 @@
+"""What a person reads when a step of the workflow fails: the message of errors that explain
+themselves, otherwise the step and the kind of error, never a traceback."""
+
+from __future__ import annotations
+
+import errno
+
+from .formats.report import ArchiveError
+from .query import QueryError
+from .xapi_client import XApiError
+
+
+class WorkflowCancelled(Exception):
+    """The run was cancelled (or taken over) while its workflow ran: stop at the next progress report."""
+
+
+# Errors whose message is already written for the person who asked: shown as they are.
+EXPLAINED_ERRORS = (ArchiveError, XApiError, QueryError, WorkflowCancelled)
+
+
+def plain_reason(exc: BaseException, step_label: str = "") -> str:
+    if isinstance(exc, EXPLAINED_ERRORS):
+        return str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"Disk full: {step_label or 'a step of the workflow'} could not write its files. Free some space where "
+            "dnflow keeps its data (DNFLOW_DATA_DIR), then run the search again: completed steps are kept."
+        )
+    where = f"{step_label} failed" if step_label else "A step of the workflow failed"
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{where}: {type(exc).__name__}{': ' + detail if detail else ''}"
