@@ -191,7 +191,8 @@ def counted_pages(raw_path: Path, state_path: Path) -> Iterator[dict]:
 
 
 def _check_same_search(state: dict, asked: dict, state_path: Path) -> None:
-    differ = [name for name, value in asked.items() if state.get(name, value) != value]
+    # A name missing from a state written before it existed (since_id) was not asked then: None.
+    differ = [name for name, value in asked.items() if state.get(name) != value]
     if differ:
         raise XApiError(
             f"{state_path} belongs to a collection with a different {', '.join(differ)}: it cannot be resumed "
