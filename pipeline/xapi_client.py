@@ -95,6 +95,13 @@ class ApiConfig:
     retries: int = 5  # tries after the first for 5xx answers and network failures
     max_rate_limit_wait: float = 16 * 60  # the longest single wait for a rate limit, in seconds
 
+    def __reduce_ex__(self, protocol):
+        # RQ pickles job arguments into Redis: passing a config through a queue must fail, loudly.
+        raise TypeError(
+            "An ApiConfig holds the X bearer token and must not be pickled (into a job queue, a cache, a file): "
+            "build it where the work runs, with ApiConfig.from_django_settings()."
+        )
+
     @classmethod
     def from_django_settings(cls) -> ApiConfig:
         """The config dnflow's settings describe (imports Django: for the Django side only)."""

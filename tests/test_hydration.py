@@ -6,6 +6,7 @@ import csv
 import json
 import logging
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -463,6 +464,12 @@ def test_the_token_stays_out_of_pages_state_missing_ids_logs_and_errors(x_api, a
     for path in folder.iterdir():
         assert token.encode() not in path.read_bytes(), path.name
     assert all(r.authorized for r in x_api.requests)
+
+
+def test_a_config_holding_the_token_cannot_be_pickled_into_a_queue_or_shown(api):
+    with pytest.raises(TypeError, match="must not be pickled"):
+        pickle.dumps(api)
+    assert api.bearer_token not in repr(api) and api.bearer_token not in str(api)
 
 
 def test_the_lookup_modules_need_no_django(tmp_path):
