@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 import shutil
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
@@ -50,6 +51,23 @@ RAW_POSTS = "tweets.jsonl"
 LIVE_PARTIAL = "tweets.jsonl.part"  # a live collection in progress; renamed to RAW_POSTS when done
 LIVE_STATE = "collect-state.json"
 SOURCES = "sources.json"
+
+# A collection that looks posts up by id (pipeline.ids, pipeline.hydrate). Its pages go to
+# LIVE_PARTIAL, then RAW_POSTS, as a search's do.
+IDS_GIVEN = "ids-given"  # the dataset as uploaded: text, CSV, gzip or a package zip (told by content)
+IDS_REQUESTED = "ids-requested.txt"  # its usable ids, each once, in first-seen order: what is looked up
+LOOKUP_STATE = "lookup-state.json"
+MISSING_IDS = "missing-ids.csv"
+
+# Rechecks of a finished collection: which of its posts X still gives. One dated file per recheck,
+# in RECHECKS_FOLDER, named by recheck_names() from the UTC time it started.
+RECHECKS_FOLDER = "rechecks"
+RECHECK_STAMP = "%Y%m%dT%H%M%SZ"  # 20260105T101500Z
+RECHECK_AVAILABILITY = "rechecks/availability-{stamp}.csv"
+RECHECK_PARTIAL = "rechecks/availability-{stamp}.csv.part"  # the recheck in progress
+RECHECK_STATE = "rechecks/availability-{stamp}.state.json"
+RECHECK_NAME = re.compile(r"^rechecks/availability-(\d{8}T\d{6}Z)\.csv$")
+RECHECK_STATE_NAME = re.compile(r"^rechecks/availability-(\d{8}T\d{6}Z)\.state\.json$")
 
 TWEETS_CSV = "tweets.csv"
 TWEET_IDS = "tweet-ids.txt"
@@ -110,6 +128,7 @@ FILES: tuple[RunFile, ...] = (
     RunFile(HASHTAG_EDGES, Access.PUBLIC, True, "One row per hashtag use: the author and the hashtag."),
     RunFile(MENTION_EDGES, Access.PUBLIC, True, "One row per mention: the author and the account mentioned."),
     RunFile(TWEET_IDS, Access.PUBLIC, True, "The id of every collected post, one a line: what may be shared."),
+    RunFile(MISSING_IDS, Access.PUBLIC, True, "Each id looked up that X did not give, and X's reason: ids only."),
     RunFile(MEDIA_GRAPH, Access.PUBLIC, True, "Groups of downloaded photos that look alike."),
     RunFile(PHOTOS_RECORD, Access.PUBLIC, True, "What the photo step did: how many photos, fetched and failed."),
     RunFile(PHOTO_CHECKSUMS, Access.PUBLIC, True, "The MD5 checksum of every downloaded photo (md5sum -c)."),
@@ -121,8 +140,37 @@ FILES: tuple[RunFile, ...] = (
     RunFile(LIVE_PARTIAL, Access.INTERNAL, False, "A live collection in progress."),
     RunFile(LIVE_STATE, Access.INTERNAL, False, "Where a live collection stands, to resume it."),
     RunFile(SUMMARISED, Access.INTERNAL, False, "What the summary pass found, for the final step."),
+    # Private: an uploaded dataset may carry more than ids (other columns: text, user names), and
+    # it is the owner's file, not the run's result; what of it may be shared is in TWEET_IDS and
+    # MISSING_IDS.
+    RunFile(IDS_GIVEN, Access.PRIVATE, False, "The id dataset as it was uploaded."),
+    # Internal: the lookup's work list (its position is in LOOKUP_STATE); everything in it is
+    # public already as TWEET_IDS plus MISSING_IDS.
+    RunFile(IDS_REQUESTED, Access.INTERNAL, False, "The usable ids of the dataset, each once: what is looked up."),
+    RunFile(LOOKUP_STATE, Access.INTERNAL, False, "Where a lookup by id stands, to resume it."),
+)
+# A recheck's result (ids, availability, X's reason, when: no post text): public and packaged like
+# MISSING_IDS. Its partial file and state are internal, like a live collection's.
+RECHECK_FILE = RunFile(
+    RECHECK_AVAILABILITY, Access.PUBLIC, True, "Which collected posts X still gave when rechecked, and why not."
 )
 BY_NAME = {file.name: file for file in FILES}
+
+
+def recheck_names(started: datetime) -> tuple[str, str, str]:
+    """(availability csv, its partial file, its state) of a recheck started at `started` (UTC),
+    relative to the run's folder."""
+    stamp = started.astimezone(UTC).strftime(RECHECK_STAMP)
+    return (
+        RECHECK_AVAILABILITY.format(stamp=stamp),
+        RECHECK_PARTIAL.format(stamp=stamp),
+        RECHECK_STATE.format(stamp=stamp),
+    )
+
+
+def is_recheck(relative: str) -> bool:
+    """Whether this path (relative to the run's folder) is a finished recheck's availability file."""
+    return bool(RECHECK_NAME.match(relative))
 
 
 def names_with(access: Access) -> tuple[str, ...]:
@@ -140,6 +188,8 @@ def is_packaged(relative: str) -> bool:
     known = BY_NAME.get(relative)
     if known is not None:
         return known.packaged
+    if is_recheck(relative):
+        return RECHECK_FILE.packaged
     return is_photo(relative)
 
 

@@ -13,28 +13,45 @@ The raw file and the state file
   records it.
 - state_path (JSON, replaced atomically): `next_token`, `posts` (how many posts count), `pages`,
   `raw_bytes` (the raw file's size after the last recorded page), `done`, and what was asked
-  (`query`, `source`, `start_time`, `end_time`) so that a resume with other parameters is refused.
+  (`query`, `source`, `start_time`, `end_time`, `since_id`) so that a resume with other parameters
+  is refused.
 - The posts that count are the first `posts` posts of the raw file, in file order. That is every
   post of every page, except when fewer than 10 were still needed: the API gives at least 10 per
   page, the page is stored whole (it must stay exactly as received), and only its first posts
   count; `counted_in_last_page` then says how many. `counted_pages()` reads the file that way.
+
+The file rules (append, flush, fsync, then the state; cut a half-written tail on resume) are
+`pipeline.rawpages`, shared with the lookups by id (`pipeline.hydrate`).
+
+Refreshing a collection: `since_id` asks X only for posts newer than that id (for example the
+newest id of an earlier run, `pipeline.ids.newest_id`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-from django.conf import settings
-
-from .xapi_client import XApiError, call_api, make_client, raw_client
+from .rawpages import append_line, one_line, truncate_to_recorded, write_state
+from .rawpages import read_state as _read_state
+from .xapi_client import (
+    EXPANSIONS,
+    MEDIA_FIELDS,
+    TWEET_FIELDS,
+    USER_FIELDS,
+    ApiConfig,
+    XApiError,
+    call_api,
+    make_client,
+    raw_client,
+)
 
 __all__ = [
+    "ApiConfig",
     "CollectResult",
     "Estimate",
     "XApiError",
@@ -45,32 +62,7 @@ __all__ = [
     "read_state",
 ]
 
-# What each search asks for (../shared/spec/x-api.md), plus author_id, which the records need and
-# which is cheap to name, and in_reply_to_user_id so the user replied to is in the includes.
-EXPANSIONS = [
-    "author_id",
-    "attachments.media_keys",
-    "referenced_tweets.id",
-    "referenced_tweets.id.author_id",
-    "entities.mentions.username",
-    "in_reply_to_user_id",
-]
-TWEET_FIELDS = [
-    "author_id",
-    "created_at",
-    "lang",
-    "entities",
-    "public_metrics",
-    "referenced_tweets",
-    "attachments",
-    "conversation_id",
-    "in_reply_to_user_id",
-    "note_tweet",
-    "possibly_sensitive",
-    "source",
-]
-USER_FIELDS = ["username", "name", "public_metrics", "verified", "created_at", "description", "location"]
-MEDIA_FIELDS = ["url", "preview_image_url", "type", "width", "height", "alt_text"]
+# What each search asks for: EXPANSIONS, TWEET_FIELDS, USER_FIELDS, MEDIA_FIELDS (pipeline.xapi_client).
 # The API's bounds on max_results for each search.
 PAGE_SIZES = {"recent": (10, 100), "all": (10, 500)}
 
@@ -90,16 +82,20 @@ def collect_live(
     lang: str = "",
     start_time: datetime | str | None = None,
     end_time: datetime | str | None = None,
+    since_id: str | int | None = None,
     raw_path: Path,
     state_path: Path,
     on_progress: Callable[[int, int], None] | None = None,
     on_wait: Callable[[datetime | None, str], None] | None = None,
+    api: ApiConfig | None = None,
 ) -> CollectResult:
     """Collect exactly `count` posts (fewer if the search has fewer) into raw_path, resumably.
 
-    on_progress(posts so far, count) follows each stored page. on_wait(until, reason) starts each
-    wait (a rate limit, a retry) and on_wait(None, "") ends it. Raises XApiError when the API
-    cannot give the posts; everything stored before stays valid for a resume.
+    since_id: only posts with a larger id (newer), as X's `since_id`; a resume with another one is
+    refused. on_progress(posts so far, count) follows each stored page. on_wait(until, reason)
+    starts each wait (a rate limit, a retry) and on_wait(None, "") ends it. api: how to reach X
+    (default: from Django's settings). Raises XApiError when the API cannot give the posts;
+    everything stored before stays valid for a resume.
     """
     if source not in PAGE_SIZES:
         raise ValueError(f"source must be 'recent' or 'all', not {source!r}")
@@ -112,6 +108,7 @@ def collect_live(
         "source": source,
         "start_time": _api_time(start_time),
         "end_time": _api_time(end_time),
+        "since_id": _post_id(since_id, "since_id"),
     }
 
     state = read_state(state_path)
@@ -122,8 +119,9 @@ def collect_live(
         _check_same_search(state, asked, state_path)
         if state.get("done"):
             return CollectResult(posts=state["posts"], pages=state["pages"], resumed=True)
-    client = raw_client()  # before touching any file: a missing token changes nothing on disk
-    _truncate_to_recorded(raw_path, state["raw_bytes"], state_path)
+    api = api or ApiConfig.from_django_settings()
+    client = raw_client(api)  # before touching any file: a missing token changes nothing on disk
+    truncate_to_recorded(raw_path, state["raw_bytes"], state_path)
 
     search = client.search_recent_tweets if source == "recent" else client.search_all_tweets
     smallest, largest = PAGE_SIZES[source]
@@ -133,7 +131,7 @@ def collect_live(
         "user_fields": USER_FIELDS,
         "media_fields": MEDIA_FIELDS,
     }
-    for name in ("start_time", "end_time"):
+    for name in ("start_time", "end_time", "since_id"):
         if asked[name]:
             params[name] = asked[name]
 
@@ -147,12 +145,12 @@ def collect_live(
             extra = {"next_token": token} if token else {}
             return search(full_query, max_results=page_size, **params, **extra)
 
-        response, page = call_api(send, source=source, on_wait=on_wait, collecting=True)
+        response, page = call_api(send, source=source, api=api, on_wait=on_wait, collecting=True)
         if not isinstance(page, dict):
             raise XApiError("The X API answered with something that is not a page of posts; try again later.")
         received = len(page.get("data") or [])
         counted = min(received, needed)
-        raw_bytes = _append_line(raw_path, _one_line(response.content))
+        raw_bytes = append_line(raw_path, one_line(response.content))
 
         next_token = (page.get("meta") or {}).get("next_token")
         state.update(next_token=next_token, posts=state["posts"] + counted, pages=state["pages"] + 1)
@@ -161,7 +159,7 @@ def collect_live(
         if counted < received:
             state["counted_in_last_page"] = counted
         state["done"] = not next_token or state["posts"] >= count
-        _write_state(state_path, state)
+        write_state(state_path, state)
         if on_progress:
             on_progress(state["posts"], count)
     return CollectResult(posts=state["posts"], pages=state["pages"], resumed=resumed)
@@ -169,19 +167,7 @@ def collect_live(
 
 def read_state(state_path: Path) -> dict | None:
     """The collection's state, or None if it has not stored a page yet."""
-    try:
-        text = Path(state_path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    try:
-        state = json.loads(text)
-        int(state["posts"]), int(state["pages"]), int(state["raw_bytes"])
-    except (ValueError, KeyError, TypeError):
-        raise XApiError(
-            f"The collection state {state_path} is damaged. Delete it and the raw posts file beside it to "
-            "collect again from the start."
-        ) from None
-    return state
+    return _read_state(state_path, required=("posts", "pages", "raw_bytes"))
 
 
 def counted_pages(raw_path: Path, state_path: Path) -> Iterator[dict]:
@@ -205,7 +191,8 @@ def counted_pages(raw_path: Path, state_path: Path) -> Iterator[dict]:
 
 
 def _check_same_search(state: dict, asked: dict, state_path: Path) -> None:
-    differ = [name for name, value in asked.items() if state.get(name, value) != value]
+    # A name missing from a state written before it existed (since_id) was not asked then: None.
+    differ = [name for name, value in asked.items() if state.get(name) != value]
     if differ:
         raise XApiError(
             f"{state_path} belongs to a collection with a different {', '.join(differ)}: it cannot be resumed "
@@ -213,47 +200,14 @@ def _check_same_search(state: dict, asked: dict, state_path: Path) -> None:
         )
 
 
-def _truncate_to_recorded(raw_path: Path, raw_bytes: int, state_path: Path) -> None:
-    """Drop anything appended after the last recorded page (a page stored, then a kill before the state)."""
-    raw_path.parent.mkdir(parents=True, exist_ok=True)
-    size = raw_path.stat().st_size if raw_path.exists() else 0
-    if size < raw_bytes:
-        raise XApiError(
-            f"The raw posts file {raw_path} is shorter ({size} bytes) than {state_path.name} records "
-            f"({raw_bytes} bytes): it was changed or lost. Delete both files to collect again from the start."
-        )
-    if size > raw_bytes or not raw_path.exists():
-        with open(raw_path, "ab") as raw:
-            raw.truncate(raw_bytes)
-            raw.flush()
-            os.fsync(raw.fileno())
-
-
-def _one_line(body: bytes) -> bytes:
-    # JSON strings cannot hold raw line breaks, so these are only whitespace between tokens.
-    return body.strip().replace(b"\r", b"").replace(b"\n", b"")
-
-
-def _append_line(raw_path: Path, line: bytes) -> int:
-    with open(raw_path, "ab") as raw:
-        raw.write(line + b"\n")
-        raw.flush()
-        os.fsync(raw.fileno())
-        return raw.tell()
-
-
-def _write_state(state_path: Path, state: dict) -> None:
-    temporary = state_path.with_name(state_path.name + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as out:
-        json.dump(state, out, indent=1)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temporary, state_path)
-    directory = os.open(state_path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+def _post_id(value: str | int | None, name: str) -> str | None:
+    """A post id as the API takes it (decimal digits), or None."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        raise ValueError(f"{name} must be a post id (up to 19 digits), not {value!r}")
+    return text
 
 
 def _api_time(value: datetime | str | None) -> str | None:
@@ -296,11 +250,17 @@ def estimate(
     lang: str = "",
     start_time: datetime | str | None = None,
     end_time: datetime | str | None = None,
+    api: ApiConfig | None = None,
+    price_per_post: float | None = None,
 ) -> Estimate:
-    """How many posts the query matches, by day, and what reading them all would cost. Spends no reads."""
+    """How many posts the query matches, by day, and what reading them all would cost. Spends no reads.
+
+    api and price_per_post default to Django's settings (X_BEARER_TOKEN..., DNFLOW_PRICE_PER_POST).
+    """
     if source not in PAGE_SIZES:
         raise ValueError(f"source must be 'recent' or 'all', not {source!r}")
-    client = raw_client()
+    api = api or ApiConfig.from_django_settings()
+    client = raw_client(api)
     count = client.get_recent_tweets_count if source == "recent" else client.get_all_tweets_count
     params: dict = {"granularity": "day"}
     for name, value in (("start_time", start_time), ("end_time", end_time)):
@@ -317,7 +277,7 @@ def estimate(
             extra = {"next_token": token} if token else {}
             return count(full_query, **params, **extra)
 
-        _, body = call_api(send, source=source)
+        _, body = call_api(send, source=source, api=api)
         if not isinstance(body, dict):
             raise XApiError("The X API answered the count with something unexpected; try again later.")
         for bucket in body.get("data") or []:
@@ -331,7 +291,11 @@ def estimate(
 
     by_day = sorted(per_day.items())
     total = sum(n for _, n in by_day)
-    price = float(settings.DNFLOW_PRICE_PER_POST)
+    if price_per_post is None:
+        from django.conf import settings
+
+        price_per_post = settings.DNFLOW_PRICE_PER_POST
+    price = float(price_per_post)
     edges = [edge for edge in edges if edge is not None]
     days = max(1, round((max(edges) - min(edges)).total_seconds() / 86400)) if edges else 0
     return Estimate(total=total, by_day=by_day, cost=total * price, price_per_post=price, days=days)

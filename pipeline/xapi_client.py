@@ -1,7 +1,13 @@
 """The X API v2 client dnflow uses, and how its failures are waited out, retried or explained.
 
-`pipeline.xapi` (collection and the estimate) is built on this; import the public names from there.
-Facts behind the choices (tweepy's traps, the API's error shapes): ../shared/spec/x-api.md.
+`pipeline.xapi` (search collection and the estimate) and `pipeline.hydrate` (lookups by id) are
+built on this. Facts behind the choices (tweepy's traps, the API's error shapes):
+../shared/spec/x-api.md.
+
+Framework-free: everything the client needs comes in an `ApiConfig` built by the caller where the
+work runs (in dnflow, `ApiConfig.from_django_settings()` or the settings named on each field). The
+bearer token lives only there: never in a Luigi parameter, an RQ job argument, a file, a log line
+or an exception message. Callers that pass no ApiConfig get one from Django's settings.
 """
 
 from __future__ import annotations
@@ -10,13 +16,12 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import requests
 import tweepy
-from django.conf import settings
-from django.utils import timezone
 
 log = logging.getLogger("dnflow.xapi")
 
@@ -35,6 +40,33 @@ RATE_LIMIT_MARGIN_SECONDS = 1.0
 MAX_RATE_LIMIT_WAITS = 8
 
 WaitCallback = Callable[[datetime | None, str], None]
+# What the search endpoints and the lookup ask for (../shared/spec/x-api.md), plus author_id, which
+# the records need and which is cheap to name, and in_reply_to_user_id so the user replied to is in
+# the includes. A lookup asks for the same, so that its pages summarise like a search's.
+EXPANSIONS = [
+    "author_id",
+    "attachments.media_keys",
+    "referenced_tweets.id",
+    "referenced_tweets.id.author_id",
+    "entities.mentions.username",
+    "in_reply_to_user_id",
+]
+TWEET_FIELDS = [
+    "author_id",
+    "created_at",
+    "lang",
+    "entities",
+    "public_metrics",
+    "referenced_tweets",
+    "attachments",
+    "conversation_id",
+    "in_reply_to_user_id",
+    "note_tweet",
+    "possibly_sensitive",
+    "source",
+]
+USER_FIELDS = ["username", "name", "public_metrics", "verified", "created_at", "description", "location"]
+MEDIA_FIELDS = ["url", "preview_image_url", "type", "width", "height", "alt_text"]
 
 
 class XApiError(Exception):
@@ -47,6 +79,40 @@ class XApiError(Exception):
     def __init__(self, message: str, *, retryable: bool = False):
         super().__init__(message)
         self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """How to reach the X API. Build it where the work runs; never pass it through a job queue.
+
+    In dnflow each field is a setting: bearer_token = X_BEARER_TOKEN, api_url = DNFLOW_X_API_URL,
+    retries = DNFLOW_API_RETRIES, max_rate_limit_wait = DNFLOW_MAX_RATE_LIMIT_WAIT (seconds).
+    The token is left out of repr() so that a logged or printed config never shows it.
+    """
+
+    bearer_token: str = field(repr=False)
+    api_url: str = "https://api.x.com"
+    retries: int = 5  # tries after the first for 5xx answers and network failures
+    max_rate_limit_wait: float = 16 * 60  # the longest single wait for a rate limit, in seconds
+
+    def __reduce_ex__(self, protocol):
+        # RQ pickles job arguments into Redis: passing a config through a queue must fail, loudly.
+        raise TypeError(
+            "An ApiConfig holds the X bearer token and must not be pickled (into a job queue, a cache, a file): "
+            "build it where the work runs, with ApiConfig.from_django_settings()."
+        )
+
+    @classmethod
+    def from_django_settings(cls) -> ApiConfig:
+        """The config dnflow's settings describe (imports Django: for the Django side only)."""
+        from django.conf import settings
+
+        return cls(
+            bearer_token=settings.X_BEARER_TOKEN,
+            api_url=settings.DNFLOW_X_API_URL,
+            retries=int(settings.DNFLOW_API_RETRIES),
+            max_rate_limit_wait=float(settings.DNFLOW_MAX_RATE_LIMIT_WAIT),
+        )
 
 
 class _RedactBearerToken(logging.Filter):
@@ -78,26 +144,26 @@ class XApiSession(requests.Session):
         return super().request(method, url, *args, **kwargs)
 
 
-def make_client() -> tweepy.Client:
-    """A tweepy client for app-only (bearer token) requests, pointed at DNFLOW_X_API_URL.
+def make_client(api: ApiConfig | None = None) -> tweepy.Client:
+    """A tweepy client for app-only (bearer token) requests, pointed at `api.api_url`.
 
-    The token is read here, from the settings, so it never travels through job arguments or Luigi
-    parameters. 429s are ours to handle (see `call_api`), so tweepy's own waiting is off.
+    Without `api`, dnflow's Django settings say where and with which token. 429s are ours to handle
+    (see `call_api`), so tweepy's own waiting is off.
     """
-    token = settings.X_BEARER_TOKEN
-    if not token:
+    api = api or ApiConfig.from_django_settings()
+    if not api.bearer_token:
         raise XApiError(
             "No X API credentials: set X_BEARER_TOKEN (the bearer token of your app in the X developer "
             "portal) in the environment of the web server and the workers, then run the search again."
         )
-    client = tweepy.Client(bearer_token=token, return_type=dict, wait_on_rate_limit=False)
-    client.session = XApiSession(settings.DNFLOW_X_API_URL)
+    client = tweepy.Client(bearer_token=api.bearer_token, return_type=dict, wait_on_rate_limit=False)
+    client.session = XApiSession(api.api_url)
     return client
 
 
-def raw_client() -> tweepy.Client:
+def raw_client(api: ApiConfig | None = None) -> tweepy.Client:
     """Like `make_client`, but each call returns the `requests.Response` itself: the body as sent."""
-    client = make_client()
+    client = make_client(api)
     client.return_type = requests.Response
     return client
 
@@ -106,14 +172,18 @@ def call_api(
     send: Callable[[], requests.Response],
     *,
     source: str,
+    api: ApiConfig | None = None,
     on_wait: WaitCallback | None = None,
     collecting: bool = False,
 ) -> tuple[requests.Response, object]:
     """Send one request, waiting out rate limits and retrying transient failures.
 
-    Returns the response and its parsed JSON body. Raises XApiError with a plain explanation when
-    it cannot succeed. `collecting` adds to messages that the posts stored so far are kept.
+    `source`: "recent" or "all" (a search), "counts", or "lookup" (GET /2/tweets); it shapes the advice
+    in refusals. Returns the response and its parsed JSON body. Raises XApiError with a plain
+    explanation when it cannot succeed. `collecting` adds to messages that the posts stored so far
+    are kept. Without `api`, dnflow's Django settings give the retries and the longest wait.
     """
+    api = api or ApiConfig.from_django_settings()
     failures = 0
     rate_limits = 0
     kept = (
@@ -144,18 +214,18 @@ def call_api(
                     f"rate limit. Another program may be using the same app's quota; try again later.{kept}",
                     retryable=True,
                 ) from None
-            until = _rate_limit_until(exc.response, rate_limits)
-            _wait(until, f"waiting for the rate limit until {timezone.localtime(until):%H:%M}", on_wait)
+            until = _rate_limit_until(exc.response, rate_limits, api.max_rate_limit_wait)
+            _wait(until, f"waiting for the rate limit until {_local(until):%H:%M}", on_wait)
             continue
         except tweepy.TwitterServerError as exc:
             failure = f"the X API answered {exc.response.status_code} {exc.response.reason} (a problem on X's side)"
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-            failure = f"could not reach the X API at {_shown_url()} ({_network_reason(exc)})"
+            failure = f"could not reach the X API at {_shown_url(api.api_url)} ({_network_reason(exc)})"
         except tweepy.HTTPException as exc:
-            raise _explain(exc, source=source) from None
+            raise _explain(exc, source=source, api_url=api.api_url) from None
 
         failures += 1
-        if failures > settings.DNFLOW_API_RETRIES:
+        if failures > api.retries:
             raise XApiError(
                 f"Gave up after {failures} tries: {failure}. This is usually temporary: try again later. If it "
                 f"keeps happening, check the network and the setting DNFLOW_X_API_URL.{kept}",
@@ -167,10 +237,10 @@ def call_api(
             "X API request failed (%s); try %s of %s in %.1f s",
             failure,
             failures + 1,
-            1 + settings.DNFLOW_API_RETRIES,
+            1 + api.retries,
             delay,
         )
-        _wait(until, f"{failure}; trying again at {timezone.localtime(until):%H:%M:%S}", on_wait)
+        _wait(until, f"{failure}; trying again at {_local(until):%H:%M:%S}", on_wait)
 
 
 def _wait(until: datetime, reason: str, on_wait: WaitCallback | None) -> None:
@@ -184,9 +254,15 @@ def _wait(until: datetime, reason: str, on_wait: WaitCallback | None) -> None:
         on_wait(None, "")
 
 
-def _rate_limit_until(response: requests.Response, attempt: int) -> datetime:
-    """When to try again after a 429: the window's reset, never further than DNFLOW_MAX_RATE_LIMIT_WAIT."""
-    longest = float(settings.DNFLOW_MAX_RATE_LIMIT_WAIT)
+def _local(moment: datetime) -> datetime:
+    # The process's local time zone: Django sets it (TZ) to TIME_ZONE when its settings load, so in
+    # dnflow's processes this is the site's time, as django.utils.timezone.localtime would give.
+    return moment.astimezone()
+
+
+def _rate_limit_until(response: requests.Response, attempt: int, longest: float) -> datetime:
+    """When to try again after a 429: the window's reset, never further than `longest` seconds."""
+    longest = float(longest)
     now = time.time()
     try:
         reset = int(response.headers["x-rate-limit-reset"])
@@ -212,9 +288,9 @@ def _is_usage_cap(problem: dict) -> bool:
     return "usagecap" in squeezed
 
 
-def _shown_url() -> str:
-    """DNFLOW_X_API_URL fit for messages: a proxy's user and password are left out."""
-    parts = urlsplit(settings.DNFLOW_X_API_URL)
+def _shown_url(api_url: str) -> str:
+    """The API's address fit for messages: a proxy's user and password are left out."""
+    parts = urlsplit(api_url)
     return (
         parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")).geturl()
         if parts.hostname
@@ -235,12 +311,18 @@ def _network_reason(exc: Exception) -> str:
     return type(exc).__name__
 
 
-def _explain(exc: tweepy.HTTPException, *, source: str) -> XApiError:
+def _explain(exc: tweepy.HTTPException, *, source: str, api_url: str) -> XApiError:
     """Turn a refusal (4xx) into what happened and what to do about it."""
     response = exc.response
     status = response.status_code
     problem = _problem(response)
     said = "; ".join(m for m in exc.api_messages if m) or problem.get("detail") or problem.get("title") or ""
+    if status == 400 and source == "lookup":
+        return XApiError(
+            f"The X API refused the lookup of posts by id (HTTP 400): {said or 'invalid request'}. The id list "
+            "holds something X does not take as a post id: read the dataset again with the id reader "
+            "(pipeline.ids.read_ids), fix or drop what it reports, and run the lookup again."
+        )
     if status == 400:
         return XApiError(
             f"The X API refused the search (HTTP 400): {said or 'invalid request'}. Fix the search terms, "
@@ -262,6 +344,8 @@ def _explain(exc: tweepy.HTTPException, *, source: str) -> XApiError:
         )
         if source == "all":
             advice += "full-archive search (not every plan does; recent search, the last 7 days, may work instead)."
+        elif source == "lookup":
+            advice += "looking up posts by id (GET /2/tweets)."
         else:
             advice += "recent search."
         needed = problem.get("required_enrollment")
@@ -271,7 +355,7 @@ def _explain(exc: tweepy.HTTPException, *, source: str) -> XApiError:
     if status == 404:
         return XApiError(
             f"The X API answered 404 Not Found for {response.request.path_url.split('?')[0]}: check that the "
-            f"setting DNFLOW_X_API_URL ({_shown_url()}) points at the X API."
+            f"setting DNFLOW_X_API_URL ({_shown_url(api_url)}) points at the X API."
         )
     return XApiError(
         f"The X API answered HTTP {status} {response.reason}{f': {said}' if said else ''}. Check the app's "

@@ -1,10 +1,11 @@
 """A local X API v2 emulator: a real HTTP server on 127.0.0.1 that tweepy (or anything) can talk to.
 
-It serves the four endpoints dnflow uses, built from REAL recorded data
+It serves the five endpoints dnflow uses, built from REAL recorded data
 (`v2-pages-twarc-network.jsonl`: 500 posts of 2021-06-26 in 5 pages, test fixture only):
 
     GET /2/tweets/search/recent   GET /2/tweets/search/all      (pages with includes, errors, meta)
     GET /2/tweets/counts/recent   GET /2/tweets/counts/all      (buckets by minute, hour or day)
+    GET /2/tweets?ids=...                                       (lookup: 1..100 ids, data, includes, errors)
 
 Search results are re-paginated to the request's `max_results` (10..100 recent, 10..500 all, as the
 API enforces), newest first, with an opaque `next_token`. Each page's `includes` hold exactly what
@@ -12,9 +13,18 @@ its posts reference, taken from the recorded page each post came from, and only 
 asked for; objects keep only the fields asked for (`tweet.fields`, `user.fields`, ...), as the real
 API does. Asked with the recorded request's own fields and 100 per page, it gives back the recorded
 pages themselves (minus twarc's `__twarc` key, and with its own next_token). The query is not
-interpreted except `lang:xx`; `start_time` / `end_time` filter by `created_at`. The emulator's clock
+interpreted except `lang:xx`; `start_time` / `end_time` filter by `created_at`, `since_id` keeps only
+posts with a larger id (newer), as X does. The emulator's clock
 is when the data was recorded (`emulator.now`, 2021-06-26T19:56:43Z), for the recent window checks
 and the default counts windows.
+
+The lookup answers each id in the order asked, with the same fields and expansions rules as the
+search: a post it has goes in `data` (its includes with it); any other id gets a per-id problem in
+`errors` with the shape X really sends (see `_lookup_problem` for the sources): an id it never had,
+or one deleted with `delete_posts`, gets "Not Found Error" (resource-not-found); a post whose author
+is protected (`protect_authors`) or suspended (`suspend_authors`) gets "Authorization Error"
+(not-authorized-for-resource): X does not tell those two apart in a lookup. Deleted posts and posts
+of protected or suspended authors are left out of searches and counts too, as X leaves them out.
 
 Use from a test:
 
@@ -26,7 +36,11 @@ Use from a test:
         ...
         x_api.requests                          # every request: RecordedRequest(path, params, headers, ...)
         x_api.search_requests()                 # only the /2/tweets/search/* ones
+        x_api.lookup_requests()                 # only the GET /2/tweets ones (params["ids"])
         x_api.posts                             # the 500 recorded posts, newest first (full objects)
+        x_api.delete_posts("1408...", ...)      # from now on: not found, and out of searches
+        x_api.protect_authors(post["author_id"])  # their posts: not authorized
+        x_api.suspend_authors(post["author_id"])  # likewise (X answers the same)
 
 Faults (each answers one request, in the order queued; see `Fault` for the shapes):
 `Fault.rate_limit(reset_in)` (429 with x-rate-limit-reset; until then every request gets the 429
@@ -67,7 +81,12 @@ import pytest
 REAL_PAGES = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real" / "v2-pages-twarc-network.jsonl"
 SEARCH_PATHS = {"/2/tweets/search/recent": 100, "/2/tweets/search/all": 500}  # path -> largest max_results
 COUNT_PATHS = ("/2/tweets/counts/recent", "/2/tweets/counts/all")
+LOOKUP_PATH = "/2/tweets"
+LOOKUP_LARGEST = 100  # ids per lookup request
 INVALID_REQUEST = "https://api.twitter.com/2/problems/invalid-request"
+NOT_FOUND = "https://api.twitter.com/2/problems/resource-not-found"
+NOT_AUTHORIZED = "https://api.twitter.com/2/problems/not-authorized-for-resource"
+POST_ID = re.compile(r"[0-9]{1,19}")  # what X takes as a post id: its messages quote ^[0-9]{1,19}$
 # Fields every object carries whatever was asked (the API's defaults).
 DEFAULT_FIELDS = {"tweets": {"id", "text"}, "users": {"id", "name", "username"}, "media": {"media_key", "type"}}
 DEFAULT_FIELDS["places"] = {"id", "full_name"}
@@ -279,6 +298,10 @@ class XApiEmulator:
         self.page_delay = 0.0
         self.counts_buckets_per_page = 31  # /counts/all pages: X sends 31 days per page at day granularity
         self.requests: list[RecordedRequest] = []
+        self.deleted_posts: set[str] = set()
+        self.protected_authors: set[str] = set()
+        self.suspended_authors: set[str] = set()
+        self._by_id = {post["id"]: index for index, post in enumerate(self.posts)}
         self._faults: deque[Fault] = deque()
         self._limited_until: float | None = None  # a rate-limit window in force (Unix seconds)
         self._lock = threading.Lock()
@@ -298,6 +321,31 @@ class XApiEmulator:
 
     def search_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path in SEARCH_PATHS]
+
+    def lookup_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path == LOOKUP_PATH]
+
+    def delete_posts(self, *post_ids: str) -> None:
+        """These posts are gone: a lookup answers "Not Found Error", searches no longer find them."""
+        self.deleted_posts.update(str(i) for i in post_ids)
+
+    def protect_authors(self, *user_ids: str) -> None:
+        """These accounts protect their posts: a lookup answers "Authorization Error" for each."""
+        self.protected_authors.update(str(i) for i in user_ids)
+
+    def suspend_authors(self, *user_ids: str) -> None:
+        """These accounts are suspended: a lookup of their posts answers "Authorization Error" too."""
+        self.suspended_authors.update(str(i) for i in user_ids)
+
+    def unavailable(self, post: dict) -> str | None:
+        """Why X would not give this post now ("deleted", "protected", "suspended"), or None."""
+        if post["id"] in self.deleted_posts:
+            return "deleted"
+        if post.get("author_id") in self.suspended_authors:
+            return "suspended"
+        if post.get("author_id") in self.protected_authors:
+            return "protected"
+        return None
 
     def stop(self) -> None:
         self._server.shutdown()
@@ -350,13 +398,13 @@ class XApiEmulator:
                     headers.update(self._limit_headers(0, reset))
                 return self._send(handler, record, fault.status, fault.body, headers)
 
-        if url.path not in SEARCH_PATHS and url.path not in COUNT_PATHS:
+        if url.path not in SEARCH_PATHS and url.path not in COUNT_PATHS and url.path != LOOKUP_PATH:
             body = {"title": "Not Found Error", "detail": f"Unknown path {url.path}", "type": "about:blank"}
             return self._send(handler, record, 404, body)
         if not authorized:
             return self._send(handler, record, 401, _unauthorized_body())
-        if url.path in SEARCH_PATHS:
-            status, body = self._search(url.path, params)
+        if url.path in SEARCH_PATHS or url.path == LOOKUP_PATH:
+            status, body = self._search(url.path, params) if url.path in SEARCH_PATHS else self._lookup(params)
             if status == 200 and self.page_delay:
                 time.sleep(self.page_delay)
         else:
@@ -404,7 +452,7 @@ class XApiEmulator:
             return None, None, _invalid("end_time", params["end_time"], "end_time must be after start_time")
         return start, end, None
 
-    def _matching(self, query: str, start: datetime | None, end: datetime | None) -> list[int]:
+    def _matching(self, query: str, start: datetime | None, end: datetime | None, since_id: int = 0) -> list[int]:
         lang = re.search(r"(?:^|\s)lang:(\S+)", query)
         indexes = []
         for index, post in enumerate(self.posts):
@@ -413,8 +461,22 @@ class XApiEmulator:
                 continue
             if (start and created < start) or (end and created >= end):
                 continue
+            if since_id and int(post["id"]) <= since_id:
+                continue
+            if self.unavailable(post):
+                continue
             indexes.append(index)
         return indexes
+
+    @staticmethod
+    def _since_id(params: dict[str, str]) -> tuple[int, dict | None]:
+        value = params.get("since_id")
+        if value is None:
+            return 0, None
+        if not POST_ID.fullmatch(value):
+            message = f"The `since_id` query parameter value [{value}] does not match ^[0-9]{{1,19}}$"
+            return 0, _invalid("since_id", value, message)
+        return int(value), None
 
     def _search(self, path: str, params: dict[str, str]) -> tuple[int, dict]:
         query = params.get("query", "")
@@ -438,15 +500,31 @@ class XApiEmulator:
         start, end, error = self._window(path, params)
         if error:
             return 400, error
-        matching = self._matching(query, start, end)
+        since_id, error = self._since_id(params)
+        if error:
+            return 400, error
+        matching = self._matching(query, start, end, since_id)
         chosen = matching[offset : offset + int(raw_max)]
         if not chosen:
             return 200, {"meta": {"result_count": 0}}
+        body = self._posts_body(chosen, params)
+        meta = {"newest_id": self.posts[chosen[0]]["id"], "oldest_id": self.posts[chosen[-1]]["id"]}
+        meta["result_count"] = len(chosen)
+        if offset + len(chosen) < len(matching):
+            meta["next_token"] = "emu1b26v89c" + _base36(offset + len(chosen))
+        body["meta"] = meta
+        return 200, body
+
+    def _posts_body(self, chosen: list[int], params: dict[str, str], errors: list | None = None) -> dict:
+        """`data`, `includes` and `errors` for these posts, with the fields and expansions asked for."""
         expansions = set(filter(None, params.get("expansions", "").split(",")))
-        includes, errors = self.data.includes_for(chosen, expansions)
+        includes, expansion_errors = self.data.includes_for(chosen, expansions)
+        errors = (errors or []) + expansion_errors
         tweet_fields = self._fields(params, "tweet.fields", "tweets")
         tweet_fields |= {f for e, f in EXPANSION_TWEET_FIELDS.items() if e in expansions}
-        body: dict = {"data": [_only(self.posts[i], tweet_fields) for i in chosen]}
+        body: dict = {}
+        if chosen:
+            body["data"] = [_only(self.posts[i], tweet_fields) for i in chosen]
         if includes:
             kinds = {
                 "users": "user.fields",
@@ -463,12 +541,35 @@ class XApiEmulator:
             }
         if errors:
             body["errors"] = errors
-        meta = {"newest_id": self.posts[chosen[0]]["id"], "oldest_id": self.posts[chosen[-1]]["id"]}
-        meta["result_count"] = len(chosen)
-        if offset + len(chosen) < len(matching):
-            meta["next_token"] = "emu1b26v89c" + _base36(offset + len(chosen))
-        body["meta"] = meta
-        return 200, body
+        return body
+
+    def _lookup(self, params: dict[str, str]) -> tuple[int, dict]:
+        """GET /2/tweets: each id asked, in order, as a post in `data` or a problem in `errors`."""
+        raw = params.get("ids", "")
+        if not raw.strip():
+            return 400, _invalid("ids", raw, "The `ids` query parameter can not be empty")
+        asked = raw.split(",")
+        if len(asked) > LOOKUP_LARGEST:
+            message = (
+                f"The number of values in the `ids` query parameter list [{len(asked)}] is not between 1 "
+                f"and {LOOKUP_LARGEST}"
+            )
+            return 400, _invalid("ids", raw, message)
+        for value in asked:
+            if not POST_ID.fullmatch(value):
+                return 400, _invalid(
+                    "ids", value, f"The `ids` query parameter value [{value}] does not match ^[0-9]{{1,19}}$"
+                )
+        found: list[int] = []
+        errors: list[dict] = []
+        for post_id in dict.fromkeys(asked):  # an id asked twice is answered once
+            index = self._by_id.get(post_id)
+            why = "deleted" if index is None else self.unavailable(self.posts[index])
+            if why is None:
+                found.append(index)
+            else:
+                errors.append(_lookup_problem(post_id, why))
+        return 200, self._posts_body(found, params, errors)
 
     @staticmethod
     def _fields(params: dict[str, str], name: str, kind: str) -> set[str]:
@@ -498,7 +599,10 @@ class XApiEmulator:
             stop = min(floor + unit, end)
             buckets.append((edge, stop))
             edge = stop
-        counted = [self.posts[i]["created_at"] for i in self._matching(query, start, end)]
+        since_id, error = self._since_id(params)
+        if error:
+            return 400, error
+        counted = [self.posts[i]["created_at"] for i in self._matching(query, start, end, since_id)]
         created = [_parse_time(c) for c in counted]
         data = [
             {"end": _api_time(b), "start": _api_time(a), "tweet_count": sum(a <= c < b for c in created)}
@@ -522,6 +626,41 @@ class XApiEmulator:
         if stop - page > 0:
             meta["next_token"] = "emu1c0unt" + _base36(offset + page)
         return 200, {"data": chunk, "meta": meta}
+
+
+def _lookup_problem(post_id: str, why: str) -> dict:
+    """The per-id problem X puts in a lookup's `errors` for a post it will not give.
+
+    Shapes as X sends them (key order too), from real answers quoted in public issue threads:
+    - a deleted (or never existing) post: HunterLarco/twitter-v2 issue #33, "Could not find tweet
+      with ids: [1341761249646956500]." (`resource_id` as the OpenAPI ResourceNotFoundProblem has it);
+    - a protected author's post: zeeraktalat/hatespeech issue #9, "Sorry, you are not authorized
+      to see the Tweet with ids: [551659627872415744]." with `section: data`;
+    - a suspended author's post: HunterLarco/twitter-v2 issue #26 quotes X's answer for "a tweet
+      from an account that is suspended" (id 1000082502030065665): the same Authorization Error.
+      ("User has been suspended: [...]", title Forbidden, is what X says of the *user* when a page
+      expands one: the recorded pages hold such errors for mentions.)
+    """
+    if why == "deleted":
+        return {
+            "value": post_id,
+            "detail": f"Could not find tweet with ids: [{post_id}].",
+            "title": "Not Found Error",
+            "resource_type": "tweet",
+            "parameter": "ids",
+            "resource_id": post_id,
+            "type": NOT_FOUND,
+        }
+    return {
+        "value": post_id,
+        "parameter": "ids",
+        "resource_type": "tweet",
+        "section": "data",
+        "title": "Authorization Error",
+        "detail": f"Sorry, you are not authorized to see the Tweet with ids: [{post_id}].",
+        "resource_id": post_id,
+        "type": NOT_AUTHORIZED,
+    }
 
 
 def _only(item: dict, fields: set[str]) -> dict:
