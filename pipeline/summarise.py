@@ -93,30 +93,6 @@ BATCH_POSTS = 1000
 _FORMULA_CHARS = frozenset(FORMULA_STARTS)
 
 
-def tweet_row(post: Post) -> list[str]:
-    """A post's tweets.csv cells before neutralising (the pass builds them inline, the same way)."""
-    return [
-        post.id,
-        post.created_at,
-        post.user,
-        post.text,
-        post.lang,
-        str(post.retweet_count),
-        str(post.like_count),
-        str(post.reply_count),
-        str(post.quote_count),
-        "true" if post.is_retweet else "false",
-        post.retweeted_id,
-        post.quoted_id,
-        post.in_reply_to_id,
-        " ".join(post.hashtags),
-        " ".join(post.mentions),
-        " ".join(post.urls),
-        " ".join(post.photos),
-        post.source_format,
-    ]
-
-
 def csv_line(cells: Sequence[str]) -> bytes:
     """One CSV record as the csv module writes it (a file's header, say)."""
     return csv_records([cells]).encode("utf-8")
