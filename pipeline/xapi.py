@@ -38,6 +38,7 @@ from pathlib import Path
 
 from .rawpages import append_line, one_line, truncate_to_recorded, write_state
 from .rawpages import read_state as _read_state
+from .times import parse_iso
 from .xapi_client import (
     EXPANSIONS,
     MEDIA_FIELDS,
@@ -214,11 +215,10 @@ def _api_time(value: datetime | str | None) -> str | None:
     """A time as the API takes it (UTC, whole seconds). A naive datetime is taken to be UTC already."""
     if value is None or value == "":
         return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    moment = parse_iso(value)
+    if moment is None:
+        raise ValueError(f"{value!r} is not an ISO 8601 time")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --- The estimate -------------------------------------------------------------------------------
@@ -283,7 +283,7 @@ def estimate(
         for bucket in body.get("data") or []:
             day = str(bucket.get("start", ""))[:10]
             per_day[day] = per_day.get(day, 0) + int(bucket.get("tweet_count", 0))
-            edges += [_parse_api_time(bucket.get("start")), _parse_api_time(bucket.get("end"))]
+            edges += [parse_iso(bucket.get("start")), parse_iso(bucket.get("end"))]
         # Only /counts/all pages; /counts/recent answers in one go.
         token = (body.get("meta") or {}).get("next_token") if source == "all" else None
         if not token:
@@ -299,10 +299,3 @@ def estimate(
     edges = [edge for edge in edges if edge is not None]
     days = max(1, round((max(edges) - min(edges)).total_seconds() / 86400)) if edges else 0
     return Estimate(total=total, by_day=by_day, cost=total * price, price_per_post=price, days=days)
-
-
-def _parse_api_time(value) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None

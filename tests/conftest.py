@@ -121,3 +121,12 @@ def staff_user(django_user_model):
 def owner_client(client, owner):
     client.force_login(owner)
     return client
+
+
+@pytest.fixture
+def workers(transactional_db, settings, tmp_path):
+    """Real `manage.py rqworker` processes on the test database and Redis, started by the test."""
+    from .worker_helpers import worker_pool
+
+    with worker_pool(settings, tmp_path) as pool:
+        yield pool

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from searches import services
 from searches.models import Search, SearchRun, Source
 
 T1 = "Climate #Climate #energy @Bob see https://t.co/a"
@@ -347,6 +348,11 @@ def archive_search(path: Path, *, term: str = "", count: int | None = None, star
     if started:
         run.runs().claim()
     return SearchRun.objects.select_related("search").get(pk=run.pk)
+
+
+def queued_archive_search(path: Path, **fields) -> Search:
+    """An archive search saved as the pages save one (its first run queued), not handed to a worker."""
+    return services.create_search(source=Source.ARCHIVE, archive_path=str(path), enqueue=False, **fields)
 
 
 def read_rows(path: Path) -> list[list[str]]:

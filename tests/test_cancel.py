@@ -13,30 +13,15 @@ from pipeline.contract import temporaries
 from searches import services
 from searches.models import Search, SearchRun, Status
 
-from .worker_helpers import REAL_ARCHIVE, big_archive, task_events, worker_pool
+from .worker_helpers import REAL_ARCHIVE, big_archive, is_done, newest_run, task_events
 
 # Big enough that a run is still summarising when the test acts on it, now that the summary pass
 # uses every core (100 copies could finish before the watchdog's next beat).
 MID_RUN_COPIES = 300
 
 
-@pytest.fixture
-def workers(transactional_db, settings, tmp_path):
-    with worker_pool(settings, tmp_path) as pool:
-        yield pool
-
-
 def _job_status(job_id: str) -> str:
     return Job.fetch(job_id, connection=django_rq.get_connection("default")).get_status()
-
-
-def _run(search: Search) -> SearchRun:
-    """The search's newest run, as the database has it now."""
-    return SearchRun.objects.filter(search_id=search.pk).order_by("-number").first()
-
-
-def _done(pk: int) -> bool:
-    return Search.objects.get(pk=pk).is_done
 
 
 @pytest.mark.worker
@@ -46,19 +31,21 @@ def test_cancel_stops_the_running_search_and_the_queued_one_never_runs(workers, 
     running = services.create_search(owner=owner, source="archive", archive_path=str(big_archive(MID_RUN_COPIES)))
     workers.wait_for(lambda: task_events(running, "start", "SummarisePosts"), timeout=60, what="the run is mid-way")
     waiting = services.create_search(source="archive", archive_path=str(REAL_ARCHIVE))
-    assert _job_status(_run(waiting).rq_job_id) == "queued"  # the only worker is busy
+    assert _job_status(newest_run(waiting).rq_job_id) == "queued"  # the only worker is busy
 
     services.cancel_search(waiting)
     services.cancel_search(running)
 
-    workers.wait_for(lambda: _job_status(_run(running).rq_job_id) == "stopped", timeout=15, what="rq stops the job")
-    assert _job_status(_run(waiting).rq_job_id) == "canceled"
+    workers.wait_for(
+        lambda: _job_status(newest_run(running).rq_job_id) == "stopped", timeout=15, what="rq stops the job"
+    )
+    assert _job_status(newest_run(waiting).rq_job_id) == "canceled"
     # The worker is free again and takes the next search; the cancelled one was skipped, never run.
     after = services.create_search(term="drought", source="sample")
-    workers.wait_for(lambda: _done(after.pk), timeout=60, what="the next search finishes")
+    workers.wait_for(lambda: is_done(after.pk), timeout=60, what="the next search finishes")
     assert Search.objects.get(pk=after.pk).status == Status.FINISHED
 
-    run = _run(running)
+    run = newest_run(running)
     assert run.status == Status.CANCELLED and run.step == "Cancelled"
     assert not task_events(running, "success", "SummarisePosts")
     assert not (run.folder_path / "summary.json").exists()
@@ -70,7 +57,7 @@ def test_cancel_stops_the_running_search_and_the_queued_one_never_runs(workers, 
     page = client.get(running.get_absolute_url()).content.decode()
     assert '<tr class="task-cancelled">' in page and "running" not in page.split('id="status"')[1]
 
-    waiting_run = _run(waiting)
+    waiting_run = newest_run(waiting)
     assert waiting_run.status == Status.CANCELLED
     assert waiting_run.started is None and not waiting_run.folder_path.exists()
     assert not waiting_run.events.exists()
@@ -82,7 +69,7 @@ def test_a_cancel_whose_stop_message_is_lost_still_stops_the_work_horse(workers)
     (worker,) = workers.start(1)
     search = services.create_search(source="archive", archive_path=str(big_archive(MID_RUN_COPIES)))
     workers.wait_for(lambda: task_events(search, "start", "SummarisePosts"), timeout=60, what="the run is mid-way")
-    run = _run(search)
+    run = newest_run(search)
 
     # What cancel does first; rq's stop-job message is never sent (as if the worker missed it).
     run.runs().cancel()
@@ -91,7 +78,7 @@ def test_a_cancel_whose_stop_message_is_lost_still_stops_the_work_horse(workers)
     workers.wait_for(lambda: _job_status(run.rq_job_id) != "started", timeout=15, what="the run stops")
     assert not task_events(search, "success", "SummarisePosts")
     assert not (run.folder_path / f"{run.folder}.zip").exists()
-    assert _run(search).status == Status.CANCELLED
+    assert newest_run(search).status == Status.CANCELLED
     assert worker.proc.poll() is None  # the worker itself goes on
 
 
@@ -106,7 +93,9 @@ def test_a_run_whose_claim_was_taken_over_ends_its_work_horse(workers):
     SearchRun.objects.filter(pk=search.latest_run_id).update(started=timezone.now())
 
     # The watchdog kills its own work horse: the job dies instead of finishing.
-    workers.wait_for(lambda: _job_status(_run(search).rq_job_id) == "failed", timeout=15, what="the work horse dies")
+    workers.wait_for(
+        lambda: _job_status(newest_run(search).rq_job_id) == "failed", timeout=15, what="the work horse dies"
+    )
     assert not task_events(search, "success", "SummarisePosts")
     assert worker.proc.poll() is None
 
@@ -129,7 +118,7 @@ def test_the_outcome_of_a_cancelled_run_never_overwrites_cancelled():
 
 
 @pytest.mark.django_db
-def test_only_the_recorded_job_can_claim_a_run():
+def test_only_the_recorded_job_can_claim_anewest_run():
     search = services.create_search(term="climate", source="sample", enqueue=False)
     runs = search.latest_run.runs()
     runs.update(rq_job_id="run-job-b")
@@ -159,4 +148,4 @@ def test_the_cancel_button_of_a_queued_search(client, owner, empty_queue):
     search = services.create_search(owner=owner, term="climate", source="sample", enqueue=False)
     client.force_login(owner)
     assert client.post(reverse("search_cancel", args=[search.pk])).status_code == 302
-    assert _run(search).status == Status.CANCELLED
+    assert newest_run(search).status == Status.CANCELLED

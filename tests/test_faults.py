@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import logging
 import subprocess
-from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -25,6 +24,7 @@ from searches import services
 from searches.models import EventKind, Search, SearchRun, Source, Status, TaskEvent
 
 from .hardening_helpers import assert_no_complete_outputs, private_redis, small_archive, synthetic_tweet, write_jsonl
+from .pipeline_helpers import queued_archive_search
 from .worker_helpers import WorkerPool
 from .x_emulator import Fault
 
@@ -37,10 +37,6 @@ DONE = (Status.FINISHED, Status.FAILED)
 @pytest.fixture(autouse=True)
 def photos_off(no_photo_downloads):
     pass
-
-
-def archive_search(path: Path, **fields) -> Search:
-    return services.create_search(source=Source.ARCHIVE, archive_path=str(path), enqueue=False, **fields)
 
 
 # --- Redis restarted while a search runs -----------------------------------------------------------
@@ -128,7 +124,7 @@ def drop_connection_before(monkeypatch, family: str, kind: str) -> list[str]:
 
 def test_a_connection_dropped_while_an_event_is_written_loses_that_event_only(tmp_path, monkeypatch, caplog):
     dropped = drop_connection_before(monkeypatch, "SummarisePosts", EventKind.START)
-    search = archive_search(small_archive(tmp_path / "a.jsonl"))
+    search = queued_archive_search(small_archive(tmp_path / "a.jsonl"))
 
     with caplog.at_level(logging.ERROR, logger="dnflow.events"):
         search = services.execute_search(search)
@@ -156,7 +152,7 @@ def test_a_connection_dropped_at_the_end_of_a_run_still_records_its_outcome(tmp_
         return result
 
     monkeypatch.setattr(execute, "build_workflow", run_then_drop)
-    search = archive_search(small_archive(tmp_path / "a.jsonl"))
+    search = queued_archive_search(small_archive(tmp_path / "a.jsonl"))
 
     search = services.execute_search(search)
 
@@ -197,7 +193,7 @@ def test_a_disk_full_while_summarising_fails_the_search_in_plain_words(tmp_path,
 
     monkeypatch.setattr(pipeline.outputs, "_temp_file", filling_temp_file)
     posts = [synthetic_tweet(20_000 + n, f"post {n} " + "words " * 60, user=f"user{n % 50}") for n in range(800)]
-    search = archive_search(write_jsonl(tmp_path / "a.jsonl", posts))
+    search = queued_archive_search(write_jsonl(tmp_path / "a.jsonl", posts))
 
     search = services.execute_search(search)
 
@@ -229,7 +225,7 @@ def test_a_really_full_disk_fails_the_search_in_plain_words(tmp_path, small_disk
     posts = [synthetic_tweet(30_000 + n, f"post {n} " + "words " * 70, user=f"user{n % 50}") for n in range(1000)]
     archive = write_jsonl(tmp_path / "archive.jsonl", posts)
     assert 600_000 < archive.stat().st_size < 900_000
-    search = archive_search(archive)
+    search = queued_archive_search(archive)
 
     search = services.execute_search(search)
 

@@ -13,17 +13,11 @@ from django.utils import timezone
 from rq.job import Job, JobStatus
 
 from searches import queue, services
-from searches.models import Search, SearchRun, Status
+from searches.models import Search, Status
 
-from .worker_helpers import redis_for_tests, worker_pool
+from .worker_helpers import is_done, newest_run, redis_for_tests
 
 DEAD_REDIS = {"default": {"URL": "redis://127.0.0.1:1/0"}}  # nothing listens on port 1
-
-
-@pytest.fixture
-def workers(transactional_db, settings, tmp_path):
-    with worker_pool(settings, tmp_path) as pool:
-        yield pool
 
 
 @pytest.fixture
@@ -36,18 +30,9 @@ def _queue():
     return django_rq.get_queue("default")
 
 
-def _done(pk: int) -> bool:
-    return Search.objects.get(pk=pk).is_done
-
-
-def _run(search: Search) -> SearchRun:
-    """The search's newest run, as the database has it now."""
-    return SearchRun.objects.filter(search_id=search.pk).order_by("-number").first()
-
-
 def _lose_worker(search: Search) -> None:
     """What a dead worker leaves: a running run with no process, no heartbeat and no job."""
-    run = _run(search)
+    run = newest_run(search)
     if run.status == Status.QUEUED:
         run.runs().claim()
     run.runs().update(started=timezone.now() - timedelta(minutes=5), rq_job_id="")
@@ -55,13 +40,13 @@ def _lose_worker(search: Search) -> None:
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_search_created_while_redis_is_down_is_saved_then_queued_by_reconcile_and_run(workers, settings):
+def test_search_created_while_redis_is_down_is_saved_then_queued_by_reconcile_andnewest_run(workers, settings):
     good = settings.RQ_QUEUES
     settings.RQ_QUEUES = DEAD_REDIS
     search = services.create_search(term="climate", source="sample")
 
     assert search.queued is False
-    run = _run(search)
+    run = newest_run(search)
     assert "Redis could not be reached" in run.step and "reconcile_searches" in run.step
     assert run.status == Status.QUEUED and run.rq_job_id == ""
     with pytest.raises(CommandError, match="Redis could not be reached at .* Start Redis or fix REDIS_URL"):
@@ -71,7 +56,7 @@ def test_search_created_while_redis_is_down_is_saved_then_queued_by_reconcile_an
     out = StringIO()
     call_command("reconcile_searches", stdout=out)
     assert f"queued: #{search.pk}" in out.getvalue()
-    run = _run(search)
+    run = newest_run(search)
     assert Job.fetch(run.rq_job_id, connection=django_rq.get_connection("default")).get_status() == "queued"
     assert run.step == "Waiting for a worker"
 
@@ -82,7 +67,7 @@ def test_search_created_while_redis_is_down_is_saved_then_queued_by_reconcile_an
     assert _queue().count == 1
 
     workers.start(1)
-    workers.wait_for(lambda: _done(search.pk), timeout=60, what="the search finishes")
+    workers.wait_for(lambda: is_done(search.pk), timeout=60, what="the search finishes")
     assert Search.objects.get(pk=search.pk).status == Status.FINISHED
 
 
@@ -98,12 +83,12 @@ def test_a_starting_worker_queues_what_never_reached_redis_and_recovers_lost_run
     _lose_worker(lost)
 
     (worker,) = workers.start(1)
-    workers.wait_for(lambda: _done(never_queued.pk) and _done(lost.pk), timeout=60, what="both finish")
+    workers.wait_for(lambda: is_done(never_queued.pk) and is_done(lost.pk), timeout=60, what="both finish")
 
     assert "Reconcile at start: queued: #" in worker.log()
     for search in (never_queued, lost):
-        assert _run(search).status == Status.FINISHED, _run(search).error
-    assert _run(lost).events.filter(task_family="Worker", event="note").count() == 1
+        assert newest_run(search).status == Status.FINISHED, newest_run(search).error
+    assert newest_run(lost).events.filter(task_family="Worker", event="note").count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -129,12 +114,12 @@ def test_admin_action_reconciles_the_selected_searches(admin_client, settings, r
 
     response = admin_client.post(url, form, follow=True)
     assert "Redis could not be reached" in response.content.decode()
-    assert _run(search).rq_job_id == ""
+    assert newest_run(search).rq_job_id == ""
 
     settings.RQ_QUEUES = good
     response = admin_client.post(url, form, follow=True)
     assert f"Reconcile: queued: #{search.pk}." in response.content.decode()
-    assert _run(search).rq_job_id in _queue().job_ids
+    assert newest_run(search).rq_job_id in _queue().job_ids
 
 
 @pytest.mark.django_db
@@ -145,21 +130,21 @@ def test_a_search_that_keeps_losing_its_worker_fails_with_the_reason(settings, r
     _lose_worker(search)
     outcome = services.reconcile_searches([search.pk])
     assert outcome.requeued == [search.pk]
-    run = _run(search)
+    run = newest_run(search)
     assert run.status == Status.QUEUED and run.rq_job_id in _queue().job_ids
     assert "Completed steps are kept" in run.step
 
     _lose_worker(search)
     outcome = services.reconcile_searches([search.pk])
     assert outcome.failed == [search.pk]
-    run = _run(search)
+    run = newest_run(search)
     assert run.status == Status.FAILED
     assert "stopped unexpectedly 2 times in a row" in run.error
     assert "Run it again to resume" in run.error
 
     # A person's re-run gets the full allowance back.
     services.rerun_search(Search.objects.get(pk=search.pk), enqueue=False)
-    assert _run(search).times_lost == 0
+    assert newest_run(search).times_lost == 0
     _lose_worker(search)
     assert services.reconcile_searches([search.pk]).requeued == [search.pk]
 
@@ -171,7 +156,7 @@ def test_the_count_of_lost_workers_is_the_run_s_own(settings, redis_db):
     search = services.create_search(term="climate", source="sample", enqueue=False)
     _lose_worker(search)
     services.reconcile_searches([search.pk])
-    first = _run(search)
+    first = newest_run(search)
     first.runs().claim()
     first.runs().finish()
     second = services.collect_again(Search.objects.get(pk=search.pk), enqueue=False)
@@ -186,7 +171,7 @@ def test_a_run_that_outlived_its_job_timeout_is_failed_with_that_reason(settings
     search = services.create_search(term="climate", source="sample", enqueue=False)
     job_id = queue.enqueue_run(search.latest_run_id)
     # rq's worker killed the work horse after the timeout (a plain rq worker): nobody recorded why.
-    run = _run(search)
+    run = newest_run(search)
     run.runs().claim(job_id=job_id)
     run.runs().update(started=timezone.now() - timedelta(minutes=2))
     _queue().remove(job_id)
@@ -195,4 +180,4 @@ def test_a_run_that_outlived_its_job_timeout_is_failed_with_that_reason(settings
     outcome = services.reconcile_searches([search.pk])
 
     assert outcome.failed == [search.pk]
-    assert "took longer than the job timeout (30 s, setting DNFLOW_JOB_TIMEOUT)" in _run(search).error
+    assert "took longer than the job timeout (30 s, setting DNFLOW_JOB_TIMEOUT)" in newest_run(search).error

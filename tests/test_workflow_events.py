@@ -13,9 +13,9 @@ from pipeline import tasks as pipeline_tasks
 from pipeline.contract import temporaries
 from pipeline.runner import build_workflow
 from searches import services
-from searches.models import EventKind, Search, SearchRun, Source, Status, TaskEvent
+from searches.models import EventKind, SearchRun, Source, Status, TaskEvent
 
-from .pipeline_helpers import WRITERS, archive_search
+from .pipeline_helpers import WRITERS, archive_search, queued_archive_search
 from .x_emulator import Fault
 
 pytest_plugins = ["tests.x_emulator"]  # the x_api fixture
@@ -27,10 +27,6 @@ FAMILIES = ["CollectPosts", "SummarisePosts", "FetchPhotos", "MatchPhotos", "Pac
 @pytest.fixture(autouse=True)
 def photos_off(no_photo_downloads):
     pass
-
-
-def queued_archive_search(path, **fields) -> Search:
-    return services.create_search(source=Source.ARCHIVE, archive_path=str(path), enqueue=False, **fields)
 
 
 def events_of(run: SearchRun) -> Counter:

@@ -23,7 +23,7 @@ from urllib.parse import quote
 from django.conf import settings
 
 from pipeline.contract import TEXT_FREE_FILES
-from searches.models import TaskEvent
+from searches.models import Search, SearchRun, TaskEvent
 
 from .conftest import TEST_REDIS_URL, empty_test_redis
 
@@ -189,6 +189,15 @@ def big_archive(copies: int = 100) -> Path:
                     out.write(json.dumps(page) + "\n")
         _archives[copies] = path
     return _archives[copies]
+
+
+def newest_run(search) -> SearchRun:
+    """The search's newest run, as the database has it now."""
+    return SearchRun.objects.filter(search_id=search.pk).order_by("-number").first()
+
+
+def is_done(search_id: int) -> bool:
+    return Search.objects.get(pk=search_id).is_done
 
 
 def task_events(search, event: str, family: str | None = None) -> list[str]:
