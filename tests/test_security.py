@@ -313,6 +313,22 @@ def test_symlinks_in_a_search_folder_never_serve_what_they_point_at(client, owne
     assert client.get(reverse("search_file", args=[search.pk, "tweet-ids.txt"])).status_code == 200
 
 
+def test_a_link_inside_a_folder_to_its_own_private_file_is_as_private_as_that_file(client, owner):
+    """Publicity is decided on the file a name leads to: a photo's name that leads to the posts'
+    table is the posts' table, for the owner only."""
+    search = make_search(owner, published=True)
+    folder = search.results_dir
+    (folder / "media" / "x.jpg").symlink_to(folder / "tweets.csv")
+    (folder / "tweet-ids.txt").unlink()
+    (folder / "tweet-ids.txt").symlink_to(folder / "sample.csv")
+    for name in ("media/x.jpg", "tweet-ids.txt"):
+        assert client.get(reverse("search_file", args=[search.pk, name])).status_code == 404, name
+    owner_client = Client()
+    owner_client.force_login(owner)
+    response = owner_client.get(reverse("search_file", args=[search.pk, "media/x.jpg"]))
+    assert response.status_code == 200 and b"".join(response.streaming_content).startswith(b"id,created_at")
+
+
 def test_a_private_search_s_files_cannot_be_found_by_guessing(client, owner, other_user):
     private = make_search(owner)
     published = make_search(owner, published=True, term="shared")
