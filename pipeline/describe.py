@@ -14,6 +14,7 @@ import dnflow_site
 
 from .contract import package_name
 from .formats import ImportReport
+from .hydrate import HydrateResult
 
 # Problems (bad lines) listed one by one in summary.json; the rest are counted.
 LISTED_PROBLEMS = 100
@@ -48,10 +49,19 @@ def pass_facts(facts: dict, report: ImportReport, *, sample_size: int, summarise
 
 
 def summary_document(
-    search, run, facts: dict, photos: dict, groups: list, *, finished: datetime, synthetic: bool
+    search,
+    run,
+    facts: dict,
+    photos: dict,
+    groups: list,
+    *,
+    finished: datetime,
+    synthetic: bool,
+    lookup: HydrateResult | None = None,
 ) -> dict:
-    """summary.json: what was asked, what the pass found, what the photo steps did, the package."""
-    return {
+    """summary.json: what was asked, what the pass found, what the photo steps did, the package;
+    for ids looked up, how many were asked for, found and missing (by X's reason)."""
+    document = {
         "id": search.pk,
         "run": run.number,
         "term": search.term,
@@ -76,6 +86,13 @@ def summary_document(
         "photo_groups": len(groups),
         "package": package_name(run.folder),
     }
+    if lookup is not None:
+        document.update(
+            ids_requested=lookup.ids_requested,
+            ids_found=lookup.ids_found,
+            ids_missing_by_reason=lookup.ids_missing_by_reason,
+        )
+    return document
 
 
 def bag_info(search, run, summary: dict) -> dict[str, object]:

@@ -224,6 +224,14 @@ def hydrate(
     return _hydrate_result(state, resumed=resumed)
 
 
+def lookup_outcome(state_path: Path) -> HydrateResult | None:
+    """What a finished lookup found, read back from its state; None before it finished."""
+    state = read_state(Path(state_path), required=(), what="lookup")
+    if not state or not state.get("done"):
+        return None
+    return _hydrate_result(state, resumed=False)
+
+
 def _hydrate_result(state: dict, *, resumed: bool) -> HydrateResult:
     return HydrateResult(
         ids_requested=state["ids_total"],

@@ -15,6 +15,7 @@ PackageOutputs writes summary.json after the package: a folder with a summary.js
 from __future__ import annotations
 
 import json
+import shutil
 from functools import cached_property
 from pathlib import Path
 
@@ -29,10 +30,14 @@ from searches.models import SearchRun, Source
 from . import events
 from .contract import (
     COUNT_MEDIA,
+    IDS_GIVEN,
+    IDS_REQUESTED,
     LIVE_PARTIAL,
     LIVE_STATE,
+    LOOKUP_STATE,
     MEDIA_FOLDER,
     MEDIA_GRAPH,
+    MISSING_IDS,
     PHOTO_CHECKSUMS,
     PHOTO_FAILURES,
     PHOTOS_RECORD,
@@ -44,6 +49,8 @@ from .contract import (
 from .describe import bag_info, pass_facts, summary_document
 from .formats import ImportReport, copy_archive, iter_collection
 from .formats.linking import LINKED
+from .hydrate import hydrate, lookup_outcome
+from .ids import IdFileError, read_ids
 from .outputs import OutputSet, write_json
 from .package import build_package, package_path
 from .parallel import default_processes, plan_ranges, summarise_ranges
@@ -52,6 +59,7 @@ from .query import compile_query
 from .sample import ensure_sample, local_photo_path
 from .summarise import PASS_OUTPUTS, sample_seed, summarise_posts
 from .xapi import collect_live
+from .xapi_client import ApiConfig
 
 
 class RunTask(luigi.Task):
@@ -120,6 +128,9 @@ class CollectPosts(RunTask):
                 " (resumed)" if result.resumed else ""
             )
             return
+        if source == Source.IDS:
+            self.outcome = _look_up_ids(Path(search.archive_path), folder, progress)
+            return
         if source == Source.SAMPLE:
             paths = [ensure_sample()]
             progress.update(0.1, step_text="Copying the bundled synthetic sample")
@@ -130,6 +141,37 @@ class CollectPosts(RunTask):
         lines = sum(entry.get("lines", 0) for entry in report.sources)
         linked = all(entry.get("imported") == LINKED for entry in report.sources)
         self.outcome = f"{'Linked' if linked else 'Copied'} {len(report.sources):,} file(s), {lines:,} lines"
+
+
+def _look_up_ids(dataset: Path, folder: Path, progress: events.Progress) -> str:
+    """Hydrate an id dataset: its usable ids, each once, looked up 100 at a time (pipeline.hydrate)."""
+    given, requested = folder / IDS_GIVEN, folder / IDS_REQUESTED
+    if not requested.exists():
+        # The dataset as given is kept beside what is made of it (private: it may carry more columns).
+        with dataset.open("rb") as original, OutputSet() as out:
+            shutil.copyfileobj(original, out.open(given, "wb"))
+        report = read_ids(given, requested, name=dataset.name)
+        if report.should_refuse:
+            # Nothing was looked up; a run again must read (and refuse) the dataset again.
+            requested.unlink(missing_ok=True)
+            raise IdFileError(" ".join(report.problems()), report)
+        if report.duplicates or report.damaged_total or report.blank:
+            progress.note(f"Ids: {report.summary()}")
+    result = hydrate(
+        ids_path=requested,
+        raw_path=folder / LIVE_PARTIAL,
+        state_path=folder / LOOKUP_STATE,
+        missing_path=folder / MISSING_IDS,
+        api=ApiConfig.from_django_settings(),
+        on_progress=lambda done, total: progress.update(
+            done / total if total else 0.0, step_text=f"Looking up ids on X ({done:,} of {total:,})"
+        ),
+        on_wait=progress.wait,
+    )
+    (folder / LIVE_PARTIAL).replace(folder / RAW_POSTS)
+    return f"Looked up {result.ids_requested:,} ids: {result.ids_found:,} found, {result.ids_missing:,} missing" + (
+        " (resumed)" if result.resumed else ""
+    )
 
 
 def _import_by_link() -> bool:
@@ -352,6 +394,7 @@ class PackageOutputs(RunTask):
             _read_json(inputs["groups"]),
             finished=timezone.now(),
             synthetic=search.source == Source.SAMPLE,
+            lookup=lookup_outcome(self.folder_path / LOOKUP_STATE),
         )
         self.progress().update(0.2, step_text="Packaging a BagIt archive")
         package = build_package(self.folder_path, bag_info(search, run, summary), summary)

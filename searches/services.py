@@ -31,6 +31,9 @@ def create_search(
     lang: str = "",
     start_time=None,
     end_time=None,
+    title: str = "",
+    notes: str = "",
+    refresh_every=None,
     enqueue: bool = True,
 ) -> Search:
     """Validate and save a search with its first run; with enqueue, hand the run to a worker once
@@ -50,6 +53,9 @@ def create_search(
         lang=lang.strip(),
         start_time=start_time,
         end_time=end_time,
+        title=title.strip(),
+        notes=notes.strip(),
+        refresh_every=refresh_every,
     )
     search.full_clean()
     return start_first_run(search, enqueue=enqueue)

@@ -129,7 +129,7 @@ def test_a_refused_upload_is_not_kept(owner_client, data_dir):
 def test_an_upload_with_another_source_is_refused(owner_client):
     upload = SimpleUploadedFile("tweets.jsonl", b"{}\n")
     response = owner_client.post(reverse("home"), {"term": "c", "source": "sample", "archive": upload})
-    assert "choose “Archive file” as the source" in field_errors(response.content.decode(), "archive")
+    assert "choose “Archive file” or “Tweet ids” as the source" in field_errors(response.content.decode(), "archive")
     assert not Search.objects.exists()
 
 

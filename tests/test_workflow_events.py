@@ -7,13 +7,14 @@ import logging
 from collections import Counter
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import DatabaseError
 
 from pipeline import tasks as pipeline_tasks
 from pipeline.contract import temporaries
 from pipeline.runner import build_workflow
 from searches import services
-from searches.models import EventKind, SearchRun, Source, Status, TaskEvent
+from searches.models import EventKind, Search, SearchRun, Source, Status, TaskEvent
 
 from .pipeline_helpers import WRITERS, archive_search, queued_archive_search
 from .x_emulator import Fault
@@ -111,14 +112,11 @@ def test_an_archive_without_posts_fails_with_the_archives_own_reason(tmp_path):
     assert search.events.get(event=EventKind.FAILURE).task_family == "CollectPosts"
 
 
-def test_a_query_archives_cannot_answer_fails_with_the_query_error(tmp_path):
-    search = queued_archive_search(WRITERS["v1"](tmp_path / "a.jsonl"), term="climate place:Paris")
-
-    search = services.execute_search(search)
-
-    assert search.status == Status.FAILED
-    assert "place" in search.error and "Error" not in search.error.split(":")[0]
-    assert search.events.get(event=EventKind.FAILURE).task_family == "SummarisePosts"
+def test_a_query_archives_cannot_answer_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(ValidationError) as refused:
+        queued_archive_search(WRITERS["v1"](tmp_path / "a.jsonl"), term="climate place:Paris")
+    assert "place: cannot be used on an archive" in refused.value.message_dict["term"][0]
+    assert not Search.objects.exists()
 
 
 def test_a_failing_event_write_is_logged_and_the_workflow_carries_on(tmp_path, monkeypatch, caplog):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import template
 from django.contrib.humanize.templatetags.humanize import intcomma
 
+from pipeline.hydrate import REASONS
 from pipeline.times import parse_iso
 
 from ..run_files import Timeline
@@ -36,6 +37,18 @@ def number(value) -> str:
     if value.is_integer():
         return intcomma(int(value))
     return f"{value:.4g}"
+
+
+@register.filter
+def total(counts) -> int:
+    """The sum of a dict's values (a summary's counts by reason)."""
+    return sum(counts.values()) if isinstance(counts, dict) else 0
+
+
+@register.filter
+def missing_reason(reason: str) -> str:
+    """What X means by a lookup's reason, in words."""
+    return REASONS.get(reason, "")
 
 
 @register.filter

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from pipeline.xapi import estimate as estimate_posts
 from .. import services
 from ..forms import SearchForm
 from ..models import Search, Source
+from ..validation import check_id_dataset
 
 log = logging.getLogger("dnflow.web")
 
@@ -66,8 +68,13 @@ def _start_search(request: HttpRequest, form: SearchForm) -> Search | None:
     if data.get("archive"):
         upload_dir, archive_path = _save_upload(data["archive"])
     try:
+        if data["source"] == Source.IDS:
+            # Damaged ids are refused here, before the search exists and anything is spent.
+            check_id_dataset(Path(archive_path), name=data["archive"].name)
         search = services.create_search(
             owner=request.user,
+            title=data.get("title") or "",
+            notes=data.get("notes") or "",
             term=data.get("term") or "",
             source=data["source"],
             count=data.get("count"),
@@ -75,6 +82,7 @@ def _start_search(request: HttpRequest, form: SearchForm) -> Search | None:
             lang=data.get("lang") or "",
             start_time=data.get("start_time"),
             end_time=data.get("end_time"),
+            refresh_every=data.get("refresh_every"),
         )
     except ValidationError as exc:
         form.add_service_errors(exc)
@@ -113,16 +121,30 @@ def _save_upload(upload: UploadedFile) -> tuple[Path, str]:
     return folder, str(path)
 
 
+def _estimate_id_lookup(upload: UploadedFile) -> dict:
+    """What looking up an uploaded id dataset would cost, read from a temporary copy kept nowhere."""
+    with tempfile.NamedTemporaryFile(prefix="dnflow-ids-") as copy:
+        for chunk in upload.chunks():
+            copy.write(chunk)
+        copy.flush()
+        try:
+            return {"estimate": check_id_dataset(Path(copy.name), name=upload.name)}
+        except ValidationError as exc:
+            return {"problem": " ".join(exc.messages)}
+
+
 @login_required
 @require_POST
 def estimate(request: HttpRequest) -> HttpResponse:
     """htmx: how many posts a live search would return and what it would cost, before it runs."""
-    form = SearchForm(request.POST)
+    form = SearchForm(request.POST, request.FILES)
     context: dict = {"estimate": None, "problem": ""}
     if not settings.X_BEARER_TOKEN:
         context["problem"] = "Estimates need X API credentials (X_BEARER_TOKEN)."
     elif not form.is_valid():
         context["problem"] = "Fix the form first: " + " ".join(e for errs in form.errors.values() for e in errs)
+    elif form.cleaned_data["source"] == Source.IDS:
+        context.update(_estimate_id_lookup(form.cleaned_data["archive"]))
     elif not Source(form.cleaned_data["source"]).is_live:
         context["problem"] = "Estimates are for live X searches; archives and the sample cost nothing."
     else:

@@ -49,6 +49,7 @@ def results_context(request: HttpRequest, search: Search) -> dict:
         "photos": run_files.common_photos(folder, 12),
         "photo_groups": run_files.photo_groups(folder, max_groups=8, max_per_group=8),
         "files": run_files.output_files(folder, include_private=manager),
+        "missing_ids_file": contract.MISSING_IDS,
         "sample_form": SampleForm() if manager else None,
         "can_manage": manager,
     }
