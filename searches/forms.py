@@ -110,6 +110,11 @@ class SearchForm(forms.Form):
         return bool(settings.X_BEARER_TOKEN)
 
 
+class DescribeForm(forms.Form):
+    title = forms.CharField(required=False, max_length=200, help_text="The query if empty.")
+    notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+
+
 class SampleForm(forms.Form):
     size = forms.IntegerField(
         min_value=1,

@@ -150,6 +150,13 @@ def cancel_search(search: Search) -> SearchRun:
     return run
 
 
+def describe_search(search: Search, *, title: str, notes: str) -> Search:
+    """Change what the owner calls the search and their notes on it (the query stays as it is)."""
+    search.title, search.notes = title.strip()[:200], notes.strip()
+    search.save(update_fields=["title", "notes"])
+    return search
+
+
 def publish_search(search: Search) -> Search:
     if not search.has_results:
         raise ActionRefused("Only a search with a finished run can be published: wait for it to finish.")

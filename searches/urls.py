@@ -20,6 +20,7 @@ urlpatterns = [
     path("searches/<int:pk>/collect-again/", views.search_collect_again, name="search_collect_again"),
     path("searches/<int:pk>/cancel/", views.search_cancel, name="search_cancel"),
     path("searches/<int:pk>/delete/", views.search_delete, name="search_delete"),
+    path("searches/<int:pk>/describe/", views.search_describe, name="search_describe"),
     path("api/searches/", api.search_list, name="api_search_list"),
     path("api/searches/<int:pk>/", api.search_detail, name="api_search_detail"),
     path("api/searches/<int:pk>/counts/<str:kind>/", api.search_counts, name="api_search_counts"),

@@ -80,6 +80,19 @@ def seconds(value) -> str:
     return f"{hours} h {minutes} min"
 
 
+@register.filter
+def every(value) -> str:
+    """A schedule's interval in words: "hour", "6 hours", "day", "week"."""
+    if value is None:
+        return ""
+    hours = int(value.total_seconds() // 3600)
+    for size, word in ((168, "week"), (24, "day"), (1, "hour")):
+        if hours % size == 0:
+            n = hours // size
+            return word if n == 1 else f"{n} {word}s"
+    return f"{value.total_seconds() / 3600:.1f} hours"
+
+
 UNIT_FORMATS = {"hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d", "month": "%Y-%m"}
 
 

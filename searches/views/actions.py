@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from .. import services
+from ..forms import DescribeForm
 from .access import manageable_search
 
 
@@ -48,6 +49,19 @@ def search_collect_again(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def search_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     return _act(request, pk, services.cancel_search, "{search} cancelled.")
+
+
+@require_POST
+def search_describe(request: HttpRequest, pk: int) -> HttpResponse:
+    """The owner changes the title and notes (never the query: that is a new search)."""
+    search = manageable_search(request, pk)
+    form = DescribeForm(request.POST)
+    if form.is_valid():
+        services.describe_search(search, title=form.cleaned_data["title"], notes=form.cleaned_data["notes"])
+        messages.success(request, "Title and notes saved.")
+    else:
+        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+    return redirect(search)
 
 
 def search_delete(request: HttpRequest, pk: int) -> HttpResponse:

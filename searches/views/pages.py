@@ -15,6 +15,8 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
 from django.core.files.move import file_move_safe
 from django.core.files.uploadedfile import UploadedFile
+from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.text import get_valid_filename
@@ -29,7 +31,7 @@ from ..validation import check_id_dataset
 
 log = logging.getLogger("dnflow.web")
 
-LISTED = 50
+PAGE_SIZE = 25
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -46,16 +48,23 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def _home_context(request: HttpRequest, form: SearchForm) -> dict:
+    """The person's own searches and the published ones, each list filtered by `q` and paged."""
     user = request.user
-    own = Search.objects.none()
-    published = Search.objects.published().with_runs().order_by("-published_at")
+    query = request.GET.get("q", "").strip()[:200]
+    published = Search.objects.published().with_runs().order_by("-published_at", "-pk")
+    own = None
     if user.is_authenticated:
-        own = Search.objects.filter(owner=user).with_runs()[:LISTED]
+        own = Search.objects.filter(owner=user).with_runs().order_by("-created", "-pk")
         published = published.exclude(owner=user)
+    if query:
+        matches = Q(title__icontains=query) | Q(term__icontains=query) | Q(archive_path__icontains=query)
+        published = published.filter(matches)
+        own = own.filter(matches) if own is not None else None
     return {
         "form": form,
-        "own_searches": own,
-        "published_searches": published[:LISTED],
+        "query": query,
+        "own_page": Paginator(own, PAGE_SIZE).get_page(request.GET.get("mine")) if own is not None else None,
+        "published_page": Paginator(published, PAGE_SIZE).get_page(request.GET.get("published")),
         "can_estimate": bool(settings.X_BEARER_TOKEN),
     }
 

@@ -16,6 +16,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django_htmx.http import HTMX_STOP_POLLING
 
+from ..forms import DescribeForm
 from ..models import EventKind, Search, SearchRun, Status, TaskEvent
 from .access import can_manage, visible_search
 from .summary import results_context
@@ -126,6 +127,7 @@ def search_detail(request: HttpRequest, pk: int) -> HttpResponse:
     runs = list(search.runs.order_by("-number")[: RUNS_SHOWN + 1])
     context = {
         **panel_context(request, search),
+        "describe_form": DescribeForm(initial={"title": search.title, "notes": search.notes}),
         "earlier_runs": [run_view(run) for run in runs[1:RUNS_SHOWN]],
         "more_runs": len(runs) > RUNS_SHOWN,
         **results_context(request, search),
