@@ -57,6 +57,7 @@ from typing import IO
 from .contract import RECHECK_STAMP, RECHECK_STATE_NAME, recheck_names
 from .outputs import write_csv
 from .rawpages import StateError, append_durably, append_line, one_line, read_state, truncate_to_recorded, write_state
+from .words import counted
 from .xapi_client import (
     EXPANSIONS,
     MEDIA_FIELDS,
@@ -122,8 +123,8 @@ class LookupEstimate:
         price = f"{Decimal(str(self.price_per_post)):f}".rstrip("0").rstrip(".") if self.price_per_post else "0"
         done = f" ({self.ids - self.remaining:,} of {self.ids:,} done already)" if self.remaining < self.ids else ""
         return (
-            f"at most {self.remaining:,} post{'s' if self.remaining != 1 else ''} to read in {self.requests:,} "
-            f"request{'s' if self.requests != 1 else ''}{done} -- at most "
+            f"at most {counted(self.remaining, 'post')} to read in {counted(self.requests, 'request')}{done}"
+            " -- at most "
             f"${cost.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,} at ${price} per post read (posts that "
             "are gone are not billed, so it may cost less)"
         )

@@ -58,6 +58,7 @@ from .photos import PhotoResult, fetch_photos, match_photos, read_media_counts
 from .query import compile_query
 from .sample import ensure_sample, local_photo_path
 from .summarise import PASS_OUTPUTS, sample_seed, summarise_posts
+from .words import counted
 from .xapi import collect_live
 from .xapi_client import ApiConfig
 
@@ -124,7 +125,7 @@ class CollectPosts(RunTask):
             )
             # The file appears under its final name only once the collection is done.
             (folder / LIVE_PARTIAL).replace(folder / RAW_POSTS)
-            self.outcome = f"Collected {result.posts:,} posts in {result.pages:,} pages" + (
+            self.outcome = f"Collected {counted(result.posts, 'post')} in {counted(result.pages, 'page')}" + (
                 " (resumed)" if result.resumed else ""
             )
             return
@@ -140,7 +141,9 @@ class CollectPosts(RunTask):
         report = copy_archive(paths, folder / RAW_POSTS, link=_import_by_link())
         lines = sum(entry.get("lines", 0) for entry in report.sources)
         linked = all(entry.get("imported") == LINKED for entry in report.sources)
-        self.outcome = f"{'Linked' if linked else 'Copied'} {len(report.sources):,} file(s), {lines:,} lines"
+        self.outcome = (
+            f"{'Linked' if linked else 'Copied'} {counted(len(report.sources), 'file')}, {counted(lines, 'line')}"
+        )
 
 
 def _look_up_ids(dataset: Path, folder: Path, progress: events.Progress) -> str:
@@ -247,7 +250,7 @@ class SummarisePosts(RunTask):
         if report.bad_lines or report.duplicates or report.not_posts:
             progress.note(f"Import: {report.summary()}")
         how = f", {len(ranges)} processes" if ranges else ""
-        self.outcome = f"{facts['num_tweets']:,} posts summarised ({report.summary()}{how})"
+        self.outcome = f"{counted(facts['num_tweets'], 'post')} summarised ({report.summary()}{how})"
 
 
 def _parallel_ranges(raw: Path, limit: int | None) -> list[tuple[int, int]] | None:

@@ -121,7 +121,7 @@ def test_a_linked_search_writes_what_a_copied_one_writes(tmp_path, settings):
 
     assert os.stat(linked.folder_path / "tweets.jsonl").st_ino == os.stat(archive).st_ino
     outcome = linked.events.filter(task_family="CollectPosts", event="success").get().message
-    assert outcome == "Linked 1 file(s), 200 lines"
+    assert outcome == "Linked 1 file, 200 lines"
     for name in PASS_OUTPUTS:
         if name not in ("sample.csv", "summarised.json"):  # the sample is drawn per search
             assert (linked.folder_path / name).read_bytes() == (copied.folder_path / name).read_bytes(), name
