@@ -13,4 +13,10 @@ from .copying import copy_archive
 from .reading import iter_collection, iter_posts
 from .report import ArchiveError, ImportReport
 
-__all__ = ["ArchiveError", "ImportReport", "copy_archive", "iter_collection", "iter_posts"]
+__all__ = [
+    "ArchiveError",
+    "ImportReport",
+    "copy_archive",
+    "iter_collection",
+    "iter_posts",
+]
