@@ -4,7 +4,8 @@ JSONL inputs are copied byte for byte (only gzip undone): a million-post archive
 disk speed, so nothing is parsed beyond a sniff of the first lines. Single-document inputs (a
 JSON array, a search response, a pretty-printed page, tweets.js) are split into one line per
 element, streamed in bounded memory (pipeline.formats.documents). The raw file appears only once
-complete, and `sources.json` beside it records where every line came from.
+complete, and `sources.json` beside it records where every line came from. What an import may
+take from the disk is bounded (pipeline.formats.limits).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .checks import (
     first_lines_recognised,
 )
 from .documents import Reopen, copy_array, copy_object, copy_tweets_js, scanner_for
+from .limits import DEFAULT_MAX_ARCHIVE_BYTES, FileMeter, ImportBudget, MeteredStream
 from .linking import link_archive
 from .pagecache import MIN_BYTES as PAGE_CACHE_MIN_BYTES
 from .pagecache import DropBehind
@@ -63,6 +65,11 @@ class _HashingReader:
         # (see pagecache); reading one that was not in memory would otherwise fill it.
         big = os.fstat(raw.fileno()).st_size >= PAGE_CACHE_MIN_BYTES
         self._drop = DropBehind(raw.fileno(), sequential_reads=True) if big else None
+
+    @property
+    def consumed(self) -> int:
+        """Bytes of the file handed on (read, not merely peeked at)."""
+        return self.position - len(self._ahead)
 
     def peek(self, size: int) -> bytes:
         if len(self._ahead) < size:
@@ -272,22 +279,24 @@ def gzip_errors(name: str) -> Iterator[None]:
         raise ArchiveError(f"{name} is a damaged gzip file ({error}): copy or download it again.") from None
 
 
-def _reopener(path: Path, gzipped: bool) -> Reopen:
+def is_gzip(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(2) == GZIP_MAGIC
+
+
+def _reopener(path: Path, gzipped: bool, meter: FileMeter) -> Reopen:
     """The input's decompressed text again from its start, for a document read more than once."""
 
-    @contextlib.contextmanager
-    def reopen():
-        with path.open("rb") as raw:
-            if gzipped:
-                with gzip.GzipFile(fileobj=raw, mode="rb") as unpacked:
-                    yield unpacked
-            else:
-                yield raw
+    def reopen() -> MeteredStream:
+        raw = path.open("rb")
+        if gzipped:
+            return MeteredStream(gzip.GzipFile(fileobj=raw, mode="rb"), meter, raw.tell, closing=(raw,))
+        return MeteredStream(raw, meter, lambda: 0)
 
     return reopen
 
 
-def _copy_one(path: Path, name: str, out, workdir: Path) -> dict:
+def _copy_one(path: Path, name: str, out, budget: ImportBudget, workdir: Path) -> dict:
     size = path.stat().st_size
     if size == 0:
         raise ArchiveError(f"{name} is empty (0 bytes): there is nothing to import. Choose the file the export wrote.")
@@ -296,11 +305,14 @@ def _copy_one(path: Path, name: str, out, workdir: Path) -> dict:
         with path.open("rb", buffering=0) as raw:
             reader = _HashingReader(raw, checksum)
             gzipped = reader.peek(2)[:2] == GZIP_MAGIC
-            stream = gzip.GzipFile(fileobj=reader, mode="rb") if gzipped else reader
+            meter = budget.meter(name, compressed=gzipped)
+            decompressed = gzip.GzipFile(fileobj=reader, mode="rb") if gzipped else reader
+            stream = MeteredStream(decompressed, meter, lambda: reader.consumed)
             with gzip_errors(name):
                 label, lines, line_for_line = copy_stream(
-                    stream, out, name, reopen=_reopener(path, gzipped), workdir=workdir
+                    stream, out, name, reopen=_reopener(path, gzipped, meter), workdir=workdir
                 )
+            meter.finish()
             while reader.read(COPY_CHUNK):  # the checksum covers the whole file, trailing bytes too
                 pass
         sha256 = checksum.hexdigest()
@@ -351,16 +363,22 @@ def copy_archive(
     report: ImportReport | None = None,
     *,
     link: bool = False,
+    max_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES,
 ) -> ImportReport:
     """Copy the archive files (or folders) into `dest`, one JSON document per line, and record
     each input's name, size, sha256 and format in sources.json beside it.
 
     `link`: hard-link a single plain JSONL file instead of copying it, where that gives the same
     bytes (see pipeline.formats.linking for what that trades away); otherwise copy.
+    `max_bytes`: the most the files may hold together once decompressed (a search passes
+    DNFLOW_MAX_ARCHIVE_BYTES; 0: no limit). Past it, or past a gzip's expansion bound (see
+    pipeline.formats.limits), the import stops while it streams and leaves nothing behind.
     """
     report = report if report is not None else ImportReport()
     dest = Path(dest)
     files, skipped = input_files(list(paths))
+    budget = ImportBudget(max_bytes)
+    budget.check_plain_sizes(files, is_gzip)
     dest.parent.mkdir(parents=True, exist_ok=True)
     entries: list[dict] = []
 
@@ -372,7 +390,7 @@ def copy_archive(
         def write_raw(out) -> None:
             next_line = 1
             for path, name in files:
-                entry = _copy_one(path, name, out, Path(scratch))
+                entry = _copy_one(path, name, out, budget, Path(scratch))
                 entry["first_line"] = next_line
                 next_line += entry["lines"]
                 entries.append(entry)
