@@ -2,6 +2,7 @@
 
 - `copy_archive` copies what a person brought (files or folders, gzipped or not) into a
   search's raw `tweets.jsonl`, one JSON document per line, untouched, within a size limit.
+- `check_archive_start` refuses, from its first bytes, what the copy would refuse.
 - `iter_posts` reads a raw file, parsing each line once, and yields a `Post` per top-level post.
 - `iter_collection` is the collection: distinct posts matching the search's term, language and
   time window.
@@ -13,11 +14,13 @@ from .copying import copy_archive
 from .limits import DEFAULT_MAX_ARCHIVE_BYTES
 from .reading import iter_collection, iter_posts
 from .report import ArchiveError, ImportReport
+from .start import check_archive_start
 
 __all__ = [
     "DEFAULT_MAX_ARCHIVE_BYTES",
     "ArchiveError",
     "ImportReport",
+    "check_archive_start",
     "copy_archive",
     "iter_collection",
     "iter_posts",
