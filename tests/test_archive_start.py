@@ -15,8 +15,9 @@ import threading
 
 import orjson
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 
-from pipeline.formats import ArchiveError, check_archive_start, copy_archive
+from pipeline.formats import ArchiveError, check_archive_start, check_archive_upload, copy_archive
 from pipeline.sample import generate_posts
 
 from .formats_helpers import tweets_js_item, v1_tweet, v2_page, write_jsonl, write_tweets_js
@@ -196,3 +197,23 @@ def test_leading_blank_lines_and_a_byte_order_mark_are_looked_past(tmp_path):
     (tmp_path / "blank.jsonl").write_bytes(blank)
     with pytest.raises(ArchiveError, match="blank.jsonl is empty"):
         check_archive_start(tmp_path / "blank.jsonl")
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_an_upload_without_a_path_is_judged_the_same(case, tmp_path):
+    """Django keeps a small upload in memory: the form can hand over the open file."""
+    name, data, _says = BAD[case]
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(ArchiveError) as by_path:
+        check_archive_start(tmp_path / name)
+    with pytest.raises(ArchiveError) as by_upload:
+        check_archive_upload(SimpleUploadedFile(name, data), name)
+    assert str(by_upload.value) == str(by_path.value)
+
+
+def test_an_upload_of_a_real_fixture_is_accepted_and_left_readable(real_data):
+    data = gzip.compress((real_data / "v2-pages-noflat.jsonl").read_bytes())
+    upload = SimpleUploadedFile("pages.jsonl.gz", data)
+    check_archive_upload(upload, "pages.jsonl.gz")
+    upload.seek(0)
+    assert upload.read() == data

@@ -1,11 +1,11 @@
 """Refusing a bad archive from its first bytes: what the web form can tell at once.
 
-check_archive_start runs the very copy an import runs (pipeline.formats.copying), on the first
-HEAD_BYTES of each file (gzip undone), writing nowhere. Whatever the copy refuses within those
-bytes it refuses with the same message: a binary file, a ZIP, UTF-16, a web page, text that is
-not JSON, JSON that is not X data, a file that is not UTF-8 at all, an empty or cut gzip. What
-can only be known further in (a broken element in the middle of a big array, a decompression
-bomb) is the import's to find.
+check_archive_start (a path) and check_archive_upload (an open file) run the very copy an import
+runs (pipeline.formats.copying) on the first HEAD_BYTES of each file (gzip undone), writing
+nowhere. Whatever the copy refuses within those bytes they refuse with the same message: a binary
+file, a ZIP, UTF-16, a web page, text that is not JSON, JSON that is not X data, a file that is
+not UTF-8 at all, an empty or cut gzip. What can only be known further in (a broken element in
+the middle of a big array, a decompression bomb) is the import's to find.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import contextlib
 import gzip
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from .copying import copy_stream, gzip_errors, input_files
 from .reading import GZIP_MAGIC
@@ -70,28 +72,30 @@ class _Nowhere:
 
 
 @contextlib.contextmanager
-def _opened(path: Path):
-    with path.open("rb") as raw:
-        if raw.read(2) == GZIP_MAGIC:
-            raw.seek(0)
-            with gzip.GzipFile(fileobj=raw, mode="rb") as unpacked:
-                yield _Head(unpacked, HEAD_BYTES)
-        else:
-            raw.seek(0)
-            yield _Head(raw, HEAD_BYTES)
+def _head_of(raw: BinaryIO) -> Iterator[_Head]:
+    """The first HEAD_BYTES of a binary file from its start, gzip undone."""
+    raw.seek(0)
+    gzipped = raw.read(2) == GZIP_MAGIC
+    raw.seek(0)
+    if gzipped:
+        with gzip.GzipFile(fileobj=raw, mode="rb") as unpacked:
+            yield _Head(unpacked, HEAD_BYTES)
+    else:
+        yield _Head(raw, HEAD_BYTES)
 
 
-def _check_file(path: Path, name: str) -> None:
-    if path.stat().st_size == 0:
+def _check(raw: BinaryIO, name: str) -> None:
+    raw.seek(0, os.SEEK_END)
+    if raw.tell() == 0:
         raise ArchiveError(f"{name} is empty (0 bytes): there is nothing to import. Choose the file the export wrote.")
     with (
-        _opened(path) as stream,
+        _head_of(raw) as stream,
         open(os.devnull, "wb") as devnull,
         tempfile.TemporaryDirectory(prefix="dnflow-check-") as scratch,
         gzip_errors(name),
         contextlib.suppress(_HeadReached),
     ):
-        copy_stream(stream, _Nowhere(devnull), name, reopen=lambda: _opened(path), workdir=Path(scratch))
+        copy_stream(stream, _Nowhere(devnull), name, reopen=lambda: _head_of(raw), workdir=Path(scratch))
 
 
 def check_archive_start(path: Path) -> None:
@@ -99,4 +103,11 @@ def check_archive_start(path: Path) -> None:
     would be refused on what its first bytes hold. Reads at most HEAD_BYTES of each file."""
     files, _skipped = input_files([Path(path)])
     for file, name in files:
-        _check_file(file, name)
+        with file.open("rb") as raw:
+            _check(raw, name)
+
+
+def check_archive_upload(upload: BinaryIO, name: str) -> None:
+    """check_archive_start for an open binary file that may have no path (a small upload that
+    Django keeps in memory): seekable, read from its start, left open."""
+    _check(upload, name)
