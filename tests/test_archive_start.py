@@ -215,5 +215,4 @@ def test_an_upload_of_a_real_fixture_is_accepted_and_left_readable(real_data):
     data = gzip.compress((real_data / "v2-pages-noflat.jsonl").read_bytes())
     upload = SimpleUploadedFile("pages.jsonl.gz", data)
     check_archive_upload(upload, "pages.jsonl.gz")
-    upload.seek(0)
-    assert upload.read() == data
+    assert upload.read() == data  # rewound, ready to be saved

@@ -109,5 +109,8 @@ def check_archive_start(path: Path) -> None:
 
 def check_archive_upload(upload: BinaryIO, name: str) -> None:
     """check_archive_start for an open binary file that may have no path (a small upload that
-    Django keeps in memory): seekable, read from its start, left open."""
-    _check(upload, name)
+    Django keeps in memory): seekable, read from its start, left open and rewound."""
+    try:
+        _check(upload, name)
+    finally:
+        upload.seek(0)
