@@ -11,6 +11,7 @@ import gzip
 import os
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -74,9 +75,38 @@ def kind_of(doc: object) -> str | None:
 
 def _problem_reason(error: orjson.JSONDecodeError) -> str:
     message = str(error)
+    if message.startswith("str is not valid UTF-8"):
+        return "not valid UTF-8 text"  # the copy keeps such a line as it was; here it is skipped
     if "unexpected end" in message.lower() or "EOF" in message:
         return "truncated JSON"
     return f"invalid JSON ({message})"
+
+
+def _has_author_id(tweet: dict) -> bool:
+    """Whether a post names its author by id where no screen name came with it (a v2 post whose
+    author is missing from the page's includes, a v1.1 user object without its screen name)."""
+    author_id = tweet.get("author_id")
+    if type(author_id) is str and author_id:
+        return True
+    for key in ("user", "author"):
+        who = tweet.get(key)
+        if isinstance(who, dict) and (who.get("id_str") or who.get("id")):
+            return True
+    return False
+
+
+def not_a_post(post: Post, tweet: dict, *, author_known: bool = False) -> str:
+    """Why a parsed post is not one the output contract can use ("" when it is): every post needs
+    its id, its time and its author. `author_known`: the author is implied (tweets.js: the archive's
+    owner, even when account.js is not there to name them)."""
+    if not post.id:
+        return "a post without an id"
+    missing = []
+    if not (author_known or post.user or _has_author_id(tweet)):
+        missing.append("author")
+    if not post.created_at:
+        missing.append("time")
+    return "not a post: no " + " and no ".join(missing) if missing else ""
 
 
 class SourceMap:
@@ -150,11 +180,13 @@ def _open_raw(raw_path: Path):
     return handle
 
 
-def _posts_in(doc: object, owner: str, bad: Callable[[str], None], not_post: Callable[[], None]) -> Iterator[Post]:
-    """The top-level posts of one parsed line."""
+def _posts_in(
+    doc: object, owner: str, bad: Callable[[str], None], not_post: Callable[[], None], *, from_archive: bool = False
+) -> Iterator[Post]:
+    """The top-level posts of one parsed line. `from_archive`: the line was copied from a tweets.js."""
     if isinstance(doc, list):
         for item in doc:
-            yield from _posts_in(item, owner, bad, not_post)
+            yield from _posts_in(item, owner, bad, not_post, from_archive=from_archive)
         return
     if not isinstance(doc, dict):
         not_post()
@@ -171,8 +203,11 @@ def _posts_in(doc: object, owner: str, bad: Callable[[str], None], not_post: Cal
         return
     kind = kind_of(doc)
     if kind == "tweets.js item":
-        tweet = doc["tweet"] if isinstance(doc.get("tweet"), dict) else doc
-        yield from _one(lambda t: post_from_v1(t, source_format="tweets.js", owner=owner), tweet, bad)
+        # Its author is the archive's owner: in a tweets.js, or wrapped as only tweets.js wraps posts.
+        wrapped = isinstance(doc.get("tweet"), dict)
+        tweet = doc["tweet"] if wrapped else doc
+        make = partial(post_from_v1, source_format="tweets.js", owner=owner)
+        yield from _one(make, tweet, bad, author_known=wrapped or from_archive)
     elif kind == "v1.1 tweet":
         yield from _one(post_from_v1, doc, bad)
     elif kind in ("twarc2 flattened tweet", "v2 tweet"):
@@ -188,7 +223,9 @@ def _posts_in(doc: object, owner: str, bad: Callable[[str], None], not_post: Cal
         not_post()
 
 
-def _one(make: Callable[[dict], Post], tweet: object, bad: Callable[[str], None]) -> Iterator[Post]:
+def _one(
+    make: Callable[[dict], Post], tweet: object, bad: Callable[[str], None], *, author_known: bool = False
+) -> Iterator[Post]:
     if not isinstance(tweet, dict):
         bad("a post that is not a JSON object")
         return
@@ -197,8 +234,9 @@ def _one(make: Callable[[dict], Post], tweet: object, bad: Callable[[str], None]
     except (AttributeError, TypeError, KeyError, ValueError) as error:
         bad(f"a post of an unexpected shape ({type(error).__name__}: {error})")
         return
-    if not post.id:
-        bad("a post without an id")
+    reason = not_a_post(post, tweet, author_known=author_known)
+    if reason:
+        bad(reason)
         return
     yield post
 
@@ -287,16 +325,19 @@ def iter_posts(
                         reason = f"a post of an unexpected shape ({type(error).__name__}: {error})"
                         report.add_problem(name, at, reason + note)
                         continue
-                    if not post.id:
-                        name, at, note = sources.where(number)
-                        report.add_problem(name, at, "a post without an id" + note)
-                        continue
+                    if not (post.id and post.created_at and post.user):
+                        reason = not_a_post(post, doc)
+                        if reason:
+                            name, at, note = sources.where(number)
+                            report.add_problem(name, at, reason + note)
+                            continue
                     report.posts_seen += 1
                     yield post
                     continue
 
-                entry = sources.entry(number)
-                owner = (entry or {}).get("account", "")
+                entry = sources.entry(number) or {}
+                owner = entry.get("account", "")
+                from_archive = "tweets.js" in entry.get("format", "")
 
                 def bad(reason: str, number: int = number) -> None:
                     name, at, note = sources.where(number)
@@ -305,7 +346,7 @@ def iter_posts(
                 def not_post() -> None:
                     report.not_posts += 1
 
-                for post in _posts_in(doc, owner, bad, not_post):
+                for post in _posts_in(doc, owner, bad, not_post, from_archive=from_archive):
                     report.posts_seen += 1
                     yield post
         except (EOFError, gzip.BadGzipFile, OSError) as error:
