@@ -138,7 +138,9 @@ class CollectPosts(RunTask):
         else:
             paths = [Path(search.archive_path)]
             progress.update(0.1, step_text=f"Copying the archive {Path(search.archive_path).name}")
-        report = copy_archive(paths, folder / RAW_POSTS, link=_import_by_link())
+        report = copy_archive(
+            paths, folder / RAW_POSTS, link=_import_by_link(), max_bytes=settings.DNFLOW_MAX_ARCHIVE_BYTES
+        )
         lines = sum(entry.get("lines", 0) for entry in report.sources)
         linked = all(entry.get("imported") == LINKED for entry in report.sources)
         self.outcome = (

@@ -9,6 +9,8 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from pipeline.formats import ArchiveError, check_archive_upload
+
 from .models import Source
 
 MAX_SAMPLE_SIZE = 1000
@@ -94,6 +96,12 @@ class SearchForm(forms.Form):
         if reads_a_file and not data.get("archive") and not self.has_error("archive"):
             what = "an archive file" if source == Source.ARCHIVE else "a file of tweet ids"
             self.add_error("archive", f"Choose {what} to upload.")
+        if source == Source.ARCHIVE and data.get("archive") and not self.has_error("archive"):
+            # What the import would refuse on its first bytes is refused now, not in the worker.
+            try:
+                check_archive_upload(data["archive"], data["archive"].name)
+            except ArchiveError as exc:
+                self.add_error("archive", str(exc))
         return data
 
     def add_service_errors(self, error: ValidationError) -> None:

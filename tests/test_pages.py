@@ -119,8 +119,8 @@ def test_an_upload_over_the_limit_is_refused_with_what_to_do_instead(owner_clien
     assert response.status_code == 302
 
 
-def test_a_refused_upload_is_not_kept(owner_client, data_dir):
-    upload = SimpleUploadedFile("tweets.jsonl", b"{}\n")
+def test_a_refused_upload_is_not_kept(owner_client, data_dir, real_data):
+    upload = SimpleUploadedFile("tweets.jsonl", (real_data / "v1-streaming-lines.jsonl").read_bytes())
     response = owner_client.post(reverse("home"), {"source": "archive", "lang": "xx", "archive": upload})
     assert "Unknown language code" in field_errors(response.content.decode(), "lang")
     assert not Search.objects.exists()

@@ -27,6 +27,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
+from pipeline.formats import ArchiveError, check_archive_start
 from pipeline.formats.copying import FOLDER_SUFFIXES
 from pipeline.times import parse_iso
 from searches import run_files, services
@@ -154,6 +155,11 @@ class Command(BaseCommand):
         for path in resolved:
             if not path.exists():
                 raise CommandError(f"No file or folder at {path}: check the path.", returncode=BAD_INPUT)
+        for path in resolved:
+            try:
+                check_archive_start(path)  # what the import would refuse on its first bytes: now, not later
+            except ArchiveError as exc:
+                raise CommandError(str(exc), returncode=BAD_INPUT) from None
         if len(resolved) == 1:
             return str(resolved[0])
         folders = [p for p in resolved if p.is_dir()]
