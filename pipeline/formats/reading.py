@@ -8,8 +8,9 @@ decided per line, so one raw file may mix them.
 from __future__ import annotations
 
 import gzip
+import itertools
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -118,6 +119,7 @@ class SourceMap:
     """
 
     def __init__(self, raw_path: Path, *, recorded: bool = True) -> None:
+        self.raw_path = Path(raw_path)
         self.raw_name = raw_path.name
         self.entries: list[dict] = []
         self._index = 0
@@ -366,37 +368,46 @@ def _utc_text(moment: datetime | None) -> str:
 
 
 def iter_collection(
-    raw_path: Path,
+    raw_path: Path | Sequence[Path],
     *,
     term: str = "",
     lang: str = "",
     start: datetime | None = None,
     end: datetime | None = None,
     limit: int | None = None,
+    unavailable: Collection[str] = frozenset(),
     report: ImportReport,
 ) -> Iterator[Post]:
     """The collection: distinct posts (first occurrence kept) matching the term, language and
-    time window [start, end), at most `limit` of them.
+    time window [start, end), at most `limit` of them, none of the ids in `unavailable` (posts X
+    no longer gives, found by a recheck).
+
+    `raw_path` may be several raw files read as one, in order (a search's earlier collections and
+    the posts a later one added): a post is kept once whichever file holds it first.
 
     A malformed term raises QueryError here, before anything is read. Raises ArchiveError after
     reading everything if not one valid post was found. The ids met so far may be spilled to
-    disk beside `raw_path` (see pipeline.idset); that is removed when the iteration ends.
+    disk beside the last raw file (see pipeline.idset); that is removed when the iteration ends.
     """
     from pipeline.query import compile_query
 
     matches = compile_query(term)
     if limit is not None and limit <= 0:
         return iter(())
-    return _distinct_posts(Path(raw_path), CollectionFilter(matches, lang, start, end), limit, report)
+    paths = [Path(raw_path)] if isinstance(raw_path, str | Path) else [Path(p) for p in raw_path]
+    return _distinct_posts(paths, CollectionFilter(matches, lang, start, end, unavailable), limit, report)
 
 
-def _distinct_posts(raw_path: Path, keep: CollectionFilter, limit: int | None, report: ImportReport) -> Iterator[Post]:
-    seen = SeenIds(raw_path.parent)
+def _distinct_posts(
+    paths: list[Path], keep: CollectionFilter, limit: int | None, report: ImportReport
+) -> Iterator[Post]:
+    seen = SeenIds(paths[-1].parent)
     try:
         posts_before = report.posts_seen
-        yield from collection(iter_posts(raw_path, report), keep, limit=limit, seen=seen, report=report)
+        posts = itertools.chain.from_iterable(iter_posts(path, report) for path in paths)
+        yield from collection(posts, keep, limit=limit, seen=seen, report=report)
         if report.posts_seen == posts_before:
-            raise no_valid_post(raw_path, report)
+            raise no_valid_post(paths[0], report)
     finally:
         seen.close()
 
@@ -410,10 +421,12 @@ class CollectionFilter:
         lang: str = "",
         start: datetime | None = None,
         end: datetime | None = None,
+        unavailable: Collection[str] = frozenset(),
     ) -> None:
         from pipeline.query import match_all
 
         self.matches = None if matches is match_all else matches
+        self.unavailable = frozenset(unavailable)
         self.lang = lang.strip().lower()
         self.start_text = _utc_text(start)
         self.end_text = _utc_text(end)
@@ -434,11 +447,15 @@ def collection(
         return
     matches, lang, start_text, end_text = keep.matches, keep.lang, keep.start_text, keep.end_text
     filtered = bool(matches or lang or start_text or end_text)
+    unavailable = keep.unavailable
     remember = seen.add
     yielded = 0
     for post in posts:
         if not remember(post.id):
             report.duplicates += 1
+            continue
+        if unavailable and post.id in unavailable:
+            report.unavailable += 1
             continue
         if filtered:
             if lang and post.lang.lower() != lang:

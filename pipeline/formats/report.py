@@ -24,6 +24,7 @@ class ImportReport:
     duplicates: int = 0
     bad_lines: int = 0  # lines (or posts inside a line) that could not be read
     not_posts: int = 0  # valid JSON that is not a post: stream notices such as {"delete": ...}
+    unavailable: int = 0  # posts left out because a recheck found X no longer gives them
     last_line: int = 0  # the number of the last line read, blank ones included
     problems: list[tuple[str, int, str]] = field(default_factory=list)  # (file name, line number, reason)
     sources: list[dict] = field(default_factory=list)  # what copy_archive copied: name, size, sha256, format
@@ -44,6 +45,8 @@ class ImportReport:
             parts.append(f"skipped {counted(self.bad_lines, 'malformed line')}: {named}{_more(self.bad_lines, shown)}")
         if self.not_posts:
             parts.append(f"ignored {counted(self.not_posts, 'line')} of other messages (not posts)")
+        if self.unavailable:
+            parts.append(f"left out {counted(self.unavailable, 'post')} that X no longer gives (rechecked)")
         if self.skipped_files:
             shown = self.skipped_files[:SUMMARY_PROBLEMS]
             parts.append(
