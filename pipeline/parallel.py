@@ -31,7 +31,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from multiprocessing.connection import wait
@@ -281,7 +281,7 @@ def summarise_parts(
     lang: str,
     start: datetime | None,
     end: datetime | None,
-    limit: int | None,
+    limit: int | None | Mapping[Path, int | None],
     report: ImportReport,
     sample_size: int,
     seed: str,
@@ -291,8 +291,9 @@ def summarise_parts(
 ) -> dict:
     """The summarise pass over `parts` (from plan_parts or plan_ranges), one process each: the same
     files in `folder`, the same facts and the same `report` as summarise_posts over iter_collection
-    of the same raw files."""
-    if limit is not None and limit <= 0:
+    of the same raw files. `limit`: one for all, or each raw file's own (a mapping)."""
+    limits = dict(limit) if isinstance(limit, Mapping) else {path: limit for path, _, _ in parts}
+    if all(each is not None and each <= 0 for each in limits.values()):
         raise ValueError("A limit of 0 reads nothing: use the serial pass.")
     unavailable = frozenset(unavailable)
     temporaries: list[Path] = []
@@ -324,7 +325,7 @@ def summarise_parts(
                         lang=lang,
                         start_time=start,
                         end_time=end,
-                        limit=limit,
+                        limit=limits[raw_path],
                         sample_size=sample_size,
                         seed=seed,
                         files={name: out.temp_path(h) for name, h in finals.items()} if index == 0 else part_files(),
@@ -332,7 +333,7 @@ def summarise_parts(
                     )
                     for index, (raw_path, range_start, range_end) in enumerate(parts)
                 ]
-                chosen = _settle(_run(jobs, on_progress, (0, 0)), limit, part_files, on_progress, folder)
+                chosen = _settle(_run(jobs, on_progress, (0, 0)), limits, part_files, on_progress, folder)
                 for name, handle in finals.items():
                     handle.seek(0, os.SEEK_END)  # after what the first range appended
                     for result in chosen[1:]:
@@ -355,32 +356,58 @@ def summarise_parts(
 
 def _settle(
     results: list[RangeResult],
-    limit: int | None,
+    limits: Mapping[Path, int | None],
     part_files: Callable[[], dict[str, Path]],
     on_progress: ProgressCallback | None,
     spill_into: Path,
 ) -> list[RangeResult]:
     """The ranges that make the collection, in order, each read again where a rule reaching
-    across ranges (duplicates, the limit) changed what it holds."""
+    across ranges (duplicates, a file's limit) changed what it holds."""
     chosen: list[RangeResult] = []
-    kept = 0
+    counted: dict[Path, int] = {}  # each file's posts of the collection so far, left out ones too
     for result in results:
-        remaining = None if limit is None else limit - kept
+        path = result.job.raw_path
+        limit = limits[path]
+        so_far = counted.get(path, 0)
+        remaining = None if limit is None else limit - so_far
         if remaining is not None and remaining <= 0:
-            break  # the collection is complete: later ranges are not part of it
+            continue  # this file's collection is complete: its later ranges are not part of it
+        # A range whose first reading stopped at its limit has not seen all its ids: any of the rest
+        # may have come earlier too, so its second reading excludes every earlier id, not only the
+        # ids the two readings share.
+        read_whole = result.job.limit is None or _counted(result) < result.job.limit
         again = _seen_before(result.seen, [r.seen for r in chosen], spill_into)
-        stops_exactly = remaining is None or result.kept < remaining or result.job.limit == remaining
+        stops_exactly = remaining is None or _counted(result) < remaining or result.job.limit == remaining
         if again is not None or not stops_exactly:
             assert result.job.index > 0, "the first range is never read again"
-            for path in result.job.files.values():
-                path.unlink(missing_ok=True)
-            exclude = again if again is not None else SeenIds(spill_into)
+            for file in result.job.files.values():
+                file.unlink(missing_ok=True)
+            if read_whole:
+                exclude = again if again is not None else SeenIds(spill_into)
+            else:
+                if again is not None:
+                    again.close()
+                exclude = _every_id(chosen, spill_into)
             job = replace(result.job, exclude=exclude, limit=remaining, files=part_files())
-            done = (sum(r.report.lines_read for r in chosen), kept)
+            done = (sum(r.report.lines_read for r in chosen), sum(r.kept for r in chosen))
             result = _run([job], on_progress, done)[0]
         chosen.append(result)
-        kept += result.kept
+        counted[path] = so_far + _counted(result)
     return chosen
+
+
+def _counted(result: RangeResult) -> int:
+    """The range's posts of the collection: those kept, and those a recheck found gone."""
+    return result.kept + result.report.unavailable
+
+
+def _every_id(results: list[RangeResult], spill_into: Path) -> SeenIds:
+    """Every id the ranges read, as one set."""
+    every = SeenIds(spill_into)
+    for result in results:
+        for key in result.seen:
+            every.add_key(key)
+    return every
 
 
 def _seen_before(seen: SeenIds, earlier: list[SeenIds], spill_into: Path) -> SeenIds | None:

@@ -362,3 +362,28 @@ def test_posts_a_recheck_found_gone_are_left_out_in_one_pass_and_in_ranges(tmp_p
         assert kept == [i for i in ids if i not in gone]
     assert report.unavailable == ranged_report.unavailable == len(gone)
     assert "left out" in report.summary() and "no longer gives" in report.summary()
+
+
+def test_each_raw_file_keeps_its_own_limit_in_one_pass_and_in_ranges(tmp_path):
+    """A refresh collects up to the search's count again: each collection's limit is its own."""
+    raws = []
+    for number in range(3):
+        raw = tmp_path / f"run{number}" / "tweets.jsonl"
+        copy_archive([troubled_archive(tmp_path / f"piece{number}.jsonl", posts=200)], raw)
+        raws.append(raw)
+    limits = [120, None, 35]  # the same synthetic posts in each file: later files add what is new
+    report = ImportReport()
+    posts = iter_collection(raws, report=report, limit=limits)
+    summarise_posts(posts, tmp_path / "serial", sample_size=5, seed=SEED, make_facts=lambda f: f)
+    ranged_report = ImportReport()
+    parallel.summarise_parts(
+        parallel.plan_parts(raws, processes=6, min_bytes=0), tmp_path / "ranges", term="", lang="", start=None,
+        end=None, limit=dict(zip(raws, limits, strict=True)), report=ranged_report, sample_size=5, seed=SEED,
+        make_facts=lambda f: f,
+    )  # fmt: skip
+    serial_ids = (tmp_path / "serial" / "tweet-ids.txt").read_text().split()
+    assert len(serial_ids) == 200  # 120 from the first, the other 80 from the second, none new in the third
+    for name in PASS_OUTPUTS:
+        if name != "summarised.json":
+            assert (tmp_path / "ranges" / name).read_bytes() == (tmp_path / "serial" / name).read_bytes(), name
+    assert ranged_report.duplicates == report.duplicates

@@ -8,7 +8,6 @@ decided per line, so one raw file may mix them.
 from __future__ import annotations
 
 import gzip
-import itertools
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -374,16 +373,18 @@ def iter_collection(
     lang: str = "",
     start: datetime | None = None,
     end: datetime | None = None,
-    limit: int | None = None,
+    limit: int | None | Sequence[int | None] = None,
     unavailable: Collection[str] = frozenset(),
     report: ImportReport,
 ) -> Iterator[Post]:
     """The collection: distinct posts (first occurrence kept) matching the term, language and
-    time window [start, end), at most `limit` of them, none of the ids in `unavailable` (posts X
-    no longer gives, found by a recheck).
+    time window [start, end), at most `limit` of them, less those in `unavailable` (posts X no
+    longer gives, found by a recheck: they still count towards the limit, so a recheck leaves
+    them out of the same collection rather than taking others in their place).
 
     `raw_path` may be several raw files read as one, in order (a search's earlier collections and
-    the posts a later one added): a post is kept once whichever file holds it first.
+    the posts a later one added): a post is kept once, whichever file holds it first. Each file
+    then has its own limit (`limit` is a list, one per file), as each collection had.
 
     A malformed term raises QueryError here, before anything is read. Raises ArchiveError after
     reading everything if not one valid post was found. The ids met so far may be spilled to
@@ -392,22 +393,27 @@ def iter_collection(
     from pipeline.query import compile_query
 
     matches = compile_query(term)
-    if limit is not None and limit <= 0:
-        return iter(())
     paths = [Path(raw_path)] if isinstance(raw_path, str | Path) else [Path(p) for p in raw_path]
-    return _distinct_posts(paths, CollectionFilter(matches, lang, start, end, unavailable), limit, report)
+    limits = list(limit) if isinstance(limit, list | tuple) else [limit] * (1 if limit is not None else len(paths))
+    if len(limits) != len(paths):
+        raise ValueError(f"one limit per raw file: {len(paths)} files, {len(limits)} limits")
+    if all(each is not None and each <= 0 for each in limits):
+        return iter(())
+    keep = CollectionFilter(matches, lang, start, end, unavailable)
+    return _distinct_posts(list(zip(paths, limits, strict=True)), keep, report)
 
 
 def _distinct_posts(
-    paths: list[Path], keep: CollectionFilter, limit: int | None, report: ImportReport
+    parts: list[tuple[Path, int | None]], keep: CollectionFilter, report: ImportReport
 ) -> Iterator[Post]:
-    seen = SeenIds(paths[-1].parent)
+    seen = SeenIds(parts[-1][0].parent)
     try:
         posts_before = report.posts_seen
-        posts = itertools.chain.from_iterable(iter_posts(path, report) for path in paths)
-        yield from collection(posts, keep, limit=limit, seen=seen, report=report)
+        for path, limit in parts:
+            if limit is None or limit > 0:
+                yield from collection(iter_posts(path, report), keep, limit=limit, seen=seen, report=report)
         if report.posts_seen == posts_before:
-            raise no_valid_post(paths[0], report)
+            raise no_valid_post(parts[0][0], report)
     finally:
         seen.close()
 
@@ -454,9 +460,6 @@ def collection(
         if not remember(post.id):
             report.duplicates += 1
             continue
-        if unavailable and post.id in unavailable:
-            report.unavailable += 1
-            continue
         if filtered:
             if lang and post.lang.lower() != lang:
                 continue
@@ -467,7 +470,10 @@ def collection(
                 continue
             if matches is not None and not matches(post):
                 continue
-        yield post
+        if unavailable and post.id in unavailable:
+            report.unavailable += 1  # of the collection, no longer shown: it counts towards the limit
+        else:
+            yield post
         yielded += 1
         if limit is not None and yielded >= limit:
             return
