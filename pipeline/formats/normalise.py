@@ -163,6 +163,7 @@ def post_from_v1(tweet: dict, *, source_format: str = "v1", owner: str = "") -> 
         original = None
 
     media = _v1_media(tweet)
+    original_user = original_text = original_time = ""
     if original is None:
         if extended is not None and extended.get("full_text"):
             text = extended["full_text"]
@@ -174,7 +175,9 @@ def post_from_v1(tweet: dict, *, source_format: str = "v1", owner: str = "") -> 
         # The retweet's own text is cut at 140 characters; the original holds it whole.
         original_user = original.get("user")
         original_user = _text(original_user.get("screen_name")) if isinstance(original_user, dict) else ""
-        text = f"RT @{original_user}: {_v1_full_text(original)}"
+        original_text = _v1_full_text(original)
+        original_time = iso_utc(original.get("created_at"))
+        text = f"RT @{original_user}: {original_text}"
         media = _v1_media(original) or media
 
     if user:
@@ -236,6 +239,9 @@ def post_from_v1(tweet: dict, *, source_format: str = "v1", owner: str = "") -> 
         reply_count=replies,
         quote_count=quotes,
         retweeted_id=(_str_id(original.get("id_str")) or _str_id(original.get("id"))) if original is not None else "",
+        retweeted_created_at=original_time,
+        retweeted_user=original_user,
+        retweeted_text=original_text,
         quoted_id=quoted_id,
         in_reply_to_id=in_reply_to_id,
         in_reply_to_user=in_reply_to_user,
@@ -296,11 +302,13 @@ def post_from_v2(
     media: list,
     reply_user: dict | None,
     source_format: str,
+    original_author: dict | None = None,
 ) -> Post:
     """A v2 tweet with what its page's `includes` (or twarc2's inlining) said about it.
 
-    `original` is the retweeted tweet when it could be found, `media` the media objects of the
-    attachments that count for photos (the original's for a retweet), `{}` where a lookup failed.
+    `original` is the retweeted tweet when it could be found (and `original_author` its author),
+    `media` the media objects of the attachments that count for photos (the original's for a
+    retweet), `{}` where a lookup failed.
     """
     note = tweet.get("note_tweet")
     if isinstance(note, dict) and isinstance(note.get("entities"), dict):
@@ -311,11 +319,15 @@ def post_from_v2(
     author_metrics = (author or {}).get("public_metrics") or {}
 
     text = _v2_text(tweet)
+    original_text = original_time = original_user = ""
     if original is not None:
         # v2 cuts a retweet's text with "…"; the original's text is whole.
+        original_text = _v2_text(original)
+        original_time = iso_utc(original.get("created_at"))
+        original_user = _text((original_author or {}).get("username"))
         prefix = _RT_PREFIX.match(text)
         if prefix:
-            text = prefix.group(0) + _v2_text(original)
+            text = prefix.group(0) + original_text
 
     return Post(
         id=_str_id(tweet.get("id")),
@@ -330,6 +342,9 @@ def post_from_v2(
         reply_count=_int(metrics.get("reply_count")),
         quote_count=_int(metrics.get("quote_count")),
         retweeted_id=_referenced(tweet, "retweeted"),
+        retweeted_created_at=original_time,
+        retweeted_user=original_user,
+        retweeted_text=original_text,
         quoted_id=_referenced(tweet, "quoted"),
         in_reply_to_id=_referenced(tweet, "replied_to"),
         in_reply_to_user=_text((reply_user or {}).get("username")),
@@ -375,7 +390,12 @@ class PageLookups:
             media=[self.media.get(key) or {} for key in _media_keys(carrier)],
             reply_user=self.users.get(tweet.get("in_reply_to_user_id")),
             source_format="v2",
+            original_author=self.users.get(original.get("author_id")) if original is not None else None,
         )
+
+
+def _object(value: object) -> dict | None:
+    return value if isinstance(value, dict) else None
 
 
 def post_from_twarc2(tweet: dict) -> Post:
@@ -399,4 +419,5 @@ def post_from_twarc2(tweet: dict) -> Post:
         media=[m if isinstance(m, dict) else {} for m in media],
         reply_user=reply_user,
         source_format="twarc2" if author is not None or "__twarc" in tweet else "v2",
+        original_author=_object((original or {}).get("author")),
     )
