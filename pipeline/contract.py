@@ -64,6 +64,8 @@ COUNT_MEDIA = "count-media.csv"
 COUNT_FOLLOWERS = "count-followers.csv"
 FOLLOW_RATIO = "follow-ratio.csv"
 RETWEETS = "retweets.csv"
+POSTS_OVER_TIME = "posts-over-time.csv"
+RETWEETED_POSTS = "retweeted-posts.csv"
 SAMPLE = "sample.csv"
 # What the summary pass found (counts of distinct keys, the time span, the import report): the
 # final task reads it to write SUMMARY.
@@ -93,6 +95,9 @@ COUNT_FILES = (
     FOLLOW_RATIO,
     RETWEETS,
 )
+# The other files of the summary pass (beside LISTING_FILES, COUNT_FILES and the sample): the
+# series over time, and the most retweeted posts with their text.
+SERIES_FILES = (POSTS_OVER_TIME, RETWEETED_POSTS)
 # The files of the summary pass that hold no post text (counts, edge lists, ids): what any other
 # way of counting the same collection must reproduce line for line (the benchmark, the tests).
 TEXT_FREE_FILES = (*COUNT_FILES, HASHTAG_EDGES, MENTION_EDGES, TWEET_IDS)
@@ -107,6 +112,7 @@ FILES: tuple[RunFile, ...] = (
     RunFile(COUNT_FOLLOWERS, Access.PUBLIC, True, "Each author's followers, from their latest post."),
     RunFile(FOLLOW_RATIO, Access.PUBLIC, True, "Each author's followers divided by the accounts they follow."),
     RunFile(RETWEETS, Access.PUBLIC, True, "The 100 most retweeted posts: their ids and retweet counts."),
+    RunFile(POSTS_OVER_TIME, Access.PUBLIC, True, "Posts per minute, hour, day... (UTC), every bucket of the span."),
     RunFile(HASHTAG_EDGES, Access.PUBLIC, True, "One row per hashtag use: the author and the hashtag."),
     RunFile(MENTION_EDGES, Access.PUBLIC, True, "One row per mention: the author and the account mentioned."),
     RunFile(TWEET_IDS, Access.PUBLIC, True, "The id of every collected post, one a line: what may be shared."),
@@ -116,6 +122,7 @@ FILES: tuple[RunFile, ...] = (
     RunFile(PHOTO_FAILURES, Access.PUBLIC, True, "Each photo that could not be downloaded, and why."),
     RunFile(SOURCES, Access.INTERNAL, True, "Each imported file: its name, size, SHA-256 and lines."),
     RunFile(TWEETS_CSV, Access.PRIVATE, False, "Every collected post as a table, with its full text."),
+    RunFile(RETWEETED_POSTS, Access.PRIVATE, False, "The most retweeted posts' time, author and full text."),
     RunFile(SAMPLE, Access.PRIVATE, False, "A reproducible random sample of the posts, with their text."),
     RunFile(RAW_POSTS, Access.PRIVATE, False, "The posts exactly as the API or the archive gave them."),
     RunFile(LIVE_PARTIAL, Access.INTERNAL, False, "A live collection in progress."),

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
+from . import timeline
 from .contract import (
     COUNT_DOMAINS,
     COUNT_FILES,
@@ -36,8 +37,11 @@ from .contract import (
     HASHTAG_EDGES,
     LISTING_FILES,
     MENTION_EDGES,
+    POSTS_OVER_TIME,
+    RETWEETED_POSTS,
     RETWEETS,
     SAMPLE,
+    SERIES_FILES,
     SPILL_FOLDER,
     SUMMARISED,
     TWEET_IDS,
@@ -82,10 +86,11 @@ TWEET_COLUMNS = (
 )
 # Columns that come from the posts' authors and may hold anything: neutralised for spreadsheets.
 TWEET_TEXT_COLUMNS = ("user", "text", "lang", "hashtags", "mentions", "urls", "photos", "source_format")
+RETWEETED_POST_COLUMNS = ("tweet_id", "created_at", "user", "text")
 HASHTAG_EDGE_COLUMNS = ("user", "hashtag")
 MENTION_EDGE_COLUMNS = ("from_user", "to_user")
 # The files the pass writes, in the order they are put in place; SUMMARISED (the marker) is last.
-PASS_OUTPUTS = (*LISTING_FILES, *COUNT_FILES, SAMPLE, SUMMARISED)
+PASS_OUTPUTS = (*LISTING_FILES, *COUNT_FILES, *SERIES_FILES, SAMPLE, SUMMARISED)
 # Rows are formatted and written in batches of this many posts (the csv module's writerows on a
 # list, one encode and one write per batch), which is also how often progress is reported.
 BATCH_POSTS = 1000
@@ -125,9 +130,6 @@ def csv_line(cells: Sequence[str]) -> bytes:
 def _write_rows(handle: IO[bytes], rows: list) -> None:
     if rows:
         handle.write(csv_records(rows).encode("utf-8"))
-
-
-_hour_of = operator.itemgetter(slice(0, 13))  # "YYYY-MM-DDTHH" of an ISO 8601 time
 
 
 class _Batch:
@@ -175,7 +177,9 @@ class SummaryPass:
         self._media: Counter = Counter()
         self._authors: dict[str, tuple[int | None, int | None]] = {}
         self._retweets: dict[str, int] = {}
-        self._hours: Counter = Counter()
+        self._originals: dict[str, tuple[bool, str, str, str]] = {}  # see Tally.originals
+        self._times: Counter = Counter()  # see Tally.times
+        self._time_level = timeline.KEY_LEVELS[0]
         self._first: str | None = None
         self._last: str | None = None
         # Cells that repeat across posts, neutralised (and lower-cased) once each.
@@ -193,7 +197,7 @@ class SummaryPass:
         # C, on whole lists (see _flush).
         formula = _FORMULA_CHARS
         tag_cells, name_cells = self._tag_cells, self._name_cells
-        authors, retweets = self._authors, self._retweets
+        authors, retweets, originals = self._authors, self._retweets, self._originals
         sample = self.sample
         sha256, key_prefix, offer, floor = hashlib.sha256, sample.prefix, sample.offer, sample.floor()
         batch = self._batch
@@ -288,9 +292,25 @@ class SummaryPass:
                 # A later post overwrites an earlier one: the value is the latest snapshot, as the spec asks.
                 authors[user] = (post.followers, post.following)
             if retweet_count > 0:
+                # retweets.csv's count, and the copy of the original retweeted-posts.csv shows: the
+                # first carrying the highest count, the original itself before a copy (see record_original).
                 original = retweeted_id or post_id
-                if retweet_count > retweets.get(original, 0):
+                highest = retweets.get(original, 0)
+                if retweet_count > highest:
                     retweets[original] = retweet_count
+                    if not retweeted_id:
+                        originals[original] = (True, created_at, user, post.text)
+                    elif post.retweeted_text or post.retweeted_user:
+                        copy = (False, post.retweeted_created_at, post.retweeted_user, post.retweeted_text)
+                        originals[original] = copy
+                    else:
+                        originals.pop(original, None)
+                elif retweet_count == highest:
+                    if not retweeted_id:  # the original itself (once in the collection) wins over a copy
+                        originals[original] = (True, created_at, user, post.text)
+                    elif original not in originals and (post.retweeted_text or post.retweeted_user):
+                        copy = (False, post.retweeted_created_at, post.retweeted_user, post.retweeted_text)
+                        originals[original] = copy
             if created_at:
                 if len(created_at) == 25 and created_at[10] == "T" and created_at.endswith("+00:00"):
                     add_time(created_at)
@@ -320,13 +340,15 @@ class SummaryPass:
         self._mentions.update(batch.names)
         self._urls.update(batch.urls)
         self._media.update(batch.photos)
-        prune_retweets(self._retweets)
+        prune_retweets(self._retweets, self._originals)
         if self._spill_into is not None and past_memory_bound(self._keys_in_memory()):
             self._spill()
         times = batch.times
         if times:
-            # Canonical times (see canonical_time) sort as text in time order.
-            self._hours.update(map(_hour_of, times))
+            # Canonical times (see canonical_time) sort as text in time order, and their first
+            # characters are the minute, the hour, the day, ... they fall in.
+            self._times.update(map(operator.itemgetter(slice(0, self._time_level)), times))
+            self._times, self._time_level = timeline.roll_up(self._times, self._time_level)
             earliest, latest = min(times), max(times)
             if self._first is None or earliest < self._first:
                 self._first = earliest
@@ -366,7 +388,9 @@ class SummaryPass:
             media=Counter(self._media),
             authors=dict(self._authors),
             retweets=dict(self._retweets),
-            hours=Counter(self._hours),
+            originals=dict(self._originals),
+            times=Counter(self._times),
+            time_level=self._time_level,
             first=self._first,
             last=self._last,
             store=self._store,
@@ -401,7 +425,12 @@ def write_summary_files(
     )
     out.csv(folder / COUNT_FOLLOWERS, ("user", "followers"), ("user",)).writerows(tally.followers_rows())
     out.csv(folder / FOLLOW_RATIO, ("user", "ratio"), ("user",)).writerows(tally.ratio_rows())
-    out.csv(folder / RETWEETS, ("tweet_id", "count")).writerows(tally.top_retweets())
+    top_retweets = tally.top_retweets()
+    out.csv(folder / RETWEETS, ("tweet_id", "count")).writerows(top_retweets)
+    out.csv(folder / POSTS_OVER_TIME, timeline.CSV_HEADER).writerows(timeline.csv_rows(tally.over_time()))
+    out.csv(folder / RETWEETED_POSTS, RETWEETED_POST_COLUMNS, ("user", "text")).writerows(
+        tally.retweeted_posts(top_retweets)
+    )
     # The sample's cells are as tweets.csv has them (neutralised already), so write_sample() can
     # redraw it from tweets.csv exactly.
     out.csv(folder / SAMPLE, TWEET_COLUMNS, TWEET_TEXT_COLUMNS).writerows(sample.rows())
