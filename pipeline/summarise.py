@@ -26,6 +26,8 @@ from typing import IO
 
 from . import timeline
 from .contract import (
+    ADDED_PASS_FILES,
+    COUNT_AUTHORS,
     COUNT_DOMAINS,
     COUNT_FILES,
     COUNT_FOLLOWERS,
@@ -41,7 +43,6 @@ from .contract import (
     RETWEETED_POSTS,
     RETWEETS,
     SAMPLE,
-    SERIES_FILES,
     SPILL_FOLDER,
     SUMMARISED,
     TWEET_IDS,
@@ -90,7 +91,7 @@ RETWEETED_POST_COLUMNS = ("tweet_id", "created_at", "user", "text")
 HASHTAG_EDGE_COLUMNS = ("user", "hashtag")
 MENTION_EDGE_COLUMNS = ("from_user", "to_user")
 # The files the pass writes, in the order they are put in place; SUMMARISED (the marker) is last.
-PASS_OUTPUTS = (*LISTING_FILES, *COUNT_FILES, *SERIES_FILES, SAMPLE, SUMMARISED)
+PASS_OUTPUTS = (*LISTING_FILES, *COUNT_FILES, *ADDED_PASS_FILES, SAMPLE, SUMMARISED)
 # Rows are formatted and written in batches of this many posts (the csv module's writerows on a
 # list, one encode and one write per batch), which is also how often progress is reported.
 BATCH_POSTS = 1000
@@ -145,6 +146,7 @@ class _Batch:
         self.urls: list[str] = []
         self.photos: list[str] = []
         self.times: list[str] = []  # created_at, canonical
+        self.users: list[str] = []  # each post's author
 
 
 class SummaryPass:
@@ -175,6 +177,7 @@ class SummaryPass:
         self._mentions: Counter = Counter()
         self._urls: Counter = Counter()
         self._media: Counter = Counter()
+        self._posters: Counter = Counter()  # posts per author
         self._authors: dict[str, tuple[int | None, int | None]] = {}
         self._retweets: dict[str, int] = {}
         self._originals: dict[str, tuple[bool, str, str, str]] = {}  # see Tally.originals
@@ -201,7 +204,12 @@ class SummaryPass:
         sample = self.sample
         sha256, key_prefix, offer, floor = hashlib.sha256, sample.prefix, sample.offer, sample.floor()
         batch = self._batch
-        add_row, add_id, add_time = batch.rows.append, batch.ids.append, batch.times.append
+        add_row, add_id, add_time, add_user = (
+            batch.rows.append,
+            batch.ids.append,
+            batch.times.append,
+            batch.users.append,
+        )
         add_tag_edge, add_mention_edge = batch.tag_edges.append, batch.mention_edges.append
         tags, names, urls, photos = batch.tags, batch.names, batch.urls, batch.photos
         position, num_retweets = self.count, self.num_retweets
@@ -291,6 +299,7 @@ class SummaryPass:
             if user:
                 # A later post overwrites an earlier one: the value is the latest snapshot, as the spec asks.
                 authors[user] = (post.followers, post.following)
+                add_user(user)
             if retweet_count > 0:
                 # retweets.csv's count, and the copy of the original retweeted-posts.csv shows: the
                 # first carrying the highest count, the original itself before a copy (see record_original).
@@ -340,6 +349,7 @@ class SummaryPass:
         self._mentions.update(batch.names)
         self._urls.update(batch.urls)
         self._media.update(batch.photos)
+        self._posters.update(batch.users)
         prune_retweets(self._retweets, self._originals)
         if self._spill_into is not None and past_memory_bound(self._keys_in_memory()):
             self._spill()
@@ -358,7 +368,8 @@ class SummaryPass:
             items.clear()
 
     def _keys_in_memory(self) -> int:
-        return len(self._hashtags) + len(self._mentions) + len(self._urls) + len(self._media) + len(self._authors)
+        held = (self._hashtags, self._mentions, self._urls, self._media, self._posters, self._authors)
+        return sum(map(len, held))
 
     def _spill(self) -> None:
         """Move the distinct keys counted so far to the CountStore; the dicts (which add_all holds
@@ -366,7 +377,7 @@ class SummaryPass:
         part = self.tally()
         part.spill(self._spill_into)
         self._store = part.store
-        for held in (self._hashtags, self._mentions, self._urls, self._media, self._authors):
+        for held in (self._hashtags, self._mentions, self._urls, self._media, self._posters, self._authors):
             held.clear()
         self._tag_cells.clear()
         self._name_cells.clear()
@@ -386,6 +397,7 @@ class SummaryPass:
             mentions=mentions,
             urls=Counter(self._urls),
             media=Counter(self._media),
+            posters=Counter(self._posters),
             authors=dict(self._authors),
             retweets=dict(self._retweets),
             originals=dict(self._originals),
@@ -425,6 +437,7 @@ def write_summary_files(
     )
     out.csv(folder / COUNT_FOLLOWERS, ("user", "followers"), ("user",)).writerows(tally.followers_rows())
     out.csv(folder / FOLLOW_RATIO, ("user", "ratio"), ("user",)).writerows(tally.ratio_rows())
+    out.csv(folder / COUNT_AUTHORS, ("user", "posts"), ("user",)).writerows(tally.count_rows("posters"))
     top_retweets = tally.top_retweets()
     out.csv(folder / RETWEETS, ("tweet_id", "count")).writerows(top_retweets)
     out.csv(folder / POSTS_OVER_TIME, timeline.CSV_HEADER).writerows(timeline.csv_rows(tally.over_time()))

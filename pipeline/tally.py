@@ -132,6 +132,7 @@ class Tally:
     mentions: Counter = field(default_factory=Counter)  # lower-cased
     urls: Counter = field(default_factory=Counter)
     media: Counter = field(default_factory=Counter)
+    posters: Counter = field(default_factory=Counter)  # author (as given) -> posts in the collection
     # author -> (followers, following) from their latest post; a later post replaces it.
     authors: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
     # original id -> the highest retweet count seen on a post with that original (only the
@@ -164,6 +165,7 @@ class Tally:
         self.mentions.update(later.mentions)
         self.urls.update(later.urls)
         self.media.update(later.media)
+        self.posters.update(later.posters)
         self.authors.update(later.authors)  # the later snapshot wins
         retweets, originals, later_originals = self.retweets, self.originals, later.originals
         for original, count in later.retweets.items():
@@ -195,7 +197,7 @@ class Tally:
         self.times, self.time_level = timeline.roll_up(self.times, self.time_level)
 
     def keys_in_memory(self) -> int:
-        return len(self.hashtags) + len(self.mentions) + len(self.urls) + len(self.media) + len(self.authors)
+        return sum(len(getattr(self, kind)) for kind in COUNTED) + len(self.authors)
 
     def spill(self, folder: Path) -> None:
         """Move the counts and snapshots held in memory to the store (made in `folder` if there is
