@@ -310,6 +310,13 @@ def _top_originals(retweets: dict[str, int]) -> list[tuple[str, int]]:
     return sorted(candidates, key=_retweet_order)[:RETWEETS_TOP]
 
 
+def copy_of(post) -> tuple[bool, str, str, str]:
+    """The copy of its original a post carries (itself, or the retweeted one): Tally.originals's form."""
+    if post.retweeted_id:
+        return (False, post.retweeted_created_at, post.retweeted_user, post.retweeted_text)
+    return (True, post.created_at, post.user, post.text)
+
+
 def record_original(originals: dict[str, tuple[bool, str, str, str]], original: str, copy: tuple) -> None:
     """Keep `copy` of `original` (a post carrying the same highest count as the kept one, later
     in the collection) if it is the original itself and the kept one is not, or nothing is kept.

@@ -41,6 +41,7 @@ _FIXED = {
 # 15 characters is the ten-minute mark ("2023-01-01T10:4" holds 10:40 to 10:49).
 KEY_LEVELS = (16, 15, 13, 10, 7, 4)
 KEY_BUCKETS = {16: MINUTE, 15: TEN_MINUTES, 13: HOUR, 10: DAY, 7: MONTH, 4: YEAR}
+_BUCKET_LEVELS = {bucket: level for level, bucket in KEY_BUCKETS.items()}
 # Distinct keys held at one level before they are rolled up to the next (see the module's text:
 # at least 7 * MAX_BARS, so that days roll up to months only when weeks would be too many bars).
 TIMELINE_KEYS = 10_000
@@ -179,8 +180,16 @@ def series(counts: Mapping[datetime, int], *, bucket: str | None = None, finest:
 
 
 def series_from_keys(counts: Mapping[str, int], level: int) -> Series:
-    """The series of the pass's count keys (see time_key), in the bucket its span calls for."""
-    return series({key_start(key): count for key, count in counts.items()}, finest=KEY_BUCKETS[level])
+    """The series of the pass's count keys (see time_key), in the bucket its span calls for.
+
+    The keys are cut to the bucket as text first (weeks: to days), so that only a few hundred
+    of them become datetimes, however many there are."""
+    counts = Counter({key: count for key, count in counts.items() if count})
+    if not counts:
+        return Series(KEY_BUCKETS[level], ())
+    bucket = choose_bucket(key_start(min(counts)), key_start(max(counts)), finest=KEY_BUCKETS[level])
+    counts, level = at_level(counts, level, _BUCKET_LEVELS.get(bucket, 10))
+    return series({key_start(key): count for key, count in counts.items()}, bucket=bucket)
 
 
 def iso(moment: datetime) -> str:

@@ -163,7 +163,6 @@ def post_from_v1(tweet: dict, *, source_format: str = "v1", owner: str = "") -> 
         original = None
 
     media = _v1_media(tweet)
-    original_user = original_text = original_time = ""
     if original is None:
         if extended is not None and extended.get("full_text"):
             text = extended["full_text"]
@@ -176,7 +175,6 @@ def post_from_v1(tweet: dict, *, source_format: str = "v1", owner: str = "") -> 
         original_user = original.get("user")
         original_user = _text(original_user.get("screen_name")) if isinstance(original_user, dict) else ""
         original_text = _v1_full_text(original)
-        original_time = iso_utc(original.get("created_at"))
         text = f"RT @{original_user}: {original_text}"
         media = _v1_media(original) or media
 
@@ -226,7 +224,7 @@ def post_from_v1(tweet: dict, *, source_format: str = "v1", owner: str = "") -> 
     hashtags = entities.get("hashtags")
     mentions = entities.get("user_mentions")
     urls = entities.get("urls")
-    return Post(
+    post = Post(
         id=post_id,
         created_at=iso_utc(get("created_at")),
         user=screen_name,
@@ -239,9 +237,6 @@ def post_from_v1(tweet: dict, *, source_format: str = "v1", owner: str = "") -> 
         reply_count=replies,
         quote_count=quotes,
         retweeted_id=(_str_id(original.get("id_str")) or _str_id(original.get("id"))) if original is not None else "",
-        retweeted_created_at=original_time,
-        retweeted_user=original_user,
-        retweeted_text=original_text,
         quoted_id=quoted_id,
         in_reply_to_id=in_reply_to_id,
         in_reply_to_user=in_reply_to_user,
@@ -252,6 +247,11 @@ def post_from_v1(tweet: dict, *, source_format: str = "v1", owner: str = "") -> 
         has_media=bool(media),
         source_format=source_format,
     )
+    if original is not None:  # set here, not passed to Post(): most posts are no retweets
+        post.retweeted_created_at = iso_utc(original.get("created_at"))
+        post.retweeted_user = original_user
+        post.retweeted_text = original_text
+    return post
 
 
 def _urls(items: object) -> list[str]:
@@ -319,17 +319,14 @@ def post_from_v2(
     author_metrics = (author or {}).get("public_metrics") or {}
 
     text = _v2_text(tweet)
-    original_text = original_time = original_user = ""
     if original is not None:
         # v2 cuts a retweet's text with "…"; the original's text is whole.
         original_text = _v2_text(original)
-        original_time = iso_utc(original.get("created_at"))
-        original_user = _text((original_author or {}).get("username"))
         prefix = _RT_PREFIX.match(text)
         if prefix:
             text = prefix.group(0) + original_text
 
-    return Post(
+    post = Post(
         id=_str_id(tweet.get("id")),
         created_at=iso_utc(tweet.get("created_at")),
         user=_text((author or {}).get("username")),
@@ -342,9 +339,6 @@ def post_from_v2(
         reply_count=_int(metrics.get("reply_count")),
         quote_count=_int(metrics.get("quote_count")),
         retweeted_id=_referenced(tweet, "retweeted"),
-        retweeted_created_at=original_time,
-        retweeted_user=original_user,
-        retweeted_text=original_text,
         quoted_id=_referenced(tweet, "quoted"),
         in_reply_to_id=_referenced(tweet, "replied_to"),
         in_reply_to_user=_text((reply_user or {}).get("username")),
@@ -355,6 +349,11 @@ def post_from_v2(
         has_media=bool(media),
         source_format=source_format,
     )
+    if original is not None:
+        post.retweeted_created_at = iso_utc(original.get("created_at"))
+        post.retweeted_user = _text((original_author or {}).get("username"))
+        post.retweeted_text = original_text
+    return post
 
 
 def _media_keys(tweet: dict | None) -> list:
