@@ -27,6 +27,7 @@ import contextlib
 import csv
 import heapq
 import io
+import json
 import shutil
 import sqlite3
 import tempfile
@@ -52,13 +53,16 @@ from .contract import (
 )
 from .outputs import OutputSet, unneutralise
 
-# The heaviest edges a network file keeps. 20,000 edges and their nodes take networkx about
-# 30 MiB and a second to write; Gephi lays them out in seconds.
-MAX_EDGES = 20_000
-# Nodes in the page's JSON (networks.json): what a browser draws legibly.
+# The heaviest edges a network file keeps. networkx writes about 30,000 edges a second as GEXF
+# and as GraphML: 5,000 keep the step within a few percent of a million-post workflow, and are
+# what Gephi lays out legibly.
+MAX_EDGES = 5_000
+# Nodes in the page's JSON (networks.json), by degree, and the heaviest edges among them: what a
+# browser draws legibly (and a JSON of tens of KiB).
 VIEW_NODES = 120
-# Distinct edges counted in a dict before the counts move to SQLite (about 20 MiB of dict).
-EDGE_MEMORY = 200_000
+VIEW_EDGES = 600
+# Distinct edges counted in a dict before the counts move to SQLite (about 130 bytes each: 60 MiB).
+EDGE_MEMORY = 500_000
 _CHUNK = 8 * 1024 * 1024
 _CRLF = b"\r\n"
 
@@ -135,7 +139,8 @@ def write_networks(
                 _write_gexf(nx, graph, out.open(folder / kind.gexf, "wb"), report)
                 nx.write_graphml(graph, out.open(folder / kind.graphml, "wb"), encoding="utf-8")
                 view[kind.name] = network_view(graph, report, view_nodes)
-            out.json(folder / NETWORKS_VIEW, view)
+            # Compact: the page fetches it.
+            json.dump(view, out.open(folder / NETWORKS_VIEW), ensure_ascii=False, separators=(",", ":"))
     finally:
         shutil.rmtree(spill, ignore_errors=True)
         with contextlib.suppress(OSError):
@@ -157,6 +162,7 @@ def heaviest_edges(path: Path, limit: int, spill_into: Path) -> tuple[list[tuple
             store = store or _EdgeStore(spill_into)
             store.add(counts)
             counts.clear()
+    counts.pop(b"", None)  # a blank line is no edge
     if store is not None:
         store.add(counts)
         try:
@@ -164,9 +170,21 @@ def heaviest_edges(path: Path, limit: int, spill_into: Path) -> tuple[list[tuple
         finally:
             store.close()
     else:
-        rows = heapq.nsmallest(limit, counts.items(), key=lambda item: (-item[1], item[0]))
+        rows = _top(counts, limit)
         distinct, total = len(counts), sum(counts.values())
     return [(*_cells(line), weight) for line, weight in rows], distinct, total
+
+
+def _top(counts: Counter, limit: int) -> list[tuple[bytes, int]]:
+    """The `limit` heaviest (row, weight), ties by row: only those at least as heavy as the
+    limit-th weight are sorted (a key function over every edge would cost more than counting)."""
+    if limit <= 0 or not counts:
+        return []
+    weights = heapq.nlargest(limit, counts.values())
+    floor = weights[-1]
+    candidates = [item for item in counts.items() if item[1] >= floor]
+    candidates.sort(key=lambda item: (-item[1], item[0]))
+    return candidates[:limit]
 
 
 def _row_batches(path: Path) -> Iterator[list[bytes]]:
@@ -192,7 +210,7 @@ def _row_batches(path: Path) -> Iterator[list[bytes]]:
             if b'"' in body:
                 break  # read again from `offset` by the csv module
             if body:
-                yield [line for line in body.split(_CRLF) if line]
+                yield body.split(_CRLF)
             if not chunk:
                 return
             offset += end + 2
@@ -340,9 +358,10 @@ def _write_gexf(nx, graph, handle, report: NetworkReport) -> None:
 # --- The page's view -----------------------------------------------------------------------------
 
 
-def network_view(graph, report: NetworkReport, view_nodes: int = VIEW_NODES) -> dict:
+def network_view(graph, report: NetworkReport, view_nodes: int = VIEW_NODES, view_edges: int = VIEW_EDGES) -> dict:
     """The `view_nodes` nodes of highest degree (neighbours, then occurrences, then name) with
-    the edges among them and their attributes: what the summary page draws."""
+    the `view_edges` heaviest edges among them and their attributes: what the summary page draws.
+    `degree` is the node's in the network file; a node may have no edge in the view."""
 
     def rank(node: str) -> tuple:
         return (-graph.degree(node), -graph.degree(node, weight="weight"), node)
@@ -366,16 +385,14 @@ def network_view(graph, report: NetworkReport, view_nodes: int = VIEW_NODES) -> 
     return {
         "name": report.name,
         "nodes": nodes,
-        "edges": edges,
-        "shown_nodes": len(nodes),
+        "edges": edges[:view_edges],
+        "edges_among_nodes": len(edges),
         "report": {**asdict(report), "cut": report.cut, "description": report.describe()},
     }
 
 
 def read_view(folder: Path) -> dict:
     """networks.json, or {} when it is missing or unreadable (an older run)."""
-    import json
-
     try:
         data = json.loads((Path(folder) / NETWORKS_VIEW).read_text(encoding="utf-8"))
     except (OSError, ValueError):
