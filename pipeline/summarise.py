@@ -181,7 +181,7 @@ class SummaryPass:
         self._posters: Counter = Counter()  # posts per author
         self._authors: dict[str, tuple[int | None, int | None]] = {}
         self._retweets: dict[str, int] = {}
-        self._originals: dict[str, Post] = {}  # the post whose copy Tally.originals keeps
+        self._originals: dict[str, tuple[bool, str, str, str]] = {}  # see Tally.originals
         self._times: Counter = Counter()  # see Tally.times
         self._time_level = timeline.KEY_LEVELS[0]
         self._first: str | None = None
@@ -305,19 +305,26 @@ class SummaryPass:
                 # retweets.csv's count, and the copy of the original retweeted-posts.csv shows: the
                 # first carrying the highest count, the original itself before a copy (see record_original).
                 original = retweeted_id or post_id
-                # The post itself is kept (no tuple is made for the many that are cut again).
+                # A tuple of three strings, not the post: up to RETWEET_CANDIDATES of them are held.
                 highest = retweets.get(original, 0)
                 if retweet_count > highest:
                     retweets[original] = retweet_count
-                    if not retweeted_id or post.retweeted_text or post.retweeted_user:
-                        originals[original] = post
+                    if not retweeted_id:
+                        originals[original] = (True, created_at, user, post.text)
+                    elif post.retweeted_text or post.retweeted_user:
+                        originals[original] = (
+                            False,
+                            post.retweeted_created_at,
+                            post.retweeted_user,
+                            post.retweeted_text,
+                        )
                     else:
                         originals.pop(original, None)
                 elif retweet_count == highest and (
                     # the original itself (once in the collection) wins over a copy; a copy fills a gap
                     not retweeted_id or (original not in originals and (post.retweeted_text or post.retweeted_user))
                 ):
-                    originals[original] = post
+                    originals[original] = copy_of(post)  # rare: a second post carrying the same highest count
             if created_at:
                 if len(created_at) == 25 and created_at[10] == "T" and created_at.endswith("+00:00"):
                     add_time(created_at)
@@ -398,7 +405,7 @@ class SummaryPass:
             posters=Counter(self._posters),
             authors=dict(self._authors),
             retweets=dict(self._retweets),
-            originals={original: copy_of(post) for original, post in self._originals.items()},
+            originals=dict(self._originals),
             times=Counter(self._times),
             time_level=self._time_level,
             first=self._first,
