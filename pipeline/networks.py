@@ -63,7 +63,7 @@ VIEW_NODES = 120
 VIEW_EDGES = 600
 # Distinct edges counted in a dict before the counts move to SQLite (about 130 bytes each: 60 MiB).
 EDGE_MEMORY = 500_000
-_CHUNK = 8 * 1024 * 1024
+_CHUNK = 1024 * 1024
 _CRLF = b"\r\n"
 
 

@@ -10,7 +10,7 @@ midnight, the first of a month, the first of January). A series is complete: the
 between the first and the last are there, with 0.
 
 Counting at the finest resolution costs memory that grows with the span, so the pass keeps its
-counts as text keys (`time_key`: a prefix of the ISO 8601 time, one of KEY_LEVELS long) and rolls
+counts as text keys (a prefix of the ISO 8601 time, one of KEY_LEVELS long) and rolls
 them up to a coarser level once there are more than TIMELINE_KEYS of them (`roll_up`). That stays
 exact: more than TIMELINE_KEYS distinct keys at one level means more than MAX_BARS bars at that
 level and at every finer bucket (and at a week, for days), so the bucket chosen for the whole
@@ -48,10 +48,6 @@ TIMELINE_KEYS = 10_000
 _PAD = "0000-01-01T00:00"
 
 CSV_HEADER = ("bucket_start", "count")
-
-
-def time_key(canonical: str, level: int = KEY_LEVELS[0]) -> str:
-    return canonical[:level]
 
 
 def key_start(key: str) -> datetime:
@@ -180,7 +176,7 @@ def series(counts: Mapping[datetime, int], *, bucket: str | None = None, finest:
 
 
 def series_from_keys(counts: Mapping[str, int], level: int) -> Series:
-    """The series of the pass's count keys (see time_key), in the bucket its span calls for.
+    """The series of the pass's count keys (see KEY_LEVELS), in the bucket its span calls for.
 
     The keys are cut to the bucket as text first (weeks: to days), so that only a few hundred
     of them become datetimes, however many there are."""
