@@ -314,8 +314,9 @@ def _add_attributes(graph, folder: Path, kind: _Kind) -> None:
     """Each node's attributes, read from the count files for the nodes of the graph only."""
     nodes = graph.nodes
     users = {node for node, data in nodes(data=True) if data["kind"] == "user"}
-    for node in users:
-        nodes[node]["posts"] = 0
+    if (folder / COUNT_AUTHORS).is_file():  # an older run has none: no posts rather than 0
+        for node in users:
+            nodes[node]["posts"] = 0
     for row in _rows(folder / COUNT_AUTHORS):
         node = "@" + unneutralise(row[0]).lower()
         if node in users and (posts := _number(row[1])) is not None:
