@@ -3,6 +3,10 @@
 `luigi.build` returns True whenever scheduling worked, even if every task failed; we ask for the
 detailed summary and read its status. The reason a person reads is the failing task's own
 message (an ArchiveError, XApiError or QueryError explains itself), never a traceback.
+
+With a central scheduler (DNFLOW_LUIGI_SCHEDULER_URL, luigid), luigid may hand a task to another
+worker. Luigi's summary then says SUCCESS although this process ran nothing; only the final task's
+outputs prove that the workflow finished.
 """
 
 from __future__ import annotations
@@ -32,6 +36,12 @@ STATUS_REASONS = {
     "another worker may be running the same search.",
     LuigiStatusCode.MISSING_EXT: "A file the workflow needs is missing.",
 }
+TAKEN_BY_ANOTHER_WORKER = (
+    "The Luigi scheduler (DNFLOW_LUIGI_SCHEDULER_URL) gave this run's steps to another worker, so this process "
+    "stopped without running them. One run must have one process: if none is running this search any more, "
+    "run it again: completed steps are kept."
+)
+STOPPED_EARLY = "The workflow stopped before its last step without saying why."
 
 
 @dataclass(frozen=True)
@@ -83,10 +93,15 @@ def build_workflow(run: SearchRun) -> WorkflowResult:
         connections.close_all()
 
     began = timezone.now()
-    result = luigi.build([final_task(run)], **options)
-    if result.status in OK_STATUSES:
+    final = final_task(run)
+    result = luigi.build([final], **options)
+    if result.status not in OK_STATUSES:
+        reason = _failure_reason(run.pk, began) or STATUS_REASONS.get(result.status) or "The workflow failed."
+    elif final.complete():
         return WorkflowResult(ok=True)
-    reason = _failure_reason(run.pk, began) or STATUS_REASONS.get(result.status) or "The workflow failed."
+    else:
+        # Luigi counts tasks that luigid gave to another worker as fine.
+        reason = TAKEN_BY_ANOTHER_WORKER if settings.DNFLOW_LUIGI_SCHEDULER_URL else STOPPED_EARLY
     log.warning("%s failed: %s", run, reason)
     return WorkflowResult(ok=False, error=reason)
 
