@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -19,11 +20,13 @@ from pathlib import Path
 from urllib.parse import quote
 
 import django_rq
+import luigi.configuration
 import pytest
 from django.conf import settings
 from rq.job import Job
 
-from pipeline.contract import TWEET_IDS
+from pipeline import runner
+from pipeline.contract import RAW_POSTS, TWEET_IDS
 from pipeline.runner import TAKEN_BY_ANOTHER_WORKER
 from pipeline.tasks import claim_of, final_task
 from searches import services
@@ -294,3 +297,78 @@ def test_a_killed_worker_is_not_waited_for_although_luigid_still_thinks_it_runs_
         assert sorted(claim_tasks(luigid.tasks("DONE"), run, claim_of(run))) == sorted(FAMILIES)
 
     assert_same_outputs(run, run_in_this_process(source="archive", archive_path=archive))
+
+
+def test_an_unreachable_scheduler_fails_the_run_within_seconds_naming_the_setting(settings, empty_queue):
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    settings.DNFLOW_LUIGI_SCHEDULER_URL = url
+    search = services.create_search(term="climate", source="sample")
+
+    began = time.monotonic()
+    run = execute_run(search.latest_run_id)
+    took = time.monotonic() - began
+
+    assert run.status == Status.FAILED
+    assert run.error == (
+        f"The Luigi scheduler at {url} (setting DNFLOW_LUIGI_SCHEDULER_URL) cannot be reached: connection refused. "
+        "Start luigid there, or correct the setting (empty, each worker schedules its own runs), then run the "
+        "search again: completed steps are kept."
+    )
+    # Three quick tries, two seconds apart, instead of Luigi's three attempts thirty seconds apart.
+    assert took < 15, took
+    assert not TaskEvent.objects.filter(run=run).exists()
+
+
+def test_the_reason_never_shows_a_password_in_the_scheduler_url(monkeypatch):
+    monkeypatch.setattr(runner, "CHECK_PAUSE", 0)
+    port = free_port()
+
+    problem = runner.scheduler_problem(f"http://dnflow:s3cret-word@127.0.0.1:{port}/")
+
+    assert problem.startswith(f"The Luigi scheduler at http://127.0.0.1:{port}/ (setting DNFLOW_LUIGI_SCHEDULER_URL)")
+    assert "s3cret" not in problem and "dnflow:" not in problem
+
+
+def test_a_paused_scheduler_fails_the_run_saying_so(settings, luigid, empty_queue):
+    luigid.api("pause")
+    settings.DNFLOW_LUIGI_SCHEDULER_URL = luigid.url
+    search = services.create_search(term="climate", source="sample")
+
+    run = execute_run(search.latest_run_id)
+
+    assert run.status == Status.FAILED
+    assert f"The Luigi scheduler at {luigid.url} (setting DNFLOW_LUIGI_SCHEDULER_URL) is paused" in run.error
+    assert "Unpause it" in run.error
+    assert not TaskEvent.objects.filter(run=run).exists()
+
+
+# Luigi warns about its own [core] rpc-* options (they are not parameters of its `core` class).
+@pytest.mark.filterwarnings("ignore::luigi.task.UnconsumedParameterWarning")
+def test_a_scheduler_that_stops_answering_mid_run_fails_the_run_in_plain_words(settings, luigid, no_photo_downloads):
+    # Luigi's own retries (3 attempts, 30 s apart), shortened for the test.
+    config = luigi.configuration.get_config()
+    config.set("core", "rpc-retry-wait", "1")
+    settings.DNFLOW_LUIGI_SCHEDULER_URL = luigid.url
+    search = services.create_search(source="archive", archive_path=str(big_archive()))  # seconds of work after the copy
+    folder = SearchRun.objects.get(pk=search.latest_run_id).folder_path
+
+    def stop_luigid_once_posts_are_collected() -> None:
+        began = time.monotonic()
+        while not (folder / RAW_POSTS).exists() and time.monotonic() - began < 60:
+            time.sleep(0.005)
+        luigid.stop()
+
+    stopper = threading.Thread(target=stop_luigid_once_posts_are_collected)
+    stopper.start()
+    try:
+        run = execute_run(search.latest_run_id)
+    finally:
+        stopper.join()
+        config.remove_option("core", "rpc-retry-wait")
+
+    assert run.status == Status.FAILED
+    assert run.error == (
+        f"The Luigi scheduler at {luigid.url} (setting DNFLOW_LUIGI_SCHEDULER_URL) stopped answering during the run "
+        "(connection refused). Check that luigid runs there, then run the search again: completed steps are kept."
+    )
+    assert (folder / RAW_POSTS).is_file() and not final_task(run).complete()
