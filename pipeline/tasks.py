@@ -1,11 +1,16 @@
 """The Luigi tasks of a run: collect, summarise, fetch photos, match photos, package.
 
-Every task takes two parameters only, `run_id` and `folder`: Luigi writes parameters into task
-ids and logs, so nothing secret (and nothing large) may be one. The rest (term, source, dates...)
-is read from the database when a task runs. Outputs live in DNFLOW_DATA_DIR/<folder>/ under the
-names pipeline.contract gives them; a task is complete when its outputs exist, every output
-appears atomically (see pipeline.outputs), and each task reads what it needs through
+Every task takes three parameters only, `run_id`, `folder` and `claim`: Luigi writes parameters
+into task ids and logs, so nothing secret (and nothing large) may be one. The rest (term, source,
+dates...) is read from the database when a task runs. Outputs live in DNFLOW_DATA_DIR/<folder>/
+under the names pipeline.contract gives them; a task is complete when its outputs exist, every
+output appears atomically (see pipeline.outputs), and each task reads what it needs through
 `self.input()`, so running a run again runs only what did not finish.
+
+`claim` is the claim time of the process that builds the workflow (the run's `started`), so each
+claim has its own task ids. A central scheduler (luigid) believes that a SIGKILLed worker still
+runs its task until its worker_disconnect_delay (and a prune) have passed, long after dnflow has
+queued the run again; with the same task ids it would leave the new claim nothing to do.
 
     CollectPosts -> SummarisePosts -> FetchPhotos -> MatchPhotos -> PackageOutputs
 
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import UTC
 from functools import cached_property
 from pathlib import Path
 
@@ -68,6 +74,7 @@ class RunTask(luigi.Task):
 
     run_id = luigi.IntParameter()
     folder = luigi.Parameter()
+    claim = luigi.Parameter(default="")  # see the module's docstring
 
     @property
     def folder_path(self) -> Path:
@@ -77,7 +84,7 @@ class RunTask(luigi.Task):
         return luigi.LocalTarget(str(self.folder_path / name))
 
     def same_run(self, task_class: type[RunTask]) -> RunTask:
-        return task_class(run_id=self.run_id, folder=self.folder)
+        return task_class(run_id=self.run_id, folder=self.folder, claim=self.claim)
 
     def load_run(self) -> SearchRun:
         return SearchRun.objects.select_related("search").get(pk=self.run_id)
@@ -412,4 +419,9 @@ def _read_json(target: luigi.LocalTarget):
 
 
 def final_task(run: SearchRun) -> PackageOutputs:
-    return PackageOutputs(run_id=run.pk, folder=run.folder)
+    return PackageOutputs(run_id=run.pk, folder=run.folder, claim=claim_of(run))
+
+
+def claim_of(run: SearchRun) -> str:
+    """The run's claim as a task parameter: its claim time in UTC, or "" for a run never claimed."""
+    return run.started.astimezone(UTC).strftime("%Y%m%dT%H%M%S%f") if run.started else ""

@@ -25,7 +25,7 @@ from pipeline.photos import (
     read_media_counts,
     summarise_failures,
 )
-from pipeline.runner import run_workflow
+from pipeline.runner import build_workflow
 
 from .pipeline_helpers import PhotoServer, archive_search, near_duplicate_photos, photo_posts_archive, read_rows
 
@@ -70,9 +70,9 @@ def test_a_photo_named_with_a_leading_dash_is_fetched_under_a_name_the_web_can_s
         photo_posts_archive(tmp_path / "photos.jsonl", [[url], [url, photo_server.url("/media/b.png")]])
     )
 
-    assert run_workflow(search).ok
+    assert build_workflow(search).ok
 
-    folder = search.output_dir
+    folder = search.folder_path
     # count-media.csv is for spreadsheets: its cell is guarded...
     assert read_rows(folder / "count-media.csv")[1] == [url, "'-x.jpg", "2"]
     # ...and whoever uses it as a name reads it back as the post gave it.

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from pipeline import summarise, timeline
 from pipeline.contract import POSTS_OVER_TIME
 from pipeline.records import Post
-from pipeline.runner import run_workflow
+from pipeline.runner import build_workflow
 from pipeline.summarise import Sample, SummaryPass
 from pipeline.tally import Tally
 from pipeline.timeline import (
@@ -175,15 +175,15 @@ def test_a_series_file_reads_back_with_its_bucket(tmp_path):
 def test_the_workflow_writes_a_complete_hourly_series_for_two_days(tmp_path, settings, source_format):
     settings.DNFLOW_FETCH_PHOTOS = False
     search = archive_search(WRITERS[source_format](tmp_path / "archive.jsonl"))
-    assert run_workflow(search).ok
-    rows = read_rows(search.output_dir / POSTS_OVER_TIME)
+    assert build_workflow(search).ok
+    rows = read_rows(search.folder_path / POSTS_OVER_TIME)
     # 2023-01-01 10:00 to 2023-01-03 00:00: 39 hours (hand-counted), posts at 10, 11, 33, 36, 38.
     assert rows[0] == ["bucket_start", "count"]
     assert len(rows) == 1 + 39
     assert rows[1] == ["2023-01-01T10:00:00+00:00", "1"] and rows[-1] == ["2023-01-03T00:00:00+00:00", "1"]
     assert [row[0][11:13] for row in rows[1:] if row[1] == "1"] == ["10", "11", "09", "12", "00"]
     assert sum(int(row[1]) for row in rows[1:]) == 5
-    summary = json.loads((search.output_dir / "summary.json").read_text())
+    summary = json.loads((search.folder_path / "summary.json").read_text())
     assert len(summary["timeline"]) == 5  # summary.json keeps its hours with posts, as before
 
 
@@ -197,8 +197,8 @@ def test_a_twelve_minute_collection_gets_minute_buckets(tmp_path, settings):
     archive = tmp_path / "twelve-minutes.jsonl"
     archive.write_text("\n".join(lines) + "\n")
     search = archive_search(archive)
-    assert run_workflow(search).ok
-    rows = read_rows(search.output_dir / POSTS_OVER_TIME)[1:]
+    assert build_workflow(search).ok
+    rows = read_rows(search.folder_path / POSTS_OVER_TIME)[1:]
     # 09:58:00 to 10:09:42: the minutes 09:58 to 10:09, twelve bars, 10/3 posts a minute.
     assert [row[0] for row in rows][:3] == [
         "2024-03-01T09:58:00+00:00",

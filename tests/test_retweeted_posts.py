@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pipeline import summarise, tally
 from pipeline.contract import BY_NAME, RETWEETED_POSTS, RETWEETS, Access
 from pipeline.records import Post
-from pipeline.runner import run_workflow
+from pipeline.runner import build_workflow
 from pipeline.summarise import Sample, SummaryPass
 from pipeline.tally import Tally
 
@@ -29,8 +29,8 @@ from .test_parallel_summarise import imported, serial
 def test_each_retweeted_post_has_its_time_author_and_full_text(tmp_path, settings, source_format):
     settings.DNFLOW_FETCH_PHOTOS = False
     search = archive_search(WRITERS[source_format](tmp_path / "archive.jsonl"))
-    assert run_workflow(search).ok
-    folder = search.output_dir
+    assert build_workflow(search).ok
+    folder = search.folder_path
     assert [row[0] for row in read_rows(folder / RETWEETS)] == ["tweet_id", "999", "1001", "1003"]
     assert read_rows(folder / RETWEETED_POSTS) == [
         ["tweet_id", "created_at", "user", "text"],
