@@ -365,6 +365,40 @@ def recheck(
     return _recheck_result(state, paths, resumed=resumed)
 
 
+@dataclass
+class Availability:
+    """What a finished recheck's availability file says."""
+
+    checked: int
+    available: int
+    unavailable_by_reason: dict[str, int]
+    checked_at: str  # UTC ISO 8601, when the last batch was looked up
+    gone: frozenset[str]  # the ids no longer available
+
+    @property
+    def unavailable(self) -> int:
+        return len(self.gone)
+
+
+def read_availability(path: Path) -> Availability:
+    """Read an availability file (tweet_id,status,reason,checked_at) back."""
+    gone: set[str] = set()
+    reasons: dict[str, int] = {}
+    checked = available = 0
+    last = ""
+    with Path(path).open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            checked += 1
+            last = max(last, row.get("checked_at") or "")
+            if row.get("status") == AVAILABLE:
+                available += 1
+            else:
+                gone.add(row["tweet_id"])
+                reason = row.get("reason") or NOT_RETURNED
+                reasons[reason] = reasons.get(reason, 0) + 1
+    return Availability(checked, available, reasons, last, frozenset(gone))
+
+
 def _finish_recheck(paths: RecheckPaths) -> None:
     # The state says done before the rename: a kill in between leaves the .part, renamed next time.
     if paths.partial.exists():

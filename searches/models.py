@@ -420,6 +420,19 @@ class SearchRun(models.Model):
             return (self.finished - self.started).total_seconds()
         return None
 
+    @property
+    def collects_posts(self) -> bool:
+        """A collection or a refresh adds posts (a raw file); a recheck only looks them up again."""
+        return self.kind in (RunKind.COLLECT, RunKind.REFRESH)
+
+    def chain(self) -> list[SearchRun]:
+        """This run and the runs it builds on, oldest first: the runs whose posts make its collection."""
+        earlier = {run.pk: run for run in SearchRun.objects.filter(search_id=self.search_id)}
+        chain = [self]
+        while chain[0].builds_on_id is not None:
+            chain.insert(0, earlier[chain[0].builds_on_id])
+        return chain
+
     def runs(self) -> RunQuerySet:
         """This run as a queryset, for its transitions: `run.runs().finish()`."""
         return SearchRun.objects.filter(pk=self.pk)

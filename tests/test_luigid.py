@@ -48,7 +48,7 @@ from .worker_helpers import (
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 LUIGID = Path(sys.executable).with_name("luigid")
-FAMILIES = ("CollectPosts", "SummarisePosts", "FetchPhotos", "MatchPhotos", "PackageOutputs")
+FAMILIES = ("CollectPosts", "SummarisePosts", "BuildNetworks", "FetchPhotos", "MatchPhotos", "PackageOutputs")
 
 
 class Luigid:
