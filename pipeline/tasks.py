@@ -202,7 +202,8 @@ class SummarisePosts(RunTask):
         # Each collection's own limit: a refresh collects up to the search's count again.
         limits = [search.count if Source(search.source) != Source.IDS else None] * len(raws)
         checked = inputs.get("checked")
-        gone = read_availability(Path(checked.path)).gone if checked is not None else frozenset()
+        availability = read_availability(Path(checked.path)) if checked is not None else None
+        gone = availability.gone if availability is not None else frozenset()
         live = Source(search.source).is_live
         report = ImportReport()
         # A live search was matched by X already; our own matcher only searches archives.
@@ -223,7 +224,11 @@ class SummarisePosts(RunTask):
             "sample_size": settings.DNFLOW_SAMPLE_SIZE,
             "seed": sample_seed(search.pk, settings.DNFLOW_SAMPLE_SIZE),
             "make_facts": lambda facts: pass_facts(
-                facts, report, sample_size=settings.DNFLOW_SAMPLE_SIZE, summarised_at=timezone.now()
+                facts,
+                report,
+                sample_size=settings.DNFLOW_SAMPLE_SIZE,
+                summarised_at=timezone.now(),
+                availability=availability,
             ),
         }
         parts = _parallel_parts(raws, limits)

@@ -118,6 +118,12 @@ class SearchForm(forms.Form):
         return bool(settings.X_BEARER_TOKEN)
 
 
+class ScheduleForm(forms.Form):
+    refresh_every = forms.TypedChoiceField(
+        choices=REFRESH_CHOICES, coerce=hours, empty_value=None, required=False, label="Collect new posts"
+    )
+
+
 class DescribeForm(forms.Form):
     title = forms.CharField(required=False, max_length=200, help_text="The query if empty.")
     notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))

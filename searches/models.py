@@ -160,6 +160,11 @@ class Search(models.Model):
         return self.title or self.term or Path(self.archive_path).name or self.get_source_display()
 
     @property
+    def is_live(self) -> bool:
+        """A live X search: it can collect new posts later."""
+        return Source(self.source).is_live
+
+    @property
     def is_published(self) -> bool:
         return self.published_at is not None
 

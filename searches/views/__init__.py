@@ -7,7 +7,10 @@ from .actions import (
     search_delete,
     search_describe,
     search_publish,
+    search_recheck,
+    search_refresh,
     search_rerun,
+    search_schedule,
     search_unpublish,
 )
 from .compare import compare
@@ -29,7 +32,10 @@ __all__ = [
     "search_detail",
     "search_file",
     "search_publish",
+    "search_recheck",
+    "search_refresh",
     "search_rerun",
+    "search_schedule",
     "search_sample",
     "search_status",
     "search_summary",

@@ -11,12 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django_htmx.http import HTMX_STOP_POLLING
 
-from ..forms import DescribeForm
+from ..forms import DescribeForm, ScheduleForm
 from ..models import EventKind, Search, SearchRun, Status, TaskEvent
 from .access import can_manage, visible_search
 from .summary import results_context
@@ -115,11 +116,18 @@ def run_view(run: SearchRun) -> RunView:
 
 def panel_context(request: HttpRequest, search: Search) -> dict:
     """The newest run, live: what the polling endpoint renders."""
+    manager = can_manage(request.user, search)
     return {
         "search": search,
         "current": run_view(search.latest_run),
-        "can_manage": can_manage(request.user, search),
+        "can_manage": manager,
+        "can_use_api": bool(settings.X_BEARER_TOKEN),
+        "schedule_form": ScheduleForm(initial={"refresh_every": _hours_of(search.refresh_every)}) if manager else None,
     }
+
+
+def _hours_of(every) -> str:
+    return str(int(every.total_seconds() // 3600)) if every else ""
 
 
 def search_detail(request: HttpRequest, pk: int) -> HttpResponse:
