@@ -16,14 +16,15 @@ import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 
 from django.conf import settings
-from django.core.cache import cache
 
-from pipeline import contract
+from pipeline import contract, timeline
+from pipeline.outputs import unneutralise
+from pipeline.photos import failures_of, photo_files
 from pipeline.times import parse_iso
 
 log = logging.getLogger("dnflow.run_files")
@@ -87,7 +88,8 @@ def _counts(folder: Path, kind: CountKind) -> Iterator[Count]:
     for row in _csv_rows(folder / kind.file):
         key, value = row.get(kind.key_column), _number(row.get(kind.value_column))
         if key is not None and value is not None:
-            yield Count(key, value, row)
+            # The key as posted (a hashtag "-x"), not as guarded for spreadsheets ("'-x").
+            yield Count(unneutralise(key), value, row)
 
 
 def read_counts(folder: Path | None, kind: str, limit: int) -> list[Count]:
@@ -122,18 +124,16 @@ def read_summary(folder: Path | None) -> dict:
 # --- Posts over time -----------------------------------------------------------------------
 
 
-@dataclass
-class Timeline:
-    unit: str  # "hour", "day" or "month"
-    buckets: list[tuple[datetime, int]]
-
-    @property
-    def total(self) -> int:
-        return sum(n for _, n in self.buckets)
-
-    @property
-    def peak(self) -> int:
-        return max((n for _, n in self.buckets), default=0)
+def posts_over_time(folder: Path | None, summary: dict) -> timeline.Series | None:
+    """The run's posts-over-time.csv; for a run made before that file existed, the hours its
+    summary.json lists, bucketed the same way."""
+    if folder is None:
+        return None
+    found = timeline.read_series(folder / contract.POSTS_OVER_TIME)
+    if found is not None and found.points:
+        return found
+    hours = _hourly_from_summary(summary)
+    return timeline.series(hours, finest=timeline.HOUR) if hours else None
 
 
 def _hourly_from_summary(summary: dict) -> Counter | None:
@@ -159,94 +159,37 @@ def _hourly_from_summary(summary: dict) -> Counter | None:
     return hours
 
 
-def _hourly_from_posts(path: Path) -> Counter:
-    """Count posts per hour from tweets.csv, streaming; cached until the file changes."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return Counter()
-    cache_key = f"dnflow:hourly:{path}:{stat.st_mtime_ns}:{stat.st_size}"
-    cached = cache.get(cache_key)
-    if cached is not None:
-        return Counter({datetime.fromisoformat(k): v for k, v in cached.items()})
-    hours: Counter = Counter()
-    for row in _csv_rows(path):
-        moment = parse_iso(row.get("created_at"))
-        if moment is not None:
-            hours[moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)] += 1
-    cache.set(cache_key, {k.isoformat(): v for k, v in hours.items()}, 3600)
-    return hours
-
-
-def _bucket_start(moment: datetime, unit: str) -> datetime:
-    if unit == "month":
-        return moment.replace(day=1, hour=0)
-    if unit == "day":
-        return moment.replace(hour=0)
-    return moment
-
-
-def _next_bucket(moment: datetime, unit: str) -> datetime:
-    if unit == "month":
-        return (moment.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return moment + (timedelta(days=1) if unit == "day" else timedelta(hours=1))
-
-
-def posts_over_time(folder: Path | None, summary: dict) -> Timeline | None:
-    """Posts per hour, day or month (whichever gives a readable number of bars), gaps filled with 0."""
-    if folder is None:
-        return None
-    hours = _hourly_from_summary(summary)
-    if hours is None:
-        hours = _hourly_from_posts(folder / contract.TWEETS_CSV)
-    if not hours:
-        return None
-    first, last = min(hours), max(hours)
-    span = last - first
-    unit = "hour" if span <= timedelta(hours=72) else "day" if span <= timedelta(days=120) else "month"
-    counts: Counter = Counter()
-    for hour, n in hours.items():
-        counts[_bucket_start(hour, unit)] += n
-    buckets, moment, end = [], _bucket_start(first, unit), _bucket_start(last, unit)
-    while moment <= end:
-        buckets.append((moment, counts.get(moment, 0)))
-        moment = _next_bucket(moment, unit)
-    return Timeline(unit=unit, buckets=buckets)
-
-
 # --- Posts, photos and files -----------------------------------------------------------------
-
-
-# The workflow writes a quote before CSV cells that a spreadsheet would take for a formula
-# (pipeline.outputs.neutralise); a web page shows the post as it was written.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_text(cell: str) -> str:
-    return cell[1:] if cell.startswith("'") and cell[1:2] and cell[1:2] in FORMULA_STARTS else cell
 
 
 @dataclass
 class TopRetweet:
     tweet_id: str
     count: int
-    post: dict | None  # the tweets.csv row, when the original is in the collection and may be shown
+    user: str = ""  # the original's author, when the archive held the original (or a copy of it)
+    created_at: datetime | None = None
+    text: str = ""  # only for the owner and staff: the posts' text is not for everyone
+
+    @property
+    def known(self) -> bool:
+        return bool(self.user or self.created_at)
 
 
-def top_retweets(folder: Path | None, limit: int, *, with_posts: bool) -> list[TopRetweet]:
-    """The most retweeted originals; with_posts looks their text up in tweets.csv (owner and staff only)."""
+def top_retweets(folder: Path | None, limit: int, *, with_text: bool) -> list[TopRetweet]:
+    """The most retweeted originals, with their author, time and (with_text) text from
+    retweeted-posts.csv, which the summary pass fills from the original or a copy a retweet holds.
+    The cells are read through unneutralise: the page shows what was posted, not the spreadsheet
+    guard."""
     if folder is None:
         return []
-    top = [TopRetweet(c.key, int(c.value), None) for c in islice(_retweet_counts(folder), limit)]
-    if with_posts and top:
-        wanted = {t.tweet_id: t for t in top}
-        missing = set(wanted)
-        for row in _csv_rows(folder / contract.TWEETS_CSV):
-            if row.get("id") in missing:
-                wanted[row["id"]].post = {**row, "text": spreadsheet_text(row.get("text") or "")}
-                missing.discard(row["id"])
-                if not missing:
-                    break
+    top = [TopRetweet(c.key, int(c.value)) for c in islice(_retweet_counts(folder), limit)]
+    wanted = {t.tweet_id: t for t in top}
+    for row in islice(_csv_rows(folder / contract.RETWEETED_POSTS), limit):
+        found = wanted.get(row.get("tweet_id") or "")
+        if found is not None:
+            found.user = unneutralise(row.get("user") or "")
+            found.created_at = parse_iso(row.get("created_at"))
+            found.text = unneutralise(row.get("text") or "") if with_text else ""
     return top
 
 
@@ -259,7 +202,7 @@ def _retweet_counts(folder: Path) -> Iterator[Count]:
 
 @dataclass
 class Photo:
-    file: str
+    file: str  # in media/, as served (not count-media.csv's column: see pipeline.photos.photo_files)
     url: str
     count: int
     downloaded: bool
@@ -268,12 +211,20 @@ class Photo:
 def common_photos(folder: Path | None, limit: int) -> list[Photo]:
     if folder is None:
         return []
+    files = photo_files(folder)
     photos = []
     for c in read_counts(folder, "media", limit):
-        name = c.row.get("file") or ""
-        ok = bool(contract.PHOTO_NAME.match(name)) and (folder / contract.MEDIA_FOLDER / name).is_file()
-        photos.append(Photo(file=name, url=c.key, count=int(c.value), downloaded=ok))
+        name = files.get(c.key, "")
+        ok = bool(name) and (folder / contract.MEDIA_FOLDER / name).is_file()
+        photos.append(
+            Photo(file=name or unneutralise(c.row.get("file") or ""), url=c.key, count=int(c.value), downloaded=ok)
+        )
     return photos
+
+
+def photo_failures(folder: Path | None) -> list[tuple[str, int]]:
+    """Why photos were not downloaded, in words, most common first."""
+    return failures_of(folder) if folder is not None else []
 
 
 def photo_groups(folder: Path | None, max_groups: int, max_per_group: int) -> list[list[str]]:

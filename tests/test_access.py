@@ -90,8 +90,9 @@ def test_post_text_is_shown_to_the_owner_only_even_when_published(visitors, owne
     public_page = visitors(ANON).get(reverse("search_summary", args=[search.pk])).content.decode()
     assert "Heat records again" in owner_page
     assert "Heat records again" not in public_page
-    # The id of the most retweeted post is public, with a link to read it on X.
-    assert '<a href="https://x.com/i/status/1001" rel="nofollow noopener noreferrer">post 1001</a>' in public_page
+    # Who posted the most retweeted post, and when, are public, with a link to read it on X.
+    assert 'href="https://x.com/ada/status/1001" rel="noopener noreferrer" target="_blank"' in public_page
+    assert ">@ada</a>" in public_page
     assert ">tweets.csv<" in owner_page and ">tweets.csv<" not in public_page
 
 

@@ -77,21 +77,29 @@ def test_a_link_that_is_not_a_web_address_is_shown_not_followed(owner_client, ow
     assert "aaaaaaaaaaaaaaaaaaaaaaaaaaaa…aaaaaaaaaaaaaaaaa" in section  # the middle left out, never the end
 
 
-def test_posts_over_time_is_counted_from_tweets_csv_per_hour(owner_client, owner):
+def test_posts_over_time_has_bars_that_fit_the_span_and_labelled_axes(owner_client, owner):
     page = summary_page(owner_client, make_search(owner))
     svg = re.search(r'<figure class="timeline-chart">.*?</figure>', page, re.S).group(0)
-    # 2024-03-01 10:00 to 2024-03-02 09:00 is 24 hours: 24 bars, gaps as zero.
+    # 2024-03-01 10:05 to 2024-03-02 09:30: in 10-minute bars, 142 of them, gaps as zero.
     bars = re.findall(r"<title>([^<]+)</title>", svg)
-    assert len(bars) == 24
-    assert bars[0] == "2024-03-01 10:00: 2"
-    assert bars[2] == "2024-03-01 12:00: 1"
-    assert bars[1] == "2024-03-01 11:00: 0"
-    assert bars[-1] == "2024-03-02 09:00: 2"
-    assert "5 posts, per hour, peak 2" in svg
+    assert len(bars) == 142
+    assert bars[0] == "2024-03-01 10:00: 1 post"
+    assert bars[4] == "2024-03-01 10:40: 1 post"
+    assert bars[1] == "2024-03-01 10:10: 0 posts"
+    assert bars[-1] == "2024-03-02 09:30: 1 post"
+    labels = re.findall(r'<text class="axis-label"[^>]*>([^<]+)</text>', svg)
+    assert labels == ["Time (UTC), 2024-03-01 – 2024-03-02", "Posts per 10 minutes"]
+    x_ticks = re.findall(r'<g class="axis axis-x">.*?</g>', svg, re.S)[0].count('class="tick"')
+    y_ticks = re.findall(r'<text class="tick"[^>]*text-anchor="end"[^>]*>([^<]+)</text>', svg)
+    assert 4 <= x_ticks <= 8 and y_ticks == ["0", "1"]
+    assert "5 posts from 2024-03-01 10:00 to 2024-03-02 09:30 UTC, 142 bars of one 10 minutes" in svg
+    table = re.search(r"<summary>As a table</summary>.*?</table>", page, re.S).group(0)
+    assert table.count("<tr>") == 143  # a header and a row per bar: the chart's numbers, readable
 
 
-def test_posts_over_time_prefers_the_timeline_in_summary_json(owner_client, owner):
+def test_a_run_from_before_posts_over_time_existed_charts_its_summary_hours(owner_client, owner):
     search = make_search(owner)
+    (search.results_dir / "posts-over-time.csv").unlink()
     summary_path = search.results_dir / "summary.json"
     summary = json.loads(summary_path.read_text())
     summary["timeline"] = [
@@ -104,18 +112,28 @@ def test_posts_over_time_prefers_the_timeline_in_summary_json(owner_client, owne
     bars = re.findall(r"<title>([^<]+)</title>", svg)
     # Nineteen days: one bar per day, 20 of them.
     assert len(bars) == 20
-    assert bars[0] == "2024-01-01: 4" and bars[-1] == "2024-01-20: 6"
-    assert "10 posts, per day, peak 6" in svg
+    assert bars[0] == "2024-01-01: 4 posts" and bars[-1] == "2024-01-20: 6 posts"
+    assert "Posts per day" in svg
 
 
-def test_top_retweets_show_text_for_posts_in_the_collection_and_the_id_otherwise(owner_client, owner):
+def test_top_retweets_show_their_author_time_text_and_a_link_to_the_post(owner_client, owner):
     page = summary_page(owner_client, make_search(owner))
     section = re.search(r'<section class="panel" id="retweets".*?</section>', page, re.S).group(0)
     items = re.findall(r"<li>(.*?)</li>", section, re.S)
     assert len(items) == 3
-    assert "7 retweets" in items[0] and "@ada" in items[0] and "Heat records again #climate #energy" in items[0]
-    assert "3 retweets" in items[1] and "post 999" in items[1] and "not in this collection" in items[1]
+    assert "7 retweets" in items[0] and ">@ada</a>" in items[0] and "Heat records again #climate #energy" in items[0]
+    assert 'href="https://x.com/ada/status/1001" rel="noopener noreferrer" target="_blank"' in items[0]
+    assert "2024-03-01 10:05 UTC" in items[0]
+    # An original the collection does not hold, from the copy a retweet carried.
+    assert "3 retweets" in items[1] and ">@zed</a>" in items[1] and "an original we never saw" in items[1]
     assert "2 retweets" in items[2] and "Solar is cheap now\nsecond line #climate" in items[2]
+
+
+def test_a_retweeted_post_the_archive_holds_no_copy_of_shows_its_count_and_link(owner_client, owner):
+    search = make_search(owner)
+    write_csv(search.results_dir / "retweeted-posts.csv", ["tweet_id", "created_at", "user", "text"], [])
+    page = summary_page(owner_client, search)
+    assert 'href="https://x.com/i/status/999"' in page and "the archive holds no copy of this post" in page
 
 
 def test_photos_and_groups_of_matching_photos_come_from_the_media_folder(owner_client, owner):
@@ -124,7 +142,7 @@ def test_photos_and_groups_of_matching_photos_come_from_the_media_folder(owner_c
     photos = re.search(r'<section class="panel" id="photos".*?</section>', page, re.S).group(0)
     media = reverse("search_file", args=[search.pk, "media/X"]).removesuffix("X")
     assert f'src="{media}AAA.jpg" alt="Photo shared 2 times"' in photos
-    assert f'src="{media}BBB.png" alt="Photo shared 1 times"' in photos
+    assert f'src="{media}BBB.png" alt="Photo shared 1 time"' in photos
     group = re.search(r'<ul class="photos group".*?</ul>', photos, re.S).group(0)
     assert re.findall(r'src="[^"]*/media/([^"]+)"', group) == ["AAA.jpg", "CCC.png"]
     # The group of one (BBB.png alone) is not a group.
@@ -209,8 +227,8 @@ def test_markup_in_hashtags_names_and_text_is_shown_escaped(owner_client, owner)
     write_csv(search.results_dir / "count-hashtags.csv", ["hashtag", "count"], [(evil, 9)])
     write_csv(search.results_dir / "count-followers.csv", ["user", "followers"], [(evil, 9)])
     write_csv(
-        search.results_dir / "tweets.csv",
-        ["id", "created_at", "user", "text"],
+        search.results_dir / "retweeted-posts.csv",
+        ["tweet_id", "created_at", "user", "text"],
         [("1001", "2024-03-01T10:05:00+00:00", evil, f"look {evil}")],
     )
     page = summary_page(owner_client, search)
@@ -257,10 +275,11 @@ def test_post_text_is_shown_as_written_not_as_guarded_for_spreadsheets(owner_cli
     search = make_search(owner)
     # The workflow writes a quote before a cell a spreadsheet would evaluate (pipeline.outputs.neutralise).
     write_csv(
-        search.results_dir / "tweets.csv",
-        ["id", "created_at", "user", "text"],
+        search.results_dir / "retweeted-posts.csv",
+        ["tweet_id", "created_at", "user", "text"],
         [
             ("1001", "2024-03-01T10:05:00+00:00", "ada", "'@ben =SUM(A1) is how it starts"),
+            ("999", "", "zed", ""),
             ("1003", "", "cleo", "'plain"),
         ],
     )
@@ -273,6 +292,6 @@ def test_only_numeric_ids_become_links_to_x(client, owner):
     search = make_search(owner, published=True)
     write_csv(search.results_dir / "retweets.csv", ["tweet_id", "count"], [("javascript:alert(1)", 5), ("1001", 4)])
     page = summary_page(client, search)
-    assert 'href="https://x.com/i/status/1001"' in page
+    assert 'href="https://x.com/ada/status/1001"' in page
     assert "post javascript:alert(1)</span>" in page
     assert 'href="https://x.com/i/status/javascript' not in page

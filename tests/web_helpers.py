@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import datetime
 from pathlib import Path
 
 from django.utils import timezone
 
+from pipeline import timeline
 from searches.models import EventKind, Search, SearchRun, Source, Status, TaskEvent
 
 TWEET_COLUMNS = [
@@ -44,6 +46,9 @@ POSTS = [
     ("1004", "2024-03-02T09:00:00+00:00", "dan", "RT @zed: an original we never saw", 3, "999", ""),
     ("1005", "2024-03-02T09:30:00+00:00", "ada", "Wind farm opens", 0, "", ""),
 ]
+
+# A retweeted original the collection does not hold, of which a retweet carried a copy.
+EMBEDDED = {"999": ("999", "2024-02-28T08:00:00+00:00", "zed", "an original we never saw")}
 
 COUNTS = {
     "count-hashtags.csv": (["hashtag", "count"], [("climate", 3), ("energy", 2)]),
@@ -110,6 +115,15 @@ def write_outputs(
     for name, colour in (("AAA.jpg", (200, 60, 40)), ("BBB.png", (40, 120, 200)), ("CCC.png", (210, 70, 50))):
         (folder / "media" / name).write_bytes(png_bytes(colour))
     (folder / "media-graph.json").write_text(json.dumps([["AAA.jpg", "CCC.png"], ["BBB.png"]]))
+    media_rows = (counts or COUNTS).get("count-media.csv", ([], []))[1]
+    (folder / "media" / "photos.json").write_text(json.dumps({"files": {url: file for url, file, _ in media_rows}}))
+    # The most retweeted posts as the pass writes them: from the original, or a copy a retweet held.
+    by_id = {p[0]: p for p in posts}
+    retweeted = [
+        (pid, by_id[pid][1], by_id[pid][2], by_id[pid][3]) if pid in by_id else EMBEDDED.get(pid, (pid, "", "", ""))
+        for pid, _ in (counts or COUNTS).get("retweets.csv", ([], []))[1]
+    ]
+    write_csv(folder / "retweeted-posts.csv", ["tweet_id", "created_at", "user", "text"], retweeted)
     summary = {
         "id": search.pk,
         "term": search.term,
@@ -130,6 +144,8 @@ def write_outputs(
         summary["timeline"] = [{"time": "2024-03-01T10:00:00+00:00", "count": 4}]
     summary.update(extra_summary or {})
     (folder / "summary.json").write_text(json.dumps(summary))
+    over_time = timeline.series({datetime.fromisoformat(p[1]): 1 for p in posts}) if posts else None
+    write_csv(folder / "posts-over-time.csv", ["bucket_start", "count"], timeline.csv_rows(over_time) if posts else [])
     write_package(folder, ["count-hashtags.csv", "tweet-ids.txt", "summary.json"])
     return folder
 

@@ -8,10 +8,9 @@ from urllib.parse import quote, urlsplit
 from django import template
 from django.contrib.humanize.templatetags.humanize import intcomma
 
+from pipeline import timeline
 from pipeline.hydrate import REASONS
 from pipeline.times import parse_iso
-
-from ..run_files import Timeline
 
 register = template.Library()
 
@@ -146,37 +145,84 @@ def every(value) -> str:
     return f"{value.total_seconds() / 3600:.1f} hours"
 
 
-UNIT_FORMATS = {"hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d", "month": "%Y-%m"}
+# The chart's drawing area, in SVG units: the viewBox scales to the page's width.
+CHART = {"width": 720, "height": 230, "left": 56, "right": 12, "top": 12, "bottom": 52}
+CHART_GAP = 1
+X_TICKS = 6
+# How a bucket's start is written under the axis and in the table, by bucket size.
+LABELS = {
+    timeline.MINUTE: "%H:%M",
+    timeline.TEN_MINUTES: "%H:%M",
+    timeline.HOUR: "%m-%d %H:00",
+    timeline.DAY: "%Y-%m-%d",
+    timeline.WEEK: "%Y-%m-%d",
+    timeline.MONTH: "%Y-%m",
+    timeline.YEAR: "%Y",
+}
+FULL = {timeline.MINUTE: "%Y-%m-%d %H:%M", timeline.TEN_MINUTES: "%Y-%m-%d %H:%M", timeline.HOUR: "%Y-%m-%d %H:00"}
+
+
+def nice_ticks(peak: int, count: int = 4) -> list[int]:
+    """Round values for the y axis from 0 to at least `peak`: 0, 5, 10 ... or 0, 200, 400 ..."""
+    if peak <= 0:
+        return [0, 1]
+    raw = peak / count
+    magnitude = 10 ** (len(str(int(raw))) - 1)
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    return list(range(0, peak + step, step))
 
 
 @register.inclusion_tag("searches/_timeline_chart.html")
-def timeline_chart(timeline: Timeline | None) -> dict:
-    """Posts over time as an inline SVG bar chart (server-rendered, no script), with a table beside."""
-    if timeline is None or not timeline.buckets:
+def timeline_chart(series: timeline.Series | None) -> dict:
+    """Posts over time as an inline SVG bar chart with labelled axes (server-rendered, no script),
+    and the same numbers as a table for anyone (or anything) that does not read charts."""
+    if series is None or not series.points:
         return {"bars": []}
-    peak = timeline.peak or 1
-    slot = CHART_WIDTH / len(timeline.buckets)
-    fmt = UNIT_FORMATS[timeline.unit]
+    width, height = CHART["width"], CHART["height"]
+    plot_w = width - CHART["left"] - CHART["right"]
+    plot_h = height - CHART["top"] - CHART["bottom"]
+    ticks = nice_ticks(series.peak)
+    top = ticks[-1] or 1
+    slot = plot_w / len(series.points)
+    label, full = LABELS[series.bucket], FULL.get(series.bucket, LABELS[series.bucket])
     bars = []
-    for index, (start, count) in enumerate(timeline.buckets):
-        height = CHART_HEIGHT * count / peak
+    for index, (start, count) in enumerate(series.points):
+        bar_h = plot_h * count / top
         bars.append(
             {
-                "x": f"{index * slot:.2f}",
-                "y": f"{CHART_HEIGHT - height:.2f}",
+                "x": f"{CHART['left'] + index * slot:.2f}",
+                "y": f"{CHART['top'] + plot_h - bar_h:.2f}",
                 "width": f"{max(slot - CHART_GAP, 0.5):.2f}",
-                "height": f"{height:.2f}",
-                "label": start.strftime(fmt),
+                "height": f"{bar_h:.2f}",
+                "label": start.strftime(full),
                 "count": count,
             }
         )
+    every = max(1, round(len(series.points) / X_TICKS))
+    x_ticks = [
+        {"x": f"{CHART['left'] + (i + 0.5) * slot:.1f}", "label": series.points[i][0].strftime(label)}
+        for i in range(0, len(series.points), every)
+    ]
+    y_ticks = [
+        {"y": f"{CHART['top'] + plot_h - plot_h * value / top:.1f}", "label": intcomma(value)} for value in ticks
+    ]
+    first, last = series.points[0][0], series.points[-1][0]
     return {
         "bars": bars,
-        "width": CHART_WIDTH,
-        "height": CHART_HEIGHT,
-        "unit": timeline.unit,
-        "peak": timeline.peak,
-        "total": timeline.total,
-        "first": bars[0]["label"],
-        "last": bars[-1]["label"],
+        "x_ticks": x_ticks,
+        "y_ticks": y_ticks,
+        "chart": CHART,
+        "axis_y": CHART["top"] + plot_h,
+        "axis_right": width - CHART["right"],
+        "tick_label_y": CHART["top"] + plot_h + 18,
+        "x_title_y": height - 8,
+        "y_title_x": 14,
+        "y_title_y": CHART["top"] + plot_h / 2,
+        "plot_center": CHART["left"] + plot_w / 2,
+        "unit": series.bucket,
+        "peak": series.peak,
+        "total": series.total,
+        "first": first.strftime(full),
+        "last": last.strftime(full),
+        "days_differ": first.date() != last.date(),
     }

@@ -45,7 +45,8 @@ def results_context(request: HttpRequest, search: Search) -> dict:
         "charts": charts,
         # An aggregate like the counts (tweet ids carry their timestamps anyway): shown to anyone.
         "over_time": run_files.posts_over_time(folder, summary),
-        "retweets": run_files.top_retweets(folder, TOP, with_posts=manager),
+        "retweets": run_files.top_retweets(folder, TOP, with_text=manager),
+        "photo_failures": run_files.photo_failures(folder),
         "photos": run_files.common_photos(folder, 12),
         "photo_groups": run_files.photo_groups(folder, max_groups=8, max_per_group=8),
         "files": run_files.output_files(folder, include_private=manager),
