@@ -209,14 +209,28 @@ def is_photo(relative: str) -> bool:
     return folder == MEDIA_FOLDER and bool(PHOTO_NAME.match(name))
 
 
-def is_packaged(relative: str) -> bool:
-    """Whether the file at this path (relative to the run's folder) goes into the package."""
+PHOTO_FILE = RunFile(f"{MEDIA_FOLDER}/*", Access.PUBLIC, True, "A downloaded photo (see media/photos.json).")
+# Written into the package only (never the run's folder): what each packaged file holds.
+DATA_DICTIONARY = "data-dictionary.csv"
+
+
+def run_file(relative: str) -> RunFile | None:
+    """The contract's entry for the file at this path (relative to the run's folder): a listed
+    file, a recheck's result, or a photo; None for anything else (never served, never packaged)."""
     known = BY_NAME.get(relative)
     if known is not None:
-        return known.packaged
+        return known
     if is_recheck(relative):
-        return RECHECK_FILE.packaged
-    return is_photo(relative)
+        return RECHECK_FILE
+    if is_photo(relative):
+        return PHOTO_FILE
+    return None
+
+
+def is_packaged(relative: str) -> bool:
+    """Whether the file at this path (relative to the run's folder) goes into the package."""
+    entry = run_file(relative)
+    return entry is not None and entry.packaged
 
 
 def package_name(folder_name: str) -> str:

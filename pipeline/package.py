@@ -15,6 +15,7 @@ summary.json, which says the search finished, is written after it.
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import tempfile
@@ -23,8 +24,8 @@ from pathlib import Path
 
 import bagit
 
-from .contract import PACKAGE_WORK_PREFIX, SUMMARY, is_packaged, package_name
-from .outputs import replace_from_temp, write_json
+from .contract import DATA_DICTIONARY, PACKAGE_WORK_PREFIX, SUMMARY, is_packaged, package_name, run_file
+from .outputs import replace_from_temp, write_csv, write_json
 
 CHECKSUMS = ["sha256"]
 # Deflate's fastest level: on a million-post search (50 MB of edge lists and ids) it zips in
@@ -51,6 +52,19 @@ def packaged_files(folder: Path) -> list[Path]:
         if is_packaged(relative.as_posix()):
             chosen.append(relative)
     return chosen
+
+
+def write_data_dictionary(bag_dir: Path, files: list[Path]) -> None:
+    """data-dictionary.csv beside the outputs: each file, what it holds, and a CSV's columns."""
+    rows = []
+    for relative in sorted(set(files)):
+        entry = run_file(relative.as_posix())
+        columns = ""
+        if relative.suffix == ".csv":
+            with (bag_dir / relative).open(newline="", encoding="utf-8") as handle:
+                columns = " ".join(next(csv.reader(handle), []))
+        rows.append((relative.as_posix(), entry.description if entry else "", columns))
+    write_csv(bag_dir / DATA_DICTIONARY, ("file", "holds", "columns"), rows, ("file", "holds", "columns"))
 
 
 def _one_line(value: object) -> str:
@@ -82,6 +96,7 @@ def build_package(folder: Path, bag_info: dict[str, object], summary: dict) -> P
             dest.parent.mkdir(parents=True, exist_ok=True)
             _link_or_copy(folder / relative, dest)
         write_json(bag_dir / SUMMARY, summary)
+        write_data_dictionary(bag_dir, [*packaged_files(folder), Path(SUMMARY)])
         bagit.make_bag(str(bag_dir), info, checksums=CHECKSUMS)
         temp_zip, finish = replace_from_temp(target)
         try:

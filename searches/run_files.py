@@ -254,6 +254,7 @@ class OutputFile:
     name: str
     size: int
     public: bool
+    holds: str = ""  # what the file holds, in the contract's words
 
 
 def package_path(folder: Path | None) -> Path | None:
@@ -278,32 +279,44 @@ def package_is_public(package: Path) -> bool:
     return not names & {Path(name).name for name in PRIVATE_FILES}
 
 
+PACKAGE_HOLDS = "Everything above that anyone may have, as a BagIt bag with checksums and a data dictionary."
+
+
 def output_files(folder: Path | None, *, include_private: bool) -> list[OutputFile]:
-    """The downloadable files that exist, in the contract's order, the package last."""
+    """The downloadable files that exist, in the contract's order (rechecks after them), the
+    package last; each with what it holds."""
     if folder is None:
         return []
-    names = PUBLIC_FILES + (PRIVATE_FILES if include_private else ())
+    names = list(PUBLIC_FILES + (PRIVATE_FILES if include_private else ()))
+    rechecks = folder / contract.RECHECKS_FOLDER
+    if rechecks.is_dir():
+        names += sorted(
+            relative
+            for relative in (f"{contract.RECHECKS_FOLDER}/{path.name}" for path in rechecks.iterdir())
+            if contract.is_recheck(relative)
+        )
     files = []
     for name in names:
         path = folder / name
         if path.is_file():
-            files.append(OutputFile(name, path.stat().st_size, name in PUBLIC_FILES))
+            entry = contract.run_file(name)
+            public = entry is not None and entry.access == contract.Access.PUBLIC
+            files.append(OutputFile(name, path.stat().st_size, public, entry.description if entry else ""))
     package = package_path(folder)
     if package is not None:
         public = package_is_public(package)
         if public or include_private:
-            files.append(OutputFile(package.name, package.stat().st_size, public))
+            files.append(OutputFile(package.name, package.stat().st_size, public, PACKAGE_HOLDS))
     return files
 
 
 def _may_serve(folder: Path, relative: str, *, include_private: bool) -> bool:
-    if relative in PUBLIC_FILES or contract.is_photo(relative):
-        return True
-    if relative in PRIVATE_FILES:
-        return include_private
     if relative == contract.package_name(folder.name):
         return include_private or package_is_public(folder / relative)
-    return False
+    entry = contract.run_file(relative)
+    if entry is None or entry.access == contract.Access.INTERNAL:
+        return False
+    return entry.access == contract.Access.PUBLIC or include_private
 
 
 def resolve_file(folder: Path | None, name: str, *, include_private: bool) -> Path | None:

@@ -15,6 +15,8 @@ import django_rq
 import pytest
 import redis
 
+from tests.browser_helpers import browser  # noqa: F401 (the one Chromium fixture, for every browser test)
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # Real recorded X API data (see its README): test fixtures only, never published, so they are not
 # in this repository. They sit in the team's shared folder beside the checkout, or where

@@ -14,6 +14,7 @@ import pytest
 from django.urls import reverse
 
 from searches.models import Search, Status
+from tests.browser_helpers import ARTIFACTS, shot
 from tests.conftest import TEST_REDIS_URL
 from tests.web_helpers import make_search
 from tests.worker_helpers import worker_database_url
@@ -21,38 +22,7 @@ from tests.worker_helpers import worker_database_url
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-ARTIFACTS = PROJECT_DIR / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SEARCH_TIMEOUT_MS = 60_000
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"No Chromium at {CHROMIUM}: run scripts/ensure-chromium.sh (make services).")
-    # Playwright's sync API runs an event loop in this thread; Django would refuse ORM calls beside
-    # it. Allowed for these tests only: the variable must not leak into other tests' subprocesses.
-    before = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            yield browser
-            browser.close()
-    finally:
-        if before is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = before
 
 
 @pytest.fixture
@@ -134,11 +104,6 @@ def log_in(page, live_server, username: str, password: str) -> None:
     page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server.url}/")
-
-
-def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def test_start_a_sample_search_watch_it_finish_live_and_read_its_summary(page, live_server, owner, worker):

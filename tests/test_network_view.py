@@ -19,7 +19,7 @@ import pytest
 from pipeline.contract import NETWORKS_VIEW
 from pipeline.networks import write_networks
 
-from .test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from .browser_helpers import ARTIFACTS, Watched
 from .test_parallel_summarise import imported, serial
 
 pytestmark = pytest.mark.browser
@@ -70,36 +70,11 @@ def real_data_module():
     return REAL_DATA
 
 
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"No Chromium at {CHROMIUM}: run scripts/ensure-chromium.sh (make services).")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-class Watched:
-    """A page whose requests and console errors are recorded."""
-
-    def __init__(self, browser, *, javascript: bool = True) -> None:
-        self.context = browser.new_context(viewport={"width": 1200, "height": 1000}, java_script_enabled=javascript)
-        self.page = self.context.new_page()
-        self.page.set_default_timeout(15_000)
-        self.requests: list[str] = []
-        self.errors: list[str] = []
-        self.page.on("request", lambda request: self.requests.append(request.url))
-        self.page.on("console", lambda message: self.errors.append(message.text) if message.type == "error" else None)
-        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
-
-
 @pytest.fixture
 def watched(browser):
     watched = Watched(browser)
     yield watched
-    watched.context.close()
+    watched.close()
 
 
 def node_point(page, container: str, node_id: str) -> tuple[float, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import zipfile
 
@@ -48,6 +49,12 @@ def test_package_of_a_search_is_a_valid_bag_without_raw_posts(tmp_path, settings
     assert info["Dnflow-Posts"] == "4"  # 1001, 1002, 1003 and 1004 have #energy
     assert info["Dnflow-Version"] == dnflow_site.__version__
     assert info["Dnflow-First-Post"] == "2023-01-01T10:00:00+00:00"
+    # Beside the outputs, what each holds: the same words as the page's list of files.
+    with (tmp_path / "unzipped" / folder.name / "data" / "data-dictionary.csv").open(newline="") as handle:
+        dictionary = {row["file"]: row for row in csv.DictReader(handle)}
+    assert dictionary["tweet-ids.txt"]["holds"].startswith("The id of every collected post")
+    assert dictionary["count-hashtags.csv"]["columns"] == "hashtag count"
+    assert set(dictionary) == {name.removeprefix("data/") for name in payload} - {"data-dictionary.csv"}
     # summary.json, written after the zip, is the bag's own and says the search finished.
     bagged = (tmp_path / "unzipped" / folder.name / "data" / "summary.json").read_bytes()
     assert (folder / "summary.json").read_bytes() == bagged
@@ -82,7 +89,11 @@ def test_live_collection_files_and_temporaries_stay_out(tmp_path):
     names = unzip(build_package(folder, {"Dnflow-Query": "climate\nOR weather"}, {"num_tweets": 1}), tmp_path / "out")
 
     # Only the files the folder contract packages: not a file someone dropped in the folder either.
-    assert sorted(n.split("/", 1)[1] for n in names if "/data/" in n) == ["data/summary.json", "data/tweet-ids.txt"]
+    assert sorted(n.split("/", 1)[1] for n in names if "/data/" in n) == [
+        "data/data-dictionary.csv",
+        "data/summary.json",
+        "data/tweet-ids.txt",
+    ]
     bag = bagit.Bag(str(tmp_path / "out" / folder.name))
     bag.validate()
     assert bag.info["Dnflow-Query"] == "climate OR weather"

@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from pipeline import contract
+from pipeline.networks import read_view
 from pipeline.summarise import write_sample
 
 from .. import run_files
@@ -32,6 +33,7 @@ def results_context(request: HttpRequest, search: Search) -> dict:
         return {"results": None}
     folder = search.results_dir
     manager = can_manage(request.user, search)
+    files = run_files.output_files(folder, include_private=manager)
     summary = run_files.read_summary(folder)
     charts = []
     for kind in CHARTS:
@@ -49,7 +51,12 @@ def results_context(request: HttpRequest, search: Search) -> dict:
         "photo_failures": run_files.photo_failures(folder),
         "photos": run_files.common_photos(folder, 12),
         "photo_groups": run_files.photo_groups(folder, max_groups=8, max_per_group=8),
-        "files": run_files.output_files(folder, include_private=manager),
+        "files": files,
+        "package": next((f for f in files if f.name == contract.package_name(folder.name)), None),
+        "networks": _networks(folder),
+        "networks_file": contract.NETWORKS_VIEW,
+        "tweet_ids_file": contract.TWEET_IDS,
+        "citation": _citation(request, search) if search.is_published else "",
         "missing_ids_file": contract.MISSING_IDS,
         "rechecks": _rechecks(search),
         "sample_form": SampleForm() if manager else None,
@@ -57,7 +64,33 @@ def results_context(request: HttpRequest, search: Search) -> dict:
     }
 
 
+NETWORK_ROWS = 10
 RECHECKS_SHOWN = 12
+
+
+def _networks(folder) -> list[dict]:
+    """The two networks' best-connected nodes, for the table beside the drawing."""
+    view = read_view(folder)
+    found = []
+    for name, title in (("mentions", "Who mentions whom"), ("hashtags", "Who uses which hashtag")):
+        network = view.get(name)
+        if isinstance(network, dict) and network.get("nodes"):
+            nodes = sorted(network["nodes"], key=lambda node: -node.get("degree", 0))[:NETWORK_ROWS]
+            found.append({"name": name, "title": title, "nodes": nodes, "edges": len(network.get("edges", []))})
+    return found
+
+
+def _citation(request: HttpRequest, search: Search) -> str:
+    """How to cite a published search: who, when, what, where."""
+    results = search.results_run
+    who = search.owner.get_full_name() or search.owner.get_username() if search.owner else "dnflow"
+    when = (results.finished or search.published_at).strftime("%Y-%m-%d")
+    what = search.name
+    return (
+        f"{who} ({when[:4]}). {what} [collection of X posts, {results.num_posts or 0:,} post ids]. "
+        f"dnflow search #{search.pk}, run {results.number}, collected {when}. "
+        f"{request.build_absolute_uri(search.get_absolute_url())}"
+    )
 
 
 def _rechecks(search: Search) -> list[dict]:

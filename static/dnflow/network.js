@@ -297,7 +297,12 @@
       return;
     }
     var containers = document.querySelectorAll("[data-network-url], [data-network-source]");
-    Array.prototype.forEach.call(containers, load);
+    Array.prototype.forEach.call(containers, function (container) {
+      if (!container.dataset.networkStarted) {
+        container.dataset.networkStarted = "true";
+        load(container);
+      }
+    });
   }
 
   if (document.readyState === "loading") {
@@ -305,4 +310,6 @@
   } else {
     start();
   }
+  // The live status page receives the results in place when a run finishes (htmx): draw them then.
+  document.addEventListener("htmx:afterSettle", start);
 })();
