@@ -155,7 +155,7 @@ class CompareForm(forms.Form):
 
     def __init__(self, *args, searches=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["ids"].choices = [(s.pk, str(s)) for s in searches]
+        self.fields["ids"].choices = [(s.pk, s.short_name) for s in searches]
 
     def clean_ids(self):
         ids = list(dict.fromkeys(self.cleaned_data["ids"]))

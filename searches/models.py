@@ -35,6 +35,8 @@ __all__ = ["EventKind", "RunKind", "Search", "SearchRun", "Source", "Status", "T
 
 # The fields that say what a search asks for. Fixed once the search is saved: its runs and
 # their results answer this query, so changing it means a new search.
+# The longest name shown whole in headings, titles and tables.
+SHORT_NAME = 80
 QUERY_FIELDS = ("term", "source", "archive_path", "count", "lang", "start_time", "end_time")
 
 
@@ -158,6 +160,13 @@ class Search(models.Model):
     def name(self) -> str:
         """What a person calls the search: its title, else its query, its archive, or its source."""
         return self.title or self.term or Path(self.archive_path).name or self.get_source_display()
+
+    @property
+    def short_name(self) -> str:
+        """"#id name", cut to a length a heading, a tab's title or a table column can hold (a query
+        may run to thousands of characters); the page shows the whole query among its facts."""
+        whole = str(self)
+        return whole if len(whole) <= SHORT_NAME else whole[: SHORT_NAME - 1] + "…"
 
     @property
     def is_live(self) -> bool:

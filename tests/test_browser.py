@@ -14,7 +14,7 @@ import pytest
 from django.urls import reverse
 
 from searches.models import Search, Status
-from tests.browser_helpers import ARTIFACTS, shot
+from tests.browser_helpers import ARTIFACTS, log_in, shot
 from tests.conftest import TEST_REDIS_URL
 from tests.web_helpers import make_search
 from tests.worker_helpers import worker_database_url
@@ -96,14 +96,6 @@ def worker(django_db_setup, django_db_blocker, shared_data_dir):
     yield worker
     worker.stop()
     queue.empty()
-
-
-def log_in(page, live_server, username: str, password: str) -> None:
-    page.goto(f"{live_server.url}{reverse('login')}")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
 
 
 def test_start_a_sample_search_watch_it_finish_live_and_read_its_summary(page, live_server, owner, worker):

@@ -1,6 +1,8 @@
 """The home page's form, the buttons on a search, compare, the Atom feed and robots.txt."""
 
 import re
+from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from searches.models import Search, Source, Status
-from tests.web_helpers import field_errors, make_search, write_csv
+from tests.web_helpers import POSTS, field_errors, make_search, write_csv, write_outputs
 from tests.x_emulator import x_api  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db
@@ -246,6 +248,55 @@ def test_compare_puts_counts_side_by_side_with_their_overlap(owner_client, owner
     assert "2 of 3 hashtags appear in every search" in section and "Jaccard 0.67" in section
 
 
+def _over_time_rows(page: str) -> list[list[str]]:
+    section = re.search(r'<section class="panel" id="compare-over-time".*?</section>', page, re.S).group(0)
+    body = re.search(r"<tbody>(.*?)</tbody>", section, re.S).group(1)
+    return [re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", body)]
+
+
+def _ten_minutes(when: str) -> str:
+    moment = datetime.fromisoformat(when)
+    return moment.replace(minute=moment.minute - moment.minute % 10).strftime("%Y-%m-%d %H:%M")
+
+
+def test_compare_draws_searches_of_a_size_on_one_time_axis_in_posts(owner_client, owner):
+    first = make_search(owner, term="first")
+    later = [(f"2{pid}", when.replace("T10:", "T11:"), *rest) for pid, when, *rest in POSTS]
+    second = make_search(owner, term="second", outputs=False)
+    write_outputs(second, posts=later)
+    page = owner_client.get(reverse("compare") + f"?ids={first.pk},{second.pk}").content.decode()
+
+    assert page.count('<polyline class="series-') == 2 and "Posts per 10 minutes" in page
+    rows = _over_time_rows(page)
+    # One grid for both, every ten minutes from the first post of either to the last of either.
+    assert rows[0][0] == "2024-03-01 10:00" and rows[-1][0] == "2024-03-02 09:30"
+    expected_first = Counter(_ten_minutes(when) for _, when, *_ in POSTS)
+    expected_second = Counter(_ten_minutes(when) for _, when, *_ in later)
+    for label, in_first, in_second in rows:
+        assert (int(in_first), int(in_second)) == (expected_first[label], expected_second[label]), label
+
+
+def test_compare_shows_shares_when_one_search_is_much_bigger(owner_client, owner):
+    big = make_search(owner, term="big")
+    small = make_search(owner, term="small", outputs=False)
+    write_outputs(small, posts=POSTS[:1])
+    page = owner_client.get(reverse("compare") + f"?ids={big.pk},{small.pk}").content.decode()
+
+    assert "% of its posts per 10 minutes" in page and "each line is its share" in page
+    rows = {row[0]: row[1:] for row in _over_time_rows(page)}
+    assert rows["2024-03-01 10:00"] == ["1 (20.0%)", "1 (100.0%)"]
+    assert rows["2024-03-02 09:30"] == ["1 (20.0%)", "0 (0.0%)"]
+
+
+def test_compare_cuts_a_long_query_in_its_headers_and_keeps_it_whole_on_hover(owner_client, owner):
+    term = "x" * 2000
+    first = make_search(owner, term=term)
+    second = make_search(owner, term="second")
+    page = owner_client.get(reverse("compare") + f"?ids={first.pk},{second.pk}").content.decode()
+    assert f">#{first.pk} {'x' * 70}" in page and f">#{first.pk} {'x' * 100}" not in page
+    assert f'title="#{first.pk} {term}"' in page
+
+
 def test_compare_takes_the_form_s_repeated_ids_too(owner_client, owner):
     first, second = _compare_pair(owner)
     page = owner_client.get(reverse("compare"), {"ids": [first.pk, second.pk], "top": 1}).content.decode()
@@ -333,7 +384,7 @@ def test_the_owner_changes_title_and_notes_but_never_the_query(owner_client, own
     search.refresh_from_db()
     assert (search.title, search.notes, search.term) == ("Heat wave, March", "For the <b>archive</b> team.", "climate")
     public = client.get(search.get_absolute_url()).content.decode()
-    assert f"<h1>#{search.pk} Heat wave, March</h1>" in public and "the &lt;b&gt;archive&lt;/b&gt; team" in public
+    assert f">#{search.pk} Heat wave, March</h1>" in public and "the &lt;b&gt;archive&lt;/b&gt; team" in public
     assert f'action="/searches/{search.pk}/describe/"' not in public
     assert client.post(reverse("search_describe", args=[search.pk]), {"title": "x"}).status_code in (302, 404)
     search.refresh_from_db()

@@ -146,7 +146,7 @@ def every(value) -> str:
 
 
 # The chart's drawing area, in SVG units: the viewBox scales to the page's width.
-CHART = {"width": 720, "height": 230, "left": 56, "right": 12, "top": 12, "bottom": 52}
+CHART = {"width": 720, "height": 230, "left": 66, "right": 12, "top": 12, "bottom": 52}
 CHART_GAP = 1
 X_TICKS = 6
 # How a bucket's start is written under the axis and in the table, by bucket size.
@@ -172,45 +172,35 @@ def nice_ticks(peak: int, count: int = 4) -> list[int]:
     return list(range(0, peak + step, step))
 
 
-@register.inclusion_tag("searches/_timeline_chart.html")
-def timeline_chart(series: timeline.Series | None) -> dict:
-    """Posts over time as an inline SVG bar chart with labelled axes (server-rendered, no script),
-    and the same numbers as a table for anyone (or anything) that does not read charts."""
-    if series is None or not series.points:
-        return {"bars": []}
+def _axes(starts: list, bucket: str, peak: int, *, percent: bool = False) -> dict:
+    """What every time chart draws besides its data: the plot area, ticks on both axes and the
+    axis titles' places. `percent`: the y values are shares (0 to 100) rather than posts."""
     width, height = CHART["width"], CHART["height"]
     plot_w = width - CHART["left"] - CHART["right"]
     plot_h = height - CHART["top"] - CHART["bottom"]
-    ticks = nice_ticks(series.peak)
+    ticks = nice_ticks(peak)
     top = ticks[-1] or 1
-    slot = plot_w / len(series.points)
-    label, full = LABELS[series.bucket], FULL.get(series.bucket, LABELS[series.bucket])
-    bars = []
-    for index, (start, count) in enumerate(series.points):
-        bar_h = plot_h * count / top
-        bars.append(
-            {
-                "x": f"{CHART['left'] + index * slot:.2f}",
-                "y": f"{CHART['top'] + plot_h - bar_h:.2f}",
-                "width": f"{max(slot - CHART_GAP, 0.5):.2f}",
-                "height": f"{bar_h:.2f}",
-                "label": start.strftime(full),
-                "count": count,
-            }
-        )
-    every = max(1, round(len(series.points) / X_TICKS))
-    x_ticks = [
-        {"x": f"{CHART['left'] + (i + 0.5) * slot:.1f}", "label": series.points[i][0].strftime(label)}
-        for i in range(0, len(series.points), every)
-    ]
-    y_ticks = [
-        {"y": f"{CHART['top'] + plot_h - plot_h * value / top:.1f}", "label": intcomma(value)} for value in ticks
-    ]
-    first, last = series.points[0][0], series.points[-1][0]
+    slot = plot_w / max(len(starts), 1)
+    label, full = LABELS[bucket], FULL.get(bucket, LABELS[bucket])
+    every = max(1, round(len(starts) / X_TICKS))
+    first, last = starts[0], starts[-1]
     return {
-        "bars": bars,
-        "x_ticks": x_ticks,
-        "y_ticks": y_ticks,
+        "plot_w": plot_w,
+        "plot_h": plot_h,
+        "top": top,
+        "slot": slot,
+        "full": full,
+        "x_ticks": [
+            {"x": f"{CHART['left'] + (i + 0.5) * slot:.1f}", "label": starts[i].strftime(label)}
+            for i in range(0, len(starts), every)
+        ],
+        "y_ticks": [
+            {
+                "y": f"{CHART['top'] + plot_h - plot_h * value / top:.1f}",
+                "label": f"{value}%" if percent else intcomma(value),
+            }
+            for value in ticks
+        ],
         "chart": CHART,
         "axis_y": CHART["top"] + plot_h,
         "axis_right": width - CHART["right"],
@@ -219,10 +209,70 @@ def timeline_chart(series: timeline.Series | None) -> dict:
         "y_title_x": 14,
         "y_title_y": CHART["top"] + plot_h / 2,
         "plot_center": CHART["left"] + plot_w / 2,
-        "unit": series.bucket,
-        "peak": series.peak,
-        "total": series.total,
+        "unit": bucket,
         "first": first.strftime(full),
         "last": last.strftime(full),
         "days_differ": first.date() != last.date(),
     }
+
+
+@register.inclusion_tag("searches/_timeline_chart.html")
+def timeline_chart(series: timeline.Series | None) -> dict:
+    """Posts over time as an inline SVG bar chart with labelled axes (server-rendered, no script),
+    and the same numbers as a table for anyone (or anything) that does not read charts."""
+    if series is None or not series.points:
+        return {"bars": []}
+    starts = [start for start, _ in series.points]
+    axes = _axes(starts, series.bucket, series.peak)
+    plot_h, slot = axes["plot_h"], axes["slot"]
+    bars = []
+    for index, (start, count) in enumerate(series.points):
+        bar_h = plot_h * count / axes["top"]
+        bars.append(
+            {
+                "x": f"{CHART['left'] + index * slot:.2f}",
+                "y": f"{CHART['top'] + plot_h - bar_h:.2f}",
+                "width": f"{max(slot - CHART_GAP, 0.5):.2f}",
+                "height": f"{bar_h:.2f}",
+                "label": start.strftime(axes["full"]),
+                "count": count,
+            }
+        )
+    return {**axes, "bars": bars, "peak": series.peak, "total": series.total}
+
+
+# Searches compared over time: at most this many lines, each its own colour and dash pattern
+# (told apart without colour too).
+COMPARE_LINES = 6
+
+
+@register.inclusion_tag("searches/_compare_timeline.html")
+def compare_timeline(grid: timeline.Grid | None, searches: list) -> dict:
+    """Several searches' posts over time on one time axis, as lines: counts when the searches are
+    of a size, shares of each search's posts (%) when the biggest has over twice the smallest."""
+    if grid is None or not grid.starts:
+        return {"lines": []}
+    keys = [str(search.pk) for search in searches]
+    totals = [sum(grid.counts[key]) for key in keys]
+    as_shares = min(totals) * 2 < max(totals)
+    values = {
+        key: [share * 100 for share in grid.shares[key]] if as_shares else list(grid.counts[key]) for key in keys
+    }
+    peak = max((max(v, default=0) for v in values.values()), default=0)
+    axes = _axes(list(grid.starts), grid.bucket, max(int(peak + 0.999), 1), percent=as_shares)
+    plot_h, slot = axes["plot_h"], axes["slot"]
+    lines = []
+    for number, (search, key, total) in enumerate(zip(searches, keys, totals, strict=True)):
+        points = " ".join(
+            f"{CHART['left'] + (i + 0.5) * slot:.1f},{CHART['top'] + plot_h - plot_h * value / axes['top']:.1f}"
+            for i, value in enumerate(values[key])
+        )
+        lines.append({"search": search, "points": points, "style": number % COMPARE_LINES, "total": total})
+    rows = [
+        {
+            "label": start.strftime(axes["full"]),
+            "cells": [(grid.counts[key][i], grid.shares[key][i] * 100) for key in keys],
+        }
+        for i, start in enumerate(grid.starts)
+    ]
+    return {**axes, "lines": lines, "rows": rows, "as_shares": as_shares, "exact": grid.exact}

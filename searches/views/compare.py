@@ -1,4 +1,5 @@
-"""Compare searches the person can see, by their results: hashtags, mentions and domains side by side."""
+"""Compare searches the person can see, by their results: posts over time on one axis, and hashtags,
+mentions and domains side by side."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from itertools import combinations
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+
+from pipeline import timeline
 
 from .. import run_files
 from ..forms import CompareForm
@@ -56,6 +59,16 @@ def compare_counts(searches: list[Search], kind: str, top: int) -> Comparison:
     )
 
 
+def posts_over_time(searches: list[Search]) -> timeline.Grid:
+    """The searches' posts over time on one grid, keyed by search id."""
+    named = {}
+    for search in searches:
+        folder = search.results_dir
+        found = run_files.posts_over_time(folder, run_files.read_summary(folder))
+        named[str(search.pk)] = found or timeline.Series(timeline.MINUTE, ())
+    return timeline.common_grid(named)
+
+
 def compare(request: HttpRequest) -> HttpResponse:
     candidates = list(
         Search.objects.visible_to(request.user).with_results().with_runs().order_by("-created")[:PICKER_SIZE]
@@ -68,14 +81,15 @@ def compare(request: HttpRequest) -> HttpResponse:
         if not data.get("top"):
             data["top"] = str(DEFAULT_TOP)
     form = CompareForm(data, searches=candidates, initial={"top": DEFAULT_TOP})
-    comparisons, chosen = [], []
+    comparisons, chosen, over_time = [], [], None
     if data is not None and form.is_valid():
         by_id = {s.pk: s for s in candidates}
         chosen = [by_id[i] for i in dict.fromkeys(form.cleaned_data["ids"])]
         top = form.cleaned_data.get("top") or DEFAULT_TOP
         comparisons = [compare_counts(chosen, kind, top) for kind in COMPARED_KINDS]
+        over_time = posts_over_time(chosen)
     return render(
         request,
         "searches/compare.html",
-        {"form": form, "chosen": chosen, "comparisons": comparisons, "candidates": candidates},
+        {"form": form, "chosen": chosen, "comparisons": comparisons, "over_time": over_time, "candidates": candidates},
     )

@@ -1,0 +1,164 @@
+"""The summary of a real recorded collection, as its owner reads it in headless Chromium: posts
+over time, the most retweeted posts, the network view, Compare, and all of it on a phone.
+
+The posts are the real fixtures v2-pages-twarc-network.jsonl (500 posts over about half an
+hour) and v1-streaming-lines.jsonl (test data only), run through the real workflow in this
+process; the pages come from the live test server. Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import csv
+from urllib.parse import urlsplit
+
+import pytest
+from django.urls import reverse
+
+from pipeline.contract import RETWEETED_POSTS
+from searches import services
+from searches.execute import execute_run
+from searches.models import Search, Source, Status
+from tests.browser_helpers import Watched, log_in, shot
+from tests.pipeline_helpers import archive_search
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PHONE = {"width": 390, "height": 844}
+NETWORK_TIMEOUT_MS = 20_000
+
+
+@pytest.fixture
+def collect(settings, owner, real_data):
+    """Run a real fixture through the whole workflow as `owner`'s search."""
+    settings.DNFLOW_FETCH_PHOTOS = False  # photos would be asked of pbs.twimg.com
+
+    def run(name: str, **fields):
+        run = archive_search(real_data / name, started=False, **fields)
+        Search.objects.filter(pk=run.search_id).update(owner=owner)
+        assert execute_run(run.pk).status == Status.FINISHED
+        return Search.objects.with_runs().get(pk=run.search_id)
+
+    return run
+
+
+def foreign_requests(watched: Watched, live_server) -> list[str]:
+    """Requests to anything but the test server (data: and blob: URLs stay in the browser)."""
+    ours = urlsplit(live_server.url).netloc
+    return [
+        url
+        for url in watched.requests
+        if urlsplit(url).scheme in ("http", "https", "ws", "wss") and urlsplit(url).netloc != ours
+    ]
+
+
+def no_horizontal_scroll(page) -> None:
+    widths = page.evaluate("({page: document.documentElement.scrollWidth, view: document.documentElement.clientWidth})")
+    if widths["page"] > widths["view"]:
+        # The outermost elements that stick out, to say what to fix.
+        wide = page.evaluate(
+            """(view) => [...document.querySelectorAll('body *')]
+                .filter((el) => el.getBoundingClientRect().right > view + 1)
+                .filter((el) => !el.parentElement || el.parentElement.getBoundingClientRect().right <= view + 1)
+                .slice(0, 10).map((el) => `${el.tagName.toLowerCase()}.${el.getAttribute('class') || ''}#${el.id}`)""",
+            widths["view"],
+        )
+        pytest.fail(f"the page is {widths['page']} px wide in a {widths['view']} px window: {wide}")
+
+
+def test_the_owner_reads_time_retweets_and_networks_of_a_real_collection(browser, live_server, owner, collect):
+    search = collect("v2-pages-twarc-network.jsonl", term="blacklivesmatter")
+    with search.results_dir.joinpath(RETWEETED_POSTS).open(newline="", encoding="utf-8") as handle:
+        top = next(csv.DictReader(handle))
+    watched = Watched(browser, width=1280, height=900)
+    try:
+        page = watched.page
+        log_in(page, live_server, "alice", "alice-password-1")
+        page.goto(live_server.url + reverse("search_summary", args=[search.pk]))
+
+        # Posts over time: about half an hour in one-minute bars, with both axes titled and ticked.
+        chart = page.locator(".timeline-chart svg")
+        assert chart.locator(".bars rect").count() > 1
+        assert chart.locator(".axis-x .axis-label").text_content().startswith("Time (UTC)")
+        assert chart.locator(".axis-y .axis-label").text_content() == "Posts per minute"
+        assert chart.locator(".axis-x .tick").count() >= 3 and chart.locator(".axis-y .tick").count() >= 2
+        assert chart.bounding_box()["height"] > 100
+
+        # The most retweeted post: its text and its author, from the copy the archive holds.
+        first = page.locator("#retweets ol.retweets > li").first
+        assert top["user"] and top["text"]
+        assert top["user"] in first.inner_text()
+        assert first.locator("blockquote.post-text").inner_text().strip() == top["text"].strip()
+        assert first.locator("a.on-x").get_attribute("href").endswith(f"/status/{top['tweet_id']}")
+
+        # The network view draws nodes, from the vendored library and this server only.
+        page.wait_for_function(
+            "document.querySelectorAll('.network-view[data-network-ready=\"true\"]').length === 2",
+            timeout=NETWORK_TIMEOUT_MS,
+        )
+        nodes = page.evaluate("document.querySelector('#network-mentions').dnflowNetwork.nodes().length")
+        assert nodes > 5
+        page.wait_for_load_state("networkidle")
+        shot(page, "summary-real-desktop")
+
+        assert foreign_requests(watched, live_server) == []
+        assert watched.errors == []
+    finally:
+        watched.close()
+
+
+def test_the_summary_and_compare_fit_a_phone_even_with_a_very_long_query(browser, live_server, owner, collect):
+    real = collect("v2-pages-twarc-network.jsonl", term="blacklivesmatter")
+    long = collect("v1-streaming-lines.jsonl", term="x" * 2000)
+    watched = Watched(browser, **PHONE)
+    try:
+        page = watched.page
+        log_in(page, live_server, "alice", "alice-password-1")
+        for search, name in ((real, "summary-real-phone"), (long, "summary-long-query-phone")):
+            page.goto(live_server.url + reverse("search_detail", args=[search.pk]))
+            # Drawn, or left empty because there is nothing to draw: either way the page has settled.
+            page.wait_for_function(
+                "[...document.querySelectorAll('.network-view')].every("
+                "  (view) => view.dataset.networkReady === 'true' || view.dataset.networkStarted === 'true')",
+                timeout=NETWORK_TIMEOUT_MS,
+            )
+            page.wait_for_load_state("networkidle")
+            no_horizontal_scroll(page)
+            assert len(page.title()) < 120
+            shot(page, name)
+
+        page.goto(live_server.url + reverse("compare") + f"?ids={real.pk},{long.pk}")
+        lines = page.locator("#compare-over-time polyline")
+        assert lines.count() == 2
+        no_horizontal_scroll(page)
+        shot(page, "compare-phone")
+
+        assert foreign_requests(watched, live_server) == []
+        assert watched.errors == []
+    finally:
+        watched.close()
+
+
+def test_the_bundled_sample_s_summary_on_a_desktop_and_a_phone(browser, live_server, owner, settings):
+    """The README's screenshots (docs/summary-desktop.png, docs/summary-phone.png) come from here:
+    the bundled sample is SYNTHETIC, so they show no real person's posts."""
+    settings.DNFLOW_FETCH_PHOTOS = False
+    search = services.create_search(owner=owner, term="climate", source=Source.SAMPLE, count=300, enqueue=False)
+    assert execute_run(search.latest_run_id).status == Status.FINISHED
+    for name, viewport in (("docs-summary-desktop", {"width": 1280, "height": 900}), ("docs-summary-phone", PHONE)):
+        watched = Watched(browser, **viewport)
+        try:
+            page = watched.page
+            log_in(page, live_server, "alice", "alice-password-1")
+            page.goto(live_server.url + reverse("search_summary", args=[search.pk]))
+            page.wait_for_function(
+                "document.querySelectorAll('.network-view[data-network-ready=\"true\"]').length === 2",
+                timeout=NETWORK_TIMEOUT_MS,
+            )
+            page.wait_for_load_state("networkidle")
+            assert page.locator(".timeline-chart .bars rect").count() > 1
+            no_horizontal_scroll(page)
+            shot(page, name)
+            assert foreign_requests(watched, live_server) == []
+            assert watched.errors == []
+        finally:
+            watched.close()
