@@ -8,7 +8,9 @@ v2-pages-twarc-network.jsonl (test data only).
 
 from __future__ import annotations
 
+import csv
 import json
+from collections import Counter
 
 import networkx as nx
 import pytest
@@ -17,6 +19,7 @@ from pipeline import networks
 from pipeline.contract import (
     BY_NAME,
     COUNT_AUTHORS,
+    HASHTAG_EDGES,
     HASHTAGS_GEXF,
     HASHTAGS_GRAPHML,
     MENTION_EDGES,
@@ -27,7 +30,7 @@ from pipeline.contract import (
     Access,
 )
 from pipeline.networks import heaviest_edges, write_networks
-from pipeline.outputs import csv_records
+from pipeline.outputs import csv_records, unneutralise
 
 from .pipeline_helpers import read_rows, write_v1
 from .test_parallel_summarise import imported, serial
@@ -152,3 +155,38 @@ def test_the_page_view_of_a_real_collection_holds_the_best_connected_nodes(tmp_p
     assert "blacklivesmatter" in top_tags
     hub = view["hashtags"]["nodes"][0]
     assert hub["kind"] == "hashtag" and hub["uses"] >= hub["degree"]
+
+
+def _edge_weights(path) -> Counter:
+    """An edge list counted the plain way: (author, target) -> rows, names as the files key them."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))[1:]
+    return Counter((source, target) for source, target in (unneutralise_row(row) for row in rows))
+
+
+def unneutralise_row(row: list[str]) -> tuple[str, str]:
+    return unneutralise(row[0]), unneutralise(row[1])
+
+
+@pytest.mark.parametrize("fixture", ["v2-pages-twarc-network.jsonl", "v1-streaming-lines.jsonl"])
+def test_the_real_collections_networks_hold_the_edge_lists_counted_independently(tmp_path, real_data, fixture):
+    raw = imported(tmp_path, real_data / fixture)
+    serial(raw, tmp_path / "out")
+    folder = tmp_path / "out"
+    reports = write_networks(folder)
+
+    for edges_file, prefix, gexf, graphml in (
+        (MENTION_EDGES, "@", MENTIONS_GEXF, MENTIONS_GRAPHML),
+        (HASHTAG_EDGES, "#", HASHTAGS_GEXF, HASHTAGS_GRAPHML),
+    ):
+        counted = _edge_weights(folder / edges_file)
+        # Nodes are keyed case-insensitively: accounts as @name, hashtags as #tag.
+        expected = Counter()
+        for (author, target), rows in counted.items():
+            expected["@" + author.lower(), prefix + target.lower()] += rows
+        assert sum(expected.values()) == sum(1 for _ in (folder / edges_file).open(encoding="utf-8")) - 1
+        assert nx.read_graphml(folder / graphml).graph["cut"] is False  # every edge is in the files
+        for graph in (nx.read_gexf(folder / gexf), nx.read_graphml(folder / graphml)):
+            assert graph.is_directed()
+            assert {(u, v): int(d["weight"]) for u, v, d in graph.edges(data=True)} == dict(expected)
+    assert reports["mentions"].edges > 0 and reports["hashtags"].edges > 0

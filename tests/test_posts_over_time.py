@@ -230,3 +230,45 @@ def test_ranges_with_tiny_timeline_bounds_write_the_file_of_one_pass(tmp_path, m
     expected = (tmp_path / "serial" / POSTS_OVER_TIME).read_bytes()
     assert (tmp_path / "parallel" / POSTS_OVER_TIME).read_bytes() == expected
     assert read_series(tmp_path / "serial" / POSTS_OVER_TIME).bucket == HOUR
+
+
+def _created_by_id(path) -> dict[str, datetime]:
+    """Each post's time, read from the archive by hand: v2 pages' `data`, or v1.1 lines."""
+    found = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        for post in record.get("data", [record]):
+            if "created_at" not in post:
+                continue
+            text = post["created_at"]
+            if text.endswith("Z"):
+                moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            else:
+                moment = datetime.strptime(text, "%a %b %d %H:%M:%S %z %Y")
+            found[post.get("id_str") or post["id"]] = moment.astimezone(UTC)
+    return found
+
+
+@pytest.mark.parametrize(
+    "fixture", ["v2-pages-twarc-network.jsonl", "v1-streaming-lines.jsonl", "v2-pages-noflat.jsonl"]
+)
+def test_posts_over_time_of_real_archives_matches_a_count_by_hand(tmp_path, real_data, fixture):
+    raw = imported(tmp_path, real_data / fixture)
+    serial(raw, tmp_path / "out")
+    rows = read_rows(tmp_path / "out" / POSTS_OVER_TIME)
+    assert rows[0] == ["bucket_start", "count"]
+    starts = [datetime.fromisoformat(start) for start, _ in rows[1:]]
+    # One bucket says nothing of its size: every post is in it, to the minute at least.
+    step = starts[1] - starts[0] if len(starts) > 1 else timedelta(minutes=1)
+    assert step in (timedelta(minutes=1), timedelta(minutes=10), timedelta(hours=1))
+    by_hand = Counter()
+    for moment in _created_by_id(real_data / fixture).values():
+        since_midnight = moment - moment.replace(hour=0, minute=0, second=0, microsecond=0)
+        by_hand[moment - since_midnight % step] += 1
+    # Every bucket from the first to the last, each with the posts counted by hand (0 if none).
+    assert all(later - earlier == step for earlier, later in zip(starts, starts[1:], strict=False))
+    assert {start: int(count) for start, (_, count) in zip(starts, rows[1:], strict=True)} == {
+        start: by_hand.get(start, 0) for start in starts
+    }
+    assert sum(int(count) for _, count in rows[1:]) == sum(by_hand.values())
+    assert 1 <= len(starts) <= 200
