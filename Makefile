@@ -15,10 +15,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 # Set up and run a real search end to end: SQLite, the bundled synthetic sample, no credentials.
 demo: $(STAMP)
 	$(PY) manage.py migrate --noinput -v 0
-	$(PY) manage.py run_search climate
+	owner=$$($(PY) manage.py demo_owner) && $(PY) manage.py run_search climate --owner "$$owner"
 	@echo
 	@echo "The last line above is the search's output folder; summary.json there is the summary."
-	@echo "To browse it: $(PY) manage.py createsuperuser && $(PY) manage.py runserver, then open http://127.0.0.1:8000/"
+	@echo "To browse it: make run, open http://127.0.0.1:8000/ and log in as the user named above."
+	@echo "Searches started on the web need a worker too: make worker (in another terminal)."
 
 services:
 	scripts/ensure-redis.sh

@@ -56,6 +56,7 @@ def _brief(request: HttpRequest, search: Search) -> dict:
     return {
         "id": search.pk,
         "url": request.build_absolute_uri(search.get_absolute_url()),
+        "title": search.title,
         "term": search.term,
         "source": search.source,
         "status": search.status,
@@ -91,6 +92,7 @@ def search_detail(request: HttpRequest, pk: int) -> JsonResponse:
     return JsonResponse(
         {
             **_brief(request, search),
+            "notes": search.notes,
             "error": latest.error if latest else "",
             "rate_limited_until": _iso(latest.rate_limited_until) if latest else None,
             "latest_run": _run(latest),

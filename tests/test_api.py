@@ -120,3 +120,11 @@ def test_list_gives_each_search_s_state(owner_client, owner):
     assert [(s["id"], s["status"], s["progress"], s["step"]) for s in data] == [
         (running.pk, "running", 45.0, "Collecting posts")
     ]
+
+
+def test_title_and_notes_come_with_the_search(owner_client, owner):
+    search = make_search(owner, title="Heat wave, March", notes="For the <b>archive</b> team.")
+    listed = owner_client.get(reverse("api_search_list")).json()["searches"][0]
+    assert (listed["title"], listed["term"]) == ("Heat wave, March", "climate") and "notes" not in listed
+    detail = owner_client.get(reverse("api_search_detail", args=[search.pk])).json()
+    assert detail["notes"] == "For the <b>archive</b> team."

@@ -171,3 +171,41 @@ def test_estimate_prints_the_total_cost_and_days_and_collects_nothing(x_api):
     assert len(lines) >= 2 and all(line.startswith("  20") for line in lines[1:])
     assert not Search.objects.exists()
     assert not x_api.search_requests()
+
+
+# --- make demo's owner ---------------------------------------------------------------------------
+
+
+def demo_owner() -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    call_command("demo_owner", stdout=out, stderr=err)
+    return out.getvalue().strip(), err.getvalue()
+
+
+def test_the_demo_search_belongs_to_a_demo_user_made_once_with_a_password_said_once(client, django_user_model):
+    username, said = demo_owner()
+    assert username == "demo"
+    password = said.split("with the password ", 1)[1].split(" ", 1)[0]
+    assert client.login(username="demo", password=password)
+
+    again, said_again = demo_owner()
+    assert again == "demo" and password not in said_again and "changepassword demo" in said_again
+    assert django_user_model.objects.count() == 1
+
+
+def test_the_demo_search_belongs_to_the_first_superuser_when_there_is_one(django_user_model):
+    django_user_model.objects.create_user("zed")
+    django_user_model.objects.create_superuser("root", password="root-password-1")
+    django_user_model.objects.create_superuser("second", password="second-password-1")
+    assert demo_owner()[0] == "root"
+    assert not django_user_model.objects.filter(username="demo").exists()
+
+
+def test_make_demo_s_search_is_its_owner_s_on_the_web(client, data_dir, django_user_model):
+    username, said = demo_owner()
+    password = said.split("with the password ", 1)[1].split(" ", 1)[0]
+    call_command("run_search", "climate", "--owner", username, "--count", "50", stdout=StringIO(), stderr=StringIO())
+    search = Search.objects.get()
+    assert search.owner.get_username() == "demo" and search.latest_run.status == Status.FINISHED
+    client.login(username=username, password=password)
+    assert f"#{search.pk} climate" in client.get("/").content.decode()
