@@ -193,7 +193,7 @@ DNFLOW_MAX_UPLOAD_BYTES = env_int("DNFLOW_MAX_UPLOAD_BYTES", 16 * 1024**3)
 FILE_UPLOAD_HANDLERS = [
     "searches.uploads.UploadSizeLimit",  # first: it skips a file before the others keep more of it
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
-    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+    "searches.uploads.TemporaryFileOrDiskFull",  # Django's temporary file, with a full disk explained
 ]
 # Photo URLs come from the posts, so an uploaded archive chooses them: by default a photo host that
 # is not a public address (loopback, private, link-local) is refused (see pipeline.photos).
