@@ -105,12 +105,18 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'dnflow.sqlite3'}"),
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
-    )
-}
+try:
+    DATABASES = {
+        "default": dj_database_url.parse(
+            env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'dnflow.sqlite3'}"),
+            conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+        )
+    }
+except ValueError as exc:  # dj_database_url's UnknownSchemeError and malformed URLs
+    raise ImproperlyConfigured(
+        f"DATABASE_URL is not a database URL dnflow can use ({str(exc).split('. ')[0]}). Write "
+        "sqlite:///path/to/file.sqlite3 or postgres://user@host:5432/name."
+    ) from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Workers and the web write to one file: wait for the lock instead of failing at once,
     # and let readers proceed while a writer holds it.
