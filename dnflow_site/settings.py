@@ -130,6 +130,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # The log-in brake's counts (searches/views/accounts.py), shared by every web process. In the
+    # database, which the web needs anyway: a Redis cache would take log-in down with Redis. Its
+    # table is made by a migration (searches 0005), so `migrate` is all a new machine needs.
+    "logins": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "dnflow_login_attempts",
+        # Rows beyond this are culled, oldest keys first: high, so that guessing over many usernames
+        # cannot push out the counts of the one being guessed.
+        "OPTIONS": {"MAX_ENTRIES": 100_000},
+    },
+}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
