@@ -210,6 +210,10 @@ DNFLOW_FETCH_PHOTOS = env_bool("DNFLOW_FETCH_PHOTOS", True)
 # The largest archive the web form takes (0: no limit). Bigger ones are imported on the server
 # with `manage.py run_search --archive`, which has no limit. 16 GiB: about 4 million v1.1 posts.
 DNFLOW_MAX_UPLOAD_BYTES = env_int("DNFLOW_MAX_UPLOAD_BYTES", 16 * 1024**3)
+# The most one import may hold once decompressed (0: no limit), upload or `run_search --archive`:
+# a small gzip must not fill the disk (see pipeline.formats.limits, which also stops a gzip that
+# expands more than 100 times). 32 GiB: twice the largest upload, about 9 million v1.1 posts.
+DNFLOW_MAX_ARCHIVE_BYTES = env_int("DNFLOW_MAX_ARCHIVE_BYTES", 32 * 1024**3)
 FILE_UPLOAD_HANDLERS = [
     "searches.uploads.UploadSizeLimit",  # first: it skips a file before the others keep more of it
     "django.core.files.uploadhandler.MemoryFileUploadHandler",

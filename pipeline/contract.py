@@ -82,11 +82,20 @@ COUNT_MEDIA = "count-media.csv"
 COUNT_FOLLOWERS = "count-followers.csv"
 FOLLOW_RATIO = "follow-ratio.csv"
 RETWEETS = "retweets.csv"
+COUNT_AUTHORS = "count-authors.csv"
+POSTS_OVER_TIME = "posts-over-time.csv"
+RETWEETED_POSTS = "retweeted-posts.csv"
 SAMPLE = "sample.csv"
 # What the summary pass found (counts of distinct keys, the time span, the import report): the
 # final task reads it to write SUMMARY.
 SUMMARISED = "summarised.json"
 SUMMARY = "summary.json"
+
+MENTIONS_GEXF = "mentions.gexf"
+MENTIONS_GRAPHML = "mentions.graphml"
+HASHTAGS_GEXF = "hashtags.gexf"
+HASHTAGS_GRAPHML = "hashtags.graphml"
+NETWORKS_VIEW = "networks.json"
 
 MEDIA_FOLDER = "media"
 PHOTOS_RECORD = "media/photos.json"
@@ -111,6 +120,11 @@ COUNT_FILES = (
     FOLLOW_RATIO,
     RETWEETS,
 )
+# The files the summary pass writes beyond the spec's (beside LISTING_FILES, COUNT_FILES and the
+# sample): posts per author, the series over time, the most retweeted posts with their text.
+ADDED_PASS_FILES = (COUNT_AUTHORS, POSTS_OVER_TIME, RETWEETED_POSTS)
+# The networks (pipeline.networks), written after the summary pass; NETWORKS_VIEW is put in place last.
+NETWORK_FILES = (MENTIONS_GEXF, MENTIONS_GRAPHML, HASHTAGS_GEXF, HASHTAGS_GRAPHML, NETWORKS_VIEW)
 # The files of the summary pass that hold no post text (counts, edge lists, ids): what any other
 # way of counting the same collection must reproduce line for line (the benchmark, the tests).
 TEXT_FREE_FILES = (*COUNT_FILES, HASHTAG_EDGES, MENTION_EDGES, TWEET_IDS)
@@ -123,18 +137,30 @@ FILES: tuple[RunFile, ...] = (
     RunFile(COUNT_DOMAINS, Access.PUBLIC, True, "The web sites those links point to, with how often."),
     RunFile(COUNT_MEDIA, Access.PUBLIC, True, "Every photo's address and file name, with how often it was posted."),
     RunFile(COUNT_FOLLOWERS, Access.PUBLIC, True, "Each author's followers, from their latest post."),
+    RunFile(COUNT_AUTHORS, Access.PUBLIC, True, "Each author with how many of the collected posts are theirs."),
     RunFile(FOLLOW_RATIO, Access.PUBLIC, True, "Each author's followers divided by the accounts they follow."),
     RunFile(RETWEETS, Access.PUBLIC, True, "The 100 most retweeted posts: their ids and retweet counts."),
+    RunFile(POSTS_OVER_TIME, Access.PUBLIC, True, "Posts per minute, hour, day... (UTC), every bucket of the span."),
     RunFile(HASHTAG_EDGES, Access.PUBLIC, True, "One row per hashtag use: the author and the hashtag."),
     RunFile(MENTION_EDGES, Access.PUBLIC, True, "One row per mention: the author and the account mentioned."),
     RunFile(TWEET_IDS, Access.PUBLIC, True, "The id of every collected post, one a line: what may be shared."),
     RunFile(MISSING_IDS, Access.PUBLIC, True, "Each id looked up that X did not give, and X's reason: ids only."),
+    RunFile(MENTIONS_GEXF, Access.PUBLIC, True, "Who mentions whom, weighted, for Gephi (GEXF; the heaviest edges)."),
+    RunFile(MENTIONS_GRAPHML, Access.PUBLIC, True, "The same mention network as GraphML."),
+    RunFile(
+        HASHTAGS_GEXF, Access.PUBLIC, True, "Who uses which hashtag, weighted, for Gephi (GEXF; the heaviest edges)."
+    ),
+    RunFile(HASHTAGS_GRAPHML, Access.PUBLIC, True, "The same hashtag network as GraphML."),
+    RunFile(
+        NETWORKS_VIEW, Access.PUBLIC, True, "The best-connected accounts and hashtags of both networks, for the page."
+    ),
     RunFile(MEDIA_GRAPH, Access.PUBLIC, True, "Groups of downloaded photos that look alike."),
     RunFile(PHOTOS_RECORD, Access.PUBLIC, True, "What the photo step did: how many photos, fetched and failed."),
     RunFile(PHOTO_CHECKSUMS, Access.PUBLIC, True, "The MD5 checksum of every downloaded photo (md5sum -c)."),
     RunFile(PHOTO_FAILURES, Access.PUBLIC, True, "Each photo that could not be downloaded, and why."),
     RunFile(SOURCES, Access.INTERNAL, True, "Each imported file: its name, size, SHA-256 and lines."),
     RunFile(TWEETS_CSV, Access.PRIVATE, False, "Every collected post as a table, with its full text."),
+    RunFile(RETWEETED_POSTS, Access.PRIVATE, False, "The most retweeted posts' time, author and full text."),
     RunFile(SAMPLE, Access.PRIVATE, False, "A reproducible random sample of the posts, with their text."),
     RunFile(RAW_POSTS, Access.PRIVATE, False, "The posts exactly as the API or the archive gave them."),
     RunFile(LIVE_PARTIAL, Access.INTERNAL, False, "A live collection in progress."),

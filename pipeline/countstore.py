@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-COUNTED = ("hashtags", "mentions", "urls", "media")
+COUNTED = ("hashtags", "mentions", "urls", "media", "posters")  # posters: posts per author
 CACHE_KIB = 16 * 1024  # SQLite's page cache: the memory a store may use, whatever it holds
 _PRAGMAS = ("journal_mode = OFF", "synchronous = OFF", f"cache_size = -{CACHE_KIB}", "temp_store = FILE")
 

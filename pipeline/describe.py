@@ -14,7 +14,10 @@ import dnflow_site
 
 from .contract import package_name
 from .formats import ImportReport
+from .hydrate import Availability, HydrateResult
 
+# Facts of the pass that summary.json puts after what was asked, not among the counts.
+PLACED_LATER = ("timeline", "import", "summarised_at", "availability")
 # Problems (bad lines) listed one by one in summary.json; the rest are counted.
 LISTED_PROBLEMS = 100
 
@@ -37,21 +40,47 @@ def import_report_document(report: ImportReport) -> dict:
     }
 
 
-def pass_facts(facts: dict, report: ImportReport, *, sample_size: int, summarised_at: datetime) -> dict:
-    """What the summary pass found, for the final step (contract.SUMMARISED)."""
-    return {
+def pass_facts(
+    facts: dict,
+    report: ImportReport,
+    *,
+    sample_size: int,
+    summarised_at: datetime,
+    availability: Availability | None = None,
+) -> dict:
+    """What the summary pass found, for the final step (contract.SUMMARISED); with the newest
+    recheck of the collection, what it found and how many posts were left out for it."""
+    document = {
         **facts,
         "sample_size": sample_size,
         "summarised_at": summarised_at.isoformat(),
         "import": import_report_document(report),
     }
+    if availability is not None:
+        document["availability"] = {
+            "checked_at": availability.checked_at,
+            "checked": availability.checked,
+            "available": availability.available,
+            "unavailable_by_reason": availability.unavailable_by_reason,
+            "left_out": report.unavailable,
+        }
+    return document
 
 
 def summary_document(
-    search, run, facts: dict, photos: dict, groups: list, *, finished: datetime, synthetic: bool
+    search,
+    run,
+    facts: dict,
+    photos: dict,
+    groups: list,
+    *,
+    finished: datetime,
+    synthetic: bool,
+    lookup: HydrateResult | None = None,
 ) -> dict:
-    """summary.json: what was asked, what the pass found, what the photo steps did, the package."""
-    return {
+    """summary.json: what was asked, what the pass found, what the photo steps did, the package;
+    for ids looked up, how many were asked for, found and missing (by X's reason)."""
+    document = {
         "id": search.pk,
         "run": run.number,
         "term": search.term,
@@ -59,7 +88,11 @@ def summary_document(
         "status": "finished",
         "started": iso(run.started),
         "finished": finished.isoformat(),
-        **{key: value for key, value in facts.items() if key not in ("timeline", "import", "summarised_at")},
+        **{
+            key: value
+            for key, value in facts.items()
+            if key not in ("timeline", "import", "summarised_at", "availability")
+        },
         "count_requested": search.count,
         "lang": search.lang,
         "start_time": iso(search.start_time),
@@ -70,12 +103,20 @@ def summary_document(
         "dnflow_version": dnflow_site.__version__,
         "summarised_at": facts.get("summarised_at"),
         "import": facts.get("import", {}),
+        **({"availability": facts["availability"]} if "availability" in facts else {}),
         "timeline": facts.get("timeline", []),
         "photos_fetched": photos.get("fetched", 0),
         "photos_failed": photos.get("failed", 0),
         "photo_groups": len(groups),
         "package": package_name(run.folder),
     }
+    if lookup is not None:
+        document.update(
+            ids_requested=lookup.ids_requested,
+            ids_found=lookup.ids_found,
+            ids_missing_by_reason=lookup.ids_missing_by_reason,
+        )
+    return document
 
 
 def bag_info(search, run, summary: dict) -> dict[str, object]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 
 from .formats.report import ArchiveError
+from .ids import IdFileError
 from .query import QueryError
 from .xapi_client import XApiError
 
@@ -15,7 +16,7 @@ class WorkflowCancelled(Exception):
 
 
 # Errors whose message is already written for the person who asked: shown as they are.
-EXPLAINED_ERRORS = (ArchiveError, XApiError, QueryError, WorkflowCancelled)
+EXPLAINED_ERRORS = (ArchiveError, IdFileError, XApiError, QueryError, WorkflowCancelled)
 
 
 def plain_reason(exc: BaseException, step_label: str = "") -> str:

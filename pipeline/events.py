@@ -42,13 +42,16 @@ class Step:
 
 # The workflow's steps in order; their weights add up to 100 for each kind of source.
 STEPS = (
-    Step("CollectPosts", "Collecting posts", 60, 10),
-    Step("SummarisePosts", "Counting hashtags, mentions, URLs and more", 20, 50),
-    Step("FetchPhotos", "Fetching photos", 12, 25),
+    Step("CollectPosts", "Collecting posts", 58, 10),
+    Step("SummarisePosts", "Counting hashtags, mentions, URLs and more", 20, 47),
+    Step("BuildNetworks", "Building the mention and hashtag networks", 2, 5),
+    Step("FetchPhotos", "Fetching photos", 12, 24),
     Step("MatchPhotos", "Matching similar photos", 4, 5),
-    Step("PackageOutputs", "Packaging a BagIt archive", 4, 10),
+    Step("PackageOutputs", "Packaging a BagIt archive", 4, 9),
 )
-STEP_BY_FAMILY = {step.family: step for step in STEPS}
+# A recheck's first step takes the place (and the weights) of collecting.
+INSTEAD = {"CheckAvailability": Step("CheckAvailability", "Rechecking which posts X still gives", 58, 58)}
+STEP_BY_FAMILY = {step.family: step for step in STEPS} | INSTEAD
 # Write progress when it moved by this many percent of the whole workflow, or after this long.
 PROGRESS_PERCENT = 2.0
 PROGRESS_SECONDS = 1.0
@@ -58,6 +61,8 @@ PROGRESS_EVENT_STEP = 25.0
 
 def step_range(family: str, live: bool) -> tuple[float, float]:
     """Where a step starts and ends on the workflow's 0..100 scale."""
+    if family in INSTEAD:
+        family = STEPS[0].family
     start = 0.0
     for step in STEPS:
         weight = step.weight_live if live else step.weight_file

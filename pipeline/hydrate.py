@@ -57,6 +57,7 @@ from typing import IO
 from .contract import RECHECK_STAMP, RECHECK_STATE_NAME, recheck_names
 from .outputs import write_csv
 from .rawpages import StateError, append_durably, append_line, one_line, read_state, truncate_to_recorded, write_state
+from .words import counted
 from .xapi_client import (
     EXPANSIONS,
     MEDIA_FIELDS,
@@ -122,8 +123,8 @@ class LookupEstimate:
         price = f"{Decimal(str(self.price_per_post)):f}".rstrip("0").rstrip(".") if self.price_per_post else "0"
         done = f" ({self.ids - self.remaining:,} of {self.ids:,} done already)" if self.remaining < self.ids else ""
         return (
-            f"at most {self.remaining:,} post{'s' if self.remaining != 1 else ''} to read in {self.requests:,} "
-            f"request{'s' if self.requests != 1 else ''}{done} -- at most "
+            f"at most {counted(self.remaining, 'post')} to read in {counted(self.requests, 'request')}{done}"
+            " -- at most "
             f"${cost.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,} at ${price} per post read (posts that "
             "are gone are not billed, so it may cost less)"
         )
@@ -222,6 +223,14 @@ def hydrate(
     state.update(done=True, ids_found=found, missing=counts)
     write_state(state_path, state)
     return _hydrate_result(state, resumed=resumed)
+
+
+def lookup_outcome(state_path: Path) -> HydrateResult | None:
+    """What a finished lookup found, read back from its state; None before it finished."""
+    state = read_state(Path(state_path), required=(), what="lookup")
+    if not state or not state.get("done"):
+        return None
+    return _hydrate_result(state, resumed=False)
 
 
 def _hydrate_result(state: dict, *, resumed: bool) -> HydrateResult:
@@ -354,6 +363,40 @@ def recheck(
     write_state(paths.state, state)
     _finish_recheck(paths)
     return _recheck_result(state, paths, resumed=resumed)
+
+
+@dataclass
+class Availability:
+    """What a finished recheck's availability file says."""
+
+    checked: int
+    available: int
+    unavailable_by_reason: dict[str, int]
+    checked_at: str  # UTC ISO 8601, when the last batch was looked up
+    gone: frozenset[str]  # the ids no longer available
+
+    @property
+    def unavailable(self) -> int:
+        return len(self.gone)
+
+
+def read_availability(path: Path) -> Availability:
+    """Read an availability file (tweet_id,status,reason,checked_at) back."""
+    gone: set[str] = set()
+    reasons: dict[str, int] = {}
+    checked = available = 0
+    last = ""
+    with Path(path).open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            checked += 1
+            last = max(last, row.get("checked_at") or "")
+            if row.get("status") == AVAILABLE:
+                available += 1
+            else:
+                gone.add(row["tweet_id"])
+                reason = row.get("reason") or NOT_RETURNED
+                reasons[reason] = reasons.get(reason, 0) + 1
+    return Availability(checked, available, reasons, last, frozenset(gone))
 
 
 def _finish_recheck(paths: RecheckPaths) -> None:

@@ -60,6 +60,7 @@ from typing import IO
 from .contract import TWEET_IDS
 from .idset import SeenIds
 from .outputs import OutputSet
+from .words import counted
 
 # Header names (lower-cased, spaces and dashes as underscores) that say "this column is the post id".
 ID_COLUMNS = ("id", "id_str", "tweet_id", "tweetid", "tweet_id_str", "status_id", "post_id", "postid")
@@ -170,7 +171,7 @@ class IdReport:
         for kind, count in self.damaged.items():
             what, advice = DAMAGE[kind]
             said.append(
-                f"{self.name}: {_plural(count, 'id')} {what}, left out "
+                f"{self.name}: {counted(count, 'id')} {what}, left out "
                 f"({_examples(self.examples.get(kind, []))}): {advice}"
             )
         if self.looks_rounded:
@@ -186,13 +187,13 @@ class IdReport:
 
     def summary(self) -> str:
         """One paragraph for a page or a command line."""
-        parts = [f"{self.name} ({self.kind}): {_plural(self.ids, 'id')} to look up"]
+        parts = [f"{self.name} ({self.kind}): {counted(self.ids, 'id')} to look up"]
         if self.duplicates:
-            parts.append(f"{_plural(self.duplicates, 'duplicate')} dropped")
+            parts.append(f"{counted(self.duplicates, 'duplicate')} dropped")
         if self.damaged_total:
-            parts.append(f"{_plural(self.damaged_total, 'damaged row')} left out")
+            parts.append(f"{counted(self.damaged_total, 'damaged row')} left out")
         if self.blank:
-            parts.append(f"{_plural(self.blank, 'empty row')} skipped")
+            parts.append(f"{counted(self.blank, 'empty row')} skipped")
         text = ", ".join(parts) + "."
         problems = self.problems()
         return text + (" " + " ".join(problems) if problems else "")
@@ -459,14 +460,10 @@ def _nothing_usable(report: IdReport) -> str:
             f"{report.name} holds no ids: it is empty{' but for its header' if report.header else ''}. Give a text "
             "file with one post id a line, a CSV file with the ids in its first column, or a dnflow package."
         )
-    return f"{report.name} holds no usable id: all {_plural(report.rows, 'row')} are damaged. " + " ".join(
+    return f"{report.name} holds no usable id: all {counted(report.rows, 'row')} are damaged. " + " ".join(
         report.problems()
     )
 
 
 def _examples(found: list[tuple[int, str]]) -> str:
     return "; ".join(f"line {line:,}: {text}" for line, text in found)
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count:,} {word}" if count == 1 else f"{count:,} {word}s"

@@ -38,6 +38,19 @@ def neutralise(cell: str) -> str:
     return cell
 
 
+def unneutralise(cell: str) -> str:
+    """The text a cell of ours stood for before neutralise(): whoever uses a cell as a name (a photo
+    file, a user, a hashtag) rather than showing it in a spreadsheet reads it through this.
+
+    A leading quote followed by a formula start is taken for ours: neutralise() never leaves a
+    formula start first, so such a cell came from it (or from a text that began with that very
+    quote, which X's names and file names never do).
+    """
+    if cell[:1] == "'" and cell[1:2] and cell[1] in FORMULA_STARTS:
+        return cell[1:]
+    return cell
+
+
 def _quoted(cell: str) -> str:
     if "," in cell or '"' in cell or "\n" in cell or "\r" in cell:
         return '"' + cell.replace('"', '""') + '"'

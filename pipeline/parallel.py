@@ -31,7 +31,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from multiprocessing.connection import wait
@@ -57,6 +57,7 @@ _SCAN = 1024 * 1024
 _WRITE_BUFFER = 1024 * 1024
 
 ProgressCallback = Callable[[int, int], None]  # (lines read, posts kept) over all ranges
+Part = tuple[Path, int, int]  # a byte range [start, end) of one raw file
 
 
 def default_processes() -> int:
@@ -97,6 +98,33 @@ def plan_ranges(raw_path: Path, *, processes: int, min_bytes: int = DEFAULT_MIN_
     return list(zip(cuts, cuts[1:], strict=False))
 
 
+def plan_parts(raw_paths: Sequence[Path], *, processes: int, min_bytes: int = DEFAULT_MIN_BYTES) -> list[Part] | None:
+    """Ranges over several raw files read as one collection, in order: each file cut as
+    plan_ranges cuts one, with the processes shared by size; a file too small to cut is one range.
+    None when one process should read them all (together smaller than `min_bytes`, or one of them
+    cannot be cut: gzipped, or from Twitter's tweets.js)."""
+    paths = [Path(p) for p in raw_paths]
+    if len(paths) == 1:
+        ranges = plan_ranges(paths[0], processes=processes, min_bytes=min_bytes)
+        return None if ranges is None else [(paths[0], start, end) for start, end in ranges]
+    try:
+        sizes = [path.stat().st_size for path in paths]
+    except OSError:
+        return None
+    total = sum(sizes)
+    if processes < 2 or total < min_bytes or multiprocessing.current_process().daemon:
+        return None
+    parts: list[Part] = []
+    for path, size in zip(paths, sizes, strict=True):
+        share = max(1, round(processes * size / total)) if total else 1
+        with path.open("rb") as handle:
+            if handle.read(2) == GZIP_MAGIC or SourceMap(path).has_owners:
+                return None
+        ranges = plan_ranges(path, processes=share, min_bytes=min(min_bytes, size)) if share > 1 else None
+        parts += [(path, start, end) for start, end in (ranges or [(0, size)]) if end > start]
+    return parts if len(parts) > 1 else None
+
+
 def _line_start_at_or_after(handle: IO[bytes], position: int, size: int) -> int:
     if position <= 0:
         return 0
@@ -125,6 +153,7 @@ class RangeJob:
     limit: int | None
     sample_size: int
     seed: str
+    unavailable: frozenset[str]
     files: dict[str, Path]  # LISTING_FILES name -> the file this range's rows are appended to
     spill_into: Path  # the folder whose .spill/ holds what outgrew memory (pipeline.idset, pipeline.countstore)
     exclude: SeenIds | None = None  # ids seen in earlier ranges: duplicates here
@@ -145,7 +174,7 @@ def read_range(job: RangeJob, on_batch: Callable[[ImportReport, int], None] | No
     from .query import compile_query
 
     report = ImportReport()
-    keep = CollectionFilter(compile_query(job.term), job.lang, job.start_time, job.end_time)
+    keep = CollectionFilter(compile_query(job.term), job.lang, job.start_time, job.end_time, job.unavailable)
     seen = job.exclude if job.exclude is not None else SeenIds(job.spill_into)
     sample = Sample(job.sample_size, job.seed)
     # Problems are numbered within the range and named after the raw file; the parent renames them.
@@ -239,28 +268,35 @@ def _run(jobs: list[RangeJob], on_progress: ProgressCallback | None, done: tuple
     return [results[slot] for slot in range(len(jobs))]
 
 
-def summarise_ranges(
-    raw_path: Path,
+def summarise_ranges(raw_path: Path, folder: Path, ranges: list[tuple[int, int]], **options) -> dict:
+    """summarise_parts over byte ranges of one raw file (from plan_ranges)."""
+    return summarise_parts([(Path(raw_path), start, end) for start, end in ranges], folder, **options)
+
+
+def summarise_parts(
+    parts: list[Part],
     folder: Path,
-    ranges: list[tuple[int, int]],
     *,
     term: str,
     lang: str,
     start: datetime | None,
     end: datetime | None,
-    limit: int | None,
+    limit: int | None | Mapping[Path, int | None],
     report: ImportReport,
     sample_size: int,
     seed: str,
     make_facts: Callable[[dict], dict],
+    unavailable: Collection[str] = frozenset(),
     on_progress: ProgressCallback | None = None,
 ) -> dict:
-    """The summarise pass over `ranges` (from plan_ranges), one process each: the same files in
-    `folder`, the same facts and the same `report` as summarise_posts over iter_collection."""
-    raw_path = Path(raw_path)
-    if limit is not None and limit <= 0:
+    """The summarise pass over `parts` (from plan_parts or plan_ranges), one process each: the same
+    files in `folder`, the same facts and the same `report` as summarise_posts over iter_collection
+    of the same raw files. `limit`: one for all, or each raw file's own (a mapping)."""
+    limits = dict(limit) if isinstance(limit, Mapping) else {path: limit for path, _, _ in parts}
+    if all(each is not None and each <= 0 for each in limits.values()):
         raise ValueError("A limit of 0 reads nothing: use the serial pass.")
-    parts: list[Path] = []
+    unavailable = frozenset(unavailable)
+    temporaries: list[Path] = []
     remove_spill_folder(folder)  # left by a run that was killed
 
     def part_files() -> dict[str, Path]:
@@ -268,7 +304,7 @@ def summarise_ranges(
         for name in LISTING_FILES:
             fd, path = new_temp_path(folder / name)
             os.close(fd)
-            parts.append(path)
+            temporaries.append(path)
             files[name] = path
         return files
 
@@ -284,30 +320,31 @@ def summarise_ranges(
                         raw_path=raw_path,
                         start=range_start,
                         end=range_end,
+                        unavailable=unavailable,
                         term=term,
                         lang=lang,
                         start_time=start,
                         end_time=end,
-                        limit=limit,
+                        limit=limits[raw_path],
                         sample_size=sample_size,
                         seed=seed,
                         files={name: out.temp_path(h) for name, h in finals.items()} if index == 0 else part_files(),
                         spill_into=folder,
                     )
-                    for index, (range_start, range_end) in enumerate(ranges)
+                    for index, (raw_path, range_start, range_end) in enumerate(parts)
                 ]
-                chosen = _settle(_run(jobs, on_progress, (0, 0)), limit, part_files, on_progress, folder)
+                chosen = _settle(_run(jobs, on_progress, (0, 0)), limits, part_files, on_progress, folder)
                 for name, handle in finals.items():
                     handle.seek(0, os.SEEK_END)  # after what the first range appended
                     for result in chosen[1:]:
                         _append(handle, result.job.files[name])
             finally:
-                for path in parts:
+                for path in temporaries:
                     path.unlink(missing_ok=True)
-            tally, sample = _merge(chosen, report, SourceMap(raw_path), sample_size, seed, folder / SPILL_FOLDER)
+            tally, sample = _merge(chosen, report, sample_size, seed, folder / SPILL_FOLDER)
             try:
                 if report.posts_seen == 0:
-                    raise no_valid_post(raw_path, report)
+                    raise no_valid_post(parts[0][0], report)
                 done = None if on_progress is None else (lambda posts: on_progress(report.lines_read, posts))
                 return write_summary_files(out, folder, tally, sample, make_facts, done)
             finally:
@@ -319,32 +356,58 @@ def summarise_ranges(
 
 def _settle(
     results: list[RangeResult],
-    limit: int | None,
+    limits: Mapping[Path, int | None],
     part_files: Callable[[], dict[str, Path]],
     on_progress: ProgressCallback | None,
     spill_into: Path,
 ) -> list[RangeResult]:
     """The ranges that make the collection, in order, each read again where a rule reaching
-    across ranges (duplicates, the limit) changed what it holds."""
+    across ranges (duplicates, a file's limit) changed what it holds."""
     chosen: list[RangeResult] = []
-    kept = 0
+    counted: dict[Path, int] = {}  # each file's posts of the collection so far, left out ones too
     for result in results:
-        remaining = None if limit is None else limit - kept
+        path = result.job.raw_path
+        limit = limits[path]
+        so_far = counted.get(path, 0)
+        remaining = None if limit is None else limit - so_far
         if remaining is not None and remaining <= 0:
-            break  # the collection is complete: later ranges are not part of it
+            continue  # this file's collection is complete: its later ranges are not part of it
+        # A range whose first reading stopped at its limit has not seen all its ids: any of the rest
+        # may have come earlier too, so its second reading excludes every earlier id, not only the
+        # ids the two readings share.
+        read_whole = result.job.limit is None or _counted(result) < result.job.limit
         again = _seen_before(result.seen, [r.seen for r in chosen], spill_into)
-        stops_exactly = remaining is None or result.kept < remaining or result.job.limit == remaining
+        stops_exactly = remaining is None or _counted(result) < remaining or result.job.limit == remaining
         if again is not None or not stops_exactly:
             assert result.job.index > 0, "the first range is never read again"
-            for path in result.job.files.values():
-                path.unlink(missing_ok=True)
-            exclude = again if again is not None else SeenIds(spill_into)
+            for file in result.job.files.values():
+                file.unlink(missing_ok=True)
+            if read_whole:
+                exclude = again if again is not None else SeenIds(spill_into)
+            else:
+                if again is not None:
+                    again.close()
+                exclude = _every_id(chosen, spill_into)
             job = replace(result.job, exclude=exclude, limit=remaining, files=part_files())
-            done = (sum(r.report.lines_read for r in chosen), kept)
+            done = (sum(r.report.lines_read for r in chosen), sum(r.kept for r in chosen))
             result = _run([job], on_progress, done)[0]
         chosen.append(result)
-        kept += result.kept
+        counted[path] = so_far + _counted(result)
     return chosen
+
+
+def _counted(result: RangeResult) -> int:
+    """The range's posts of the collection: those kept, and those a recheck found gone."""
+    return result.kept + result.report.unavailable
+
+
+def _every_id(results: list[RangeResult], spill_into: Path) -> SeenIds:
+    """Every id the ranges read, as one set."""
+    every = SeenIds(spill_into)
+    for result in results:
+        for key in result.seen:
+            every.add_key(key)
+    return every
 
 
 def _seen_before(seen: SeenIds, earlier: list[SeenIds], spill_into: Path) -> SeenIds | None:
@@ -359,14 +422,17 @@ def _seen_before(seen: SeenIds, earlier: list[SeenIds], spill_into: Path) -> See
 
 
 def _merge(
-    chosen: list[RangeResult], report: ImportReport, sources: SourceMap, sample_size: int, seed: str, spill_into: Path
+    chosen: list[RangeResult], report: ImportReport, sample_size: int, seed: str, spill_into: Path
 ) -> tuple[Tally, Sample]:
-    """The ranges' tallies, samples and reports as one; problems renumbered in the whole file."""
+    """The ranges' tallies, samples and reports as one; problems renumbered in their whole file."""
     tally = Tally()
     sample = Sample(sample_size, seed)
     line_offset = 0
     posts_before = 0
+    sources = None
     for result in chosen:
+        if sources is None or sources.raw_path != result.job.raw_path:
+            sources, line_offset = SourceMap(result.job.raw_path), 0  # the next raw file's lines
         tally.merge(result.tally, spill_into)
         sample.merge(result.sample, posts_before)
         posts_before += result.kept
@@ -379,6 +445,7 @@ def _merge(
         report.posts_seen += part.posts_seen
         report.duplicates += part.duplicates
         report.not_posts += part.not_posts
+        report.unavailable += part.unavailable
         line_offset += part.last_line
     report.last_line = line_offset
     return tally, sample

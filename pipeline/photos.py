@@ -9,7 +9,16 @@ is sent. The address checked is the one connected to, after DNS and after every 
 neither a redirect nor a name that resolves differently the second time gets round it. A photo
 must answer 200 with an image/* content type and stay under DNFLOW_PHOTO_MAX_BYTES (streamed; the
 download stops as soon as it passes the cap). A photo that cannot be fetched is written to
-`media/failures.csv` with the reason and never fails the search.
+`media/failures.csv` with the reason and never fails the search. After GIVE_UP_AFTER connection
+failures in a row (a name that does not resolve, a refused connection, a timeout) to one host,
+the host's other photos are not tried: without a network, 500 photos would each wait for their
+own failure. `summarise_failures` groups the reasons in plain words for the page.
+
+Names: a photo is saved under the URL's last segment when that is a plain image name
+(contract.PHOTO_NAME: no leading "-" or ".", which command-line tools would take for an option or
+hide), else under a name derived from the URL (`photo-<hash>.<ext>`); media/photos.json maps each
+URL to its file, and is what says where a photo is. count-media.csv's `file` column is a CSV
+cell, neutralised for spreadsheets: it is read through outputs.unneutralise.
 Each photo is written under a temporary name and renamed when complete, so a file in `media/` is
 always whole, and a re-run keeps what it already has. `media/checksums.md5` (the format of
 `md5sum -c`) lists every photo; `media/photos.json`, written last, says what happened.
@@ -29,11 +38,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import ipaddress
+import json
 import logging
 import mimetypes
 import os
 import re
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -44,8 +56,10 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NameResolutionError
 
-from .outputs import new_temp_path
+from .contract import PHOTO_FAILURES, PHOTO_NAME, PHOTOS_RECORD
+from .outputs import new_temp_path, unneutralise
 
 log = logging.getLogger("dnflow.photos")
 
@@ -54,7 +68,8 @@ READ_TIMEOUT = 20.0
 PHOTO_DEADLINE = 120.0  # seconds for one whole photo
 PARALLEL_DOWNLOADS = 4
 CHUNK = 64 * 1024
-SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,150}\.(?:jpe?g|png|gif|webp)$", re.IGNORECASE)
+# Connection failures in a row to one host before its other photos are given up.
+GIVE_UP_AFTER = 3
 EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp"}
 USER_AGENT = "dnflow photo fetcher (+https://github.com/DocNow/dnflow)"
 # Of 192 hash bits (three 64-bit hashes): resized, re-encoded or lightly edited copies stay well
@@ -84,7 +99,7 @@ class PhotoResult:
 def photo_file_name(url: str, file: str) -> str:
     """The name a photo gets in media/: the URL's last segment when it is a plain image name
     (what count-media.csv's `file` column says), else a name derived from the URL."""
-    if SAFE_NAME.match(file or ""):
+    if PHOTO_NAME.match(file or ""):
         return file
     suffix = Path(urlsplit(url).path).suffix.lower()
     if suffix not in (".jpg", ".jpeg", ".png", ".gif", ".webp"):
@@ -156,29 +171,80 @@ def _md5_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def host_of(url: str) -> str:
+    """The host (and port, if the URL names one) a photo comes from, lower-cased; "" if none."""
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        return f"{host}:{parts.port}" if host and parts.port else host
+    except ValueError:
+        return ""
+
+
+class HostGate:
+    """Counts connection failures in a row per host (the download threads share it) and says when
+    to stop trying a host."""
+
+    def __init__(self, limit: int = GIVE_UP_AFTER) -> None:
+        self.limit = limit
+        self._failures: Counter = Counter()
+        self._lock = threading.Lock()
+
+    def given_up(self, host: str) -> bool:
+        with self._lock:
+            return self._failures[host] >= self.limit
+
+    def failed(self, host: str) -> None:
+        with self._lock:
+            self._failures[host] += 1
+
+    def answered(self, host: str) -> None:
+        with self._lock:
+            if self._failures[host] < self.limit:
+                self._failures[host] = 0
+
+    def reason(self, host: str) -> str:
+        return f"gave up on {host} after {self.limit} connection failures"
+
+
 class PhotoFetcher:
-    def __init__(self, session: requests.Session, *, max_bytes: int, local_path: Callable[[str], Path | None]) -> None:
+    def __init__(
+        self,
+        session: requests.Session,
+        *,
+        max_bytes: int,
+        local_path: Callable[[str], Path | None],
+        gate: HostGate | None = None,
+    ) -> None:
         self.session = session
         self.max_bytes = max_bytes
         self.local_path = local_path
+        self.gate = gate or HostGate()
 
     def fetch(self, url: str, dest: Path) -> PhotoResult:
         """Download one photo to dest (whole or not at all); never raises for a bad photo."""
         if dest.is_file():  # a previous run finished it: files appear only when complete
             return PhotoResult(url, dest.name, True, dest.stat().st_size, _md5_of(dest))
+        host = host_of(url)
+        if host and self.gate.given_up(host):
+            return PhotoResult(url, dest.name, False, reason=self.gate.reason(host))
         fd, temp = new_temp_path(dest)
         try:
             with os.fdopen(fd, "wb") as out:
                 size, md5 = self._download(url, out)
             os.replace(temp, dest)
         except PhotoRefused as exc:
+            self.gate.answered(host)
             return PhotoResult(url, dest.name, False, reason=str(exc))
         except requests.RequestException as exc:
+            if _is_connection_failure(exc):
+                self.gate.failed(host)
             return PhotoResult(url, dest.name, False, reason=_network_reason(exc))
         except OSError as exc:
             return PhotoResult(url, dest.name, False, reason=f"could not save it: {exc.strerror or exc}")
         finally:
             temp.unlink(missing_ok=True)
+        self.gate.answered(host)
         return PhotoResult(url, dest.name, True, size, md5)
 
     def _download(self, url: str, out) -> tuple[int, str]:
@@ -223,10 +289,24 @@ class PhotoFetcher:
         return size, digest.hexdigest()
 
 
+def _is_connection_failure(exc: requests.RequestException) -> bool:
+    """A failure to reach the host at all (no name, refused, timed out), not a refusal of ours."""
+    if _cause_of_kind(exc, PrivateAddressRefused) is not None:
+        return False
+    return isinstance(exc, requests.ConnectionError | requests.Timeout)
+
+
 def _network_reason(exc: requests.RequestException) -> str:
     refused = _cause_of_kind(exc, PrivateAddressRefused)
     if refused is not None:
         return str(refused)
+    # NameResolutionError is a kind of connect timeout in urllib3: asked first.
+    if _cause_of_kind(exc, NameResolutionError) is not None:
+        return "could not connect: the host name does not resolve"
+    if _cause_of_kind(exc, ConnectionRefusedError) is not None:
+        return "could not connect: connection refused"
+    if isinstance(exc, requests.ConnectTimeout):
+        return "could not connect: timed out"
     if isinstance(exc, requests.Timeout):
         return "timed out"
     if isinstance(exc, requests.ConnectionError):
@@ -250,11 +330,90 @@ def _cause_of_kind(exc: BaseException, kind: type[BaseException]) -> BaseExcepti
 
 
 def read_media_counts(path: Path) -> list[tuple[str, str]]:
-    """(url, file) of count-media.csv, most shared first."""
+    """(url, file) of count-media.csv, most shared first, as the posts gave them (the cells'
+    spreadsheet guard undone)."""
     if not path.is_file():
         return []
     with path.open(newline="", encoding="utf-8") as handle:
-        return [(row["url"], row["file"]) for row in csv.DictReader(handle) if row.get("url")]
+        return [
+            (unneutralise(row["url"]), unneutralise(row["file"] or ""))
+            for row in csv.DictReader(handle)
+            if row.get("url")
+        ]
+
+
+def photo_files(folder: Path) -> dict[str, str]:
+    """URL -> the file in media/ that holds it, from media/photos.json ({} before the photo step,
+    or when it is unreadable): the names to serve, whatever count-media.csv's `file` says."""
+    try:
+        record = json.loads((Path(folder) / PHOTOS_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    files = record.get("files") if isinstance(record, dict) else None
+    if not isinstance(files, dict):
+        return {}
+    return {url: name for url, name in files.items() if isinstance(name, str) and PHOTO_NAME.match(name)}
+
+
+# --- Failures, for the page ------------------------------------------------------------------------
+
+_HTTP = re.compile(r"^HTTP (\d{3})")
+
+
+def failure_group(url: str, reason: str) -> str:
+    """A failure's reason in plain words, naming the host: what the page groups and counts."""
+    host = host_of(url) or "a local file"
+    if reason.startswith("gave up on "):
+        return "not tried: " + reason
+    if reason.startswith("could not connect"):
+        detail = reason.partition(": ")[2]
+        return f"could not connect to {host}" + (f" ({detail})" if detail else "")
+    if reason.startswith("timed out"):
+        return f"{host} took too long to answer"
+    if reason.startswith("refused: "):
+        return f"refused: {host} is not a public address"
+    status = _HTTP.match(reason)
+    if status:
+        code = int(status.group(1))
+        if code == 404 or code == 410:
+            return f"no longer on {host} (HTTP {code})"
+        if code in (401, 403):
+            return f"{host} refused access (HTTP {code})"
+        if code == 429:
+            return f"{host} asked to slow down (HTTP 429)"
+        if code >= 500:
+            return f"{host} had a server error (HTTP {code})"
+        return f"{host} answered HTTP {code}"
+    if reason.startswith("not an image"):
+        return f"{host} sent something that is not an image"
+    if reason.startswith("too large"):
+        return f"too large, from {host}"
+    if reason.startswith("took longer than"):
+        return f"too slow, from {host}"
+    if reason == "empty answer":
+        return f"{host} sent an empty answer"
+    if reason.startswith("not a web address"):
+        return reason
+    return f"{reason} ({host})"
+
+
+def summarise_failures(path: Path) -> list[tuple[str, int]]:
+    """The photos of media/failures.csv grouped by what went wrong, in plain words naming the
+    host, most common first (ties by text); [] when the file is missing or unreadable."""
+    groups: Counter = Counter()
+    try:
+        with Path(path).open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                url, reason = unneutralise(row.get("url") or ""), unneutralise(row.get("reason") or "")
+                groups[failure_group(url, reason)] += 1
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
+    return sorted(groups.items(), key=lambda item: (-item[1], item[0]))
+
+
+def failures_of(folder: Path) -> list[tuple[str, int]]:
+    """summarise_failures of a run's folder."""
+    return summarise_failures(Path(folder) / PHOTO_FAILURES)
 
 
 def fetch_photos(
@@ -281,7 +440,7 @@ def fetch_photos(
         jobs.append((url, media_dir / name))
     own_session = session is None
     session = session or make_session(private_addresses=private_addresses)
-    fetcher = PhotoFetcher(session, max_bytes=max_bytes, local_path=local_path)
+    fetcher = PhotoFetcher(session, max_bytes=max_bytes, local_path=local_path, gate=HostGate())
     results: list[PhotoResult] = []
     pool = ThreadPoolExecutor(max_workers=PARALLEL_DOWNLOADS, thread_name_prefix="dnflow-photo")
     try:

@@ -61,6 +61,10 @@ class QueryError(ValueError):
     """A query that cannot be understood; the message says what is wrong in plain words."""
 
 
+class NotOnArchives(QueryError):
+    """A valid X operator that only X can answer: fine for a live search, not for an archive."""
+
+
 class _View:
     """One post as the query sees it: tokens and lower-cased lists computed on first use."""
 
@@ -212,7 +216,9 @@ def _leaf(word: str) -> Node:
         if key in _OPERATORS:
             return _operator(key, value, word)
         if key in UNSUPPORTED:
-            raise QueryError(f"The X operator {key}: cannot be used on an archive: its posts do not carry that data.")
+            raise NotOnArchives(
+                f"The X operator {key}: cannot be used on an archive: its posts do not carry that data."
+            )
     return _text_match(word)
 
 

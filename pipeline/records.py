@@ -24,6 +24,11 @@ class Post:
     reply_count: int = 0
     quote_count: int = 0
     retweeted_id: str = ""  # the original this post retweets, "" if none
+    # The retweeted original as the retweet carries it (v1.1 retweeted_status, v2 includes.tweets,
+    # twarc2's inlined reference): "" where the post is no retweet or the copy is missing.
+    retweeted_created_at: str = ""  # ISO 8601 in UTC
+    retweeted_user: str = ""  # the original's author's screen name
+    retweeted_text: str = ""  # its full text
     quoted_id: str = ""
     in_reply_to_id: str = ""
     in_reply_to_user: str = ""  # screen name replied to, for the `to:` operator, "" if unknown

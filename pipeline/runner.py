@@ -3,19 +3,30 @@
 `luigi.build` returns True whenever scheduling worked, even if every task failed; we ask for the
 detailed summary and read its status. The reason a person reads is the failing task's own
 message (an ArchiveError, XApiError or QueryError explains itself), never a traceback.
+
+With a central scheduler (DNFLOW_LUIGI_SCHEDULER_URL, luigid) two more things can go wrong:
+- luigid cannot be reached. Luigi would retry every call for a minute and then raise; we ask it
+  once (with a few quick tries) before building, and say in plain words what to do.
+- luigid hands a task to another worker. Luigi's summary then says SUCCESS although this process
+  ran nothing; only the final task's outputs prove that the workflow finished.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import luigi
 import luigi.configuration
+import requests
 from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 from luigi.execution_summary import LuigiStatusCode
+from luigi.rpc import RPCError
 
 from searches.models import EventKind, SearchRun, TaskEvent
 
@@ -27,11 +38,26 @@ log = logging.getLogger("dnflow.pipeline")
 
 OK_STATUSES = (LuigiStatusCode.SUCCESS, LuigiStatusCode.SUCCESS_WITH_RETRY)
 STATUS_REASONS = {
-    LuigiStatusCode.SCHEDULING_FAILED: "The workflow could not be scheduled (is the Luigi scheduler reachable?).",
-    LuigiStatusCode.NOT_RUN: "The Luigi scheduler did not let this worker run the workflow: "
-    "another worker may be running the same search.",
+    LuigiStatusCode.SCHEDULING_FAILED: "The workflow could not be scheduled: a task could not say whether it was "
+    "complete (the worker's log has the details).",
+    LuigiStatusCode.NOT_RUN: "The Luigi scheduler (DNFLOW_LUIGI_SCHEDULER_URL) did not let this worker run the "
+    "workflow's steps: is it paused? Unpause it, then run the search again: completed steps are kept.",
     LuigiStatusCode.MISSING_EXT: "A file the workflow needs is missing.",
 }
+TAKEN_BY_ANOTHER_WORKER = (
+    "The Luigi scheduler (DNFLOW_LUIGI_SCHEDULER_URL) gave this run's steps to another worker, so this process "
+    "stopped without running them. One run must have one process: if none is running this search any more, "
+    "run it again: completed steps are kept."
+)
+STOPPED_EARLY = "The workflow stopped before its last step without saying why."
+
+# Asking luigid whether it answers, before a build: so many tries, so far apart, each so long at most.
+# (Within a build, Luigi's own retries apply to every call: 3 attempts, 30 s apart, each of at most
+# 10 s, so a run rides over a luigid restart of up to a minute. luigi.cfg's [core] rpc-retry-attempts,
+# rpc-retry-wait and rpc-connect-timeout change them.)
+CHECK_TRIES = 3
+CHECK_PAUSE = 2.0
+CHECK_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -72,10 +98,15 @@ def build_workflow(run: SearchRun) -> WorkflowResult:
     events.last_failures.pop(run.pk, None)
     _quiet_luigi_logging()
 
+    scheduler_url = settings.DNFLOW_LUIGI_SCHEDULER_URL
     workers = max(1, int(settings.DNFLOW_LUIGI_WORKERS))
     options: dict = {"detailed_summary": True, "workers": workers}
-    if settings.DNFLOW_LUIGI_SCHEDULER_URL:
-        options["scheduler_url"] = settings.DNFLOW_LUIGI_SCHEDULER_URL
+    if scheduler_url:
+        options["scheduler_url"] = scheduler_url
+        problem = scheduler_problem(scheduler_url)
+        if problem:
+            log.warning("%s not started: %s", run, problem)
+            return WorkflowResult(ok=False, error=problem)
     else:
         options["local_scheduler"] = True
     if workers > 1:
@@ -83,12 +114,75 @@ def build_workflow(run: SearchRun) -> WorkflowResult:
         connections.close_all()
 
     began = timezone.now()
-    result = luigi.build([final_task(run)], **options)
-    if result.status in OK_STATUSES:
+    final = final_task(run)
+    try:
+        result = luigi.build([final], **options)
+    except RPCError as exc:
+        reason = (
+            f"{_the_scheduler(scheduler_url)} stopped answering during the run ({_why(exc.sub_exception)}). "
+            "Check that luigid runs there, then run the search again: completed steps are kept."
+        )
+        log.warning("%s failed: %s", run, reason)
+        return WorkflowResult(ok=False, error=reason)
+    if result.status not in OK_STATUSES:
+        reason = _failure_reason(run.pk, began) or STATUS_REASONS.get(result.status) or "The workflow failed."
+    elif final.complete():
         return WorkflowResult(ok=True)
-    reason = _failure_reason(run.pk, began) or STATUS_REASONS.get(result.status) or "The workflow failed."
+    else:
+        # Luigi counts tasks that luigid gave to another worker as fine.
+        reason = TAKEN_BY_ANOTHER_WORKER if scheduler_url else STOPPED_EARLY
     log.warning("%s failed: %s", run, reason)
     return WorkflowResult(ok=False, error=reason)
+
+
+def scheduler_problem(url: str) -> str:
+    """Why the Luigi scheduler at `url` cannot take a workflow now, in plain words; "" if it can."""
+    if not url.startswith(("http://", "https://")):
+        return ""  # e.g. http+unix://: Luigi itself will say
+    endpoint = url.rstrip("/") + "/api/is_paused"
+    why = ""
+    for attempt in range(CHECK_TRIES):
+        if attempt:
+            time.sleep(CHECK_PAUSE)  # a luigid that is restarting answers again within seconds
+        try:
+            response = requests.post(endpoint, data={"data": "{}"}, timeout=CHECK_TIMEOUT)
+            response.raise_for_status()
+            paused = response.json()["response"]["paused"]
+        except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+            why = _why(exc)
+            continue
+        if paused:
+            return (
+                f"{_the_scheduler(url)} is paused, so it lets no worker run a task. Unpause it (the button on its "
+                "web page), then run the search again: completed steps are kept."
+            )
+        return ""
+    return (
+        f"{_the_scheduler(url)} cannot be reached: {why}. Start luigid there, or correct the setting (empty, "
+        "each worker schedules its own runs), then run the search again: completed steps are kept."
+    )
+
+
+def _the_scheduler(url: str) -> str:
+    """The scheduler, named for a person: its URL without the password Luigi allows in it."""
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    return f"The Luigi scheduler at {url} (setting DNFLOW_LUIGI_SCHEDULER_URL)"
+
+
+def _why(exc: BaseException | None) -> str:
+    """A few words for what went wrong talking to luigid, rather than urllib3's paragraph."""
+    if isinstance(exc, requests.Timeout):
+        return "no answer in time"
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return f"it answered HTTP {exc.response.status_code}, not like luigid"
+    if isinstance(exc, (ValueError, KeyError, TypeError)):
+        return "it did not answer like luigid"
+    found = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(exc))
+    if found:
+        return found.group(1).strip().rstrip(".").lower()
+    return "the connection failed"
 
 
 def _failure_reason(run_id: int, since) -> str:

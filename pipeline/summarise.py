@@ -24,7 +24,10 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
+from . import timeline
 from .contract import (
+    ADDED_PASS_FILES,
+    COUNT_AUTHORS,
     COUNT_DOMAINS,
     COUNT_FILES,
     COUNT_FOLLOWERS,
@@ -36,6 +39,8 @@ from .contract import (
     HASHTAG_EDGES,
     LISTING_FILES,
     MENTION_EDGES,
+    POSTS_OVER_TIME,
+    RETWEETED_POSTS,
     RETWEETS,
     SAMPLE,
     SPILL_FOLDER,
@@ -52,6 +57,7 @@ from .tally import (
     Tally,
     by_count,
     canonical_time,
+    copy_of,
     file_of,
     past_memory_bound,
     prune_retweets,
@@ -82,10 +88,11 @@ TWEET_COLUMNS = (
 )
 # Columns that come from the posts' authors and may hold anything: neutralised for spreadsheets.
 TWEET_TEXT_COLUMNS = ("user", "text", "lang", "hashtags", "mentions", "urls", "photos", "source_format")
+RETWEETED_POST_COLUMNS = ("tweet_id", "created_at", "user", "text")
 HASHTAG_EDGE_COLUMNS = ("user", "hashtag")
 MENTION_EDGE_COLUMNS = ("from_user", "to_user")
 # The files the pass writes, in the order they are put in place; SUMMARISED (the marker) is last.
-PASS_OUTPUTS = (*LISTING_FILES, *COUNT_FILES, SAMPLE, SUMMARISED)
+PASS_OUTPUTS = (*LISTING_FILES, *COUNT_FILES, *ADDED_PASS_FILES, SAMPLE, SUMMARISED)
 # Rows are formatted and written in batches of this many posts (the csv module's writerows on a
 # list, one encode and one write per batch), which is also how often progress is reported.
 BATCH_POSTS = 1000
@@ -103,9 +110,6 @@ def _write_rows(handle: IO[bytes], rows: list) -> None:
         handle.write(csv_records(rows).encode("utf-8"))
 
 
-_hour_of = operator.itemgetter(slice(0, 13))  # "YYYY-MM-DDTHH" of an ISO 8601 time
-
-
 class _Batch:
     """What the pass collected from the last few posts, written and counted together."""
 
@@ -119,6 +123,7 @@ class _Batch:
         self.urls: list[str] = []
         self.photos: list[str] = []
         self.times: list[str] = []  # created_at, canonical
+        self.users: list[str] = []  # each post's author
 
 
 class SummaryPass:
@@ -149,9 +154,12 @@ class SummaryPass:
         self._mentions: Counter = Counter()
         self._urls: Counter = Counter()
         self._media: Counter = Counter()
+        self._posters: Counter = Counter()  # posts per author
         self._authors: dict[str, tuple[int | None, int | None]] = {}
         self._retweets: dict[str, int] = {}
-        self._hours: Counter = Counter()
+        self._originals: dict[str, tuple[bool, str, str, str]] = {}  # see Tally.originals
+        self._times: Counter = Counter()  # see Tally.times
+        self._time_level = timeline.KEY_LEVELS[0]
         self._first: str | None = None
         self._last: str | None = None
         # Cells that repeat across posts, neutralised (and lower-cased) once each.
@@ -169,11 +177,16 @@ class SummaryPass:
         # C, on whole lists (see _flush).
         formula = _FORMULA_CHARS
         tag_cells, name_cells = self._tag_cells, self._name_cells
-        authors, retweets = self._authors, self._retweets
+        authors, retweets, originals = self._authors, self._retweets, self._originals
         sample = self.sample
         sha256, key_prefix, offer, floor = hashlib.sha256, sample.prefix, sample.offer, sample.floor()
         batch = self._batch
-        add_row, add_id, add_time = batch.rows.append, batch.ids.append, batch.times.append
+        add_row, add_id, add_time, add_user = (
+            batch.rows.append,
+            batch.ids.append,
+            batch.times.append,
+            batch.users.append,
+        )
         add_tag_edge, add_mention_edge = batch.tag_edges.append, batch.mention_edges.append
         tags, names, urls, photos = batch.tags, batch.names, batch.urls, batch.photos
         position, num_retweets = self.count, self.num_retweets
@@ -263,10 +276,31 @@ class SummaryPass:
             if user:
                 # A later post overwrites an earlier one: the value is the latest snapshot, as the spec asks.
                 authors[user] = (post.followers, post.following)
+                add_user(user)
             if retweet_count > 0:
+                # retweets.csv's count, and the copy of the original retweeted-posts.csv shows: the
+                # first carrying the highest count, the original itself before a copy (see record_original).
                 original = retweeted_id or post_id
-                if retweet_count > retweets.get(original, 0):
+                # A tuple of three strings, not the post: up to RETWEET_CANDIDATES of them are held.
+                highest = retweets.get(original, 0)
+                if retweet_count > highest:
                     retweets[original] = retweet_count
+                    if not retweeted_id:
+                        originals[original] = (True, created_at, user, post.text)
+                    elif post.retweeted_text or post.retweeted_user:
+                        originals[original] = (
+                            False,
+                            post.retweeted_created_at,
+                            post.retweeted_user,
+                            post.retweeted_text,
+                        )
+                    else:
+                        originals.pop(original, None)
+                elif retweet_count == highest and (
+                    # the original itself (once in the collection) wins over a copy; a copy fills a gap
+                    not retweeted_id or (original not in originals and (post.retweeted_text or post.retweeted_user))
+                ):
+                    originals[original] = copy_of(post)  # rare: a second post carrying the same highest count
             if created_at:
                 if len(created_at) == 25 and created_at[10] == "T" and created_at.endswith("+00:00"):
                     add_time(created_at)
@@ -296,13 +330,16 @@ class SummaryPass:
         self._mentions.update(batch.names)
         self._urls.update(batch.urls)
         self._media.update(batch.photos)
-        prune_retweets(self._retweets)
+        self._posters.update(batch.users)
+        prune_retweets(self._retweets, self._originals)
         if self._spill_into is not None and past_memory_bound(self._keys_in_memory()):
             self._spill()
         times = batch.times
         if times:
-            # Canonical times (see canonical_time) sort as text in time order.
-            self._hours.update(map(_hour_of, times))
+            # Canonical times (see canonical_time) sort as text in time order, and their first
+            # characters are the minute, the hour, the day, ... they fall in.
+            self._times.update(map(operator.itemgetter(slice(0, self._time_level)), times))
+            self._times, self._time_level = timeline.roll_up(self._times, self._time_level)
             earliest, latest = min(times), max(times)
             if self._first is None or earliest < self._first:
                 self._first = earliest
@@ -312,7 +349,8 @@ class SummaryPass:
             items.clear()
 
     def _keys_in_memory(self) -> int:
-        return len(self._hashtags) + len(self._mentions) + len(self._urls) + len(self._media) + len(self._authors)
+        held = (self._hashtags, self._mentions, self._urls, self._media, self._posters, self._authors)
+        return sum(map(len, held))
 
     def _spill(self) -> None:
         """Move the distinct keys counted so far to the CountStore; the dicts (which add_all holds
@@ -320,7 +358,7 @@ class SummaryPass:
         part = self.tally()
         part.spill(self._spill_into)
         self._store = part.store
-        for held in (self._hashtags, self._mentions, self._urls, self._media, self._authors):
+        for held in (self._hashtags, self._mentions, self._urls, self._media, self._posters, self._authors):
             held.clear()
         self._tag_cells.clear()
         self._name_cells.clear()
@@ -340,9 +378,12 @@ class SummaryPass:
             mentions=mentions,
             urls=Counter(self._urls),
             media=Counter(self._media),
+            posters=Counter(self._posters),
             authors=dict(self._authors),
             retweets=dict(self._retweets),
-            hours=Counter(self._hours),
+            originals=dict(self._originals),
+            times=Counter(self._times),
+            time_level=self._time_level,
             first=self._first,
             last=self._last,
             store=self._store,
@@ -377,7 +418,13 @@ def write_summary_files(
     )
     out.csv(folder / COUNT_FOLLOWERS, ("user", "followers"), ("user",)).writerows(tally.followers_rows())
     out.csv(folder / FOLLOW_RATIO, ("user", "ratio"), ("user",)).writerows(tally.ratio_rows())
-    out.csv(folder / RETWEETS, ("tweet_id", "count")).writerows(tally.top_retweets())
+    out.csv(folder / COUNT_AUTHORS, ("user", "posts"), ("user",)).writerows(tally.count_rows("posters"))
+    top_retweets = tally.top_retweets()
+    out.csv(folder / RETWEETS, ("tweet_id", "count")).writerows(top_retweets)
+    out.csv(folder / POSTS_OVER_TIME, timeline.CSV_HEADER).writerows(timeline.csv_rows(tally.over_time()))
+    out.csv(folder / RETWEETED_POSTS, RETWEETED_POST_COLUMNS, ("user", "text")).writerows(
+        tally.retweeted_posts(top_retweets)
+    )
     # The sample's cells are as tweets.csv has them (neutralised already), so write_sample() can
     # redraw it from tweets.csv exactly.
     out.csv(folder / SAMPLE, TWEET_COLUMNS, TWEET_TEXT_COLUMNS).writerows(sample.rows())

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from . import timeline
 from .countstore import COUNTED, CountStore
 
 RETWEETS_TOP = 100
@@ -131,13 +132,19 @@ class Tally:
     mentions: Counter = field(default_factory=Counter)  # lower-cased
     urls: Counter = field(default_factory=Counter)
     media: Counter = field(default_factory=Counter)
+    posters: Counter = field(default_factory=Counter)  # author (as given) -> posts in the collection
     # author -> (followers, following) from their latest post; a later post replaces it.
     authors: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
     # original id -> the highest retweet count seen on a post with that original (only the
     # candidates for retweets.csv: see prune_retweets)
     retweets: dict[str, int] = field(default_factory=dict)
-    # "YYYY-MM-DDTHH" (the hour of created_at, UTC) -> posts
-    hours: Counter = field(default_factory=Counter)
+    # original id -> (from the original itself?, created_at, user, text): the copy of the original
+    # for retweeted-posts.csv, for the candidates above only (see record_original)
+    originals: dict[str, tuple[bool, str, str, str]] = field(default_factory=dict)
+    # The start of created_at (UTC) as text, `time_level` characters long (a minute, ten minutes,
+    # an hour, ...: see pipeline.timeline) -> posts; rolled up past timeline.TIMELINE_KEYS keys.
+    times: Counter = field(default_factory=Counter)
+    time_level: int = timeline.KEY_LEVELS[0]
     first: str | None = None  # the earliest and latest created_at, ISO 8601 UTC
     last: str | None = None
     # The counts and snapshots that outgrew memory (see spill); read them with the methods below,
@@ -158,13 +165,22 @@ class Tally:
         self.mentions.update(later.mentions)
         self.urls.update(later.urls)
         self.media.update(later.media)
+        self.posters.update(later.posters)
         self.authors.update(later.authors)  # the later snapshot wins
-        retweets = self.retweets
+        retweets, originals, later_originals = self.retweets, self.originals, later.originals
         for original, count in later.retweets.items():
-            if count > retweets.get(original, 0):
+            highest = retweets.get(original, 0)
+            if count > highest:
                 retweets[original] = count
-        prune_retweets(retweets)
-        self.hours.update(later.hours)
+                copy = later_originals.get(original)
+                if copy is None:
+                    originals.pop(original, None)
+                else:
+                    originals[original] = copy
+            elif count == highest and original in later_originals:
+                record_original(originals, original, later_originals[original])
+        prune_retweets(retweets, originals)
+        self.merge_times(later.times, later.time_level)
         if later.first is not None and (self.first is None or later.first < self.first):
             self.first = later.first
         if later.last is not None and (self.last is None or later.last > self.last):
@@ -172,8 +188,16 @@ class Tally:
         if spill_into is not None and past_memory_bound(self.keys_in_memory()):
             self.spill(spill_into)
 
+    def merge_times(self, times: Counter, level: int) -> None:
+        """Add counts by time (keys `level` long), at the coarser of the two levels."""
+        coarser = min(self.time_level, level)
+        self.times, self.time_level = timeline.at_level(self.times, self.time_level, coarser)
+        times, _ = timeline.at_level(times, level, coarser)
+        self.times.update(times)
+        self.times, self.time_level = timeline.roll_up(self.times, self.time_level)
+
     def keys_in_memory(self) -> int:
-        return len(self.hashtags) + len(self.mentions) + len(self.urls) + len(self.media) + len(self.authors)
+        return sum(len(getattr(self, kind)) for kind in COUNTED) + len(self.authors)
 
     def spill(self, folder: Path) -> None:
         """Move the counts and snapshots held in memory to the store (made in `folder` if there is
@@ -235,6 +259,15 @@ class Tally:
     def top_retweets(self) -> list[tuple[str, int]]:
         return _top_originals(self.retweets)
 
+    def retweeted_posts(self, top: list[tuple[str, int]]) -> list[tuple[str, str, str, str]]:
+        """The rows of retweeted-posts.csv for the rows `top` of retweets.csv: (tweet_id,
+        created_at, user, text), empty where no copy of the original was found."""
+        rows = []
+        for original, _count in top:
+            copy = self.originals.get(original)
+            rows.append((original, "", "", "") if copy is None else (original, *copy[1:]))
+        return rows
+
     def facts(self, domains: Counter | None = None) -> dict:
         """The numbers summary.json reports."""
         domains = self.domains() if domains is None else domains
@@ -249,8 +282,18 @@ class Tally:
             "unique_domains": len(domains),
             "unique_photos": self.distinct("media"),
             "unique_users": self.distinct("authors"),
-            "timeline": [{"time": f"{hour}:00:00+00:00", "count": n} for hour, n in sorted(self.hours.items())],
+            "timeline": self.hourly(),
         }
+
+    def hourly(self) -> list[dict]:
+        """summary.json's `timeline`: posts per hour, the hours with posts only (per day, month or
+        year instead once the collection spans too many hours to keep them: see pipeline.timeline)."""
+        hours, _ = timeline.at_level(self.times, self.time_level, 13)
+        return [{"time": timeline.iso(timeline.key_start(key)), "count": n} for key, n in sorted(hours.items())]
+
+    def over_time(self) -> timeline.Series:
+        """posts-over-time.csv: a complete series in the bucket the collection's span calls for."""
+        return timeline.series_from_keys(self.times, self.time_level)
 
 
 def _retweet_order(item: tuple[str, int]) -> tuple:
@@ -267,9 +310,32 @@ def _top_originals(retweets: dict[str, int]) -> list[tuple[str, int]]:
     return sorted(candidates, key=_retweet_order)[:RETWEETS_TOP]
 
 
-def prune_retweets(retweets: dict[str, int]) -> None:
+def copy_of(post) -> tuple[bool, str, str, str]:
+    """The copy of its original a post carries (itself, or the retweeted one): Tally.originals's form."""
+    if post.retweeted_id:
+        return (False, post.retweeted_created_at, post.retweeted_user, post.retweeted_text)
+    return (True, post.created_at, post.user, post.text)
+
+
+def record_original(originals: dict[str, tuple[bool, str, str, str]], original: str, copy: tuple) -> None:
+    """Keep `copy` of `original` (a post carrying the same highest count as the kept one, later
+    in the collection) if it is the original itself and the kept one is not, or nothing is kept.
+
+    So the copy in retweeted-posts.csv is that of the first post, in collection order, carrying
+    the original's highest retweet count (retweets.csv's count), the original itself if it is one
+    of them. That is exact however the candidates are cut (prune_retweets) and wherever the
+    collection is cut into ranges: every post carrying an original's highest count comes after the
+    last time it can have been cut while it is among the final hundred.
+    """
+    kept = originals.get(original)
+    if kept is None or (copy[0] and not kept[0]):
+        originals[original] = copy
+
+
+def prune_retweets(retweets: dict[str, int], originals: dict | None = None) -> None:
     """Cut `retweets` (original -> highest count so far) back to its current top once it holds
-    more than RETWEET_CANDIDATES originals. In place: the pass holds the dict.
+    more than RETWEET_CANDIDATES originals, and `originals` (their copies) with it. In place: the
+    pass holds the dicts.
 
     retweets.csv stays exact. A count only ever rises, so the originals ranked above a dropped
     one stay above it; if the dropped one is met again with a higher count, that count is its
@@ -281,6 +347,10 @@ def prune_retweets(retweets: dict[str, int]) -> None:
         top = _top_originals(retweets)
         retweets.clear()
         retweets.update(top)
+        if originals is not None:
+            kept = {original: originals[original] for original, _ in top if original in originals}
+            originals.clear()
+            originals.update(kept)
 
 
 def canonical_time(value: str) -> str | None:

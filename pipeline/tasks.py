@@ -1,13 +1,24 @@
-"""The Luigi tasks of a run: collect, summarise, fetch photos, match photos, package.
+"""The Luigi tasks of a run: collect, summarise, networks, fetch photos, match photos, package.
 
-Every task takes two parameters only, `run_id` and `folder`: Luigi writes parameters into task
-ids and logs, so nothing secret (and nothing large) may be one. The rest (term, source, dates...)
-is read from the database when a task runs. Outputs live in DNFLOW_DATA_DIR/<folder>/ under the
-names pipeline.contract gives them; a task is complete when its outputs exist, every output
-appears atomically (see pipeline.outputs), and each task reads what it needs through
+Every task takes three parameters only, `run_id`, `folder` and `claim`: Luigi writes parameters
+into task ids and logs, so nothing secret (and nothing large) may be one. The rest (term, source,
+dates...) is read from the database when a task runs. Outputs live in DNFLOW_DATA_DIR/<folder>/
+under the names pipeline.contract gives them; a task is complete when its outputs exist, every
+output appears atomically (see pipeline.outputs), and each task reads what it needs through
 `self.input()`, so running a run again runs only what did not finish.
 
-    CollectPosts -> SummarisePosts -> FetchPhotos -> MatchPhotos -> PackageOutputs
+`claim` is the claim time of the process that builds the workflow (the run's `started`), so each
+claim has its own task ids. A central scheduler (luigid) believes that a SIGKILLed worker still
+runs its task until its worker_disconnect_delay (and a prune) have passed, long after dnflow has
+queued the run again; with the same task ids it would leave the new claim nothing to do.
+
+    CollectPosts  -> SummarisePosts -> BuildNetworks, FetchPhotos -> MatchPhotos -> PackageOutputs
+    (or CheckAvailability, for a recheck)
+
+A run that builds on earlier ones (a refresh adds the posts newer than the last collection; a
+recheck looks the collection up again) summarises the raw posts of every run it builds on with its
+own, each post once, less the posts the newest recheck found gone: the earlier runs' files are its
+inputs too (EarlierOutput, never made again here).
 
 PackageOutputs writes summary.json after the package: a folder with a summary.json is finished.
 """
@@ -15,24 +26,25 @@ PackageOutputs writes summary.json after the package: a folder with a summary.js
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from functools import cached_property
 from pathlib import Path
 
 import luigi
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.utils import timezone
 
-from searches.models import SearchRun, Source
+from searches.models import RunKind, SearchRun, Source
 
 from . import events
+from .collecting import collect_from_x, copy_posts, link_earlier_photos, look_up_ids, recheck_collection
 from .contract import (
     COUNT_MEDIA,
-    LIVE_PARTIAL,
-    LIVE_STATE,
+    LOOKUP_STATE,
     MEDIA_FOLDER,
     MEDIA_GRAPH,
+    NETWORK_FILES,
     PHOTO_CHECKSUMS,
     PHOTO_FAILURES,
     PHOTOS_RECORD,
@@ -42,16 +54,17 @@ from .contract import (
     SUMMARY,
 )
 from .describe import bag_info, pass_facts, summary_document
-from .formats import ImportReport, copy_archive, iter_collection
-from .formats.linking import LINKED
+from .formats import ImportReport, iter_collection
+from .hydrate import RecheckPaths, lookup_outcome, read_availability, recheck_paths
+from .networks import write_networks
 from .outputs import OutputSet, write_json
 from .package import build_package, package_path
-from .parallel import default_processes, plan_ranges, summarise_ranges
+from .parallel import default_processes, plan_parts, summarise_parts
 from .photos import PhotoResult, fetch_photos, match_photos, read_media_counts
 from .query import compile_query
-from .sample import ensure_sample, local_photo_path
+from .sample import local_photo_path
 from .summarise import PASS_OUTPUTS, sample_seed, summarise_posts
-from .xapi import collect_live
+from .words import counted
 
 
 class RunTask(luigi.Task):
@@ -59,6 +72,7 @@ class RunTask(luigi.Task):
 
     run_id = luigi.IntParameter()
     folder = luigi.Parameter()
+    claim = luigi.Parameter(default="")  # see the module's docstring
 
     @property
     def folder_path(self) -> Path:
@@ -68,7 +82,7 @@ class RunTask(luigi.Task):
         return luigi.LocalTarget(str(self.folder_path / name))
 
     def same_run(self, task_class: type[RunTask]) -> RunTask:
-        return task_class(run_id=self.run_id, folder=self.folder)
+        return task_class(run_id=self.run_id, folder=self.folder, claim=self.claim)
 
     def load_run(self) -> SearchRun:
         return SearchRun.objects.select_related("search").get(pk=self.run_id)
@@ -92,62 +106,89 @@ class CollectPosts(RunTask):
         return self.target(RAW_POSTS)
 
     def run(self):
-        search = self.load_run().search
+        run = self.load_run()
+        search = run.search
         folder = self.folder_path
         folder.mkdir(parents=True, exist_ok=True)
         progress = self.progress()
         source = Source(search.source)
+        if run.builds_on_id is not None:
+            link_earlier_photos(run.builds_on.folder_path, folder)
         if source.is_live:
-            result = collect_live(
-                query=search.term,
-                source=search.source,
-                count=search.count,
-                lang=search.lang,
-                start_time=search.start_time,
-                end_time=search.end_time,
-                raw_path=folder / LIVE_PARTIAL,
-                state_path=folder / LIVE_STATE,
-                on_progress=lambda done, total: progress.update(
-                    done / total if total else 0.0,
-                    step_text=f"Collecting posts from X ({done:,} of {total:,})",
-                    num_posts=done,
-                ),
-                on_wait=progress.wait,
-            )
-            # The file appears under its final name only once the collection is done.
-            (folder / LIVE_PARTIAL).replace(folder / RAW_POSTS)
-            self.outcome = f"Collected {result.posts:,} posts in {result.pages:,} pages" + (
-                " (resumed)" if result.resumed else ""
-            )
-            return
-        if source == Source.SAMPLE:
-            paths = [ensure_sample()]
-            progress.update(0.1, step_text="Copying the bundled synthetic sample")
+            self.outcome = collect_from_x(search, folder, progress, since_id=run.since_id)
+        elif source == Source.IDS:
+            self.outcome = look_up_ids(Path(search.archive_path), folder, progress)
         else:
-            paths = [Path(search.archive_path)]
-            progress.update(0.1, step_text=f"Copying the archive {Path(search.archive_path).name}")
-        report = copy_archive(paths, folder / RAW_POSTS, link=_import_by_link())
-        lines = sum(entry.get("lines", 0) for entry in report.sources)
-        linked = all(entry.get("imported") == LINKED for entry in report.sources)
-        self.outcome = f"{'Linked' if linked else 'Copied'} {len(report.sources):,} file(s), {lines:,} lines"
+            self.outcome = copy_posts(search.archive_path if source == Source.ARCHIVE else "", folder, progress)
 
 
-def _import_by_link() -> bool:
-    """DNFLOW_ARCHIVE_IMPORT: "copy" (the default) or "link" (see pipeline.formats.linking)."""
-    mode = (settings.DNFLOW_ARCHIVE_IMPORT or "copy").strip().lower()
-    if mode not in ("copy", "link"):
-        raise ImproperlyConfigured(
-            f"DNFLOW_ARCHIVE_IMPORT={settings.DNFLOW_ARCHIVE_IMPORT!r} is not an import mode: use copy (the "
-            "default, a byte-for-byte copy) or link (a hard link to the archive where possible)."
+class CheckAvailability(RunTask):
+    """A recheck: which posts of the collection X still gives, and why not (a dated availability file)."""
+
+    def requires(self):
+        run = self.load_run()
+        earlier = [r for r in run.chain() if r.kind == RunKind.RECHECK and r.pk != run.pk]
+        return {"checked_before": _availability_input(earlier[-1])} if earlier else {}
+
+    def output(self):
+        return self.target(self.paths().availability.relative_to(self.folder_path).as_posix())
+
+    def paths(self) -> RecheckPaths:
+        # Named by the run's creation, which a resume keeps: a killed recheck resumes its own file.
+        return recheck_paths(self.folder_path, started=self.load_run().created)
+
+    def run(self):
+        run = self.load_run()
+        folder = self.folder_path
+        folder.mkdir(parents=True, exist_ok=True)
+        link_earlier_photos(run.builds_on.folder_path, folder)
+        checked_before = self.input().get("checked_before")
+        self.outcome = recheck_collection(
+            run.builds_on.folder_path,
+            Path(checked_before.path) if checked_before is not None else None,
+            folder,
+            self.paths(),
+            self.progress(),
         )
-    return mode == "link"
+
+
+class EarlierOutput(luigi.ExternalTask):
+    """A file an earlier run of the search made: an input here, never made again (nothing collects
+    twice; if it is gone, the workflow says a file it needs is missing)."""
+
+    path = luigi.Parameter()
+
+    def output(self):
+        return luigi.LocalTarget(self.path)
+
+
+def _raw_posts_of(earlier: SearchRun) -> EarlierOutput:
+    return EarlierOutput(path=str(earlier.folder_path / RAW_POSTS))
+
+
+def _availability_input(recheck_run: SearchRun) -> EarlierOutput:
+    return EarlierOutput(path=str(recheck_paths(recheck_run.folder_path, started=recheck_run.created).availability))
 
 
 class SummarisePosts(RunTask):
     """The one pass over the collection: every count file, list and table, and the pass's facts."""
 
     def requires(self):
-        return self.same_run(CollectPosts)
+        run = self.load_run()
+        chain = run.chain()
+        posts = [
+            self.same_run(CollectPosts)
+            if earlier.pk == run.pk
+            else EarlierOutput(path=str(earlier.folder_path / RAW_POSTS))
+            for earlier in chain
+            if earlier.collects_posts
+        ]
+        rechecks = [r for r in chain if r.kind == RunKind.RECHECK]
+        if not rechecks:
+            return {"posts": posts}
+        if rechecks[-1].pk == run.pk:
+            return {"posts": posts, "checked": self.same_run(CheckAvailability)}
+        return {"posts": posts, "checked": _availability_input(rechecks[-1])}
 
     def output(self):
         return {name: self.target(name) for name in PASS_OUTPUTS}
@@ -156,7 +197,13 @@ class SummarisePosts(RunTask):
         run = self.load_run()
         search = run.search
         folder = self.folder_path
-        raw = Path(self.input().path)
+        inputs = self.input()
+        raws = [Path(target.path) for target in inputs["posts"]]
+        # Each collection's own limit: a refresh collects up to the search's count again.
+        limits = [search.count if Source(search.source) != Source.IDS else None] * len(raws)
+        checked = inputs.get("checked")
+        availability = read_availability(Path(checked.path)) if checked is not None else None
+        gone = availability.gone if availability is not None else frozenset()
         live = Source(search.source).is_live
         report = ImportReport()
         # A live search was matched by X already; our own matcher only searches archives.
@@ -165,55 +212,49 @@ class SummarisePosts(RunTask):
         start = None if live else search.start_time
         end = None if live else search.end_time
         compile_query(term)  # a malformed term fails here, before anything is read
-        total_lines = _raw_lines(raw)
+        total_lines = sum(_raw_lines(raw) for raw in raws)
         progress = self.progress()
 
         def on_progress(lines_read: int, num_posts: int) -> None:
             fraction = lines_read / total_lines if total_lines else 0.0
             progress.update(fraction, step_text=f"Counting: {num_posts:,} posts so far", num_posts=num_posts)
 
-        options = {
+        query = {"term": term, "lang": lang, "start": start, "end": end, "unavailable": gone, "report": report}
+        writing = {
             "sample_size": settings.DNFLOW_SAMPLE_SIZE,
             "seed": sample_seed(search.pk, settings.DNFLOW_SAMPLE_SIZE),
             "make_facts": lambda facts: pass_facts(
-                facts, report, sample_size=settings.DNFLOW_SAMPLE_SIZE, summarised_at=timezone.now()
+                facts,
+                report,
+                sample_size=settings.DNFLOW_SAMPLE_SIZE,
+                summarised_at=timezone.now(),
+                availability=availability,
             ),
         }
-        ranges = _parallel_ranges(raw, search.count)
-        if ranges:
+        parts = _parallel_parts(raws, limits)
+        if parts:
             # The workers are forked: none may share this process's database connections.
             _close_database_connections()
-            facts = summarise_ranges(
-                raw,
-                folder,
-                ranges,
-                term=term,
-                lang=lang,
-                start=start,
-                end=end,
-                limit=search.count,
-                report=report,
-                on_progress=on_progress,
-                **options,
-            )
+            limit = dict(zip(raws, limits, strict=True))
+            facts = summarise_parts(parts, folder, limit=limit, on_progress=on_progress, **query, **writing)
         else:
-            posts = iter_collection(raw, term=term, lang=lang, start=start, end=end, limit=search.count, report=report)
+            posts = iter_collection(raws, limit=limits, **query)
             facts = summarise_posts(
-                posts, folder, on_progress=lambda num_posts: on_progress(report.lines_read, num_posts), **options
+                posts, folder, on_progress=lambda num_posts: on_progress(report.lines_read, num_posts), **writing
             )
         run.runs().report_progress(num_posts=facts["num_tweets"])
-        if report.bad_lines or report.duplicates or report.not_posts:
+        if report.bad_lines or report.duplicates or report.not_posts or report.unavailable:
             progress.note(f"Import: {report.summary()}")
-        how = f", {len(ranges)} processes" if ranges else ""
-        self.outcome = f"{facts['num_tweets']:,} posts summarised ({report.summary()}{how})"
+        how = f", {len(parts)} processes" if parts else ""
+        self.outcome = f"{counted(facts['num_tweets'], 'post')} summarised ({report.summary()}{how})"
 
 
-def _parallel_ranges(raw: Path, limit: int | None) -> list[tuple[int, int]] | None:
+def _parallel_parts(raws: list[Path], limits: list[int | None]) -> list | None:
     """The byte ranges to summarise in parallel, or None for one pass (see pipeline.parallel)."""
-    if limit is not None and limit <= 0:
+    if any(limit is not None and limit <= 0 for limit in limits):
         return None
     processes = settings.DNFLOW_SUMMARISE_PROCESSES or default_processes()
-    return plan_ranges(raw, processes=processes, min_bytes=settings.DNFLOW_SUMMARISE_PARALLEL_BYTES)
+    return plan_parts(raws, processes=processes, min_bytes=settings.DNFLOW_SUMMARISE_PARALLEL_BYTES)
 
 
 def _close_database_connections() -> None:
@@ -239,6 +280,21 @@ def _raw_lines(raw: Path) -> int:
     except OSError:
         return 0
     return count
+
+
+class BuildNetworks(RunTask):
+    """Who mentions whom and who uses which hashtag, as networks (GEXF, GraphML) and for the page."""
+
+    def requires(self):
+        return self.same_run(SummarisePosts)
+
+    def output(self):
+        return {name: self.target(name) for name in NETWORK_FILES}
+
+    def run(self):
+        self.progress().update(0.1, step_text="Building the mention and hashtag networks")
+        built = write_networks(self.folder_path)
+        self.outcome = "; ".join(network.describe() for network in built.values())
 
 
 class FetchPhotos(RunTask):
@@ -333,6 +389,7 @@ class PackageOutputs(RunTask):
     def requires(self):
         return {
             "counts": self.same_run(SummarisePosts),
+            "networks": self.same_run(BuildNetworks),
             "photos": self.same_run(FetchPhotos),
             "groups": self.same_run(MatchPhotos),
         }
@@ -352,6 +409,7 @@ class PackageOutputs(RunTask):
             _read_json(inputs["groups"]),
             finished=timezone.now(),
             synthetic=search.source == Source.SAMPLE,
+            lookup=lookup_outcome(self.folder_path / LOOKUP_STATE),
         )
         self.progress().update(0.2, step_text="Packaging a BagIt archive")
         package = build_package(self.folder_path, bag_info(search, run, summary), summary)
@@ -364,4 +422,9 @@ def _read_json(target: luigi.LocalTarget):
 
 
 def final_task(run: SearchRun) -> PackageOutputs:
-    return PackageOutputs(run_id=run.pk, folder=run.folder)
+    return PackageOutputs(run_id=run.pk, folder=run.folder, claim=claim_of(run))
+
+
+def claim_of(run: SearchRun) -> str:
+    """The run's claim as a task parameter: its claim time in UTC, or "" for a run never claimed."""
+    return run.started.astimezone(UTC).strftime("%Y%m%dT%H%M%S%f") if run.started else ""

@@ -93,7 +93,17 @@ class SearchAdmin(admin.ModelAdmin):
     date_hierarchy = "created"
     inlines = [SearchRunInline]
     readonly_fields = ["published_at", "created", "summary_link"]
-    actions = ["run_again", "collect_again", "cancel", "publish", "unpublish", "delete_with_files", "reconcile"]
+    actions = [
+        "run_again",
+        "collect_again",
+        "collect_new_posts",
+        "recheck",
+        "cancel",
+        "publish",
+        "unpublish",
+        "delete_with_files",
+        "reconcile",
+    ]
 
     def get_fieldsets(self, request, obj=None):
         return [
@@ -153,6 +163,14 @@ class SearchAdmin(admin.ModelAdmin):
     @admin.action(description="Collect again into a new run (the earlier results stay)")
     def collect_again(self, request, queryset) -> None:
         _apply(self, request, queryset, services.collect_again, "Queued")
+
+    @admin.action(description="Collect new posts (live searches: only what is newer, added to the results)")
+    def collect_new_posts(self, request, queryset) -> None:
+        _apply(self, request, queryset, services.refresh_search, "Queued")
+
+    @admin.action(description="Recheck availability: look every post up again, leave out what is gone")
+    def recheck(self, request, queryset) -> None:
+        _apply(self, request, queryset, services.recheck_search, "Queued")
 
     @admin.action(description="Cancel the running or queued run")
     def cancel(self, request, queryset) -> None:

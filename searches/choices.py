@@ -9,12 +9,30 @@ from django.db import models
 class Source(models.TextChoices):
     RECENT = "recent", "X API: recent search (last 7 days)"
     ALL = "all", "X API: full-archive search"
+    IDS = "ids", "Tweet ids: look them up with the X API"
     ARCHIVE = "archive", "Archive file"
     SAMPLE = "sample", "Bundled sample (synthetic)"
 
     @property
     def is_live(self) -> bool:
+        """A search of the X API: X matches the query, and a refresh can ask for newer posts."""
         return self in (Source.RECENT, Source.ALL)
+
+    @property
+    def uses_api(self) -> bool:
+        """Reading it spends X API credits (and needs X_BEARER_TOKEN)."""
+        return self in (Source.RECENT, Source.ALL, Source.IDS)
+
+    @property
+    def reads_a_file(self) -> bool:
+        """It starts from a file a person gives (archive_path)."""
+        return self in (Source.ARCHIVE, Source.IDS)
+
+
+class RunKind(models.TextChoices):
+    COLLECT = "collect", "Collection"
+    REFRESH = "refresh", "New posts since the last collection"
+    RECHECK = "recheck", "Availability recheck"
 
 
 class Status(models.TextChoices):

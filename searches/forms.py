@@ -3,9 +3,13 @@ reach these forms as the field errors of create_search's ValidationError."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
+
+from pipeline.formats import ArchiveError, check_archive_upload
 
 from .models import Source
 
@@ -23,7 +27,21 @@ class DateTimeInput(forms.DateTimeInput):
         super().__init__(format="%Y-%m-%dT%H:%M", **kwargs)
 
 
+REFRESH_CHOICES = [
+    ("", "Never"),
+    ("1", "Every hour"),
+    ("6", "Every 6 hours"),
+    ("24", "Every day"),
+    ("168", "Every week"),
+]
+
+
+def hours(value: str) -> timedelta | None:
+    return timedelta(hours=int(value)) if value else None
+
+
 class SearchForm(forms.Form):
+    title = forms.CharField(required=False, max_length=200, help_text="A name for it; the query if empty.")
     term = forms.CharField(
         required=False,
         max_length=4096,
@@ -38,10 +56,27 @@ class SearchForm(forms.Form):
     lang = forms.CharField(required=False, max_length=16, label="Language", help_text="A code such as en or fr.")
     start_time = forms.DateTimeField(required=False, widget=DateTimeInput(), label="From (UTC)")
     end_time = forms.DateTimeField(required=False, widget=DateTimeInput(), label="Until (UTC)")
+    refresh_every = forms.TypedChoiceField(
+        choices=REFRESH_CHOICES,
+        coerce=hours,
+        empty_value=None,
+        required=False,
+        label="Collect new posts",
+        help_text="Live X searches only: a new run collects the posts published since the last one.",
+    )
     archive = forms.FileField(
         required=False,
-        label="Archive file",
-        help_text="A JSON lines file of posts (v1.1, v2 pages or twarc2), optionally gzipped, or tweets.js.",
+        label="File",
+        help_text=(
+            "For an archive: posts as JSON lines (v1.1, v2 pages or twarc2), a JSON array, or tweets.js, "
+            "optionally gzipped. For tweet ids: one id a line, or a CSV with an id column, or a dnflow package."
+        ),
+    )
+
+    notes = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Why, for whom, what to keep in mind. You can change the title and notes later; the query, not.",
     )
 
     def __init__(self, *args, upload_refused: str = "", **kwargs) -> None:
@@ -52,10 +87,21 @@ class SearchForm(forms.Form):
         data = super().clean()
         if self.upload_refused:
             self.add_error("archive", self.upload_refused)
-        if data.get("archive") and data.get("source") != Source.ARCHIVE:
-            self.add_error("archive", "To import this file, choose “Archive file” as the source (or remove the file).")
-        if data.get("source") == Source.ARCHIVE and not data.get("archive") and not self.has_error("archive"):
-            self.add_error("archive", "Choose an archive file to upload.")
+        source = data.get("source")
+        reads_a_file = source in Source.values and Source(source).reads_a_file
+        if data.get("archive") and not reads_a_file:
+            self.add_error(
+                "archive", "To use this file, choose “Archive file” or “Tweet ids” as the source (or remove the file)."
+            )
+        if reads_a_file and not data.get("archive") and not self.has_error("archive"):
+            what = "an archive file" if source == Source.ARCHIVE else "a file of tweet ids"
+            self.add_error("archive", f"Choose {what} to upload.")
+        if source == Source.ARCHIVE and data.get("archive") and not self.has_error("archive"):
+            # What the import would refuse on its first bytes is refused now, not in the worker.
+            try:
+                check_archive_upload(data["archive"], data["archive"].name)
+            except ArchiveError as exc:
+                self.add_error("archive", str(exc))
         return data
 
     def add_service_errors(self, error: ValidationError) -> None:
@@ -70,6 +116,17 @@ class SearchForm(forms.Form):
     @property
     def live_sources_available(self) -> bool:
         return bool(settings.X_BEARER_TOKEN)
+
+
+class ScheduleForm(forms.Form):
+    refresh_every = forms.TypedChoiceField(
+        choices=REFRESH_CHOICES, coerce=hours, empty_value=None, required=False, label="Collect new posts"
+    )
+
+
+class DescribeForm(forms.Form):
+    title = forms.CharField(required=False, max_length=200, help_text="The query if empty.")
+    notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
 
 
 class SampleForm(forms.Form):

@@ -28,10 +28,10 @@ from django.utils import timezone
 
 from pipeline.contract import remove_temporaries
 
-from .choices import ACTIVE_STATUSES, DONE_STATUSES, EventKind, Source, Status
+from .choices import ACTIVE_STATUSES, DONE_STATUSES, EventKind, RunKind, Source, Status
 from .validation import validate_search
 
-__all__ = ["EventKind", "Search", "SearchRun", "Source", "Status", "TaskEvent"]
+__all__ = ["EventKind", "RunKind", "Search", "SearchRun", "Source", "Status", "TaskEvent"]
 
 # The fields that say what a search asks for. Fixed once the search is saved: its runs and
 # their results answer this query, so changing it means a new search.
@@ -93,6 +93,15 @@ class Search(models.Model):
     start_time = models.DateTimeField(null=True, blank=True)
     end_time = models.DateTimeField(null=True, blank=True)
 
+    # What the owner calls it and notes about it: theirs to change at any time, unlike the query.
+    title = models.CharField(max_length=200, blank=True, help_text="A name for the search; the query if empty.")
+    notes = models.TextField(blank=True, help_text="Free text: why, for whom, what to keep in mind.")
+    # Live searches only: collect the posts newer than the last collection every this often.
+    refresh_every = models.DurationField(
+        null=True, blank=True, help_text="Collect new posts on a schedule (live X searches); empty: never."
+    )
+    next_refresh_at = models.DateTimeField(null=True, blank=True, editable=False)
+
     created = models.DateTimeField(default=timezone.now)
     published_at = models.DateTimeField(null=True, blank=True)
     # Kept by SearchRun's transitions only: the newest run, and the newest finished one.
@@ -116,8 +125,7 @@ class Search(models.Model):
         ]
 
     def __str__(self) -> str:
-        what = self.term or Path(self.archive_path).name or self.get_source_display()
-        return f"#{self.pk} {what}"
+        return f"#{self.pk} {self.name}"
 
     def save(self, *args, **kwargs) -> None:
         update_fields = kwargs.get("update_fields")
@@ -145,6 +153,16 @@ class Search(models.Model):
                     for name in changed
                 }
             )
+
+    @property
+    def name(self) -> str:
+        """What a person calls the search: its title, else its query, its archive, or its source."""
+        return self.title or self.term or Path(self.archive_path).name or self.get_source_display()
+
+    @property
+    def is_live(self) -> bool:
+        """A live X search: it can collect new posts later."""
+        return Source(self.source).is_live
 
     @property
     def is_published(self) -> bool:
@@ -176,12 +194,24 @@ class Search(models.Model):
         """A newer run than the one shown exists (queued, running, failed or cancelled)."""
         return self.has_results and self.latest_run_id != self.results_run_id
 
-    def start_run(self) -> SearchRun:
-        """A new queued run with a fresh folder; refused while another run is queued or running."""
+    def start_run(
+        self, *, kind: str = RunKind.COLLECT, builds_on: SearchRun | None = None, since_id: str = ""
+    ) -> SearchRun:
+        """A new queued run with a fresh folder; refused while another run is queued or running.
+
+        A refresh or a recheck builds on an earlier run's collection (`builds_on`).
+        """
         try:
             with transaction.atomic():
                 number = (self.runs.aggregate(last=Max("number"))["last"] or 0) + 1
-                run = SearchRun.objects.create(search=self, number=number, folder=self._new_folder_name())
+                run = SearchRun.objects.create(
+                    search=self,
+                    number=number,
+                    folder=self._new_folder_name(),
+                    kind=kind,
+                    builds_on=builds_on,
+                    since_id=since_id,
+                )
                 Search.objects.filter(pk=self.pk).update(latest_run=run)
         except IntegrityError:
             raise RunRefused(f"Search #{self.pk} already has a run queued or running.") from None
@@ -325,6 +355,17 @@ class SearchRun(models.Model):
     search = models.ForeignKey(Search, on_delete=models.CASCADE, related_name="runs")
     number = models.PositiveIntegerField(help_text="1 for a search's first run, then 2, 3...")
     folder = models.CharField(max_length=200, unique=True, help_text="Output folder inside DNFLOW_DATA_DIR.")
+    kind = models.CharField(max_length=16, choices=RunKind.choices, default=RunKind.COLLECT)
+    builds_on = models.ForeignKey(
+        "self",
+        # A run others build on goes only together with them (with its search).
+        on_delete=models.RESTRICT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The earlier run whose collection this one extends (refresh) or checks again (recheck).",
+    )
+    since_id = models.CharField(max_length=32, blank=True, help_text="A refresh asks X for posts newer than this.")
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     progress = models.FloatField(default=0.0, help_text="0 to 100, over the whole workflow.")
@@ -383,6 +424,19 @@ class SearchRun(models.Model):
         if self.started and self.finished:
             return (self.finished - self.started).total_seconds()
         return None
+
+    @property
+    def collects_posts(self) -> bool:
+        """A collection or a refresh adds posts (a raw file); a recheck only looks them up again."""
+        return self.kind in (RunKind.COLLECT, RunKind.REFRESH)
+
+    def chain(self) -> list[SearchRun]:
+        """This run and the runs it builds on, oldest first: the runs whose posts make its collection."""
+        earlier = {run.pk: run for run in SearchRun.objects.filter(search_id=self.search_id)}
+        chain = [self]
+        while chain[0].builds_on_id is not None:
+            chain.insert(0, earlier[chain[0].builds_on_id])
+        return chain
 
     def runs(self) -> RunQuerySet:
         """This run as a queryset, for its transitions: `run.runs().finish()`."""

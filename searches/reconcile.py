@@ -8,6 +8,8 @@
   that kills its worker every time cannot loop forever.
 - A run that stopped without finishing (cancelled, failed, killed) and whose process is gone has
   the temporaries it left in its folder removed.
+- A search whose next scheduled refresh has no job in Redis (restarted without persistence) gets
+  it again; a slot missed meanwhile is run once (searches.schedule).
 
 Run by every DnflowWorker at start and every DNFLOW_RECONCILE_INTERVAL seconds, by `manage.py
 reconcile_searches`, and from the admin. A worker whose work horse dies does not wait for the sweep:
@@ -28,6 +30,7 @@ from .choices import EventKind
 from .models import SearchRun, Status, TaskEvent
 from .queue import enqueue_run
 from .rqstate import fetch_job, is_executing, job_is_live, what_rq_saw, worker_is_alive
+from .schedule import reschedule_lost
 from .watchdog import alive_key, alive_ttl, timeout_reason
 
 log = logging.getLogger("dnflow.reconcile")
@@ -41,6 +44,7 @@ class ReconcileOutcome:
     requeued: list[int] = field(default_factory=list)  # ... of running runs whose worker died: queued again
     failed: list[int] = field(default_factory=list)  # ... of running runs ended as failed
     tidied: list[int] = field(default_factory=list)  # ... of stopped runs whose temporaries were removed
+    rescheduled: list[int] = field(default_factory=list)  # searches whose next refresh was scheduled again
     skipped: bool = False  # another process was sweeping at the same time
 
     @property
@@ -56,6 +60,7 @@ class ReconcileOutcome:
             ("queued again after their worker stopped", self.requeued),
             ("marked failed", self.failed),
             ("temporaries removed", self.tidied),
+            ("refresh scheduled again", self.rescheduled),
         ):
             if ids:
                 parts.append(f"{label}: " + ", ".join(f"#{pk}" for pk in ids))
@@ -87,6 +92,8 @@ def reconcile(search_ids: list[int] | None = None, *, wait: bool = True) -> Reco
         for run in untidy:
             if not conn.exists(alive_key(run.pk)) and run.tidy_up():
                 outcome.tidied.append(run.search_id)
+        if search_ids is None:
+            outcome.rescheduled = reschedule_lost()
     finally:
         try:
             lock.release()

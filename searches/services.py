@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import logging
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from django.utils import timezone
 
-from . import execute, queue, reconcile
-from .models import RunRefused, Search, SearchRun, Source, Status
+from pipeline import contract
+from pipeline.ids import newest_id
+
+from . import execute, queue, reconcile, schedule
+from .models import EventKind, RunKind, RunRefused, Search, SearchRun, Source, Status, TaskEvent
+from .validation import MIN_REFRESH_EVERY
 
 log = logging.getLogger("dnflow.services")
 
@@ -31,6 +36,9 @@ def create_search(
     lang: str = "",
     start_time=None,
     end_time=None,
+    title: str = "",
+    notes: str = "",
+    refresh_every=None,
     enqueue: bool = True,
 ) -> Search:
     """Validate and save a search with its first run; with enqueue, hand the run to a worker once
@@ -50,6 +58,9 @@ def create_search(
         lang=lang.strip(),
         start_time=start_time,
         end_time=end_time,
+        title=title.strip(),
+        notes=notes.strip(),
+        refresh_every=refresh_every,
     )
     search.full_clean()
     return start_first_run(search, enqueue=enqueue)
@@ -63,6 +74,8 @@ def start_first_run(search: Search, *, enqueue: bool = True) -> Search:
     search.queued = False
     if enqueue:
         enqueue_run(search, run)
+    if search.refresh_every:
+        transaction.on_commit(lambda: schedule.plan(search))
     return search
 
 
@@ -120,6 +133,78 @@ def collect_again(search: Search, *, enqueue: bool = True) -> SearchRun:
     return run
 
 
+def refresh_search(search: Search, *, enqueue: bool = True) -> SearchRun:
+    """Collect new posts: a run that asks X only for posts newer than the newest one collected so
+    far (since_id) and builds on the search's results, so its summary covers every run, each post
+    once. Live X searches only."""
+    if not Source(search.source).is_live:
+        raise ActionRefused("Only a live X search can collect new posts: an archive or a list of ids does not grow.")
+    _latest_done_run(search)
+    if not search.has_results:
+        raise ActionRefused("Collect new posts once a first collection has finished.")
+    since = newest_id(search.results_dir / contract.TWEET_IDS) or ""
+    try:
+        run = search.start_run(kind=RunKind.REFRESH, builds_on=search.results_run, since_id=since)
+    except RunRefused as exc:
+        raise ActionRefused(str(exc)) from None
+    if enqueue:
+        enqueue_run(search, run)
+    return run
+
+
+def recheck_search(search: Search, *, enqueue: bool = True) -> SearchRun:
+    """Look every collected post up again and record, dated, which X no longer gives and why; the
+    search's results then leave those posts out (the raw posts of the earlier runs stay)."""
+    _latest_done_run(search)
+    if not search.has_results:
+        raise ActionRefused("A search can be rechecked once a collection has finished.")
+    if not settings.X_BEARER_TOKEN:
+        raise ActionRefused(
+            "A recheck asks the X API: set X_BEARER_TOKEN in the environment of the web server and the workers."
+        )
+    try:
+        run = search.start_run(kind=RunKind.RECHECK, builds_on=search.results_run)
+    except RunRefused as exc:
+        raise ActionRefused(str(exc)) from None
+    if enqueue:
+        enqueue_run(search, run)
+    return run
+
+
+def refresh_on_schedule(search_id: int, slot_text: str) -> str:
+    """rq job (searches.schedule): a search's refresh slot has come. Start its refresh, once."""
+    close_old_connections()
+    search = Search.objects.with_runs().filter(pk=search_id).first()
+    slot = datetime.fromisoformat(slot_text)
+    if search is None or not schedule.take_slot(search, slot):
+        return "not this one's to run"
+    try:
+        run = refresh_search(search)
+    except ActionRefused as exc:
+        if search.latest_run_id:
+            TaskEvent.objects.create(
+                run_id=search.latest_run_id,
+                task_family="Schedule",
+                event=EventKind.NOTE,
+                message=f"The new posts due at {slot:%Y-%m-%d %H:%M %Z} were not collected: {exc}",
+            )
+        return "skipped"
+    log.info("search #%s: new posts for the slot of %s, run %s", search_id, slot, run.number)
+    return "started"
+
+
+def set_schedule(search: Search, every) -> Search:
+    """Collect new posts every `every` (a timedelta), or never (None)."""
+    if every is not None and not Source(search.source).is_live:
+        raise ActionRefused("Only a live X search can collect new posts on a schedule.")
+    if every is not None and every < MIN_REFRESH_EVERY:
+        raise ActionRefused("Collect new posts at most once an hour.")
+    search.refresh_every = every
+    search.save(update_fields=["refresh_every"])
+    schedule.plan(search)
+    return search
+
+
 def _latest_done_run(search: Search) -> SearchRun:
     latest = SearchRun.objects.filter(pk=search.latest_run_id).first()
     if latest is None:
@@ -142,6 +227,13 @@ def cancel_search(search: Search) -> SearchRun:
     queue.stop_job(run)
     run.refresh_from_db()
     return run
+
+
+def describe_search(search: Search, *, title: str, notes: str) -> Search:
+    """Change what the owner calls the search and their notes on it (the query stays as it is)."""
+    search.title, search.notes = title.strip()[:200], notes.strip()
+    search.save(update_fields=["title", "notes"])
+    return search
 
 
 def publish_search(search: Search) -> Search:

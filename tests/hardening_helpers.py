@@ -116,10 +116,11 @@ BAD_ARCHIVES = {
         lambda: b"id,text\n1,hello\n2,world\n",
         ("is not in a format dnflow reads", "dnflow imports JSONL"),
     ),
-    "invalid UTF-8": (
+    "invalid UTF-8": (  # most of its lines: one bad line among many is skipped and reported instead
         "latin1.jsonl",
         lambda: json.dumps(synthetic_tweet(8, "cafe")).replace("cafe", "caf\\u00e9").encode() + b"\n"
-        + json.dumps(synthetic_tweet(9, "CAFE")).encode().replace(b"CAFE", b"caf\xe9") + b"\n",
+        + json.dumps(synthetic_tweet(9, "CAFE")).encode().replace(b"CAFE", b"caf\xe9") + b"\n"
+        + json.dumps(synthetic_tweet(10, "CAFE")).encode().replace(b"CAFE", b"caf\xe9") + b"\n",
         ("is not valid UTF-8 text (line 2)", "Convert the file to UTF-8"),
     ),
     "truncated gzip": (

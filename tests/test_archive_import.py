@@ -285,8 +285,17 @@ def test_duplicates_across_two_files_keep_the_first(tmp_path):
 
 
 def test_mixed_line_kinds_in_one_raw_file(tmp_path):
-    flat = {"id": "71", "text": "flat", "author": {"username": "zed", "public_metrics": {"followers_count": 1}}}
-    stream = {"data": {"id": "72", "text": "streamed", "author_id": "u9"}, "includes": {"users": []}}
+    when = "2023-01-31T12:00:00.000Z"
+    flat = {
+        "id": "71",
+        "text": "flat",
+        "created_at": when,
+        "author": {"username": "zed", "public_metrics": {"followers_count": 1}},
+    }
+    stream = {
+        "data": {"id": "72", "text": "streamed", "created_at": when, "author_id": "u9"},
+        "includes": {"users": []},
+    }
     stream["matching_rules"] = [{"id": "1", "tag": None}]
     raw = write_jsonl(
         tmp_path / "tweets.jsonl",
@@ -395,12 +404,77 @@ def test_zip_file_says_to_unzip(tmp_path):
     assert "twitter-archive.zip is a ZIP file: unzip it first" in refused(tmp_path, path)
 
 
-def test_invalid_utf8_is_refused_with_its_line(tmp_path):
+def test_a_file_that_is_not_utf8_at_all_is_refused_with_its_first_bad_line(tmp_path):
     path = tmp_path / "latin1.jsonl"
     good = orjson.dumps(v1_tweet("1", "fine")) + b"\n"
-    path.write_bytes(good * 3 + '{"id_str": "2", "full_text": "caf\u00e9"}\n'.encode("latin-1"))
+    latin1 = [
+        json.dumps(v1_tweet(str(n), f"caf\u00e9 {n}"), ensure_ascii=False).encode("latin-1") + b"\n" for n in (2, 3)
+    ]
+    path.write_bytes(good + b"".join(latin1))  # most of its lines are not UTF-8
     message = refused(tmp_path, path)
-    assert "latin1.jsonl is not valid UTF-8 text (line 4)" in message and "iconv" in message
+    assert "latin1.jsonl is not valid UTF-8 text (line 2)" in message and "iconv" in message
+
+
+def test_a_line_that_is_not_utf8_is_copied_as_it_is_and_skipped_by_its_number(tmp_path):
+    """One Latin-1 byte at line 99,991 of 100,000, and a last line cut inside a 4-byte character."""
+    lines = [orjson.dumps(v1_tweet(str(n), f"caf\u00e9 {n}")) + b"\n" for n in range(1, 100_000)]
+    lines[99_990] = lines[99_990].replace("\u00e9".encode(), b"\xe9")
+    last = orjson.dumps(v1_tweet("100000", "emoji \U0001f600"))
+    data = b"".join(lines) + last[: last.index("\U0001f600".encode()) + 2]
+    archive = tmp_path / "stream.jsonl"
+    archive.write_bytes(data)
+    raw = tmp_path / "s" / "tweets.jsonl"
+
+    posts, report = import_files([archive], raw)
+
+    assert raw.read_bytes() == data + b"\n"  # the archival original, byte for byte (a final newline added)
+    assert len(posts) == 99_998 and report.bad_lines == 2
+    assert report.problems == [
+        ("stream.jsonl", 99_991, "not valid UTF-8 text"),
+        ("stream.jsonl", 100_000, "not valid UTF-8 text"),
+    ]
+    assert "stream.jsonl line 99991: not valid UTF-8 text" in report.summary()
+
+
+def test_a_line_without_an_author_or_a_time_is_not_a_post(tmp_path):
+    when = "2023-01-31T12:00:00.000Z"
+    no_user = v1_tweet("4", "a v1.1 post whose user was cut out")
+    del no_user["user"]
+    page = v2_page()
+    del page["data"][1]["created_at"]
+    raw = write_jsonl(
+        tmp_path / "tweets.jsonl",
+        [
+            v1_tweet("1", "a post"),
+            {"id": 5, "text": "no user"},
+            {"id": "6", "text": "v2, no time", "author_id": "9"},
+            no_user,
+            {"id": "7", "text": "twarc2 flat, no author", "created_at": when, "__twarc": {"version": "2"}},
+            page,
+            {"id": "8", "text": "v2 with its author's id", "author_id": "9", "created_at": when},
+        ],
+    )
+    report = ImportReport()
+
+    posts = list(iter_posts(raw, report))
+
+    assert [p.id for p in posts] == ["1", "201", "8"]
+    assert report.problems == [
+        ("tweets.jsonl", 2, "not a post: no author and no time"),
+        ("tweets.jsonl", 3, "not a post: no time"),
+        ("tweets.jsonl", 4, "not a post: no author"),
+        ("tweets.jsonl", 5, "not a post: no author"),
+        ("tweets.jsonl", 6, "not a post: no time"),
+    ]
+    assert report.bad_lines == 5 and report.posts_seen == 3
+
+
+def test_tweets_js_posts_need_no_user_object_their_author_is_the_archive_owner(tmp_path):
+    """Not from account.js alone: a tweets.js imported without it still gives its posts."""
+    bare = tweets_js_item("44", "an older archive's item, not wrapped")["tweet"]
+    archive = write_tweets_js(tmp_path / "tweet.js", [tweets_js_item("43", "solo"), bare], "tweet.part0")
+    posts, report = import_files([archive], tmp_path / "s" / "tweets.jsonl")
+    assert [p.id for p in posts] == ["43", "44"] and report.bad_lines == 0
 
 
 def test_utf16_is_refused_with_how_to_convert(tmp_path):

@@ -99,14 +99,22 @@ def test_two_files_or_another_filesystem_are_copied(tmp_path, monkeypatch):
 
 
 def test_an_archive_that_is_not_utf8_is_refused_and_not_linked(tmp_path):
-    archive = synthetic_jsonl(tmp_path / "latin1.jsonl")
-    original = archive.read_bytes() + '{"id_str": "2", "full_text": "caf\u00e9"}\n'.encode("latin-1")
+    archive = synthetic_jsonl(tmp_path / "latin1.jsonl", posts=1)
+    original = archive.read_bytes() + '{"id_str": "2", "full_text": "caf\u00e9"}\n'.encode("latin-1") * 2
     archive.write_bytes(original)
     dest = tmp_path / "out" / "tweets.jsonl"
-    with pytest.raises(ArchiveError, match=r"latin1.jsonl is not valid UTF-8 text \(line 51\)"):
+    with pytest.raises(ArchiveError, match=r"latin1.jsonl is not valid UTF-8 text \(line 2\)"):
         copy_archive([archive], dest, link=True)
     assert list(dest.parent.iterdir()) == []
     assert archive.read_bytes() == original and os.stat(archive).st_nlink == 1
+
+
+def test_one_line_that_is_not_utf8_is_linked_as_a_copy_would_keep_it(tmp_path):
+    archive = synthetic_jsonl(tmp_path / "mostly.jsonl")
+    archive.write_bytes(archive.read_bytes() + '{"id_str": "2", "full_text": "caf\u00e9"}\n'.encode("latin-1"))
+    dest = tmp_path / "out" / "tweets.jsonl"
+    report = copy_archive([archive], dest, link=True)
+    assert report.sources[0]["imported"] == LINKED and os.path.samefile(archive, dest)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -121,7 +129,7 @@ def test_a_linked_search_writes_what_a_copied_one_writes(tmp_path, settings):
 
     assert os.stat(linked.folder_path / "tweets.jsonl").st_ino == os.stat(archive).st_ino
     outcome = linked.events.filter(task_family="CollectPosts", event="success").get().message
-    assert outcome == "Linked 1 file(s), 200 lines"
+    assert outcome == "Linked 1 file, 200 lines"
     for name in PASS_OUTPUTS:
         if name not in ("sample.csv", "summarised.json"):  # the sample is drawn per search
             assert (linked.folder_path / name).read_bytes() == (copied.folder_path / name).read_bytes(), name

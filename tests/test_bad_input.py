@@ -43,21 +43,29 @@ def shown(page: str) -> str:
     return html.unescape(page)
 
 
-# --- archives: refused by the workflow, the search ends FAILED --------------------------------------
+# --- archives: refused before anything runs, or by the workflow (the search ends FAILED) ----------
+
+# What only reading the whole archive shows; everything else is refused on the archive's first
+# bytes, when the search is asked for (pipeline.formats.check_archive_start).
+FOUND_LATE = {"a line over 10 MB"}
 
 
 @pytest.mark.parametrize("case", list(BAD_ARCHIVES))
-def test_a_bad_archive_on_the_command_line_exits_1_with_the_reason(case, tmp_path, data_dir):
+def test_a_bad_archive_on_the_command_line_is_refused_with_the_reason(case, tmp_path, data_dir):
     name, make, says = BAD_ARCHIVES[case]
     archive = tmp_path / name
     archive.write_bytes(make())
 
     done = run_cli(data_dir, "--archive", str(archive))
 
-    assert done.returncode == FAILED, done.stderr
     for words in says:
         assert words in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+    if case not in FOUND_LATE:
+        assert done.returncode == BAD_INPUT, done.stderr
+        assert not Search.objects.exists()  # refused before anything was saved or run
+        return
+    assert done.returncode == FAILED, done.stderr
     run = Search.objects.get().latest_run
     assert run.status == Status.FAILED
     assert all(words in run.error for words in says), run.error
@@ -65,11 +73,17 @@ def test_a_bad_archive_on_the_command_line_exits_1_with_the_reason(case, tmp_pat
 
 
 @pytest.mark.parametrize("case", [c for c in BAD_ARCHIVES if c != "empty"])
-def test_a_bad_archive_uploaded_on_the_form_ends_failed_with_the_reason_on_its_page(case, owner_client):
+def test_a_bad_archive_uploaded_on_the_form_is_refused_there_or_fails_with_the_reason(case, owner_client, data_dir):
     name, make, says = BAD_ARCHIVES[case]
     upload = SimpleUploadedFile(name, make())
 
     response = owner_client.post(reverse("home"), {"term": "", "source": "archive", "archive": upload})
+    if case not in FOUND_LATE:
+        assert response.status_code == 200
+        assert all(words in field_errors(response.content.decode(), "archive") for words in says)
+        assert not Search.objects.exists()
+        assert not (data_dir / "uploads").exists() or not list((data_dir / "uploads").iterdir())
+        return
     assert response.status_code == 302
     run = services.execute_search(Search.objects.get())  # what the worker does with the job
 

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import idset, tally
+from pipeline import idset, tally, timeline
 from pipeline.idset import SPILL_FOLDER, SeenIds, id_key
 from pipeline.tally import Tally, prune_retweets
 
@@ -113,12 +113,15 @@ def test_a_range_s_ids_travel_and_meet_another_s(tmp_path, first, second, memory
 
 @pytest.fixture
 def tiny_bounds(monkeypatch):
-    """Every SeenIds spills after 7 ids, retweets are cut back after 3 originals, and distinct
-    hashtags, mentions, URLs, photos and authors go to a CountStore past 5 (forked range
-    processes inherit this)."""
+    """Every SeenIds spills after 7 ids, retweets are cut back after 3 originals, distinct
+    hashtags, mentions, URLs, photos and authors go to a CountStore past 5, and the minutes of
+    the timeline are rolled up past 28 (for charts of at most 4 bars; forked range processes
+    inherit this)."""
     monkeypatch.setattr(idset, "MEMORY_IDS", 7)
     monkeypatch.setattr(tally, "RETWEET_CANDIDATES", 3)
     monkeypatch.setattr(tally, "MEMORY_KEYS", 5)
+    monkeypatch.setattr(timeline, "MAX_BARS", 4)
+    monkeypatch.setattr(timeline, "TIMELINE_KEYS", 28)
 
 
 @pytest.mark.parametrize("processes", [1, 2, 3])
@@ -128,6 +131,7 @@ def test_tiny_bounds_write_the_very_files_of_the_default_ones(tmp_path, tiny_bou
         default.setattr(idset, "MEMORY_IDS", 1 << 16)
         default.setattr(tally, "RETWEET_CANDIDATES", 10_000)
         default.setattr(tally, "MEMORY_KEYS", 50_000)
+        default.setattr(timeline, "TIMELINE_KEYS", 10_000)  # MAX_BARS stays 4: the same chart
         expected_facts, expected_report = serial(raw, tmp_path / "expected")
 
     if processes == 1:

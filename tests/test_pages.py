@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.urls import reverse
 
 from searches.models import Search, Source, Status
@@ -118,8 +119,8 @@ def test_an_upload_over_the_limit_is_refused_with_what_to_do_instead(owner_clien
     assert response.status_code == 302
 
 
-def test_a_refused_upload_is_not_kept(owner_client, data_dir):
-    upload = SimpleUploadedFile("tweets.jsonl", b"{}\n")
+def test_a_refused_upload_is_not_kept(owner_client, data_dir, real_data):
+    upload = SimpleUploadedFile("tweets.jsonl", (real_data / "v1-streaming-lines.jsonl").read_bytes())
     response = owner_client.post(reverse("home"), {"source": "archive", "lang": "xx", "archive": upload})
     assert "Unknown language code" in field_errors(response.content.decode(), "lang")
     assert not Search.objects.exists()
@@ -129,7 +130,7 @@ def test_a_refused_upload_is_not_kept(owner_client, data_dir):
 def test_an_upload_with_another_source_is_refused(owner_client):
     upload = SimpleUploadedFile("tweets.jsonl", b"{}\n")
     response = owner_client.post(reverse("home"), {"term": "c", "source": "sample", "archive": upload})
-    assert "choose “Archive file” as the source" in field_errors(response.content.decode(), "archive")
+    assert "choose “Archive file” or “Tweet ids” as the source" in field_errors(response.content.decode(), "archive")
     assert not Search.objects.exists()
 
 
@@ -297,3 +298,43 @@ def test_robots_txt_keeps_crawlers_out_of_files_and_admin(client):
     assert response.status_code == 200 and response["Content-Type"].startswith("text/plain")
     text = response.content.decode()
     assert "Disallow: /searches/*/files/" in text and "Disallow: /admin/" in text
+
+
+def test_home_filters_and_pages_the_lists(owner_client, owner, other_user):
+    for i in range(30):
+        make_search(owner, term=f"flood {i}", outputs=False)
+    make_search(owner, term="drought", title="Dry summer 2026", outputs=False)
+    make_search(other_user, term="flood elsewhere", published=True, outputs=False)
+
+    page = owner_client.get(reverse("home")).content.decode()
+    assert page.count('class="search-row"') == 25 + 1  # a page of mine, and the published one
+    assert "Page 1 of 2 · 31 searches" in page and 'rel="next"' in page
+
+    second = owner_client.get(reverse("home"), {"mine": 2}).content.decode()
+    assert second.count('class="search-row"') == 6 + 1 and "Page 2 of 2" in second
+
+    found = owner_client.get(reverse("home"), {"q": "dry SUMMER"}).content.decode()
+    assert "Dry summer 2026" in found and "flood 3" not in found
+    assert "Nothing published yet" not in found and "None matches." in found
+    # The filter is text, shown escaped.
+    markup = owner_client.get(reverse("home"), {"q": "<b>x</b>"}).content.decode()
+    assert "<b>x</b>" not in markup and "&lt;b&gt;x&lt;/b&gt;" in markup
+
+
+def test_the_owner_changes_title_and_notes_but_never_the_query(owner_client, owner):
+    client = Client()  # a visitor
+    search = make_search(owner, published=True)
+    page = owner_client.get(search.get_absolute_url()).content.decode()
+    assert f'action="{reverse("search_describe", args=[search.pk])}"' in page
+    owner_client.post(
+        reverse("search_describe", args=[search.pk]),
+        {"title": "Heat wave, March", "notes": "For the <b>archive</b> team.", "term": "brexit"},
+    )
+    search.refresh_from_db()
+    assert (search.title, search.notes, search.term) == ("Heat wave, March", "For the <b>archive</b> team.", "climate")
+    public = client.get(search.get_absolute_url()).content.decode()
+    assert f"<h1>#{search.pk} Heat wave, March</h1>" in public and "the &lt;b&gt;archive&lt;/b&gt; team" in public
+    assert f'action="/searches/{search.pk}/describe/"' not in public
+    assert client.post(reverse("search_describe", args=[search.pk]), {"title": "x"}).status_code in (302, 404)
+    search.refresh_from_db()
+    assert search.title == "Heat wave, March"  # a visitor changes nothing

@@ -296,3 +296,94 @@ def test_the_workflow_in_ranges_writes_what_one_pass_writes(tmp_path, settings):
     write_sample(search.folder_path, 7, search_id=search.search_id)
     assert (folder / "sample.csv").read_bytes() == sample
     assert len(read_rows(folder / "sample.csv")) == 8
+
+
+def test_several_raw_files_read_as_one_collection_give_the_files_of_their_concatenation(tmp_path):
+    """A search's earlier collections and the posts a later one added: each post once, whichever
+    file holds it first, in one pass or in ranges across the files."""
+    whole = troubled_archive(tmp_path / "whole.jsonl", posts=600)
+    lines = whole.read_bytes().splitlines(keepends=True)
+    cuts = [0, len(lines) // 3, len(lines) * 2 // 3, len(lines)]
+    raws = []
+    for number, (a, b) in enumerate(zip(cuts, cuts[1:], strict=False)):
+        piece = tmp_path / f"piece{number}.jsonl"
+        piece.write_bytes(b"".join(lines[a:b]))
+        raw = tmp_path / f"run{number}" / "tweets.jsonl"
+        copy_archive([piece], raw)
+        raws.append(raw)
+    expected, expected_report = serial(imported(tmp_path, whole), tmp_path / "one")
+
+    report = ImportReport()
+    posts = iter_collection(raws, report=report)
+    facts = summarise_posts(posts, tmp_path / "serial", sample_size=5, seed=SEED, make_facts=lambda f: f)
+    parts = parallel.plan_parts(raws, processes=6, min_bytes=0)
+    # Every file read, some of them cut in ranges: duplicates and problems cross both kinds of edge.
+    assert parts is not None and {path for path, _, _ in parts} == set(raws) and len(parts) > len(raws)
+    ranged_report = ImportReport()
+    ranged = parallel.summarise_parts(
+        parts, tmp_path / "ranges", term="", lang="", start=None, end=None, limit=None, report=ranged_report,
+        sample_size=5, seed=SEED, make_facts=lambda f: f,
+    )  # fmt: skip
+
+    for out, found, found_report in (
+        (tmp_path / "serial", facts, report),
+        (tmp_path / "ranges", ranged, ranged_report),
+    ):
+        for name in PASS_OUTPUTS:
+            if name != "summarised.json":
+                assert (out / name).read_bytes() == (tmp_path / "one" / name).read_bytes(), (out, name)
+        assert found["num_tweets"] == expected["num_tweets"] == 600
+        assert (found_report.duplicates, found_report.bad_lines) == (
+            expected_report.duplicates,
+            expected_report.bad_lines,
+        )
+        # Each bad line is named by the file it came from and its line there.
+        named = {(name, line) for name, line, _ in found_report.problems}
+        assert ("piece0.jsonl", 11) in named and len(named) == expected_report.bad_lines
+        sizes = {f"piece{n}.jsonl": b - a for n, (a, b) in enumerate(zip(cuts, cuts[1:], strict=False))}
+        assert all(name in sizes and 1 <= line <= sizes[name] for name, line in named), named
+
+
+def test_posts_a_recheck_found_gone_are_left_out_in_one_pass_and_in_ranges(tmp_path):
+    raw = imported(tmp_path, troubled_archive(tmp_path / "t.jsonl"))
+    ids = [post.id for post in iter_collection(raw, report=ImportReport())]
+    gone = frozenset(ids[::7])
+    report = ImportReport()
+    summarise_posts(iter_collection(raw, report=report, unavailable=gone), tmp_path / "serial", sample_size=5,
+                    seed=SEED, make_facts=lambda f: f)  # fmt: skip
+    ranged_report = ImportReport()
+    parallel.summarise_parts(
+        parallel.plan_parts([raw], processes=3, min_bytes=0), tmp_path / "ranges", term="", lang="", start=None,
+        end=None, limit=None, report=ranged_report, sample_size=5, seed=SEED, make_facts=lambda f: f,
+        unavailable=gone,
+    )  # fmt: skip
+    for out in (tmp_path / "serial", tmp_path / "ranges"):
+        kept = (out / "tweet-ids.txt").read_text().split()
+        assert kept == [i for i in ids if i not in gone]
+    assert report.unavailable == ranged_report.unavailable == len(gone)
+    assert "left out" in report.summary() and "no longer gives" in report.summary()
+
+
+def test_each_raw_file_keeps_its_own_limit_in_one_pass_and_in_ranges(tmp_path):
+    """A refresh collects up to the search's count again: each collection's limit is its own."""
+    raws = []
+    for number in range(3):
+        raw = tmp_path / f"run{number}" / "tweets.jsonl"
+        copy_archive([troubled_archive(tmp_path / f"piece{number}.jsonl", posts=200)], raw)
+        raws.append(raw)
+    limits = [120, None, 35]  # the same synthetic posts in each file: later files add what is new
+    report = ImportReport()
+    posts = iter_collection(raws, report=report, limit=limits)
+    summarise_posts(posts, tmp_path / "serial", sample_size=5, seed=SEED, make_facts=lambda f: f)
+    ranged_report = ImportReport()
+    parallel.summarise_parts(
+        parallel.plan_parts(raws, processes=6, min_bytes=0), tmp_path / "ranges", term="", lang="", start=None,
+        end=None, limit=dict(zip(raws, limits, strict=True)), report=ranged_report, sample_size=5, seed=SEED,
+        make_facts=lambda f: f,
+    )  # fmt: skip
+    serial_ids = (tmp_path / "serial" / "tweet-ids.txt").read_text().split()
+    assert len(serial_ids) == 200  # 120 from the first, the other 80 from the second, none new in the third
+    for name in PASS_OUTPUTS:
+        if name != "summarised.json":
+            assert (tmp_path / "ranges" / name).read_bytes() == (tmp_path / "serial" / name).read_bytes(), name
+    assert ranged_report.duplicates == report.duplicates

@@ -80,7 +80,7 @@ def test_fetch_takes_the_most_shared_first_up_to_the_cap_and_reports_unreachable
 
     photo_server.stop()
     gone = fetch_from_test_server([(photo_server.url("/media/c.png"), "c.png")], tmp_path / "media", max_photos=5)
-    assert (gone[0].ok, gone[0].reason) == (False, "could not connect")
+    assert (gone[0].ok, gone[0].reason) == (False, "could not connect: connection refused")
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])

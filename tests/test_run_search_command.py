@@ -87,16 +87,16 @@ def test_a_term_without_credentials_searches_the_bundled_sample(data_dir):
     assert "Search #" in done.stderr and "%" in done.stderr
 
 
-def test_a_bad_archive_exits_non_zero_with_the_reason(tmp_path, data_dir):
+def test_a_bad_archive_is_refused_before_anything_is_saved(tmp_path, data_dir):
     junk = tmp_path / "notes.jsonl"
     junk.write_text('{"hello": "world"}\n')
 
     done = manage(data_dir, "--archive", str(junk))
 
-    assert done.returncode == 1
+    assert done.returncode == 2  # bad input, said at once: nothing ran
     assert "none of its first lines is an X/Twitter post" in done.stderr
     assert "Traceback" not in done.stderr and "CommandError" not in done.stderr
-    assert Search.objects.get().status == Status.FAILED
+    assert not Search.objects.exists()
 
 
 def test_bad_input_exits_with_2_and_says_what_to_fix(tmp_path, data_dir):

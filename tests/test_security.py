@@ -379,7 +379,7 @@ def test_the_bearer_token_is_in_no_job_task_id_event_log_file_or_page(settings, 
         with worker_pool(settings, tmp_path) as pool:
             conn = django_rq.get_connection("default")
             search = services.create_search(owner=owner, term="#kpop", source=Source.RECENT, count=150)
-            refused = services.create_search(owner=owner, term="#kpop -is:nothing", source=Source.RECENT, count=20)
+            refused = services.create_search(owner=owner, term="#kpop lang:fr", source=Source.RECENT, count=20)
             job = django_rq.get_queue("default", connection=conn).fetch_job(search.latest_run.rq_job_id)
             assert (job.args, job.kwargs) == ((search.latest_run_id,), {})
             assert token.encode() not in redis_contents(conn)

@@ -11,7 +11,7 @@ import pytest
 from django.urls import reverse
 
 from searches.models import Status
-from tests.web_helpers import COUNTS, POSTS, make_search, write_csv
+from tests.web_helpers import COUNTS, POSTS, make_search, write_csv, write_outputs
 
 pytestmark = pytest.mark.django_db
 
@@ -22,10 +22,16 @@ def summary_page(client, search) -> str:
     return response.content.decode()
 
 
+def chart_section(page: str, kind: str) -> str:
+    return re.search(rf'<section class="panel chart" id="chart-{kind}".*?</section>', page, re.S).group(0)
+
+
 def chart(page: str, kind: str) -> list[tuple[str, str]]:
-    """(label, value) rows of one bar chart, in the order shown."""
-    section = re.search(rf'<section class="panel chart" id="chart-{kind}".*?</section>', page, re.S).group(0)
-    return re.findall(r'<th scope="row" title="[^"]*">([^<]*)</th>.*?<td class="num">([^<]*)</td>', section, re.S)
+    """(label as shown, value) rows of one bar chart, in the order shown."""
+    rows = re.findall(
+        r'<th scope="row" title="[^"]*">(.*?)</th>.*?<td class="num">([^<]*)</td>', chart_section(page, kind), re.S
+    )
+    return [(re.sub(r"<[^>]+>", "", label).strip(), value) for label, value in rows]
 
 
 def test_summary_shows_posts_time_span_and_distinct_counts(owner_client, owner):
@@ -40,12 +46,35 @@ def test_bar_charts_rank_counts_highest_first(owner_client, owner):
     assert chart(page, "hashtags") == [("#climate", "3"), ("#energy", "2")]
     assert chart(page, "mentions") == [("@ada", "1"), ("@zed", "1")]
     assert chart(page, "domains") == [("example.org", "2"), ("news.example.com", "1")]
-    assert chart(page, "urls") == [("https://example.org/heat", "2"), ("https://news.example.com/solar", "1")]
+    assert chart(page, "urls") == [("example.org/heat", "2"), ("news.example.com/solar", "1")]
     # count-followers.csv is not sorted in the fixture: the page ranks it.
     assert chart(page, "followers") == [("ben", "5,000"), ("ada", "120"), ("cleo", "40"), ("dan", "0")]
-    assert chart(page, "ratio") == [("ben", "50"), ("ada", "1.2"), ("cleo", "0.4444")]
+    # One number format: ratios always with two decimals.
+    assert chart(page, "ratio") == [("ben", "50.00"), ("ada", "1.20"), ("cleo", "0.44")]
     # Bars are drawn to scale against the largest: climate 3 -> 100%, energy 2 -> 66.7%.
     assert 'style="width: 100.0%"' in page and 'style="width: 66.7%"' in page
+
+
+def test_hashtags_accounts_sites_and_links_lead_where_they_live(owner_client, owner):
+    page = summary_page(owner_client, make_search(owner))
+    leaves = 'rel="noopener noreferrer" target="_blank"'
+    assert f'<a href="https://x.com/hashtag/climate" {leaves}>#climate</a>' in chart_section(page, "hashtags")
+    assert f'<a href="https://x.com/zed" {leaves}>@zed</a>' in chart_section(page, "mentions")
+    assert f'<a href="https://x.com/ben" {leaves}>ben</a>' in chart_section(page, "followers")
+    assert f'<a href="https://news.example.com/" {leaves}>news.example.com</a>' in chart_section(page, "domains")
+    # A link shows its start and end; the whole address is its title and its target.
+    assert f'<a href="https://example.org/heat" {leaves} title="https://example.org/heat">example.org/heat</a>' in (
+        chart_section(page, "urls")
+    )
+
+
+def test_a_link_that_is_not_a_web_address_is_shown_not_followed(owner_client, owner):
+    counts = {**COUNTS, "count-urls.csv": (["url", "count"], [("javascript:alert(1)", 3), ("https://" + "a" * 90, 1)])}
+    search = make_search(owner, outputs=False)
+    write_outputs(search, counts=counts)
+    section = chart_section(summary_page(owner_client, search), "urls")
+    assert "javascript:alert(1)" in section and 'href="javascript' not in section
+    assert "aaaaaaaaaaaaaaaaaaaaaaaaaaaa…aaaaaaaaaaaaaaaaa" in section  # the middle left out, never the end
 
 
 def test_posts_over_time_is_counted_from_tweets_csv_per_hour(owner_client, owner):

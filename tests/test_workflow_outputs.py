@@ -130,7 +130,7 @@ def test_every_output_matches_hand_counted_values(source_format, tmp_path, no_ph
 
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     assert {k: summary[k] for k in ("id", "term", "source", "status", "num_tweets")} == {
-        "id": search.pk,
+        "id": search.search_id,
         "term": "",
         "source": "archive",
         "status": "finished",

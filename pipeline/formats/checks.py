@@ -1,7 +1,8 @@
 """What an import checks as it reads an archive: that it is UTF-8 text of a kind dnflow knows,
 and its checksum, computed beside the copy.
 
-Shared by the copy (pipeline.formats.copying) and the hard-link import (pipeline.formats.linking).
+Shared by the copy (pipeline.formats.copying, .documents) and the hard-link import
+(pipeline.formats.linking).
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 import codecs
 import hashlib
 import queue
+import re
 import threading
 
 import orjson
 
-from .reading import kind_of
+from .reading import MAX_LINE_BYTES, kind_of
 from .report import ArchiveError
 
 CHUNK = 1024 * 1024
@@ -24,6 +26,10 @@ COPY_CHUNK = 8 * 1024 * 1024
 _SNIFF_LINES = 200
 BOM = codecs.BOM_UTF8
 _ZIP_MAGIC = b"PK\x03\x04"
+_HTML = re.compile(rb"\s*<(?:!doctype\s+html|html|head|body)[\s>]", re.IGNORECASE)
+# A file is refused as "not UTF-8" only when most of its first lines (or items) are not: a few bad
+# lines among many are skipped, and reported by number, when the posts are read.
+UTF8_VERDICT_LINES = 1000
 
 ACCEPTED = (
     "dnflow imports JSONL (one post or one v2 response page per line, as twarc writes), a JSON array of "
@@ -60,35 +66,101 @@ class BackgroundChecksum:
             self._thread.join()
 
 
+class Utf8Verdict:
+    """Whether a file is UTF-8 text, judged on its first UTF8_VERDICT_LINES lines (or array items):
+    it is refused when more than half of them are not, and accepted otherwise."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._bad = 0
+        self._first_bad: tuple[int, int | None] | None = None  # (index, line) of the first bad one
+        self.decided = False
+
+    def bad(self, index: int, line: int | None = None) -> None:
+        """The line (or item) numbered `index`, from 1, is not UTF-8; `line` is where it starts."""
+        if not self.decided and index <= UTF8_VERDICT_LINES:
+            self._bad += 1
+            if self._first_bad is None:
+                self._first_bad = (index, line)
+
+    def decide(self, seen: int) -> None:
+        """`seen` lines (or items) were read: refuse the file now, or never."""
+        if self.decided:
+            return
+        self.decided = True
+        if self._first_bad is not None and self._bad * 2 > min(seen, UTF8_VERDICT_LINES):
+            index, line = self._first_bad
+            raise not_utf8(self._name, line if line is not None else index)
+
+
 class Utf8Check:
-    """Checks that a stream of chunks is UTF-8, cheaply: an ASCII chunk is one C call, others are
-    decoded in slices small enough for the CPU cache (an 8 MB chunk with an emoji would otherwise
-    be widened into a 32 MB string)."""
+    """Checks the first lines of a stream of chunks for UTF-8 (see Utf8Verdict), cheaply: an ASCII
+    chunk is one C call, others are decoded in slices small enough for the CPU cache (an 8 MB
+    chunk with an emoji would otherwise be widened into a 32 MB string). A line that is not UTF-8
+    is left as it is: the copy keeps it, the reader skips and reports it. Once the verdict is in,
+    the rest of the stream costs nothing."""
 
     SLICE = 64 * 1024
 
     def __init__(self, name: str) -> None:
-        self._name = name
         self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._in_bad_line = False  # the rest of a line found bad goes undecoded
+        self._last = b"\n"
+        self.verdict = Utf8Verdict(name)
 
     def check(self, chunk: bytes, lines_before: int) -> None:
-        decoder = self._decoder
-        if chunk.isascii() and not decoder.getstate()[0]:
+        verdict = self.verdict
+        if verdict.decided:
             return
+        if lines_before >= UTF8_VERDICT_LINES:
+            verdict.decide(lines_before)
+            return
+        if chunk:
+            self._last = chunk[-1:]
+        if chunk.isascii() and not self._in_bad_line and not self._decoder.getstate()[0]:
+            return
+        self._check_slices(chunk, lines_before)
+
+    def _check_slices(self, chunk: bytes, lines_before: int) -> None:
+        decoder = self._decoder
         view = memoryview(chunk)
-        for offset in range(0, len(chunk), self.SLICE):
+        at, end = 0, len(chunk)
+        counted, line = 0, lines_before + 1  # the line at chunk[counted]
+        if self._in_bad_line:
+            newline = chunk.find(b"\n")
+            if newline < 0:
+                return
+            self._in_bad_line = False
+            at = newline + 1
+        while at < end:
+            stop = min(at + self.SLICE, end)
             pending = len(decoder.getstate()[0])  # bytes of a character cut by the last slice
             try:
-                decoder.decode(view[offset : offset + self.SLICE])
+                decoder.decode(view[at:stop])
             except UnicodeDecodeError as error:
-                at = offset + max(error.start - pending, 0)
-                raise not_utf8(self._name, lines_before + chunk[:at].count(b"\n") + 1) from None
+                bad = at + max(error.start - pending, 0)
+                line += chunk.count(b"\n", counted, bad)
+                counted = bad
+                self.verdict.bad(line, line)
+                decoder.reset()
+                newline = chunk.find(b"\n", bad)
+                if newline < 0:
+                    self._in_bad_line = True
+                    return
+                at = newline + 1
+            else:
+                at = stop
 
     def finish(self, lines: int) -> None:
+        """The stream ended after `lines` newlines (and a last line without one, maybe)."""
+        if self.verdict.decided:
+            return
         try:
             self._decoder.decode(b"", final=True)
         except UnicodeDecodeError:
-            raise not_utf8(self._name, lines + 1) from None
+            if not self._in_bad_line:  # the last line ends inside a character
+                self.verdict.bad(lines + 1, lines + 1)
+        self.verdict.decide(lines + (self._last != b"\n"))
 
 
 def not_utf8(name: str, line: int) -> ArchiveError:
@@ -110,11 +182,19 @@ def check_text_start(head: bytes, name: str) -> None:
         )
     if b"\x00" in head[:8192]:
         raise ArchiveError(f"{name} is a binary file, not JSON text. {ACCEPTED}: choose the file of posts.")
+    if _HTML.match(head):
+        raise ArchiveError(
+            f"{name} is a web page (HTML), not an archive of posts: a login or error page may have been saved "
+            f"instead of the file. Download the archive again. {ACCEPTED}."
+        )
 
 
 def first_lines_recognised(buffered: bytes) -> str | None:
-    """The kind of the first recognisable line among the first few complete ones."""
+    """The kind of the first recognisable line among the first few complete ones. A line over the
+    reader's limit is not looked at: it would not be read either."""
     for line in buffered.split(b"\n")[:_SNIFF_LINES]:
+        if len(line) > MAX_LINE_BYTES:
+            continue
         try:
             kind = kind_of(orjson.loads(line))
         except orjson.JSONDecodeError:

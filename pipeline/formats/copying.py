@@ -3,18 +3,20 @@
 JSONL inputs are copied byte for byte (only gzip undone): a million-post archive must copy at
 disk speed, so nothing is parsed beyond a sniff of the first lines. Single-document inputs (a
 JSON array, a search response, a pretty-printed page, tweets.js) are split into one line per
-element. The raw file appears only once complete, and `sources.json` beside it records where
-every line came from.
+element, streamed in bounded memory (pipeline.formats.documents). The raw file appears only once
+complete, and `sources.json` beside it records where every line came from. What an import may
+take from the disk is bounded (pipeline.formats.limits).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
-import io
 import os
 import re
 import tempfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -29,16 +31,18 @@ from .checks import (
     Utf8Check,
     check_text_start,
     first_lines_recognised,
-    not_utf8,
 )
+from .documents import Reopen, copy_array, copy_object, copy_tweets_js, scanner_for
+from .limits import DEFAULT_MAX_ARCHIVE_BYTES, FileMeter, ImportBudget, MeteredStream
 from .linking import link_archive
 from .pagecache import MIN_BYTES as PAGE_CACHE_MIN_BYTES
 from .pagecache import DropBehind
-from .reading import GZIP_MAGIC, kind_of
+from .reading import GZIP_MAGIC, MAX_LINE_BYTES
 from .report import ArchiveError, ImportReport
 
-# How far we read looking for the end of the first line before calling the file one document.
-_FIRST_LINE_LIMIT = 16 * 1024 * 1024
+# A first line longer than the reader's limit would be skipped as a line: such a file is read as
+# one document (or, if it is not one, as JSON lines after all).
+_FIRST_LINE_LIMIT = MAX_LINE_BYTES + 1
 # Inside a folder, files with these endings are imported; others (a README, twarc.log) are not.
 FOLDER_SUFFIXES = (".jsonl", ".ndjson", ".jl", ".json", ".js", ".gz", ".txt")
 # Twitter's "download your archive" names its posts data/tweets.js, tweet.js or tweets-part1.js.
@@ -49,18 +53,23 @@ _YTD_PREFIX = re.compile(rb"^\s*window\.YTD\.[\w.]+\s*=\s*")
 class _HashingReader:
     """Reads a file while feeding every byte to a checksum: the provenance costs no second pass.
 
-    Only what a copy needs: read(size), and peek(n) to sniff the first bytes.
+    Only what a copy needs: read(size), peek(n) to sniff the first bytes, and how far it read.
     """
 
     def __init__(self, raw, checksum: BackgroundChecksum) -> None:
         self._raw = raw
         self._checksum = checksum
         self._ahead = b""  # read (and checksummed) by peek, not yet returned
-        self._position = 0
+        self.position = 0  # bytes read from the file
         # A big archive is read once: its pages are dropped behind the copy, like the copy's own
         # (see pagecache); reading one that was not in memory would otherwise fill it.
         big = os.fstat(raw.fileno()).st_size >= PAGE_CACHE_MIN_BYTES
         self._drop = DropBehind(raw.fileno(), sequential_reads=True) if big else None
+
+    @property
+    def consumed(self) -> int:
+        """Bytes of the file handed on (read, not merely peeked at)."""
+        return self.position - len(self._ahead)
 
     def peek(self, size: int) -> bytes:
         if len(self._ahead) < size:
@@ -80,9 +89,9 @@ class _HashingReader:
         data = self._raw.read() if size is None or size < 0 else self._raw.read(size)
         if data:
             self._checksum.update(data)
-            self._position += len(data)
+            self.position += len(data)
             if self._drop is not None:
-                self._drop.advance(self._position)
+                self._drop.advance(self.position)
         return data
 
 
@@ -91,7 +100,7 @@ def _natural_key(path: Path) -> list:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", str(path))]
 
 
-def _input_files(paths: list[Path]) -> tuple[list[tuple[Path, str]], list[str]]:
+def input_files(paths: list[Path]) -> tuple[list[tuple[Path, str]], list[str]]:
     """The files to copy with the names to show for them, and the folder files left out."""
     files: list[tuple[Path, str]] = []
     skipped: list[str] = []
@@ -129,30 +138,24 @@ def _input_files(paths: list[Path]) -> tuple[list[tuple[Path, str]], list[str]]:
     return files, skipped
 
 
-def _read_more(stream, buffered: bytes, limit: int) -> bytes:
-    """Extend `buffered` until it holds its first line whole (or `limit` bytes, or the whole stream)."""
+def _read_more(stream, buffered: bytes, limit: int) -> tuple[bytes, bool]:
+    """Extend `buffered` until it holds its first line whole (or `limit` bytes, or the whole
+    stream); and whether it does hold the whole first line (or the whole stream)."""
     while b"\n" not in buffered.lstrip() and len(buffered) < limit:
         more = stream.read(CHUNK)
         if not more:
-            break
+            return buffered, True
         buffered += more
-    return buffered
+    return buffered, b"\n" in buffered.lstrip()
 
 
-def _decode_whole(data: bytes, name: str) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise not_utf8(name, data[: error.start].count(b"\n") + 1) from None
-
-
-def _copy_jsonl(buffered: bytes, stream, out, name: str) -> int:
-    """Copy lines untouched, checking the text is UTF-8 on the way; returns the lines written."""
+def _copy_jsonl(buffered: bytes, stream, out, name: str, *, lines: int = 0) -> int:
+    """Copy lines untouched, judging on the way whether the text is UTF-8 (checks.Utf8Check);
+    returns the lines written. `lines`: lines already written ahead of `buffered`."""
     utf8 = Utf8Check(name)
     # The copy is read back once, by the summarise pass, not kept in memory (see pagecache).
     drop = DropBehind(out.fileno(), out.tell(), writing=True)
-    lines = 0
-    last = b""
+    last = b"\n" if lines else b""
     chunk = buffered
     while chunk:
         utf8.check(chunk, lines)
@@ -168,121 +171,132 @@ def _copy_jsonl(buffered: bytes, stream, out, name: str) -> int:
     return lines
 
 
-def _write_items(items: list, out) -> int:
-    for item in items:
-        out.write(orjson.dumps(item))
-        out.write(b"\n")
-    return len(items)
+def _as_jsonl(buffered: bytes, stream, out, name: str, *, lines: int = 0) -> tuple[str, int, bool]:
+    kind = first_lines_recognised(buffered)
+    if kind is None:
+        raise ArchiveError(
+            f"{name} is JSON lines, but none of its first lines is an X/Twitter post or response page. {ACCEPTED}."
+        )
+    return f"JSONL ({kind})", _copy_jsonl(buffered, stream, out, name, lines=lines), True
 
 
-def _copy_stream(stream, out, name: str) -> tuple[str, int, bool]:
+def copy_stream(stream, out, name: str, *, reopen: Reopen, workdir: Path) -> tuple[str, int, bool]:
     """Copy one decompressed input; returns (detected format, lines written, line for line)."""
     buffered = stream.read(CHUNK)
+    offset = 0  # of buffered[0] in the stream
     if buffered.startswith(BOM):
-        buffered = buffered[len(BOM) :]
+        buffered, offset = buffered[len(BOM) :], len(BOM)
     check_text_start(buffered, name)
+    # Leading blank lines are written ahead as they come, not held (they are part of a JSONL copy;
+    # for the other formats they are taken back).
+    ahead = out.tell()
+    blank_lines = 0
     while buffered.isspace() or not buffered:
+        if len(buffered) >= CHUNK:
+            out.write(buffered)
+            blank_lines += buffered.count(b"\n")
+            offset += len(buffered)
+            buffered = b""
         more = stream.read(CHUNK)
         if not more:
             raise ArchiveError(f"{name} is empty: there is nothing to import. Choose the file the export wrote.")
         buffered += more
-    start = buffered.lstrip()[:1]
 
-    if _YTD_PREFIX.match(buffered):
-        return _copy_tweets_js(buffered + stream.read(), out, name)
+    def take_back_blank_lines() -> None:
+        if out.tell() != ahead:
+            out.seek(ahead)
+            out.truncate()
+
+    def jsonl(head: bytes, rest, *, from_start: bool = False) -> tuple[str, int, bool]:
+        if from_start:
+            take_back_blank_lines()
+        return _as_jsonl(head, rest, out, name, lines=0 if from_start else blank_lines)
+
+    start = buffered.lstrip()[:1]
+    first_line = blank_lines + 1  # the line buffered starts
+    ytd = _YTD_PREFIX.match(buffered)
+    if ytd is not None:
+        take_back_blank_lines()
+        first_line += buffered.count(b"\n", 0, ytd.end())
+        return copy_tweets_js(scanner_for(stream, buffered[ytd.end() :], offset + ytd.end(), first_line), out, name)
 
     if start == b"{":
-        buffered = _read_more(stream, buffered, _FIRST_LINE_LIMIT)
-        first_line = buffered.lstrip().split(b"\n", 1)[0]
-        try:
-            orjson.loads(first_line)
-            is_jsonl = True
-        except orjson.JSONDecodeError:
-            is_jsonl = False
-        if not is_jsonl:
-            whole = buffered + stream.read()
+        buffered, whole_line = _read_more(stream, buffered, _FIRST_LINE_LIMIT)
+        line = buffered.lstrip().split(b"\n", 1)[0]
+        if whole_line and len(line) <= MAX_LINE_BYTES:
             try:
-                return _copy_document(orjson.loads(_decode_whole(whole, name)), out, name)
-            except orjson.JSONDecodeError as error:
-                # Not one document: JSONL whose first line is broken is still JSONL.
-                if first_lines_recognised(whole[:_FIRST_LINE_LIMIT]) is None:
-                    raise ArchiveError(f"{name} is not valid JSON or JSONL ({error}). {ACCEPTED}.") from None
-                buffered, stream = whole, io.BytesIO(b"")
-        kind = first_lines_recognised(buffered)
-        if kind is None:
-            raise ArchiveError(
-                f"{name} is JSON lines, but none of its first lines is an X/Twitter post or response page. {ACCEPTED}."
-            )
-        return f"JSONL ({kind})", _copy_jsonl(buffered, stream, out, name), True
+                orjson.loads(line)
+                return jsonl(buffered, stream)
+            except orjson.JSONDecodeError:
+                pass
+        return copy_object(
+            buffered,
+            stream,
+            out,
+            name,
+            offset=offset,
+            first_line=first_line,
+            reopen=reopen,
+            workdir=workdir,
+            as_jsonl=jsonl,
+            take_back=take_back_blank_lines,
+        )
 
     if start == b"[":
-        whole = buffered + stream.read()
-        try:
-            document = orjson.loads(_decode_whole(whole, name))
-        except orjson.JSONDecodeError as error:
-            raise ArchiveError(f"{name} is not valid JSON ({error}): export it again. {ACCEPTED}.") from None
-        return _copy_document(document, out, name)
+        take_back_blank_lines()
+        return copy_array(scanner_for(stream, buffered, offset, first_line), out, name)
 
     # JSONL whose first line is broken (a stray byte, a cut line) is still JSONL: that line is
     # reported when the posts are read, like any other broken line.
-    kind = first_lines_recognised(buffered)
-    if kind is not None:
-        return f"JSONL ({kind})", _copy_jsonl(buffered, stream, out, name), True
+    if first_lines_recognised(buffered) is not None:
+        return jsonl(buffered, stream)
     snippet = buffered.lstrip()[:40].decode("utf-8", "replace")
     raise ArchiveError(f"{name} is not in a format dnflow reads: it starts with {snippet!r}. {ACCEPTED}.")
-
-
-def _copy_document(document: object, out, name: str) -> tuple[str, int, bool]:
-    """One JSON document: each post (or page) on its own line, content unchanged."""
-    if isinstance(document, dict) and isinstance(document.get("statuses"), list):
-        items, label = document["statuses"], "v1.1 search response"
-    elif isinstance(document, list):
-        items = document
-        kind = kind_of(document)
-        if items and kind is None:
-            raise ArchiveError(f"{name} is a JSON array, but not of X/Twitter posts. {ACCEPTED}.")
-        label = f"JSON {kind or 'array (empty)'}"
-    else:
-        kind = kind_of(document)
-        if kind is None:
-            raise ArchiveError(f"{name} is JSON, but not X/Twitter data. {ACCEPTED}.")
-        items, label = [document], f"JSON document ({kind})"
-    return label, _write_items(items, out), False
-
-
-def _ytd_items(data: bytes, name: str) -> list:
-    text = _decode_whole(data, name)
-    body = text[text.index("=") + 1 :]
-    try:
-        items = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise ArchiveError(
-            f"{name} starts like Twitter's archive (window.YTD...) but its data is not valid JSON ({error}): "
-            "download the archive again."
-        ) from None
-    if not isinstance(items, list):
-        raise ArchiveError(f"{name} starts like Twitter's archive but holds no list of posts: download it again.")
-    return items
-
-
-def _copy_tweets_js(data: bytes, out, name: str) -> tuple[str, int, bool]:
-    items = _ytd_items(data, name)
-    if items and kind_of(items) is None:
-        raise ArchiveError(f"{name} is part of Twitter's archive but holds no posts: import data/tweets.js instead.")
-    return "tweets.js (Twitter archive)", _write_items(items, out), False
 
 
 def _archive_owner(tweets_js: Path) -> str:
     """The screen name in the archive's account.js next to tweets.js: tweets.js has no user object."""
     account = tweets_js.with_name("account.js")
     try:
-        items = _ytd_items(account.read_bytes(), account.name)
+        with account.open("rb") as handle:
+            text = handle.read(CHUNK)  # a few hundred bytes in a real archive
+        items = orjson.loads(text[text.index(b"=") + 1 :])
         return str(items[0]["account"]["username"])
-    except (OSError, ArchiveError, IndexError, KeyError, TypeError, ValueError):
+    except (OSError, IndexError, KeyError, TypeError, ValueError):
         return ""
 
 
-def _copy_one(path: Path, name: str, out) -> dict:
+@contextlib.contextmanager
+def gzip_errors(name: str) -> Iterator[None]:
+    """A gzip file that ends early or is damaged, refused in words."""
+    try:
+        yield
+    except EOFError:
+        raise ArchiveError(
+            f"{name} is a truncated gzip file (it ends before its compressed data does): copy or download it again."
+        ) from None
+    except (gzip.BadGzipFile, zlib.error) as error:
+        raise ArchiveError(f"{name} is a damaged gzip file ({error}): copy or download it again.") from None
+
+
+def is_gzip(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(2) == GZIP_MAGIC
+
+
+def _reopener(path: Path, gzipped: bool, meter: FileMeter) -> Reopen:
+    """The input's decompressed text again from its start, for a document read more than once."""
+
+    def reopen() -> MeteredStream:
+        raw = path.open("rb")
+        if gzipped:
+            return MeteredStream(gzip.GzipFile(fileobj=raw, mode="rb"), meter, raw.tell, closing=(raw,))
+        return MeteredStream(raw, meter, lambda: 0)
+
+    return reopen
+
+
+def _copy_one(path: Path, name: str, out, budget: ImportBudget, workdir: Path) -> dict:
     size = path.stat().st_size
     if size == 0:
         raise ArchiveError(f"{name} is empty (0 bytes): there is nothing to import. Choose the file the export wrote.")
@@ -291,16 +305,14 @@ def _copy_one(path: Path, name: str, out) -> dict:
         with path.open("rb", buffering=0) as raw:
             reader = _HashingReader(raw, checksum)
             gzipped = reader.peek(2)[:2] == GZIP_MAGIC
-            stream = gzip.GzipFile(fileobj=reader, mode="rb") if gzipped else reader
-            try:
-                label, lines, line_for_line = _copy_stream(stream, out, name)
-            except EOFError:
-                raise ArchiveError(
-                    f"{name} is a truncated gzip file (it ends before its compressed data does): "
-                    "copy or download it again."
-                ) from None
-            except (gzip.BadGzipFile, zlib.error) as error:
-                raise ArchiveError(f"{name} is a damaged gzip file ({error}): copy or download it again.") from None
+            meter = budget.meter(name, compressed=gzipped)
+            decompressed = gzip.GzipFile(fileobj=reader, mode="rb") if gzipped else reader
+            stream = MeteredStream(decompressed, meter, lambda: reader.consumed)
+            with gzip_errors(name):
+                label, lines, line_for_line = copy_stream(
+                    stream, out, name, reopen=_reopener(path, gzipped, meter), workdir=workdir
+                )
+            meter.finish()
             while reader.read(COPY_CHUNK):  # the checksum covers the whole file, trailing bytes too
                 pass
         sha256 = checksum.hexdigest()
@@ -346,32 +358,43 @@ def _link(files: list[tuple[Path, str]], staged: Path) -> dict | None:
 
 
 def copy_archive(
-    paths: list[Path], dest: Path, report: ImportReport | None = None, *, link: bool = False
+    paths: list[Path],
+    dest: Path,
+    report: ImportReport | None = None,
+    *,
+    link: bool = False,
+    max_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES,
 ) -> ImportReport:
     """Copy the archive files (or folders) into `dest`, one JSON document per line, and record
     each input's name, size, sha256 and format in sources.json beside it.
 
     `link`: hard-link a single plain JSONL file instead of copying it, where that gives the same
     bytes (see pipeline.formats.linking for what that trades away); otherwise copy.
+    `max_bytes`: the most the files may hold together once decompressed (a search passes
+    DNFLOW_MAX_ARCHIVE_BYTES; 0: no limit). Past it, or past a gzip's expansion bound (see
+    pipeline.formats.limits), the import stops while it streams and leaves nothing behind.
     """
     report = report if report is not None else ImportReport()
     dest = Path(dest)
-    files, skipped = _input_files(list(paths))
+    files, skipped = input_files(list(paths))
+    budget = ImportBudget(max_bytes)
+    budget.check_plain_sizes(files, is_gzip)
     dest.parent.mkdir(parents=True, exist_ok=True)
     entries: list[dict] = []
-
-    def write_raw(out) -> None:
-        next_line = 1
-        for path, name in files:
-            entry = _copy_one(path, name, out)
-            entry["first_line"] = next_line
-            next_line += entry["lines"]
-            entries.append(entry)
 
     provenance = dest.with_name(SOURCES)
     # The raw file is replaced last: its presence means the copy, and its provenance, are complete.
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=COPY_WORK_PREFIX) as scratch:
         staged = Path(scratch) / dest.name
+
+        def write_raw(out) -> None:
+            next_line = 1
+            for path, name in files:
+                entry = _copy_one(path, name, out, budget, Path(scratch))
+                entry["first_line"] = next_line
+                next_line += entry["lines"]
+                entries.append(entry)
+
         linked = _link(files, staged) if link else None
         if linked is not None:
             entries.append({**linked, "first_line": 1})

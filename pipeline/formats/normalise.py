@@ -174,7 +174,8 @@ def post_from_v1(tweet: dict, *, source_format: str = "v1", owner: str = "") -> 
         # The retweet's own text is cut at 140 characters; the original holds it whole.
         original_user = original.get("user")
         original_user = _text(original_user.get("screen_name")) if isinstance(original_user, dict) else ""
-        text = f"RT @{original_user}: {_v1_full_text(original)}"
+        original_text = _v1_full_text(original)
+        text = f"RT @{original_user}: {original_text}"
         media = _v1_media(original) or media
 
     if user:
@@ -223,7 +224,7 @@ def post_from_v1(tweet: dict, *, source_format: str = "v1", owner: str = "") -> 
     hashtags = entities.get("hashtags")
     mentions = entities.get("user_mentions")
     urls = entities.get("urls")
-    return Post(
+    post = Post(
         id=post_id,
         created_at=iso_utc(get("created_at")),
         user=screen_name,
@@ -246,6 +247,11 @@ def post_from_v1(tweet: dict, *, source_format: str = "v1", owner: str = "") -> 
         has_media=bool(media),
         source_format=source_format,
     )
+    if original is not None:  # set here, not passed to Post(): most posts are no retweets
+        post.retweeted_created_at = iso_utc(original.get("created_at"))
+        post.retweeted_user = original_user
+        post.retweeted_text = original_text
+    return post
 
 
 def _urls(items: object) -> list[str]:
@@ -296,11 +302,13 @@ def post_from_v2(
     media: list,
     reply_user: dict | None,
     source_format: str,
+    original_author: dict | None = None,
 ) -> Post:
     """A v2 tweet with what its page's `includes` (or twarc2's inlining) said about it.
 
-    `original` is the retweeted tweet when it could be found, `media` the media objects of the
-    attachments that count for photos (the original's for a retweet), `{}` where a lookup failed.
+    `original` is the retweeted tweet when it could be found (and `original_author` its author),
+    `media` the media objects of the attachments that count for photos (the original's for a
+    retweet), `{}` where a lookup failed.
     """
     note = tweet.get("note_tweet")
     if isinstance(note, dict) and isinstance(note.get("entities"), dict):
@@ -313,11 +321,12 @@ def post_from_v2(
     text = _v2_text(tweet)
     if original is not None:
         # v2 cuts a retweet's text with "…"; the original's text is whole.
+        original_text = _v2_text(original)
         prefix = _RT_PREFIX.match(text)
         if prefix:
-            text = prefix.group(0) + _v2_text(original)
+            text = prefix.group(0) + original_text
 
-    return Post(
+    post = Post(
         id=_str_id(tweet.get("id")),
         created_at=iso_utc(tweet.get("created_at")),
         user=_text((author or {}).get("username")),
@@ -340,6 +349,11 @@ def post_from_v2(
         has_media=bool(media),
         source_format=source_format,
     )
+    if original is not None:
+        post.retweeted_created_at = iso_utc(original.get("created_at"))
+        post.retweeted_user = _text((original_author or {}).get("username"))
+        post.retweeted_text = original_text
+    return post
 
 
 def _media_keys(tweet: dict | None) -> list:
@@ -375,7 +389,12 @@ class PageLookups:
             media=[self.media.get(key) or {} for key in _media_keys(carrier)],
             reply_user=self.users.get(tweet.get("in_reply_to_user_id")),
             source_format="v2",
+            original_author=self.users.get(original.get("author_id")) if original is not None else None,
         )
+
+
+def _object(value: object) -> dict | None:
+    return value if isinstance(value, dict) else None
 
 
 def post_from_twarc2(tweet: dict) -> Post:
@@ -399,4 +418,5 @@ def post_from_twarc2(tweet: dict) -> Post:
         media=[m if isinstance(m, dict) else {} for m in media],
         reply_user=reply_user,
         source_format="twarc2" if author is not None or "__twarc" in tweet else "v2",
+        original_author=_object((original or {}).get("author")),
     )

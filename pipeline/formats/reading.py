@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import gzip
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -74,9 +75,38 @@ def kind_of(doc: object) -> str | None:
 
 def _problem_reason(error: orjson.JSONDecodeError) -> str:
     message = str(error)
+    if message.startswith("str is not valid UTF-8"):
+        return "not valid UTF-8 text"  # the copy keeps such a line as it was; here it is skipped
     if "unexpected end" in message.lower() or "EOF" in message:
         return "truncated JSON"
     return f"invalid JSON ({message})"
+
+
+def _has_author_id(tweet: dict) -> bool:
+    """Whether a post names its author by id where no screen name came with it (a v2 post whose
+    author is missing from the page's includes, a v1.1 user object without its screen name)."""
+    author_id = tweet.get("author_id")
+    if type(author_id) is str and author_id:
+        return True
+    for key in ("user", "author"):
+        who = tweet.get(key)
+        if isinstance(who, dict) and (who.get("id_str") or who.get("id")):
+            return True
+    return False
+
+
+def not_a_post(post: Post, tweet: dict, *, author_known: bool = False) -> str:
+    """Why a parsed post is not one the output contract can use ("" when it is): every post needs
+    its id, its time and its author. `author_known`: the author is implied (tweets.js: the archive's
+    owner, even when account.js is not there to name them)."""
+    if not post.id:
+        return "a post without an id"
+    missing = []
+    if not (author_known or post.user or _has_author_id(tweet)):
+        missing.append("author")
+    if not post.created_at:
+        missing.append("time")
+    return "not a post: no " + " and no ".join(missing) if missing else ""
 
 
 class SourceMap:
@@ -88,6 +118,7 @@ class SourceMap:
     """
 
     def __init__(self, raw_path: Path, *, recorded: bool = True) -> None:
+        self.raw_path = Path(raw_path)
         self.raw_name = raw_path.name
         self.entries: list[dict] = []
         self._index = 0
@@ -150,11 +181,13 @@ def _open_raw(raw_path: Path):
     return handle
 
 
-def _posts_in(doc: object, owner: str, bad: Callable[[str], None], not_post: Callable[[], None]) -> Iterator[Post]:
-    """The top-level posts of one parsed line."""
+def _posts_in(
+    doc: object, owner: str, bad: Callable[[str], None], not_post: Callable[[], None], *, from_archive: bool = False
+) -> Iterator[Post]:
+    """The top-level posts of one parsed line. `from_archive`: the line was copied from a tweets.js."""
     if isinstance(doc, list):
         for item in doc:
-            yield from _posts_in(item, owner, bad, not_post)
+            yield from _posts_in(item, owner, bad, not_post, from_archive=from_archive)
         return
     if not isinstance(doc, dict):
         not_post()
@@ -171,8 +204,11 @@ def _posts_in(doc: object, owner: str, bad: Callable[[str], None], not_post: Cal
         return
     kind = kind_of(doc)
     if kind == "tweets.js item":
-        tweet = doc["tweet"] if isinstance(doc.get("tweet"), dict) else doc
-        yield from _one(lambda t: post_from_v1(t, source_format="tweets.js", owner=owner), tweet, bad)
+        # Its author is the archive's owner: in a tweets.js, or wrapped as only tweets.js wraps posts.
+        wrapped = isinstance(doc.get("tweet"), dict)
+        tweet = doc["tweet"] if wrapped else doc
+        make = partial(post_from_v1, source_format="tweets.js", owner=owner)
+        yield from _one(make, tweet, bad, author_known=wrapped or from_archive)
     elif kind == "v1.1 tweet":
         yield from _one(post_from_v1, doc, bad)
     elif kind in ("twarc2 flattened tweet", "v2 tweet"):
@@ -188,7 +224,9 @@ def _posts_in(doc: object, owner: str, bad: Callable[[str], None], not_post: Cal
         not_post()
 
 
-def _one(make: Callable[[dict], Post], tweet: object, bad: Callable[[str], None]) -> Iterator[Post]:
+def _one(
+    make: Callable[[dict], Post], tweet: object, bad: Callable[[str], None], *, author_known: bool = False
+) -> Iterator[Post]:
     if not isinstance(tweet, dict):
         bad("a post that is not a JSON object")
         return
@@ -197,8 +235,9 @@ def _one(make: Callable[[dict], Post], tweet: object, bad: Callable[[str], None]
     except (AttributeError, TypeError, KeyError, ValueError) as error:
         bad(f"a post of an unexpected shape ({type(error).__name__}: {error})")
         return
-    if not post.id:
-        bad("a post without an id")
+    reason = not_a_post(post, tweet, author_known=author_known)
+    if reason:
+        bad(reason)
         return
     yield post
 
@@ -287,16 +326,19 @@ def iter_posts(
                         reason = f"a post of an unexpected shape ({type(error).__name__}: {error})"
                         report.add_problem(name, at, reason + note)
                         continue
-                    if not post.id:
-                        name, at, note = sources.where(number)
-                        report.add_problem(name, at, "a post without an id" + note)
-                        continue
+                    if not (post.id and post.created_at and post.user):
+                        reason = not_a_post(post, doc)
+                        if reason:
+                            name, at, note = sources.where(number)
+                            report.add_problem(name, at, reason + note)
+                            continue
                     report.posts_seen += 1
                     yield post
                     continue
 
-                entry = sources.entry(number)
-                owner = (entry or {}).get("account", "")
+                entry = sources.entry(number) or {}
+                owner = entry.get("account", "")
+                from_archive = "tweets.js" in entry.get("format", "")
 
                 def bad(reason: str, number: int = number) -> None:
                     name, at, note = sources.where(number)
@@ -305,7 +347,7 @@ def iter_posts(
                 def not_post() -> None:
                     report.not_posts += 1
 
-                for post in _posts_in(doc, owner, bad, not_post):
+                for post in _posts_in(doc, owner, bad, not_post, from_archive=from_archive):
                     report.posts_seen += 1
                     yield post
         except (EOFError, gzip.BadGzipFile, OSError) as error:
@@ -325,37 +367,53 @@ def _utc_text(moment: datetime | None) -> str:
 
 
 def iter_collection(
-    raw_path: Path,
+    raw_path: Path | Sequence[Path],
     *,
     term: str = "",
     lang: str = "",
     start: datetime | None = None,
     end: datetime | None = None,
-    limit: int | None = None,
+    limit: int | None | Sequence[int | None] = None,
+    unavailable: Collection[str] = frozenset(),
     report: ImportReport,
 ) -> Iterator[Post]:
     """The collection: distinct posts (first occurrence kept) matching the term, language and
-    time window [start, end), at most `limit` of them.
+    time window [start, end), at most `limit` of them, less those in `unavailable` (posts X no
+    longer gives, found by a recheck: they still count towards the limit, so a recheck leaves
+    them out of the same collection rather than taking others in their place).
+
+    `raw_path` may be several raw files read as one, in order (a search's earlier collections and
+    the posts a later one added): a post is kept once, whichever file holds it first. Each file
+    then has its own limit (`limit` is a list, one per file), as each collection had.
 
     A malformed term raises QueryError here, before anything is read. Raises ArchiveError after
     reading everything if not one valid post was found. The ids met so far may be spilled to
-    disk beside `raw_path` (see pipeline.idset); that is removed when the iteration ends.
+    disk beside the last raw file (see pipeline.idset); that is removed when the iteration ends.
     """
     from pipeline.query import compile_query
 
     matches = compile_query(term)
-    if limit is not None and limit <= 0:
+    paths = [Path(raw_path)] if isinstance(raw_path, str | Path) else [Path(p) for p in raw_path]
+    limits = list(limit) if isinstance(limit, list | tuple) else [limit] * (1 if limit is not None else len(paths))
+    if len(limits) != len(paths):
+        raise ValueError(f"one limit per raw file: {len(paths)} files, {len(limits)} limits")
+    if all(each is not None and each <= 0 for each in limits):
         return iter(())
-    return _distinct_posts(Path(raw_path), CollectionFilter(matches, lang, start, end), limit, report)
+    keep = CollectionFilter(matches, lang, start, end, unavailable)
+    return _distinct_posts(list(zip(paths, limits, strict=True)), keep, report)
 
 
-def _distinct_posts(raw_path: Path, keep: CollectionFilter, limit: int | None, report: ImportReport) -> Iterator[Post]:
-    seen = SeenIds(raw_path.parent)
+def _distinct_posts(
+    parts: list[tuple[Path, int | None]], keep: CollectionFilter, report: ImportReport
+) -> Iterator[Post]:
+    seen = SeenIds(parts[-1][0].parent)
     try:
         posts_before = report.posts_seen
-        yield from collection(iter_posts(raw_path, report), keep, limit=limit, seen=seen, report=report)
+        for path, limit in parts:
+            if limit is None or limit > 0:
+                yield from collection(iter_posts(path, report), keep, limit=limit, seen=seen, report=report)
         if report.posts_seen == posts_before:
-            raise no_valid_post(raw_path, report)
+            raise no_valid_post(parts[0][0], report)
     finally:
         seen.close()
 
@@ -369,10 +427,12 @@ class CollectionFilter:
         lang: str = "",
         start: datetime | None = None,
         end: datetime | None = None,
+        unavailable: Collection[str] = frozenset(),
     ) -> None:
         from pipeline.query import match_all
 
         self.matches = None if matches is match_all else matches
+        self.unavailable = frozenset(unavailable)
         self.lang = lang.strip().lower()
         self.start_text = _utc_text(start)
         self.end_text = _utc_text(end)
@@ -393,6 +453,7 @@ def collection(
         return
     matches, lang, start_text, end_text = keep.matches, keep.lang, keep.start_text, keep.end_text
     filtered = bool(matches or lang or start_text or end_text)
+    unavailable = keep.unavailable
     remember = seen.add
     yielded = 0
     for post in posts:
@@ -409,7 +470,10 @@ def collection(
                 continue
             if matches is not None and not matches(post):
                 continue
-        yield post
+        if unavailable and post.id in unavailable:
+            report.unavailable += 1  # of the collection, no longer shown: it counts towards the limit
+        else:
+            yield post
         yielded += 1
         if limit is not None and yielded >= limit:
             return

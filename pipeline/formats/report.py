@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..words import counted
+
 # Problems beyond this many are counted but not stored: a broken million-line file must not
 # fill memory (or a results page) with a million identical reasons.
 MAX_STORED_PROBLEMS = 1000
@@ -15,10 +17,6 @@ class ArchiveError(Exception):
     """An archive that cannot be imported; the message names the file, the problem and the fix."""
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count:,} {word}" if count == 1 else f"{count:,} {word}s"
-
-
 @dataclass
 class ImportReport:
     lines_read: int = 0
@@ -26,6 +24,7 @@ class ImportReport:
     duplicates: int = 0
     bad_lines: int = 0  # lines (or posts inside a line) that could not be read
     not_posts: int = 0  # valid JSON that is not a post: stream notices such as {"delete": ...}
+    unavailable: int = 0  # posts left out because a recheck found X no longer gives them
     last_line: int = 0  # the number of the last line read, blank ones included
     problems: list[tuple[str, int, str]] = field(default_factory=list)  # (file name, line number, reason)
     sources: list[dict] = field(default_factory=list)  # what copy_archive copied: name, size, sha256, format
@@ -39,22 +38,24 @@ class ImportReport:
 
     def summary(self) -> str:
         """One human sentence, e.g. "7 posts from 8 lines; skipped 1 malformed line: a.jsonl line 8: truncated JSON"."""
-        parts = [f"{_plural(self.posts_seen, 'post')} from {_plural(self.lines_read, 'line')}"]
+        parts = [f"{counted(self.posts_seen, 'post')} from {counted(self.lines_read, 'line')}"]
         if self.bad_lines:
             shown = self.problems[:SUMMARY_PROBLEMS]
             named = "; ".join(f"{name} line {line}: {reason}" for name, line, reason in shown)
-            parts.append(f"skipped {_plural(self.bad_lines, 'malformed line')}: {named}{_more(self.bad_lines, shown)}")
+            parts.append(f"skipped {counted(self.bad_lines, 'malformed line')}: {named}{_more(self.bad_lines, shown)}")
         if self.not_posts:
-            parts.append(f"ignored {_plural(self.not_posts, 'line')} of other messages (not posts)")
+            parts.append(f"ignored {counted(self.not_posts, 'line')} of other messages (not posts)")
+        if self.unavailable:
+            parts.append(f"left out {counted(self.unavailable, 'post')} that X no longer gives (rechecked)")
         if self.skipped_files:
             shown = self.skipped_files[:SUMMARY_PROBLEMS]
             parts.append(
-                f"left out {_plural(len(self.skipped_files), 'file')} of the folder that "
+                f"left out {counted(len(self.skipped_files), 'file')} of the folder that "
                 f"{'is' if len(self.skipped_files) == 1 else 'are'} not archives: {', '.join(shown)}"
                 f"{_more(len(self.skipped_files), shown)}"
             )
         if self.duplicates:
-            parts.append(f"ignored {_plural(self.duplicates, 'duplicate post')}")
+            parts.append(f"ignored {counted(self.duplicates, 'duplicate post')}")
         return "; ".join(parts)
 
 

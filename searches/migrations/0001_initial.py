@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,65 +15,143 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Search',
+            name="Search",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('term', models.CharField(blank=True, help_text='X search operators; empty imports a whole archive.', max_length=4096)),
-                ('source', models.CharField(choices=[('recent', 'X API: recent search (last 7 days)'), ('all', 'X API: full-archive search'), ('archive', 'Archive file'), ('sample', 'Bundled sample (synthetic)')], default='sample', max_length=16)),
-                ('archive_path', models.CharField(blank=True, help_text='For archive searches: the file or folder imported.', max_length=1024)),
-                ('count', models.PositiveIntegerField(blank=True, help_text='The most posts to collect; empty takes a whole archive (archives only).', null=True)),
-                ('lang', models.CharField(blank=True, max_length=16)),
-                ('start_time', models.DateTimeField(blank=True, null=True)),
-                ('end_time', models.DateTimeField(blank=True, null=True)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('finished', 'Finished'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='queued', max_length=16)),
-                ('progress', models.FloatField(default=0.0, help_text='0 to 100, over the whole workflow.')),
-                ('step', models.CharField(blank=True, help_text='What the workflow is doing now.', max_length=200)),
-                ('error', models.TextField(blank=True, help_text='Why it failed, in plain words.')),
-                ('rate_limited_until', models.DateTimeField(blank=True, null=True)),
-                ('rq_job_id', models.CharField(blank=True, max_length=64)),
-                ('folder', models.CharField(blank=True, help_text='Output folder inside DNFLOW_DATA_DIR.', max_length=200)),
-                ('num_posts', models.PositiveIntegerField(blank=True, null=True)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('started', models.DateTimeField(blank=True, null=True)),
-                ('finished', models.DateTimeField(blank=True, null=True)),
-                ('published_at', models.DateTimeField(blank=True, null=True)),
-                ('owner', models.ForeignKey(blank=True, help_text='Empty for searches started from the command line without --owner.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='searches', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "term",
+                    models.CharField(
+                        blank=True, help_text="X search operators; empty imports a whole archive.", max_length=4096
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("recent", "X API: recent search (last 7 days)"),
+                            ("all", "X API: full-archive search"),
+                            ("archive", "Archive file"),
+                            ("sample", "Bundled sample (synthetic)"),
+                        ],
+                        default="sample",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "archive_path",
+                    models.CharField(
+                        blank=True, help_text="For archive searches: the file or folder imported.", max_length=1024
+                    ),
+                ),
+                (
+                    "count",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="The most posts to collect; empty takes a whole archive (archives only).",
+                        null=True,
+                    ),
+                ),
+                ("lang", models.CharField(blank=True, max_length=16)),
+                ("start_time", models.DateTimeField(blank=True, null=True)),
+                ("end_time", models.DateTimeField(blank=True, null=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("finished", "Finished"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("progress", models.FloatField(default=0.0, help_text="0 to 100, over the whole workflow.")),
+                ("step", models.CharField(blank=True, help_text="What the workflow is doing now.", max_length=200)),
+                ("error", models.TextField(blank=True, help_text="Why it failed, in plain words.")),
+                ("rate_limited_until", models.DateTimeField(blank=True, null=True)),
+                ("rq_job_id", models.CharField(blank=True, max_length=64)),
+                (
+                    "folder",
+                    models.CharField(blank=True, help_text="Output folder inside DNFLOW_DATA_DIR.", max_length=200),
+                ),
+                ("num_posts", models.PositiveIntegerField(blank=True, null=True)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                ("started", models.DateTimeField(blank=True, null=True)),
+                ("finished", models.DateTimeField(blank=True, null=True)),
+                ("published_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Empty for searches started from the command line without --owner.",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="searches",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'searches',
-                'ordering': ['-created'],
+                "verbose_name_plural": "searches",
+                "ordering": ["-created"],
             },
         ),
         migrations.CreateModel(
-            name='TaskEvent',
+            name="TaskEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('task_family', models.CharField(max_length=100)),
-                ('task_id', models.CharField(blank=True, max_length=255)),
-                ('event', models.CharField(choices=[('start', 'Started'), ('success', 'Finished'), ('failure', 'Failed'), ('progress', 'Progress'), ('processing_time', 'Processing time'), ('rate_limit', 'Waiting for the rate limit'), ('retry', 'Retrying'), ('note', 'Note')], max_length=20)),
-                ('message', models.TextField(blank=True)),
-                ('duration', models.FloatField(blank=True, help_text='Seconds, for processing-time events.', null=True)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('search', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='searches.search')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("task_family", models.CharField(max_length=100)),
+                ("task_id", models.CharField(blank=True, max_length=255)),
+                (
+                    "event",
+                    models.CharField(
+                        choices=[
+                            ("start", "Started"),
+                            ("success", "Finished"),
+                            ("failure", "Failed"),
+                            ("progress", "Progress"),
+                            ("processing_time", "Processing time"),
+                            ("rate_limit", "Waiting for the rate limit"),
+                            ("retry", "Retrying"),
+                            ("note", "Note"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("message", models.TextField(blank=True)),
+                (
+                    "duration",
+                    models.FloatField(blank=True, help_text="Seconds, for processing-time events.", null=True),
+                ),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "search",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="events", to="searches.search"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created', 'pk'],
+                "ordering": ["created", "pk"],
             },
         ),
         migrations.AddIndex(
-            model_name='search',
-            index=models.Index(fields=['owner', '-created'], name='search_owner_created'),
+            model_name="search",
+            index=models.Index(fields=["owner", "-created"], name="search_owner_created"),
         ),
         migrations.AddIndex(
-            model_name='search',
-            index=models.Index(fields=['published_at'], name='search_published'),
+            model_name="search",
+            index=models.Index(fields=["published_at"], name="search_published"),
         ),
         migrations.AddIndex(
-            model_name='search',
-            index=models.Index(fields=['status'], name='search_status'),
+            model_name="search",
+            index=models.Index(fields=["status"], name="search_status"),
         ),
         migrations.AddIndex(
-            model_name='taskevent',
-            index=models.Index(fields=['search', 'created'], name='taskevent_search_created'),
+            model_name="taskevent",
+            index=models.Index(fields=["search", "created"], name="taskevent_search_created"),
         ),
     ]

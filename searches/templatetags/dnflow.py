@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from urllib.parse import quote, urlsplit
+
 from django import template
 from django.contrib.humanize.templatetags.humanize import intcomma
 
+from pipeline.hydrate import REASONS
 from pipeline.times import parse_iso
 
 from ..run_files import Timeline
@@ -27,15 +31,77 @@ def percent_of(value, maximum) -> str:
 
 
 @register.filter
-def number(value) -> str:
-    """Whole numbers with thousands separators; ratios with 4 significant digits."""
+def number(value, kind: str = "") -> str:
+    """One way to write numbers: counts with thousands separators (12,345), ratios (kind "ratio")
+    always with two decimals (9,626.00, 0.44)."""
     try:
         value = float(value)
     except (TypeError, ValueError):
         return "" if value is None else str(value)
-    if value.is_integer():
-        return intcomma(int(value))
-    return f"{value:.4g}"
+    if kind == "ratio" or not value.is_integer():
+        return f"{value:,.2f}"
+    return intcomma(int(value))
+
+
+# Screen names and hashtags as X allows them: anything else is not made into a link.
+_SCREEN_NAME = re.compile(r"^[A-Za-z0-9_]{1,50}$")
+_HASHTAG = re.compile(r"^\w{1,140}$")
+
+
+@register.filter
+def profile_url(name: str) -> str:
+    """The X address of an account, or "" for a name X would not have."""
+    return f"https://x.com/{name}" if isinstance(name, str) and _SCREEN_NAME.match(name) else ""
+
+
+@register.filter
+def hashtag_url(tag: str) -> str:
+    return f"https://x.com/hashtag/{quote(tag)}" if isinstance(tag, str) and _HASHTAG.match(tag) else ""
+
+
+@register.filter
+def web_url(url: str) -> str:
+    """The URL itself when it is a web address (http or https), else "": never a javascript: link."""
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except (ValueError, AttributeError):
+        return ""
+    return url if scheme in ("http", "https") else ""
+
+
+@register.filter
+def domain_url(domain: str) -> str:
+    return f"https://{domain}/" if isinstance(domain, str) and _DOMAIN.match(domain) else ""
+
+
+_DOMAIN = re.compile(r"^[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$")
+SHORT_URL = 46
+
+
+@register.filter
+def short_url(url: str) -> str:
+    """A long URL shown by its start and its end, which is what tells links apart (the whole URL is
+    in the link's title): "twitter.com/scientist/status/14…/photo/1"."""
+    text = str(url)
+    for scheme in ("https://", "http://"):
+        if text.lower().startswith(scheme):
+            text = text[len(scheme) :]
+    text = text.removeprefix("www.")
+    if len(text) <= SHORT_URL:
+        return text
+    return text[: SHORT_URL - 18] + "…" + text[-17:]
+
+
+@register.filter
+def total(counts) -> int:
+    """The sum of a dict's values (a summary's counts by reason)."""
+    return sum(counts.values()) if isinstance(counts, dict) else 0
+
+
+@register.filter
+def missing_reason(reason: str) -> str:
+    """What X means by a lookup's reason, in words."""
+    return REASONS.get(reason, "")
 
 
 @register.filter
@@ -65,6 +131,19 @@ def seconds(value) -> str:
         return f"{minutes} min {secs} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min"
+
+
+@register.filter
+def every(value) -> str:
+    """A schedule's interval in words: "hour", "6 hours", "day", "week"."""
+    if value is None:
+        return ""
+    hours = int(value.total_seconds() // 3600)
+    for size, word in ((168, "week"), (24, "day"), (1, "hour")):
+        if hours % size == 0:
+            n = hours // size
+            return word if n == 1 else f"{n} {word}s"
+    return f"{value.total_seconds() / 3600:.1f} hours"
 
 
 UNIT_FORMATS = {"hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d", "month": "%Y-%m"}

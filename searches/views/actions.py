@@ -9,6 +9,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from .. import services
+from ..forms import DescribeForm, ScheduleForm
+from ..templatetags.dnflow import every as every_text
 from .access import manageable_search
 
 
@@ -48,6 +50,47 @@ def search_collect_again(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def search_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     return _act(request, pk, services.cancel_search, "{search} cancelled.")
+
+
+@require_POST
+def search_refresh(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(request, pk, services.refresh_search, "{search}: collecting the posts newer than the last collection.")
+
+
+@require_POST
+def search_recheck(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(request, pk, services.recheck_search, "{search}: looking every post up again on X.")
+
+
+@require_POST
+def search_schedule(request: HttpRequest, pk: int) -> HttpResponse:
+    form = ScheduleForm(request.POST)
+    if not form.is_valid():
+        search = manageable_search(request, pk)
+        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+        return redirect(search)
+    every = form.cleaned_data["refresh_every"]
+    done = (
+        "{search} collects new posts every {every}."
+        if every
+        else "{search} no longer collects new posts on a schedule."
+    )
+    return _act(
+        request, pk, lambda search: services.set_schedule(search, every), done.replace("{every}", every_text(every))
+    )
+
+
+@require_POST
+def search_describe(request: HttpRequest, pk: int) -> HttpResponse:
+    """The owner changes the title and notes (never the query: that is a new search)."""
+    search = manageable_search(request, pk)
+    form = DescribeForm(request.POST)
+    if form.is_valid():
+        services.describe_search(search, title=form.cleaned_data["title"], notes=form.cleaned_data["notes"])
+        messages.success(request, "Title and notes saved.")
+    else:
+        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+    return redirect(search)
 
 
 def search_delete(request: HttpRequest, pk: int) -> HttpResponse:

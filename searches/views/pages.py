@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
 from django.core.files.move import file_move_safe
 from django.core.files.uploadedfile import UploadedFile
+from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.text import get_valid_filename
@@ -25,10 +28,11 @@ from .. import services
 from ..forms import SearchForm
 from ..models import Search, Source
 from ..uploads import disk_full_message, is_disk_full
+from ..validation import check_id_dataset
 
 log = logging.getLogger("dnflow.web")
 
-LISTED = 50
+PAGE_SIZE = 25
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -45,16 +49,23 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def _home_context(request: HttpRequest, form: SearchForm) -> dict:
+    """The person's own searches and the published ones, each list filtered by `q` and paged."""
     user = request.user
-    own = Search.objects.none()
-    published = Search.objects.published().with_runs().order_by("-published_at")
+    query = request.GET.get("q", "").strip()[:200]
+    published = Search.objects.published().with_runs().order_by("-published_at", "-pk")
+    own = None
     if user.is_authenticated:
-        own = Search.objects.filter(owner=user).with_runs()[:LISTED]
+        own = Search.objects.filter(owner=user).with_runs().order_by("-created", "-pk")
         published = published.exclude(owner=user)
+    if query:
+        matches = Q(title__icontains=query) | Q(term__icontains=query) | Q(archive_path__icontains=query)
+        published = published.filter(matches)
+        own = own.filter(matches) if own is not None else None
     return {
         "form": form,
-        "own_searches": own,
-        "published_searches": published[:LISTED],
+        "query": query,
+        "own_page": Paginator(own, PAGE_SIZE).get_page(request.GET.get("mine")) if own is not None else None,
+        "published_page": Paginator(published, PAGE_SIZE).get_page(request.GET.get("published")),
         "can_estimate": bool(settings.X_BEARER_TOKEN),
     }
 
@@ -71,8 +82,13 @@ def _start_search(request: HttpRequest, form: SearchForm) -> Search | None:
             form.add_error("archive", str(exc))
             return None
     try:
+        if data["source"] == Source.IDS:
+            # Damaged ids are refused here, before the search exists and anything is spent.
+            check_id_dataset(Path(archive_path), name=data["archive"].name)
         search = services.create_search(
             owner=request.user,
+            title=data.get("title") or "",
+            notes=data.get("notes") or "",
             term=data.get("term") or "",
             source=data["source"],
             count=data.get("count"),
@@ -80,6 +96,7 @@ def _start_search(request: HttpRequest, form: SearchForm) -> Search | None:
             lang=data.get("lang") or "",
             start_time=data.get("start_time"),
             end_time=data.get("end_time"),
+            refresh_every=data.get("refresh_every"),
         )
     except ValidationError as exc:
         form.add_service_errors(exc)
@@ -132,16 +149,30 @@ def _save_upload(upload: UploadedFile) -> tuple[Path, str]:
     return folder, str(path)
 
 
+def _estimate_id_lookup(upload: UploadedFile) -> dict:
+    """What looking up an uploaded id dataset would cost, read from a temporary copy kept nowhere."""
+    with tempfile.NamedTemporaryFile(prefix="dnflow-ids-") as copy:
+        for chunk in upload.chunks():
+            copy.write(chunk)
+        copy.flush()
+        try:
+            return {"estimate": check_id_dataset(Path(copy.name), name=upload.name)}
+        except ValidationError as exc:
+            return {"problem": " ".join(exc.messages)}
+
+
 @login_required
 @require_POST
 def estimate(request: HttpRequest) -> HttpResponse:
     """htmx: how many posts a live search would return and what it would cost, before it runs."""
-    form = SearchForm(request.POST)
+    form = SearchForm(request.POST, request.FILES)
     context: dict = {"estimate": None, "problem": ""}
     if not settings.X_BEARER_TOKEN:
         context["problem"] = "Estimates need X API credentials (X_BEARER_TOKEN)."
     elif not form.is_valid():
         context["problem"] = "Fix the form first: " + " ".join(e for errs in form.errors.values() for e in errs)
+    elif form.cleaned_data["source"] == Source.IDS:
+        context.update(_estimate_id_lookup(form.cleaned_data["archive"]))
     elif not Source(form.cleaned_data["source"]).is_live:
         context["problem"] = "Estimates are for live X searches; archives and the sample cost nothing."
     else:

@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django_htmx.http import HTMX_STOP_POLLING
 
+from ..forms import DescribeForm, ScheduleForm
 from ..models import EventKind, Search, SearchRun, Status, TaskEvent
 from .access import can_manage, visible_search
 from .summary import results_context
@@ -114,11 +116,18 @@ def run_view(run: SearchRun) -> RunView:
 
 def panel_context(request: HttpRequest, search: Search) -> dict:
     """The newest run, live: what the polling endpoint renders."""
+    manager = can_manage(request.user, search)
     return {
         "search": search,
         "current": run_view(search.latest_run),
-        "can_manage": can_manage(request.user, search),
+        "can_manage": manager,
+        "can_use_api": bool(settings.X_BEARER_TOKEN),
+        "schedule_form": ScheduleForm(initial={"refresh_every": _hours_of(search.refresh_every)}) if manager else None,
     }
+
+
+def _hours_of(every) -> str:
+    return str(int(every.total_seconds() // 3600)) if every else ""
 
 
 def search_detail(request: HttpRequest, pk: int) -> HttpResponse:
@@ -126,6 +135,7 @@ def search_detail(request: HttpRequest, pk: int) -> HttpResponse:
     runs = list(search.runs.order_by("-number")[: RUNS_SHOWN + 1])
     context = {
         **panel_context(request, search),
+        "describe_form": DescribeForm(initial={"title": search.title, "notes": search.notes}),
         "earlier_runs": [run_view(run) for run in runs[1:RUNS_SHOWN]],
         "more_runs": len(runs) > RUNS_SHOWN,
         **results_context(request, search),

@@ -14,7 +14,7 @@ from pipeline.summarise import write_sample
 
 from .. import run_files
 from ..forms import SampleForm
-from ..models import Search
+from ..models import RunKind, Search, Status
 from .access import can_manage, manageable_search, visible_search
 
 log = logging.getLogger("dnflow.web")
@@ -49,9 +49,33 @@ def results_context(request: HttpRequest, search: Search) -> dict:
         "photos": run_files.common_photos(folder, 12),
         "photo_groups": run_files.photo_groups(folder, max_groups=8, max_per_group=8),
         "files": run_files.output_files(folder, include_private=manager),
+        "missing_ids_file": contract.MISSING_IDS,
+        "rechecks": _rechecks(search),
         "sample_form": SampleForm() if manager else None,
         "can_manage": manager,
     }
+
+
+RECHECKS_SHOWN = 12
+
+
+def _rechecks(search: Search) -> list[dict]:
+    """What each finished recheck of the search found, oldest first (the newest few)."""
+    runs = search.runs.filter(kind=RunKind.RECHECK, status=Status.FINISHED).order_by("-number")[:RECHECKS_SHOWN]
+    found = []
+    for run in reversed(runs):
+        availability = run_files.read_summary(run.folder_path).get("availability")
+        if isinstance(availability, dict) and availability.get("checked"):
+            gone = sum((availability.get("unavailable_by_reason") or {}).values())
+            found.append(
+                {
+                    "run": run,
+                    "share": availability.get("available", 0) / availability["checked"],
+                    "gone": gone,
+                    **availability,
+                }
+            )
+    return found
 
 
 def _max(rows: list[run_files.Count]) -> float:

@@ -23,7 +23,9 @@ class Command(PlainErrors, DjangoRQWorkerCommand):
 
     def add_arguments(self, parser) -> None:
         super().add_arguments(parser)
-        parser.set_defaults(worker_class="searches.worker.DnflowWorker")
+        # rq's scheduler puts scheduled refreshes on the queue when their time comes (searches.schedule);
+        # every worker may run it: rq lets one at a time.
+        parser.set_defaults(worker_class="searches.worker.DnflowWorker", with_scheduler=True)
 
     def handle(self, *args, **options) -> None:
         try:

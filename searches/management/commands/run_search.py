@@ -4,6 +4,7 @@
     manage.py run_search --archive tweets.jsonl        # a whole archive
     manage.py run_search "#kpop lang:en" --count 500   # the X API, with X_BEARER_TOKEN set
     manage.py run_search "#kpop" --estimate            # how many posts, what it would cost
+    manage.py run_search --ids ids.txt                 # look up a dataset of tweet ids (X_BEARER_TOKEN)
 
 In the foreground, progress goes to stderr (a bar on a terminal, one line per step otherwise) and
 the last line on stdout is the output folder's absolute path, so `folder=$(manage.py run_search
@@ -27,11 +28,13 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
+from pipeline.formats import ArchiveError, check_archive_start
 from pipeline.formats.copying import FOLDER_SUFFIXES
 from pipeline.times import parse_iso
 from searches import run_files, services
 from searches.models import Search, SearchRun, Source, Status
 from searches.uploads import is_disk_full
+from searches.validation import check_id_dataset
 
 from ..plain import CONFIGURATION, PlainErrors
 
@@ -63,6 +66,12 @@ class Command(PlainErrors, BaseCommand):
         parser.add_argument(
             "--archive", action="append", default=[], metavar="PATH", help="An archive file or folder (repeatable)."
         )
+        parser.add_argument(
+            "--ids",
+            metavar="PATH",
+            help="A file of tweet ids to look up with the X API: one a line, a CSV with an id column, "
+            "gzipped or not, or a dnflow package zip.",
+        )
         parser.add_argument("--count", type=int, help="The most posts to collect (archives: all if omitted).")
         parser.add_argument(
             "--source",
@@ -78,15 +87,26 @@ class Command(PlainErrors, BaseCommand):
 
     def handle(self, *args, **options) -> None:
         source = options["source"] or (
-            Source.ARCHIVE if options["archive"] else Source.RECENT if settings.X_BEARER_TOKEN else Source.SAMPLE
+            Source.IDS
+            if options["ids"]
+            else Source.ARCHIVE
+            if options["archive"]
+            else Source.RECENT
+            if settings.X_BEARER_TOKEN
+            else Source.SAMPLE
         )
         start = parse_time(options["start"], "--start") if options["start"] else None
         end = parse_time(options["end"], "--end") if options["end"] else None
-        if options["estimate"]:
+        if options["ids"]:
+            archive_path = self.id_dataset(options["ids"])
+            if options["estimate"]:
+                return
+        elif options["estimate"]:
             self.estimate(options["term"], source, options["lang"], start, end)
             return
+        else:
+            archive_path = self.archive_path(options["archive"]) if options["archive"] else ""
         owner = self.find_owner(options["owner"])
-        archive_path = self.archive_path(options["archive"]) if options["archive"] else ""
         try:
             search = services.create_search(
                 owner=owner,
@@ -129,6 +149,11 @@ class Command(PlainErrors, BaseCommand):
         for path in resolved:
             if not path.exists():
                 raise CommandError(f"No file or folder at {path}: check the path.", returncode=BAD_INPUT)
+        for path in resolved:
+            try:
+                check_archive_start(path)  # what the import would refuse on its first bytes: now, not later
+            except ArchiveError as exc:
+                raise CommandError(str(exc), returncode=BAD_INPUT) from None
         if len(resolved) == 1:
             return str(resolved[0])
         folders = [p for p in resolved if p.is_dir()]
@@ -143,6 +168,17 @@ class Command(PlainErrors, BaseCommand):
             suffix = "" if path.name.lower().endswith(FOLDER_SUFFIXES) else ".jsonl"
             (bundle / f"{number:02d}-{path.name}{suffix}").symlink_to(path)
         return str(bundle)
+
+    def id_dataset(self, path: str) -> str:
+        """Check an id dataset before anything is spent, and say what looking it up costs at most."""
+        dataset = Path(path).expanduser().resolve()
+        if not dataset.is_file():
+            raise CommandError(f"No file at {dataset}: check the path.", returncode=BAD_INPUT)
+        try:
+            self.stderr.write(check_id_dataset(dataset), PLAIN)
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages), returncode=BAD_INPUT) from None
+        return str(dataset)
 
     def describe_invalid(self, exc: ValidationError) -> str:
         if hasattr(exc, "message_dict"):

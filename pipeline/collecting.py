@@ -1,0 +1,173 @@
+"""What the first step of a run does, by where its posts come from.
+
+- A live search (and a refresh of one, with `since_id`) collects from the X API
+  (pipeline.xapi.collect_live): every page stored as received, resumable.
+- Tweet ids are looked up ("hydrated", pipeline.hydrate) once the dataset is read and checked.
+- An archive or the bundled sample is copied (pipeline.formats.copy_archive).
+- A recheck looks the collection's ids up again (pipeline.hydrate.recheck) and collects nothing.
+
+Each writes the run's raw posts (contract.RAW_POSTS) last, under its final name only once complete,
+except the recheck, whose result is its availability file. `progress` is the task's
+pipeline.events.Progress.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from .contract import (
+    IDS_GIVEN,
+    IDS_REQUESTED,
+    LIVE_PARTIAL,
+    LIVE_STATE,
+    LOOKUP_STATE,
+    MEDIA_FOLDER,
+    MISSING_IDS,
+    RAW_POSTS,
+    TWEET_IDS,
+    is_photo,
+)
+from .formats import copy_archive
+from .formats.linking import LINKED
+from .hydrate import RecheckPaths, hydrate, read_availability, recheck
+from .ids import IdFileError, read_ids
+from .outputs import OutputSet
+from .sample import ensure_sample
+from .words import counted
+from .xapi import collect_live
+from .xapi_client import ApiConfig
+
+
+def collect_from_x(search, folder: Path, progress, *, since_id: str = "") -> str:
+    """A live search's posts (only those newer than since_id, for a refresh); returns the outcome."""
+    result = collect_live(
+        query=search.term,
+        source=search.source,
+        count=search.count,
+        lang=search.lang,
+        start_time=search.start_time,
+        end_time=search.end_time,
+        since_id=since_id or None,
+        raw_path=folder / LIVE_PARTIAL,
+        state_path=folder / LIVE_STATE,
+        on_progress=lambda done, total: progress.update(
+            done / total if total else 0.0,
+            step_text=f"Collecting posts from X ({done:,} of {total:,})",
+            num_posts=done,
+        ),
+        on_wait=progress.wait,
+    )
+    # The file appears under its final name only once the collection is done.
+    (folder / LIVE_PARTIAL).replace(folder / RAW_POSTS)
+    newer = " newer than the last collection" if since_id else ""
+    return f"Collected {counted(result.posts, 'post')}{newer} in {counted(result.pages, 'page')}" + (
+        " (resumed)" if result.resumed else ""
+    )
+
+
+def look_up_ids(dataset: Path, folder: Path, progress) -> str:
+    """Hydrate an id dataset: its usable ids, each once, looked up 100 at a time (pipeline.hydrate)."""
+    given, requested = folder / IDS_GIVEN, folder / IDS_REQUESTED
+    if not requested.exists():
+        # The dataset as given is kept beside what is made of it (private: it may carry more columns).
+        with dataset.open("rb") as original, OutputSet() as out:
+            shutil.copyfileobj(original, out.open(given, "wb"))
+        report = read_ids(given, requested, name=dataset.name)
+        if report.should_refuse:
+            # Nothing was looked up; a run again must read (and refuse) the dataset again.
+            requested.unlink(missing_ok=True)
+            raise IdFileError(" ".join(report.problems()), report)
+        if report.duplicates or report.damaged_total or report.blank:
+            progress.note(f"Ids: {report.summary()}")
+    result = hydrate(
+        ids_path=requested,
+        raw_path=folder / LIVE_PARTIAL,
+        state_path=folder / LOOKUP_STATE,
+        missing_path=folder / MISSING_IDS,
+        api=ApiConfig.from_django_settings(),
+        on_progress=lambda done, total: progress.update(
+            done / total if total else 0.0, step_text=f"Looking up ids on X ({done:,} of {total:,})"
+        ),
+        on_wait=progress.wait,
+    )
+    (folder / LIVE_PARTIAL).replace(folder / RAW_POSTS)
+    return (
+        f"Looked up {counted(result.ids_requested, 'id')}: {result.ids_found:,} found, {result.ids_missing:,} missing"
+        + (" (resumed)" if result.resumed else "")
+    )
+
+
+def copy_posts(archive_path: str, folder: Path, progress) -> str:
+    """An archive (or, with no path, the bundled sample) copied as the run's raw posts."""
+    if archive_path:
+        paths = [Path(archive_path)]
+        progress.update(0.1, step_text=f"Copying the archive {Path(archive_path).name}")
+    else:
+        paths = [ensure_sample()]
+        progress.update(0.1, step_text="Copying the bundled synthetic sample")
+    report = copy_archive(paths, folder / RAW_POSTS, link=import_by_link(), max_bytes=settings.DNFLOW_MAX_ARCHIVE_BYTES)
+    lines = sum(entry.get("lines", 0) for entry in report.sources)
+    linked = all(entry.get("imported") == LINKED for entry in report.sources)
+    return f"{'Linked' if linked else 'Copied'} {counted(len(report.sources), 'file')}, {counted(lines, 'line')}"
+
+
+def import_by_link() -> bool:
+    """DNFLOW_ARCHIVE_IMPORT: "copy" (the default) or "link" (see pipeline.formats.linking)."""
+    mode = (settings.DNFLOW_ARCHIVE_IMPORT or "copy").strip().lower()
+    if mode not in ("copy", "link"):
+        raise ImproperlyConfigured(
+            f"DNFLOW_ARCHIVE_IMPORT={settings.DNFLOW_ARCHIVE_IMPORT!r} is not an import mode: use copy (the "
+            "default, a byte-for-byte copy) or link (a hard link to the archive where possible)."
+        )
+    return mode == "link"
+
+
+def recheck_collection(earlier: Path, gone_before: Path | None, folder: Path, paths: RecheckPaths, progress) -> str:
+    """Look up again every id of the collection in `earlier` (and those an earlier recheck found
+    gone, which may be back): the newest recheck speaks for every post ever collected."""
+    requested = folder / IDS_REQUESTED
+    if not requested.exists():
+        with OutputSet() as out:
+            ids = out.open(requested, "wb")
+            with (earlier / TWEET_IDS).open("rb") as collected:
+                shutil.copyfileobj(collected, ids)
+            if gone_before is not None:
+                ids.writelines(f"{post_id}\n".encode() for post_id in sorted(read_availability(gone_before).gone))
+    result = recheck(
+        ids_path=requested,
+        paths=paths,
+        api=ApiConfig.from_django_settings(),
+        on_progress=lambda done, total: progress.update(
+            done / total if total else 0.0, step_text=f"Rechecking posts on X ({done:,} of {total:,})"
+        ),
+        on_wait=progress.wait,
+    )
+    gone = sum(result.unavailable_by_reason.values())
+    return f"Rechecked {counted(result.ids_checked, 'post')}: {result.available:,} still there, {gone:,} gone" + (
+        " (resumed)" if result.resumed else ""
+    )
+
+
+def link_earlier_photos(earlier: Path, folder: Path) -> int:
+    """Give a run that builds on an earlier one the photos that one downloaded (hard links, or
+    copies across filesystems), so its photo step fetches only what is new. Returns how many."""
+    source, media = earlier / MEDIA_FOLDER, folder / MEDIA_FOLDER
+    if not source.is_dir():
+        return 0
+    media.mkdir(parents=True, exist_ok=True)
+    linked = 0
+    for photo in source.iterdir():
+        target = media / photo.name
+        if not is_photo(f"{MEDIA_FOLDER}/{photo.name}") or target.exists() or not photo.is_file():
+            continue
+        try:
+            os.link(photo, target)
+        except OSError:
+            shutil.copy2(photo, target)
+        linked += 1
+    return linked

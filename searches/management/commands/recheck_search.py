@@ -1,0 +1,67 @@
+"""`manage.py recheck_search ID`: look a search's collected posts up again on X and record, dated,
+which are gone and why. The search's results (and, once published, what anyone sees) then leave
+those posts out; the raw posts of its earlier runs stay.
+
+In the foreground by default, like run_search; `--enqueue` hands it to a worker instead.
+Exit codes: 0 done, 1 the recheck failed (the reason is printed), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from searches import run_files, services
+from searches.models import Search, Status
+
+from .run_search import BAD_INPUT, FAILED, PLAIN, ProgressWatcher
+
+
+class Command(BaseCommand):
+    help = "Look a finished search's posts up again and record which X no longer gives, and why."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("search_id", type=int, help="The search to recheck.")
+        parser.add_argument("--enqueue", action="store_true", help="Queue it for a worker and print the run number.")
+
+    def handle(self, *args, **options) -> None:
+        try:
+            self.recheck(options)
+        except CommandError as exc:
+            if not getattr(self, "_called_from_command_line", False):
+                raise
+            self.stderr.write(str(exc))
+            sys.exit(exc.returncode)
+
+    def recheck(self, options: dict) -> None:
+        search = Search.objects.with_runs().filter(pk=options["search_id"]).first()
+        if search is None:
+            raise CommandError(f"No search #{options['search_id']}: see the admin for the ids.", returncode=BAD_INPUT)
+        try:
+            run = services.recheck_search(search, enqueue=options["enqueue"])
+        except services.ActionRefused as exc:
+            raise CommandError(str(exc), returncode=BAD_INPUT) from None
+        if options["enqueue"]:
+            self.stdout.write(f"Search #{search.pk}: recheck queued as run {run.number}.")
+            return
+        watcher = ProgressWatcher(run.pk, self.stderr, tty=self.stderr.isatty())
+        watcher.start()
+        try:
+            run = services.execute_search(Search.objects.get(pk=search.pk))
+        finally:
+            watcher.stop()
+        if run.status != Status.FINISHED:
+            raise CommandError(
+                f"Search #{search.pk}: the recheck {run.get_status_display().lower()}: {run.error}", returncode=FAILED
+            )
+        found = run_files.read_summary(run.folder_path).get("availability") or {}
+        gone = found.get("unavailable_by_reason") or {}
+        reasons = "; ".join(f"{reason}: {count:,}" for reason, count in gone.items())
+        why = f" ({reasons})" if reasons else ""
+        self.stdout.write(
+            f"Search #{search.pk}: rechecked {found.get('checked', 0):,} posts at {found.get('checked_at', '?')}: "
+            f"{found.get('available', 0):,} still there, {sum(gone.values()):,} gone{why}."
+        )
+        self.stderr.write(f"Results now from run {run.number}: {run.num_posts or 0:,} posts.", PLAIN)
+        self.stdout.write(str(run.folder_path.resolve()))

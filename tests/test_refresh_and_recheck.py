@@ -1,0 +1,154 @@
+"""Collections that last: a refresh asks X only for newer posts and adds them, each post once; a
+schedule refreshes once per slot however many workers run; a recheck leaves out what was deleted,
+from the published outputs and the package too. Against the emulated X API (real HTTP)."""
+
+from __future__ import annotations
+
+import json
+import time
+import zipfile
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from searches import schedule, services
+from searches.models import RunKind, Search, SearchRun, Source, Status
+
+from .worker_helpers import REAL_ARCHIVE
+
+pytest_plugins = ["tests.x_emulator"]  # the x_api fixture
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def photos_off(no_photo_downloads):
+    pass
+
+
+def collected_ids(run: SearchRun) -> list[str]:
+    return (run.folder_path / "tweet-ids.txt").read_text().split()
+
+
+def live_search(owner, count: int = 100) -> Search:
+    search = services.create_search(owner=owner, term="#kpop", source=Source.RECENT, count=count, enqueue=False)
+    assert services.execute_search(search).status == Status.FINISHED
+    return Search.objects.with_runs().get(pk=search.pk)
+
+
+def test_collect_new_posts_asks_only_for_newer_ones_and_adds_them_once(x_api, owner):
+    newest = [post["id"] for post in x_api.posts[:20]]
+    x_api.delete_posts(*newest)  # not posted yet when the search first runs
+    search = live_search(owner)
+    first = search.results_run
+    assert collected_ids(first) == [p["id"] for p in x_api.posts[20:120]]
+
+    x_api.deleted_posts.difference_update(newest)  # posted since
+    before = len(x_api.search_requests())
+    run = services.refresh_search(search, enqueue=False)
+    assert (run.kind, run.builds_on, run.since_id) == (RunKind.REFRESH, first, max(collected_ids(first), key=int))
+    run = services.execute_search(Search.objects.get(pk=search.pk))
+
+    assert run.status == Status.FINISHED, run.error
+    asked = x_api.search_requests()[before:]
+    assert asked and all(r.params.get("since_id") == run.since_id for r in asked)
+    # The refresh stored only the new posts; its summary covers both runs, each post once.
+    assert sum(len(json.loads(line).get("data", [])) for line in (run.folder_path / "tweets.jsonl").open()) == 20
+    assert sorted(collected_ids(run)) == sorted([*collected_ids(first), *newest])
+    assert json.loads((run.folder_path / "summary.json").read_text())["num_tweets"] == 120
+    search = Search.objects.with_runs().get(pk=search.pk)
+    assert search.results_run == run and first.folder_path.is_dir()
+
+    # Nothing new: the next refresh adds nothing and the collection stays the same.
+    again = services.execute_search(Search.objects.get(pk=services.refresh_search(search, enqueue=False).search_id))
+    assert again.status == Status.FINISHED and sorted(collected_ids(again)) == sorted(collected_ids(run))
+
+
+def test_only_a_live_search_with_a_finished_run_collects_new_posts(owner, real_data):
+    archive = services.create_search(owner=owner, source=Source.ARCHIVE, archive_path=str(REAL_ARCHIVE), enqueue=False)
+    services.execute_search(archive)
+    with pytest.raises(services.ActionRefused, match="Only a live X search"):
+        services.refresh_search(Search.objects.get(pk=archive.pk))
+
+
+def test_a_recheck_leaves_out_what_was_deleted_from_the_published_outputs_and_the_package(x_api, owner, client):
+    search = services.create_search(owner=owner, source=Source.ARCHIVE, archive_path=str(REAL_ARCHIVE), enqueue=False)
+    first = services.execute_search(search)
+    services.publish_search(Search.objects.get(pk=search.pk))
+    everyone = collected_ids(first)
+    assert len(everyone) == 500
+    deleted, protected_author = everyone[:7], x_api.posts[10]["author_id"]
+    x_api.delete_posts(*deleted)
+    x_api.protect_authors(protected_author)
+    gone = set(deleted) | {p["id"] for p in x_api.posts if p["author_id"] == protected_author}
+
+    run = services.recheck_search(Search.objects.get(pk=search.pk), enqueue=False)
+    run = services.execute_search(Search.objects.get(pk=search.pk))
+
+    assert (run.kind, run.status) == (RunKind.RECHECK, Status.FINISHED), run.error
+    kept = [i for i in everyone if i not in gone]
+    assert collected_ids(run) == kept
+    # What anyone gets: the ids, the counts and the package leave the gone posts out.
+    visitor = Client()
+    ids = b"".join(visitor.get(reverse("search_file", args=[search.pk, "tweet-ids.txt"])).streaming_content)
+    assert ids.decode().split() == kept
+    with zipfile.ZipFile(run.folder_path / f"{run.folder}.zip") as package:
+        bagged = package.read(f"{run.folder}/data/tweet-ids.txt").decode().split()
+        availability = [n for n in package.namelist() if "/data/rechecks/availability-" in n]
+    assert bagged == kept and len(availability) == 1
+    summary = json.loads((run.folder_path / "summary.json").read_text())
+    assert summary["num_tweets"] == len(kept)
+    assert summary["availability"]["left_out"] == len(gone)
+    assert summary["availability"]["unavailable_by_reason"] == {
+        "resource-not-found": len(deleted),
+        "not-authorized-for-resource": len(gone) - len(deleted),
+    }
+    page = visitor.get(reverse("search_summary", args=[search.pk])).content.decode()
+    assert f"{len(kept)} of 500 posts still there" in page
+    assert f"{len(gone)} posts X no longer gives are left out" in page
+    # The owner's raw posts stay where they were collected.
+    assert sum(1 for _ in first.folder_path.joinpath("tweets.jsonl").open()) > 0
+    assert collected_ids(first) == everyone
+
+    # A second recheck checks again every post ever collected (the protected account came back).
+    x_api.protected_authors.clear()
+    services.recheck_search(Search.objects.get(pk=search.pk), enqueue=False)
+    again = services.execute_search(Search.objects.get(pk=search.pk))
+    assert collected_ids(again) == [i for i in everyone if i not in deleted]
+    page = Client().get(reverse("search_summary", args=[search.pk])).content.decode()
+    assert "Posts still there, recheck after recheck" in page
+
+
+@pytest.mark.worker
+def test_a_scheduled_refresh_runs_once_per_slot_with_two_workers(x_api, owner, workers, settings):
+    search = live_search(owner)
+    env = {"X_BEARER_TOKEN": x_api.token, "DNFLOW_X_API_URL": x_api.url}
+    Search.objects.filter(pk=search.pk).update(refresh_every=timedelta(hours=1))
+    search.refresh_from_db()
+    slot = timezone.now() + timedelta(seconds=3)
+    Search.objects.filter(pk=search.pk).update(next_refresh_at=slot)
+    schedule.schedule_slot(search.pk, slot)
+    schedule.schedule_slot(search.pk, slot)  # asked twice: still one job for the slot
+    workers.start(2, **env)
+
+    def refreshes() -> list[SearchRun]:
+        return list(SearchRun.objects.filter(search=search, kind=RunKind.REFRESH))
+
+    workers.wait_for(lambda: refreshes() and refreshes()[0].is_done, timeout=60, what="the slot's refresh ran")
+    time.sleep(4)  # time for a second worker to run the slot again, were it to
+    assert len(refreshes()) == 1 and refreshes()[0].status == Status.FINISHED, workers.logs()
+    assert Search.objects.get(pk=search.pk).next_refresh_at == slot + timedelta(hours=1)
+
+    # Three slots were missed while nothing ran them: the refresh runs once, and the next slot is
+    # the first one to come.
+    missed = timezone.now() - timedelta(hours=3, minutes=10)
+    Search.objects.filter(pk=search.pk).update(next_refresh_at=missed)
+    schedule.schedule_slot(search.pk, missed)
+    workers.wait_for(lambda: len(refreshes()) == 2 and refreshes()[0].is_done, timeout=60, what="the missed slot")
+    time.sleep(4)
+    assert len(refreshes()) == 2
+    following = Search.objects.get(pk=search.pk).next_refresh_at
+    assert timezone.now() < following <= timezone.now() + timedelta(hours=1)
+    assert following == missed + 4 * timedelta(hours=1)
