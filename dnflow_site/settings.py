@@ -134,7 +134,7 @@ CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     # The log-in brake's counts (searches/views/accounts.py), shared by every web process. In the
     # database, which the web needs anyway: a Redis cache would take log-in down with Redis. Its
-    # table is made by a migration (searches 0005), so `migrate` is all a new machine needs.
+    # table is made by a migration (searches 0006), so `migrate` is all a new machine needs.
     "logins": {
         "BACKEND": "django.core.cache.backends.db.DatabaseCache",
         "LOCATION": "dnflow_login_attempts",

@@ -5,7 +5,7 @@ LOGIN_FAILURE_WINDOW seconds (a success starts the count again); further attempt
 without checking the password.
 
 The count lives in the "logins" cache, Django's DatabaseCache (settings.CACHES; its table is made
-by the migration searches 0005): every web process shares it, and the web needs the database
+by the migration searches 0006): every web process shares it, and the web needs the database
 anyway, where Redis may be down. Each attempt takes one of LIMIT numbered slots with cache.add,
 which the table's primary key makes atomic, before the password is checked: parallel requests to
 several processes cannot check more than LIMIT passwords, and no read-then-write can lose a count.

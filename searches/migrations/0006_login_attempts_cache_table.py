@@ -20,6 +20,6 @@ def drop_cache_tables(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("searches", "0004_state_moves_to_runs")]
+    dependencies = [("searches", "0005_titles_schedules_and_run_kinds")]
 
     operations = [migrations.RunPython(create_cache_tables, drop_cache_tables)]
