@@ -15,7 +15,8 @@ Lost work horses. When a work horse dies (SIGKILL, the OOM killer, the job timeo
 its worker knows at once: `monitor_work_horse` returns. A run still "running" under that job then
 has no process any more, and is recovered there and then (searches.reconcile.recover_lost decides:
 queued again to resume, or failed) instead of at the next reconcile sweep. A work horse whose
-worker dies ends itself (searches.watchdog), and the sweep of another worker recovers its run.
+worker dies ends itself (searches.watchdog), and the sweep of another worker recovers its run; the
+worker's scheduler process ends too (WorkerBoundScheduler).
 What keeps each run honest while it runs: searches.watchdog. What happens when a worker dies:
 searches.reconcile.
 """
@@ -34,6 +35,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq.scheduler import RQScheduler
 from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
 from rq.worker import Worker
 
@@ -77,6 +80,26 @@ class UntilRedisAnswers(Retry):
         return result
 
 
+class WorkerBoundScheduler(RQScheduler):
+    """rq's scheduler process (it queues scheduled refreshes), ended when its worker dies.
+
+    rq forks it from the worker and never looks back: a worker killed with SIGKILL left it running
+    alone, holding the scheduler lock (so no other worker's scheduler could take over) and running
+    the code of the day it started. Each turn of its loop it now checks that its parent is still
+    the worker, and stops as rq stops it on SIGTERM, releasing the lock.
+    """
+
+    def start(self):
+        self._worker_pid = os.getpid()  # before the fork: the pid the scheduler's parent must have
+        return super().start()
+
+    def heartbeat(self) -> None:
+        if os.getppid() != self._worker_pid and not self._stop_requested:
+            self.log.warning("Scheduler %s: its worker (pid %s) is gone: stopping", os.getpid(), self._worker_pid)
+            self.request_stop()  # the next turn of the loop releases the lock and ends the process
+        super().heartbeat()
+
+
 class RunDeathPenalty(UnixSignalDeathPenalty):
     """rq's alarm-based timeout. Raising in the work horse is not enough (Luigi catches every
     exception a task raises and carries on), so the running run's watchdog records the timeout and
@@ -108,6 +131,30 @@ class DnflowWorker(Worker):
     def dequeue_timeout(self) -> int:
         # An idle worker blocks on the queue; wake up often enough for the periodic sweep.
         return max(1, min(self.worker_ttl - 15, settings.DNFLOW_RECONCILE_INTERVAL))
+
+    def _start_scheduler(
+        self,
+        burst: bool = False,
+        logging_level: str | None = "INFO",
+        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+        log_format: str = DEFAULT_LOGGING_FORMAT,
+    ) -> None:
+        # rq 2.6's own, with WorkerBoundScheduler for RQScheduler (rq names the class in its body).
+        self.scheduler = WorkerBoundScheduler(
+            self.queues,
+            connection=self.connection,
+            logging_level=logging_level if logging_level is not None else self.log.level,
+            date_format=date_format,
+            log_format=log_format,
+            serializer=self.serializer,
+        )
+        self.scheduler.acquire_locks()
+        if self.scheduler.acquired_locks:
+            if burst:
+                self.scheduler.enqueue_scheduled_jobs()
+                self.scheduler.release_locks()
+            else:
+                self.scheduler.start()
 
     def heartbeat(self, timeout=None, pipeline=None) -> None:
         super().heartbeat(timeout, pipeline)

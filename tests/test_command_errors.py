@@ -23,6 +23,7 @@ COMMANDS = {
     "run_search": ["run_search", "climate"],
     "reconcile_searches": ["reconcile_searches"],
     "rqworker": ["rqworker", "--burst"],
+    "recheck_search": ["recheck_search", "1"],
 }
 
 

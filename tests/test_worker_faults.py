@@ -8,6 +8,7 @@ search runs, so the faults land where the test says.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -71,26 +72,29 @@ def posts_so_far(search) -> int:
 
 
 def work_horse(worker) -> int | None:
-    """The pid of the worker's work horse (its one child), or None while it has none."""
-    children = [pid for pid in descendants(worker.proc.pid) if _parent(pid) == worker.proc.pid]
-    return children[0] if children else None
+    """The pid of the worker's work horse, or None while it has none: the child that leads its own
+    process group (rq's setpgrp), not the scheduler's."""
+    for pid in descendants(worker.proc.pid):
+        stat = _stat(pid)
+        if stat and stat[1] == worker.proc.pid and stat[2] == pid:
+            return pid
+    return None
 
 
-def _parent(pid: int) -> int | None:
+def _stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, parent pid, process group) from /proc."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
-            return int(stat.read().rsplit(")", 1)[1].split()[1])
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[1]), int(fields[2])
     except (OSError, ValueError, IndexError):
         return None
 
 
 def alive(pid: int) -> bool:
     """Running, and not a zombie waiting for its parent."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    stat = _stat(pid)
+    return stat is not None and stat[0] != "Z"
 
 
 def assert_takes_the_next_search(pool: WorkerPool, worker) -> None:
@@ -189,19 +193,25 @@ def test_a_killed_work_horse_s_search_is_queued_again_at_once_by_its_worker(pool
 
 def test_a_work_horse_whose_worker_is_killed_ends_and_another_worker_recovers_its_search(pool, x_api):
     x_api.page_delay = SLOW_PAGE
-    first, second = start_workers(pool, x_api, 2)
+    (worker,) = start_workers(pool, x_api)  # alone: it runs the search, and rq's scheduler too
     search = live_search(500)
     pool.wait_for(lambda: posts_so_far(search) >= 100, timeout=30, what="the search collects its first page")
-    running_on = Job.fetch(newest_run(search).rq_job_id, connection=_queue_connection()).worker_name
-    worker = pool.by_name(running_on)
-    other = second if worker is first else first
+    (other,) = start_workers(pool, x_api)
     horse = work_horse(worker)
-    assert horse is not None
+    family = descendants(worker.proc.pid)
+    scheduler = [pid for pid in family if pid != horse and _stat(pid)[1] == worker.proc.pid]
+    assert horse is not None and scheduler, family
 
     os.kill(worker.proc.pid, signal.SIGKILL)  # the worker only: its horse is left running alone
     worker.proc.wait(timeout=10)
-    # Its run had 9 s or more to go: only its own watchdog explains a horse gone within 5 s.
-    pool.wait_for(lambda: not alive(horse), timeout=5, what="the orphaned work horse ends")
+    try:
+        # Its run had 9 s or more to go: only its own watchdog explains a horse gone within 5 s.
+        pool.wait_for(lambda: not alive(horse), timeout=5, what="the orphaned work horse ends")
+        pool.wait_for(lambda: not any(alive(pid) for pid in family), timeout=5, what="its scheduler ends too")
+    finally:  # orphans are no longer the pool's to kill
+        for pid in family:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     x_api.page_delay = 0.0
     pool.wait_for(lambda: is_done(search.pk), timeout=60, what="another worker finishes the search", interval=0.3)
@@ -209,4 +219,4 @@ def test_a_work_horse_whose_worker_is_killed_ends_and_another_worker_recovers_it
     assert run.status == Status.FINISHED, run.error
     assert run.times_lost == 1 and run.num_posts == 500
     assert Job.fetch(run.rq_job_id, connection=_queue_connection()).worker_name == other.name
-    assert not alive(horse)
+    assert not any(alive(pid) for pid in family)
