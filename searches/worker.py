@@ -42,7 +42,7 @@ from rq.worker import Worker
 
 from .models import SearchRun, Status
 from .reconcile import reconcile, recover_lost
-from .watchdog import WORKER_PID_ENV, active_watchdog
+from .watchdog import WORKER_PID_ENV, active_watchdog, alive_key
 
 log = logging.getLogger("dnflow.worker")
 
@@ -198,13 +198,22 @@ class DnflowWorker(Worker):
         job timeout's last resort): it is recovered now. A stopped run's temporaries are removed.
         Either way, first end whatever the horse forked (Luigi's and the summary's processes share
         its process group) so that nothing writes in the folder any more.
+
+        Only on positive evidence that the run was this horse's: its heartbeat key names the horse
+        (the key outlives its process by up to three beats). A run with the job's id may have been
+        claimed by another process (a claim without a job id, as the command line makes), and a
+        horse may die before its first beat: such runs are left to the reconcile sweep.
         """
+        horse, self._last_horse_pid = self._last_horse_pid, 0
         try:
             close_old_connections()
             run = SearchRun.objects.filter(rq_job_id=job.id).first()
-            if run is None or run.tidy:
+            if run is None or run.tidy or not horse:
                 return  # finished, or tidied already: nothing was left behind
-            self._end_horse_group()
+            if self.connection.get(alive_key(run.pk)) != str(horse).encode():
+                return
+            with contextlib.suppress(ProcessLookupError):  # nothing of the horse may be left
+                os.killpg(horse, signal.SIGKILL)
             if run.status == Status.RUNNING:
                 new_status = recover_lost(run, job)
                 self.log.warning("Worker %s: the work horse of %s died; the run is now %s", self.name, run, new_status)
@@ -214,13 +223,6 @@ class DnflowWorker(Worker):
             self.log.warning("Worker %s: could not settle the run of job %s", self.name, job.id, exc_info=True)
         finally:
             connections.close_all()
-
-    def _end_horse_group(self) -> None:
-        pid, self._last_horse_pid = self._last_horse_pid, 0
-        if not pid:
-            return
-        with contextlib.suppress(ProcessLookupError):  # nothing of it is left
-            os.killpg(pid, signal.SIGKILL)
 
     def teardown(self) -> None:
         # Stopping must not wait for a Redis that is down: one try each, then go.

@@ -19,6 +19,7 @@ from rq.job import Job
 from pipeline.contract import temporaries
 from searches import services
 from searches.models import SearchRun, Source, Status
+from searches.watchdog import alive_key
 
 from .hardening_helpers import private_redis
 from .worker_helpers import WorkerPool, descendants, is_done, newest_run
@@ -220,3 +221,21 @@ def test_a_work_horse_whose_worker_is_killed_ends_and_another_worker_recovers_it
     assert run.times_lost == 1 and run.num_posts == 500
     assert Job.fetch(run.rq_job_id, connection=_queue_connection()).worker_name == other.name
     assert not any(alive(pid) for pid in family)
+
+
+def test_a_run_another_process_claimed_is_left_to_it_when_its_job_finds_it_taken(pool, x_api):
+    """The command line claims a run without a job id: a worker whose job then finds the run taken
+    must not take its ended work horse for the run's lost process."""
+    search = services.create_search(term="rain", source=Source.SAMPLE)  # queued, its job recorded
+    run = newest_run(search)
+    started = run.runs().claim()  # as the command line claims
+    _queue_connection().set(alive_key(run.pk), str(os.getpid()), ex=60)  # and its process beats
+
+    start_workers(pool, x_api)
+    job = Job.fetch(run.rq_job_id, connection=_queue_connection())
+    pool.wait_for(lambda: job.get_status() == "finished", timeout=30, what="the job finds the run taken")
+    time.sleep(3)  # the worker settles the job's run right after its horse ends
+
+    run = newest_run(search)
+    assert (run.status, run.started, run.times_lost) == (Status.RUNNING, started, 0)
+    assert not run.events.filter(task_family="Worker").exists()
