@@ -105,12 +105,18 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'dnflow.sqlite3'}"),
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
-    )
-}
+try:
+    DATABASES = {
+        "default": dj_database_url.parse(
+            env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'dnflow.sqlite3'}"),
+            conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+        )
+    }
+except ValueError as exc:  # dj_database_url's UnknownSchemeError and malformed URLs
+    raise ImproperlyConfigured(
+        f"DATABASE_URL is not a database URL dnflow can use ({str(exc).split('. ')[0]}). Write "
+        "sqlite:///path/to/file.sqlite3 or postgres://user@host:5432/name."
+    ) from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Workers and the web write to one file: wait for the lock instead of failing at once,
     # and let readers proceed while a writer holds it.
@@ -123,6 +129,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(_db_file.with_name(f"test-{_db_file.name}"))}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # The log-in brake's counts (searches/views/accounts.py), shared by every web process. In the
+    # database, which the web needs anyway: a Redis cache would take log-in down with Redis. Its
+    # table is made by a migration (searches 0006), so `migrate` is all a new machine needs.
+    "logins": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "dnflow_login_attempts",
+        # Rows beyond this are culled, oldest keys first: high, so that guessing over many usernames
+        # cannot push out the counts of the one being guessed.
+        "OPTIONS": {"MAX_ENTRIES": 100_000},
+    },
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -197,7 +217,7 @@ DNFLOW_MAX_ARCHIVE_BYTES = env_int("DNFLOW_MAX_ARCHIVE_BYTES", 32 * 1024**3)
 FILE_UPLOAD_HANDLERS = [
     "searches.uploads.UploadSizeLimit",  # first: it skips a file before the others keep more of it
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
-    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+    "searches.uploads.TemporaryFileOrDiskFull",  # Django's temporary file, with a full disk explained
 ]
 # Photo URLs come from the posts, so an uploaded archive chooses them: by default a photo host that
 # is not a public address (loopback, private, link-local) is refused (see pipeline.photos).

@@ -206,6 +206,12 @@ class SearchAdmin(admin.ModelAdmin):
     def delete_model(self, request, obj: Search) -> None:
         services.delete_search(obj)
 
+    def get_deleted_objects(self, objs, request):
+        # A search's runs go with it (delete_model), though no one may delete a run on its own: without
+        # this the delete page refused every search for want of the permission to delete runs.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, perms_needed - {SearchRun._meta.verbose_name}, protected
+
 
 @admin.register(SearchRun)
 class SearchRunAdmin(admin.ModelAdmin):

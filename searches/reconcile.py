@@ -12,7 +12,8 @@
   it again; a slot missed meanwhile is run once (searches.schedule).
 
 Run by every DnflowWorker at start and every DNFLOW_RECONCILE_INTERVAL seconds, by `manage.py
-reconcile_searches`, and from the admin.
+reconcile_searches`, and from the admin. A worker whose work horse dies does not wait for the sweep:
+it recovers that run at once (searches.worker).
 """
 
 from __future__ import annotations
@@ -119,7 +120,10 @@ def _reconcile_running(conn, run: SearchRun, outcome: ReconcileOutcome) -> None:
 def recover_lost(run: SearchRun, job) -> str | None:
     """A running run lost its process: queue it again to resume, or end it as failed.
 
-    Returns the new status, or None if the run had changed meanwhile.
+    The one place that decides, for every way a loss is noticed: this sweep, the worker whose work
+    horse died (searches.worker.DnflowWorker.settle_run, at once), and rq's on_failure callback for
+    a job it found abandoned (searches.execute.job_failed). Returns the new status, or None if the
+    run had changed meanwhile.
     """
     timeout = job.timeout if job is not None else None
     ran = (timezone.now() - run.started).total_seconds() if run.started else 0

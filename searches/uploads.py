@@ -1,16 +1,41 @@
-"""A size limit for archives uploaded on the web form, that says what to do instead.
+"""Archives uploaded on the web form: a size limit that says what to do instead, and a full disk
+that says so instead of a server error.
 
 Django streams an upload to a temporary file whatever its size. UploadSizeLimit runs before
 Django's own handlers and skips a file once it passes DNFLOW_MAX_UPLOAD_BYTES: the rest of the
 file is read and thrown away (the browser gets an answer, not a reset connection), nothing is
 kept, and the reason is left on the request for the form to show on its archive field.
+
+A full disk can stop an upload in two places: while Django writes it to its temporary file
+(FILE_UPLOAD_TEMP_DIR), in TemporaryFileOrDiskFull below, and while the view moves it into
+DNFLOW_DATA_DIR/uploads/ (searches.views.pages). Both remove what they wrote and explain it on the
+form with `disk_full_message`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+
 from django.conf import settings
-from django.core.files.uploadhandler import FileUploadHandler, SkipFile
+from django.core.files.uploadhandler import FileUploadHandler, SkipFile, TemporaryFileUploadHandler
 from django.template.defaultfilters import filesizeformat
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
+
+
+def disk_full_message(name: str) -> str:
+    return (
+        f"The server's disk is full: {name or 'the file'} could not be stored, and nothing of it was kept. "
+        "Ask the server's administrator to free space in dnflow's data folder (DNFLOW_DATA_DIR) and the "
+        "temporary folder, then upload it again; or import the archive on the server with "
+        "manage.py run_search --archive FILE."
+    )
 
 
 class UploadSizeLimit(FileUploadHandler):
@@ -27,3 +52,34 @@ class UploadSizeLimit(FileUploadHandler):
 
     def file_complete(self, file_size: int) -> None:
         return None  # the handlers after this one make the file
+
+
+class TemporaryFileOrDiskFull(TemporaryFileUploadHandler):
+    """Django's handler for big uploads (a temporary file), that keeps nothing of a file the disk
+    had no room for and leaves the reason for the form."""
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
+        try:
+            return super().receive_data_chunk(raw_data, start)
+        except OSError as exc:
+            self._give_up(exc)
+            raise SkipFile from exc  # the rest of the file is read and thrown away
+
+    def file_complete(self, file_size: int):
+        try:
+            return super().file_complete(file_size)  # flushes what is still buffered
+        except OSError as exc:
+            self._give_up(exc)
+            return None  # no file: the form shows the reason left on the request
+
+    def _give_up(self, exc: OSError) -> None:
+        upload = self.__dict__.pop("file", None)  # Django would close it again, and fail on the flush
+        if upload is not None:
+            path = upload.temporary_file_path()
+            with contextlib.suppress(OSError):  # what is still buffered cannot be written either
+                upload.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+        if not is_disk_full(exc):
+            raise exc
+        self.request.upload_refused = disk_full_message(self.file_name)

@@ -8,7 +8,14 @@ While it runs, a watchdog thread in that process
   cleanup (which needs a minute or more);
 - in an rq work horse, ends the process as soon as the run is no longer its own: cancelled (the
   backstop for rq's stop-job command, whose message a busy worker could miss), or recovered and
-  claimed anew elsewhere. A stopped run never goes on writing outputs.
+  claimed anew elsewhere. A stopped run never goes on writing outputs;
+- in an rq work horse, ends the process when its worker died (the horse's parent is no longer the
+  worker that forked it): nobody would record the horse's end, and its run is then recovered by
+  another worker's sweep like any lost run. A thread that compares os.getppid() with the worker's
+  pid was chosen over Linux's PR_SET_PDEATHSIG: it ends the horse's whole process group (Luigi's
+  and the summary's processes too, which a signal to the horse alone would leave running), needs
+  no ctypes, and costs at most one beat of delay. The worker passes its pid in the environment
+  before the fork, so a worker that dies before the thread starts is noticed too.
 
 Job timeout: rq's alarm fires in the work horse after DNFLOW_JOB_TIMEOUT seconds. Raising an
 exception there is not enough, because Luigi catches every exception a task raises and would carry
@@ -35,6 +42,9 @@ log = logging.getLogger("dnflow.watchdog")
 
 # The one running run of this process, for the timeout handler; None between runs.
 _active: RunWatchdog | None = None
+
+# Set by searches.worker before it forks a work horse: the pid the horse's parent must have.
+WORKER_PID_ENV = "DNFLOW_WORKER_PID"
 
 
 def alive_key(run_id: int) -> str:
@@ -93,6 +103,9 @@ class RunWatchdog:
         self._thread = threading.Thread(target=self._watch, name=f"dnflow-watchdog-{run.pk}", daemon=True)
         self._redis = None
         self._warned = False
+        # Only an rq work horse (it leads its own process group) has a worker to outlive.
+        in_horse = enforce and os.getpgrp() == os.getpid()
+        self._worker_pid = int(os.environ.get(WORKER_PID_ENV) or 0) if in_horse else 0
 
     def start(self) -> None:
         global _active
@@ -129,13 +142,26 @@ class RunWatchdog:
 
     def _watch(self) -> None:
         try:
+            self._end_if_orphaned()
             self.beat()
             while not self._stop.wait(settings.DNFLOW_WORKER_HEARTBEAT):
+                self._end_if_orphaned()
                 self.beat()
                 if self.enforce and self._taken_away():
                     end_this_process()
         finally:
             connections.close_all()
+
+    def _end_if_orphaned(self) -> None:
+        """A work horse whose worker died ends itself: no one would record its outcome or stop it."""
+        if not self._worker_pid or os.getppid() == self._worker_pid:
+            return
+        log.warning("%s: its worker (pid %s) is gone: stopping its work horse", self.run, self._worker_pid)
+        try:  # the sweep need not wait for the heartbeat to expire
+            self._redis_connection().delete(alive_key(self.run.pk))
+        except Exception:
+            log.debug("%s: could not remove its heartbeat key", self.run, exc_info=True)
+        end_this_process()
 
     def _taken_away(self) -> bool:
         """True when the database says this run is over: cancelled, or recovered and claimed anew.

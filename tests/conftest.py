@@ -9,6 +9,7 @@ they refuse to start if that database holds keys they did not put there.
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import django_rq
@@ -95,6 +96,23 @@ def empty_queue(test_redis):
 def no_photo_downloads(settings) -> None:
     # The fixtures' photo hosts are not reachable from here; photo fetching has its own tests.
     settings.DNFLOW_FETCH_PHOTOS = False
+
+
+@pytest.fixture
+def small_disk(tmp_path, settings) -> Path:
+    """DNFLOW_DATA_DIR on a real 1 MB tmpfs (needs root; skipped where it cannot be mounted)."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)], capture_output=True, text=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    settings.DNFLOW_DATA_DIR = mount_point
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 @pytest.fixture

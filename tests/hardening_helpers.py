@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pipeline.records import Post
 
+from .conftest import TEST_REDIS_URL
 from .worker_helpers import PROJECT_DIR, worker_database_url
 
 _TEXT_FIELDS = ("id", "created_at", "user", "text", "lang", "retweeted_id", "quoted_id", "in_reply_to_id")
@@ -151,6 +152,7 @@ def run_cli(data_dir: Path, *args: str, timeout: float = 120, **env: str) -> sub
     environment = {
         **os.environ,
         "DATABASE_URL": worker_database_url(),
+        "REDIS_URL": TEST_REDIS_URL,  # its heartbeats: never REDIS_URL's database, which may be a real queue
         "DNFLOW_DATA_DIR": str(data_dir),
         "DNFLOW_FETCH_PHOTOS": "0",
         "X_BEARER_TOKEN": "",

@@ -6,7 +6,7 @@ holding the posts' text stay with the owner and staff.
 """
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import caches
 from django.urls import reverse
 
 from searches.models import Search, Status
@@ -175,9 +175,9 @@ def test_actions_need_the_csrf_token(owner):
 
 @pytest.fixture
 def fresh_cache():
-    cache.clear()
+    caches["logins"].clear()  # the log-in brake's counts (more in tests/test_login_brake.py)
     yield
-    cache.clear()
+    caches["logins"].clear()
 
 
 def test_login_is_refused_after_five_failures_even_with_the_right_password(client, owner, fresh_cache):

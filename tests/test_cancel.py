@@ -89,15 +89,19 @@ def test_a_run_whose_claim_was_taken_over_ends_its_work_horse(workers):
     search = services.create_search(source="archive", archive_path=str(big_archive(MID_RUN_COPIES)))
     workers.wait_for(lambda: task_events(search, "start", "SummarisePosts"), timeout=60, what="the run is mid-way")
 
-    # As if the run had been recovered and claimed by another worker: a newer claim owns it now.
-    SearchRun.objects.filter(pk=search.latest_run_id).update(started=timezone.now())
+    job_id = newest_run(search).rq_job_id
+
+    # As if the run had been recovered and claimed by another worker: a newer claim, of another job, owns it now.
+    taken_at = timezone.now()
+    SearchRun.objects.filter(pk=search.latest_run_id).update(started=taken_at, rq_job_id="run-claimed-elsewhere")
 
     # The watchdog kills its own work horse: the job dies instead of finishing.
-    workers.wait_for(
-        lambda: _job_status(newest_run(search).rq_job_id) == "failed", timeout=15, what="the work horse dies"
-    )
+    workers.wait_for(lambda: _job_status(job_id) == "failed", timeout=15, what="the work horse dies")
     assert not task_events(search, "success", "SummarisePosts")
     assert worker.proc.poll() is None
+    # Its worker leaves the run to the claim that owns it.
+    run = newest_run(search)
+    assert (run.status, run.started, run.rq_job_id) == (Status.RUNNING, taken_at, "run-claimed-elsewhere")
 
 
 @pytest.mark.django_db

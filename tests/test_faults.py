@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import errno
 import logging
-import subprocess
+from pathlib import Path
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.urls import reverse
 
 import pipeline.outputs
 import pipeline.xapi_client
@@ -25,6 +27,7 @@ from searches.models import EventKind, Search, SearchRun, Source, Status, TaskEv
 
 from .hardening_helpers import assert_no_complete_outputs, private_redis, small_archive, synthetic_tweet, write_jsonl
 from .pipeline_helpers import queued_archive_search
+from .web_helpers import field_errors
 from .worker_helpers import WorkerPool
 from .x_emulator import Fault
 
@@ -203,23 +206,6 @@ def test_a_disk_full_while_summarising_fails_the_search_in_plain_words(tmp_path,
     assert_no_complete_outputs(search.folder_path)
 
 
-@pytest.fixture
-def small_disk(tmp_path, settings):
-    """DNFLOW_DATA_DIR on a real 1 MB tmpfs (needs root; skipped where it cannot be mounted)."""
-    mount_point = tmp_path / "small-disk"
-    mount_point.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)], capture_output=True, text=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
-    settings.DNFLOW_DATA_DIR = mount_point
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
 def test_a_really_full_disk_fails_the_search_in_plain_words(tmp_path, small_disk):
     # About 700 KB of raw posts fit; the raw copy and the summary files together do not.
     posts = [synthetic_tweet(30_000 + n, f"post {n} " + "words " * 70, user=f"user{n % 50}") for n in range(1000)]
@@ -232,6 +218,52 @@ def test_a_really_full_disk_fails_the_search_in_plain_words(tmp_path, small_disk
     assert search.status == Status.FAILED, "the disk was not full after all"
     _says_disk_full(search.error)
     assert_no_complete_outputs(search.folder_path)
+
+
+# --- the disk full while an upload is stored ------------------------------------------------------
+
+
+def _files_under(folder: Path) -> list[Path]:
+    return [path for path in folder.rglob("*") if not path.is_dir()] if folder.exists() else []
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["kept in memory, written into uploads/", "a temporary file, copied into uploads/", "the temporary file itself"],
+)
+def test_an_upload_onto_a_full_disk_is_refused_on_the_form_and_nothing_is_kept(
+    where, owner_client, small_disk, data_dir, settings, tmp_path
+):
+    """1.5 MB of posts on a 1 MB disk: the form says the disk is full and what to do, and keeps nothing."""
+    uploads_disk = small_disk
+    if where == "a temporary file, copied into uploads/":
+        settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024  # to a temporary file on another disk, then copied across
+    elif where == "the temporary file itself":
+        settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024
+        settings.FILE_UPLOAD_TEMP_DIR = str(small_disk)  # the upload fills the disk before the view runs
+        settings.DNFLOW_DATA_DIR = uploads_disk = data_dir
+    posts = [synthetic_tweet(40_000 + n, f"post {n} " + "words " * 50) for n in range(3000)]
+    body = write_jsonl(tmp_path / "big.jsonl", posts).read_bytes()
+    assert len(body) > 1_400_000
+
+    response = owner_client.post(
+        reverse("home"), {"term": "kept", "source": "archive", "archive": SimpleUploadedFile("big.jsonl", body)}
+    )
+
+    assert response.status_code == 200
+    errors = field_errors(response.content.decode(), "archive")
+    assert "The server's disk is full: big.jsonl could not be stored" in errors, errors
+    assert "nothing of it was kept" in errors and "DNFLOW_DATA_DIR" in errors
+    assert "manage.py run_search --archive FILE" in errors
+    assert 'value="kept"' in response.content.decode()
+    assert not Search.objects.exists()
+    assert _files_under(small_disk) == []
+    assert _files_under(uploads_disk / "uploads") == []
+    # Nothing half-written holds the space: a small archive fits afterwards.
+    small = SimpleUploadedFile("small.jsonl", small_archive(tmp_path / "small.jsonl").read_bytes())
+    response = owner_client.post(reverse("home"), {"term": "", "source": "archive", "archive": small}, follow=True)
+    search = Search.objects.get()
+    assert Path(search.archive_path).is_file(), field_errors(response.content.decode(), "archive")
 
 
 # --- storms of errors from the X API --------------------------------------------------------------

@@ -15,6 +15,7 @@ from django.core.management import CommandError, call_command
 
 from searches.models import Search, Source, Status
 
+from .conftest import TEST_REDIS_URL
 from .pipeline_helpers import SPECS, WRITERS, v1_tweet
 from .worker_helpers import worker_database_url
 from .x_emulator import Fault  # noqa: F401 -- the emulator module provides the x_api fixture
@@ -29,6 +30,7 @@ def manage(data_dir: Path, *args: str, timeout: float = 120) -> subprocess.Compl
     env = {
         **os.environ,
         "DATABASE_URL": worker_database_url(),
+        "REDIS_URL": TEST_REDIS_URL,  # its heartbeats: never REDIS_URL's database, which may be a real queue
         "DNFLOW_DATA_DIR": str(data_dir),
         "X_BEARER_TOKEN": "",
         "DNFLOW_FETCH_PHOTOS": "1",

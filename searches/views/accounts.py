@@ -1,10 +1,14 @@
 """Log-in with a brake on password guessing.
 
-After LOGIN_FAILURE_LIMIT failed attempts for one username from one address within
-LOGIN_FAILURE_WINDOW seconds, further attempts are refused without checking the password until
-the window ends. The counter lives in Django's cache: the default local-memory cache counts per
-process, which is enough for one web process; several processes need a shared cache (CACHES
-pointing at Redis) to share the count.
+At most LOGIN_FAILURE_LIMIT passwords are checked for one username from one address within
+LOGIN_FAILURE_WINDOW seconds (a success starts the count again); further attempts are refused
+without checking the password.
+
+The count lives in the "logins" cache, Django's DatabaseCache (settings.CACHES; its table is made
+by the migration searches 0006): every web process shares it, and the web needs the database
+anyway, where Redis may be down. Each attempt takes one of LIMIT numbered slots with cache.add,
+which the table's primary key makes atomic, before the password is checked: parallel requests to
+several processes cannot check more than LIMIT passwords, and no read-then-write can lose a count.
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
-from django.core.cache import cache
+from django.core.cache import caches
 from django.http import HttpRequest
 
 LOGIN_FAILURE_LIMIT = 5
 LOGIN_FAILURE_WINDOW = 15 * 60
+LOGIN_CACHE = "logins"
 
 
 def _client_ip(request: HttpRequest | None) -> str:
@@ -33,8 +38,22 @@ def _failure_key(request: HttpRequest | None, username: str) -> str:
     return "dnflow:login-failures:" + hashlib.sha256(who).hexdigest()
 
 
+def _slots(key: str) -> list[str]:
+    return [f"{key}:{number}" for number in range(1, LOGIN_FAILURE_LIMIT + 1)]
+
+
+def take_attempt(key: str) -> bool:
+    """Take one of the window's attempts; False when all are taken."""
+    cache = caches[LOGIN_CACHE]
+    return any(cache.add(slot, 1, LOGIN_FAILURE_WINDOW) for slot in _slots(key))
+
+
+def forget_attempts(key: str) -> None:
+    caches[LOGIN_CACHE].delete_many(_slots(key))
+
+
 class RateLimitedLoginMixin:
-    """For AuthenticationForm and its admin subclass: count failures, refuse when over the limit."""
+    """For AuthenticationForm and its admin subclass: count attempts, refuse when over the limit."""
 
     too_many_message = (
         "Too many failed log-in attempts for this username from your address. For your safety, "
@@ -43,19 +62,14 @@ class RateLimitedLoginMixin:
 
     def clean(self):
         username = self.data.get("username", "") or ""
+        if not (username and self.data.get("password")):
+            return super().clean()  # no password is checked: the empty field is the error
         key = _failure_key(self.request, username)
-        if (cache.get(key) or 0) >= LOGIN_FAILURE_LIMIT:
+        if not take_attempt(key):
             raise forms.ValidationError(self.too_many_message, code="too_many_attempts")
-        try:
-            cleaned = super().clean()
-        except forms.ValidationError:
-            if cache.add(key, 1, LOGIN_FAILURE_WINDOW) is False:
-                try:
-                    cache.incr(key)
-                except ValueError:  # expired between add and incr: start again
-                    cache.set(key, 1, LOGIN_FAILURE_WINDOW)
-            raise
-        cache.delete(key)
+        cleaned = super().clean()  # a wrong password raises: its attempt stays taken
+        if self.get_user() is not None:
+            forget_attempts(key)
         return cleaned
 
 

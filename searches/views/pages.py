@@ -27,6 +27,7 @@ from pipeline.xapi import estimate as estimate_posts
 from .. import services
 from ..forms import SearchForm
 from ..models import Search, Source
+from ..uploads import disk_full_message, is_disk_full
 from ..validation import check_id_dataset
 
 log = logging.getLogger("dnflow.web")
@@ -75,7 +76,11 @@ def _start_search(request: HttpRequest, form: SearchForm) -> Search | None:
     upload_dir = None
     archive_path = ""
     if data.get("archive"):
-        upload_dir, archive_path = _save_upload(data["archive"])
+        try:
+            upload_dir, archive_path = _save_upload(data["archive"])
+        except UploadNotStored as exc:
+            form.add_error("archive", str(exc))
+            return None
     try:
         if data["source"] == Source.IDS:
             # Damaged ids are refused here, before the search exists and anything is spent.
@@ -109,24 +114,38 @@ def _start_search(request: HttpRequest, form: SearchForm) -> Search | None:
     return search
 
 
+class UploadNotStored(Exception):
+    """The upload could not be stored (the disk is full); nothing of it was kept. The message says so."""
+
+
 def _save_upload(upload: UploadedFile) -> tuple[Path, str]:
-    """Store an upload under DNFLOW_DATA_DIR/uploads/<uuid>/<safe name>; never trust its name."""
+    """Store an upload under DNFLOW_DATA_DIR/uploads/<uuid>/<safe name>; never trust its name.
+
+    On a full disk nothing is kept and UploadNotStored says so; on any other error nothing is kept either.
+    """
     folder = Path(settings.DNFLOW_DATA_DIR) / "uploads" / uuid.uuid4().hex
-    folder.mkdir(parents=True)
     try:
         name = get_valid_filename(Path(upload.name or "").name)[-150:].lstrip(".")
     except Exception:  # get_valid_filename refuses names like ".."; any refusal gets a plain name
         name = ""
     path = folder / (name or "archive.jsonl")
-    if hasattr(upload, "temporary_file_path"):
-        # A big upload is on disk already: moved (renamed where it can be), not copied a second time.
-        file_move_safe(upload.temporary_file_path(), str(path))
-        if settings.FILE_UPLOAD_PERMISSIONS is not None:  # a temporary file is private to its creator
-            path.chmod(settings.FILE_UPLOAD_PERMISSIONS)
-    else:
-        with path.open("wb") as out:
-            for chunk in upload.chunks():
-                out.write(chunk)
+    try:
+        folder.mkdir(parents=True)
+        if hasattr(upload, "temporary_file_path"):
+            # A big upload is on disk already: moved (renamed where it can be), not copied a second time.
+            file_move_safe(upload.temporary_file_path(), str(path))
+            if settings.FILE_UPLOAD_PERMISSIONS is not None:  # a temporary file is private to its creator
+                path.chmod(settings.FILE_UPLOAD_PERMISSIONS)
+        else:
+            with path.open("wb") as out:
+                for chunk in upload.chunks():
+                    out.write(chunk)
+    except OSError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        if is_disk_full(exc):
+            log.warning("upload %s not stored: the disk is full (%s)", upload.name, exc)
+            raise UploadNotStored(disk_full_message(upload.name)) from exc
+        raise
     return folder, str(path)
 
 

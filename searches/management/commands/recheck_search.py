@@ -3,22 +3,22 @@ which are gone and why. The search's results (and, once published, what anyone s
 those posts out; the raw posts of its earlier runs stay.
 
 In the foreground by default, like run_search; `--enqueue` hands it to a worker instead.
-Exit codes: 0 done, 1 the recheck failed (the reason is printed), 2 bad input.
+Exit codes: 0 done, 1 the recheck failed (the reason is printed), 2 bad input or a configuration
+problem (searches/management/plain.py).
 """
 
 from __future__ import annotations
-
-import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
 from searches import run_files, services
 from searches.models import Search, Status
 
+from ..plain import PlainErrors
 from .run_search import BAD_INPUT, FAILED, PLAIN, ProgressWatcher
 
 
-class Command(BaseCommand):
+class Command(PlainErrors, BaseCommand):
     help = "Look a finished search's posts up again and record which X no longer gives, and why."
 
     def add_arguments(self, parser) -> None:
@@ -26,15 +26,6 @@ class Command(BaseCommand):
         parser.add_argument("--enqueue", action="store_true", help="Queue it for a worker and print the run number.")
 
     def handle(self, *args, **options) -> None:
-        try:
-            self.recheck(options)
-        except CommandError as exc:
-            if not getattr(self, "_called_from_command_line", False):
-                raise
-            self.stderr.write(str(exc))
-            sys.exit(exc.returncode)
-
-    def recheck(self, options: dict) -> None:
         search = Search.objects.with_runs().filter(pk=options["search_id"]).first()
         if search is None:
             raise CommandError(f"No search #{options['search_id']}: see the admin for the ids.", returncode=BAD_INPUT)

@@ -1,19 +1,20 @@
 """`manage.py reconcile_searches`: queue searches that never reached a worker, recover lost ones.
 
 Also run by every worker at start and every DNFLOW_RECONCILE_INTERVAL seconds; use this after Redis
-was down, or from cron, to be sure.
+was down, or from cron, to be sure. Exit 2 when Redis or the database cannot be reached.
 """
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from redis.exceptions import RedisError
 
 from searches import services
 
+from ..plain import PlainErrors, redis_problem
 
-class Command(BaseCommand):
+
+class Command(PlainErrors, BaseCommand):
     help = (
         "Queue searches that never reached a worker (Redis was down) and recover running searches "
         "whose worker died (queued again to resume, or failed with the reason)."
@@ -26,8 +27,5 @@ class Command(BaseCommand):
         try:
             outcome = services.reconcile_searches(options["search_ids"] or None)
         except RedisError as exc:
-            raise CommandError(
-                f"Redis could not be reached at {settings.REDIS_URL} ({exc}). Start Redis or fix REDIS_URL, "
-                "then run this again; the searches stay saved meanwhile."
-            ) from exc
+            raise redis_problem(exc) from exc
         self.stdout.write(f"Reconcile: {outcome}")

@@ -3,17 +3,22 @@
 Start one per core (or fewer); they share Redis, the database and the data folder. At start, searches
 that never reached the queue (Redis was down) are queued, and running searches whose worker died are
 recovered (see searches/reconcile.py); every worker repeats that sweep every DNFLOW_RECONCILE_INTERVAL s.
+A worker that cannot reach Redis or the database at start says so in one paragraph and exits 2; once
+running, it waits out a Redis outage (searches/worker.py).
 """
 
 from __future__ import annotations
 
+from django.db import connections
 from django_rq.management.commands.rqworker import Command as DjangoRQWorkerCommand
 from redis.exceptions import RedisError
 
 from searches.reconcile import reconcile
 
+from ..plain import PlainErrors, redis_problem
 
-class Command(DjangoRQWorkerCommand):
+
+class Command(PlainErrors, DjangoRQWorkerCommand):
     help = "Run an rq worker for dnflow searches (reconciles unfinished searches first)."
 
     def add_arguments(self, parser) -> None:
@@ -25,13 +30,10 @@ class Command(DjangoRQWorkerCommand):
     def handle(self, *args, **options) -> None:
         try:
             outcome = reconcile()
-            if options["verbosity"] > 0:
-                self.stdout.write(f"Reconcile at start: {outcome}")
         except RedisError as exc:
-            # The worker below reports the same problem and exits; say what to do about it.
-            self.stderr.write(f"Redis could not be reached ({exc}): is it running, and is REDIS_URL right?")
+            raise redis_problem(exc) from exc
         finally:
-            from django.db import connections
-
-            connections.close_all()
+            connections.close_all()  # the work horses are forked from this process
+        if options["verbosity"] > 0:
+            self.stdout.write(f"Reconcile at start: {outcome}")
         super().handle(*args, **options)

@@ -8,14 +8,15 @@
 
 In the foreground, progress goes to stderr (a bar on a terminal, one line per step otherwise) and
 the last line on stdout is the output folder's absolute path, so `folder=$(manage.py run_search
-...)` works in a script. Exit codes: 0 finished, 1 the search failed, 2 bad input.
+...)` works in a script. Exit codes: 0 finished, 1 the search ran and failed, 2 bad input or a
+configuration problem (a database it cannot reach, a bad setting: nothing ran; see
+searches/management/plain.py).
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-import sys
 import threading
 import uuid
 from datetime import datetime
@@ -32,10 +33,13 @@ from pipeline.formats.copying import FOLDER_SUFFIXES
 from pipeline.times import parse_iso
 from searches import run_files, services
 from searches.models import Search, SearchRun, Source, Status
+from searches.uploads import is_disk_full
 from searches.validation import check_id_dataset
 
-BAD_INPUT = 2
-FAILED = 1
+from ..plain import CONFIGURATION, PlainErrors
+
+BAD_INPUT = CONFIGURATION  # 2: nothing ran, fix the command or the configuration
+FAILED = 1  # the search ran and failed
 POLL_SECONDS = 0.3
 
 
@@ -54,7 +58,7 @@ def parse_time(value: str, option: str) -> datetime:
     return moment
 
 
-class Command(BaseCommand):
+class Command(PlainErrors, BaseCommand):
     help = "Collect and summarise posts: from the X API, an archive, or the bundled synthetic sample."
 
     def add_arguments(self, parser) -> None:
@@ -82,16 +86,6 @@ class Command(BaseCommand):
         parser.add_argument("--estimate", action="store_true", help="Only estimate a live search; collect nothing.")
 
     def handle(self, *args, **options) -> None:
-        try:
-            self.start(options)
-        except CommandError as exc:
-            if not getattr(self, "_called_from_command_line", False):
-                raise
-            # From a shell: the reason alone, without Django's "CommandError:" prefix.
-            self.stderr.write(str(exc))  # red on a terminal: stderr's default style
-            sys.exit(exc.returncode)
-
-    def start(self, options: dict) -> None:
         source = options["source"] or (
             Source.IDS
             if options["ids"]
@@ -232,10 +226,13 @@ class Command(BaseCommand):
         self.stderr.write(f"Search #{search.pk}: {search.get_source_display()}{f' -- {what}' if what else ''}", PLAIN)
         watcher = ProgressWatcher(search.latest_run_id, self.stderr, tty=self.stderr.isatty())
         watcher.start()
-        # The failure reason is printed below; the worker-style log line would say it twice.
+        # The failure reason is printed below; the worker-style log line would say it twice, and
+        # Luigi's traceback of a full disk would come before it.
         pipeline_log = logging.getLogger("dnflow.pipeline")
+        luigi_log = logging.getLogger("luigi-interface")
         level = pipeline_log.level
         pipeline_log.setLevel(logging.ERROR)
+        luigi_log.addFilter(_disk_full_explained)
         try:
             run = services.execute_search(search)
         except KeyboardInterrupt:
@@ -249,6 +246,7 @@ class Command(BaseCommand):
             ) from None
         finally:
             pipeline_log.setLevel(level)
+            luigi_log.removeFilter(_disk_full_explained)
         watcher.stop()
         if run.status != Status.FINISHED:
             raise CommandError(
@@ -264,6 +262,11 @@ class Command(BaseCommand):
         report = run_files.read_summary(run.folder_path).get("import") or {}
         if report.get("bad_lines") or report.get("duplicates") or report.get("not_posts"):
             self.stderr.write(f"Import: {report.get('summary', '')}", PLAIN)
+
+
+def _disk_full_explained(record: logging.LogRecord) -> bool:
+    """Leave out Luigi's traceback of a full disk: the run's error says so, and what to do, in plain words."""
+    return not (record.exc_info and is_disk_full(record.exc_info[1]))
 
 
 class ProgressWatcher:
