@@ -13,10 +13,12 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from ..plain import PlainErrors
+
 DEMO_USERNAME = "demo"
 
 
-class Command(BaseCommand):
+class Command(PlainErrors, BaseCommand):
     help = "Print the username that owns the demo search (the first superuser, or a demo user made now)."
 
     def handle(self, *args, **options) -> None:
