@@ -120,6 +120,8 @@ PARAMETER_CASES = {
         {},
         ["The query is 4097 characters", "the most any X query can have is 4,096"],
     ),
+    "a quote not closed": (['"talks resume', "--source", "sample"], {}, ["quote is not closed"]),
+    "an operator archives cannot answer": (["climate place:paris", "--source", "sample"], {}, ["place:"]),
     "count 0": (["climate", "--source", "sample", "--count", "0"], {}, ["--count: Ask for at least 1 post (got 0)"]),
     "negative count": (["climate", "--source", "sample", "--count", "-5"], {}, ["--count: Ask for at least 1 post"]),
     "huge count": (
@@ -168,6 +170,7 @@ FORM_CASES = {
     "empty query": ({"term": "", "source": "recent"}, "term", "Enter a search term"),
     "over-long query": ({"term": LONG_QUERY, "source": "recent"}, "term", "The query is 513 characters"),
     "query over any X limit": ({"term": "y" * 4097, "source": "sample"}, "term", "at most 4096 characters"),
+    "a quote not closed": ({"term": '"talks resume', "source": "sample"}, "term", "quote is not closed"),
     "negative count": ({"term": "c", "source": "sample", "count": "-5"}, "count", "greater than or equal to 1"),
     "huge count": ({"term": "c", "source": "recent", "count": "10" + "0" * 12}, "count", "between 1 and 100,000"),
     "count beyond any integer": ({"term": "c", "source": "sample", "count": "9" * 30}, "count", "less than or equal"),
