@@ -124,13 +124,7 @@ def collect_again(search: Search, *, enqueue: bool = True) -> SearchRun:
     """A new run into a new folder; the earlier runs and their files are kept until the search is
     deleted, and the search goes on showing its newest finished results until the new run finishes."""
     _latest_done_run(search)
-    try:
-        run = search.start_run()
-    except RunRefused as exc:
-        raise ActionRefused(str(exc)) from None
-    if enqueue:
-        enqueue_run(search, run)
-    return run
+    return _start_run(search, enqueue=enqueue)
 
 
 def refresh_search(search: Search, *, enqueue: bool = True) -> SearchRun:
@@ -143,13 +137,7 @@ def refresh_search(search: Search, *, enqueue: bool = True) -> SearchRun:
     if not search.has_results:
         raise ActionRefused("Collect new posts once a first collection has finished.")
     since = newest_id(search.results_dir / contract.TWEET_IDS) or ""
-    try:
-        run = search.start_run(kind=RunKind.REFRESH, builds_on=search.results_run, since_id=since)
-    except RunRefused as exc:
-        raise ActionRefused(str(exc)) from None
-    if enqueue:
-        enqueue_run(search, run)
-    return run
+    return _start_run(search, enqueue=enqueue, kind=RunKind.REFRESH, builds_on=search.results_run, since_id=since)
 
 
 def recheck_search(search: Search, *, enqueue: bool = True) -> SearchRun:
@@ -162,8 +150,13 @@ def recheck_search(search: Search, *, enqueue: bool = True) -> SearchRun:
         raise ActionRefused(
             "A recheck asks the X API: set X_BEARER_TOKEN in the environment of the web server and the workers."
         )
+    return _start_run(search, enqueue=enqueue, kind=RunKind.RECHECK, builds_on=search.results_run)
+
+
+def _start_run(search: Search, *, enqueue: bool, **run_fields) -> SearchRun:
+    """A new run of the search (refused while another is queued or running), queued if asked."""
     try:
-        run = search.start_run(kind=RunKind.RECHECK, builds_on=search.results_run)
+        run = search.start_run(**run_fields)
     except RunRefused as exc:
         raise ActionRefused(str(exc)) from None
     if enqueue:
