@@ -137,14 +137,16 @@ def subprocess_run(argv: list[str], env: dict) -> None:
 def workflow_facts(posts: int) -> dict:
     """What the run left in its database: status, folder, and the time each Luigi task took."""
     with sqlite3.connect(WORK / "bench.sqlite3") as db:
-        row = db.execute("SELECT id, status, folder, num_posts, error FROM searches_search ORDER BY id DESC").fetchone()
+        row = db.execute(
+            "SELECT id, status, folder, num_posts, error FROM searches_searchrun ORDER BY id DESC"
+        ).fetchone()
         if row is None:
-            return {"problem": "no search was recorded"}
-        search_id, status, folder, num_posts, error = row
+            return {"problem": "no run was recorded"}
+        run_id, status, folder, num_posts, error = row
         tasks = db.execute(
-            "SELECT task_family, SUM(duration) FROM searches_taskevent WHERE search_id = ? AND event = ? "
+            "SELECT task_family, SUM(duration) FROM searches_taskevent WHERE run_id = ? AND event = ? "
             "GROUP BY task_family ORDER BY MIN(created)",
-            (search_id, "processing_time"),
+            (run_id, "processing_time"),
         ).fetchall()
     facts: dict = {"status": status, "folder": folder, "num_posts": num_posts, "tasks": dict(tasks)}
     if error:
