@@ -24,7 +24,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from pipeline.records import Post
 
-from .normalise import _str_id, iso_utc
+from .normalise import _MONTHS, _str_id, iso_utc
 
 # orjson reads an integer past 64 bits as a float, which the general way treats otherwise (the
 # bounds are int64's: msgspec checks no wider ones; the rare ids above it go the general way too).
@@ -176,7 +176,16 @@ def read_v1(line: bytes) -> Post | None:
     screen_name = user.screen_name
     if not screen_name:
         return None  # the general way tells whether the author is known by id
-    created_at = iso_utc(tweet.created_at)
+    created_at = tweet.created_at
+    # iso_utc's own fast case, inline: v1.1's "Wed Oct 10 20:19:24 +0000 2018".
+    if type(created_at) is str and len(created_at) == 30 and created_at[19:26] == " +0000 ":
+        month = _MONTHS.get(created_at[4:7])
+        if month is None:
+            created_at = iso_utc(created_at)
+        else:
+            created_at = f"{created_at[26:30]}-{month}-{created_at[8:10]}T{created_at[11:19]}+00:00"
+    else:
+        created_at = iso_utc(created_at)
     post_id = tweet.id_str
     if not (type(post_id) is str and post_id.isdigit() and post_id.isascii()):
         post_id = _str_id(tweet.id)
@@ -187,7 +196,11 @@ def read_v1(line: bytes) -> Post | None:
     entities = extended.entities if extended else None
     if not entities:
         entities = tweet.entities
-    media = _media(tweet)
+    if extended or tweet.extended_entities:
+        media = _media(tweet)
+    else:  # the common case of _media
+        top = tweet.entities
+        media = (top.media if top else None) or []
     original = tweet.retweeted_status
     if not original:
         text = (extended.full_text if extended else None) or tweet.full_text or tweet.text or ""
@@ -208,6 +221,13 @@ def read_v1(line: bytes) -> Post | None:
         quoted_status = tweet.quoted_status
         if quoted_status:
             quoted = quoted_status.id_str
+    # Most posts are no quotes and no replies: their absent ids skip _str_id.
+    quoted_id = "" if quoted is None or quoted is UNSET else _str_id(quoted)
+    reply_to, reply_to_number = tweet.in_reply_to_status_id_str, tweet.in_reply_to_status_id
+    if (reply_to is None or reply_to is UNSET) and (reply_to_number is None or reply_to_number is UNSET):
+        reply_to = ""
+    else:
+        reply_to = _str_id(reply_to) or _str_id(reply_to_number)
     in_reply_to_user = tweet.in_reply_to_screen_name
     if entities:
         hashtags, mentions, urls = entities.hashtags, entities.user_mentions, entities.urls
@@ -229,13 +249,15 @@ def read_v1(line: bytes) -> Post | None:
         "",
         "",
         "",
-        _str_id(quoted),
-        _str_id(tweet.in_reply_to_status_id_str) or _str_id(tweet.in_reply_to_status_id),
+        quoted_id,
+        reply_to,
         in_reply_to_user or "",
         [tag.text for tag in hashtags if tag.text] if hashtags else [],
         [name.screen_name for name in mentions if name.screen_name] if mentions else [],
         [url for item in urls if (url := item.expanded_url or item.url)] if urls else [],
-        [url for item in media if item.type == "photo" and (url := item.media_url_https or item.media_url)],
+        [url for item in media if item.type == "photo" and (url := item.media_url_https or item.media_url)]
+        if media
+        else [],
         bool(media),
         "v1",
     )
