@@ -8,6 +8,7 @@ the synthetic ones, mutated the ways files break and the ways exporters get type
 
 from __future__ import annotations
 
+import copy
 import json
 import tempfile
 from pathlib import Path
@@ -149,6 +150,7 @@ FIELD_PATHS = [
 
 
 def _set(doc: dict, path: tuple, value: object) -> None:
+    value = copy.deepcopy(value)  # ODD_VALUES' own objects are never put in a document: it may change
     for step in path[:-1]:
         inner = doc.get(step)
         if not isinstance(inner, dict):
@@ -215,7 +217,8 @@ def mutated_v1_line(draw) -> bytes:
         data = bytearray(line)
         for _ in range(draw(st.integers(min_value=1, max_value=3))):
             at = draw(st.integers(min_value=0, max_value=len(data) - 1))
-            data[at] = draw(st.integers(min_value=0, max_value=255).filter(lambda b: b != 0x0A))
+            # Not an "e": one in a long number makes it overflow, the known difference tested below.
+            data[at] = draw(st.integers(min_value=0, max_value=255).filter(lambda b: b not in b"\neE"))
         return bytes(data)
     doc = json.loads(line)
     if how == "duplicate key":
@@ -273,8 +276,10 @@ def test_odd_lines_read_the_same_with_and_without_the_typed_decoding(line):
 def test_the_one_known_difference_a_number_past_a_double_in_a_field_not_read():
     """orjson refuses a line with a number beyond a double's range (1e400) anywhere in it; the typed
     decoding skips fields it does not read without converting their numbers, so it reads the post.
-    Checking every skipped number would cost more than the decoding saves, and no exporter writes
-    one: this test keeps the difference known."""
+    No exporter writes such a number, but one damaged byte can make one (an "e" in the middle of a
+    19-digit id): about 1 in 5,000 lines with one to three random bytes changed, in a trial of
+    200,000, was read as a post here and refused by orjson; no other difference was found. Checking
+    every skipped number would cost more than the decoding saves: this test keeps the difference known."""
     line = b'{"id_str":"1","created_at":"Wed Oct 10 20:19:24 +0000 2018","user":{"screen_name":"a"},"x":1e400}'
     typed, general = read_both_ways(line + b"\n")
     assert [post.id for post in typed[0]] == ["1"]
