@@ -12,7 +12,8 @@ line goes the general way (orjson, then `post_from_v1`). So does a line that orj
 but a skipping decoder would not see the fault of (invalid UTF-8 in a field that is skipped: see
 `read_v1`), an integer orjson would read as a float, and any line that is not a plain v1.1 tweet.
 The one difference left: a number beyond the range of a double (1e400) in a field dnflow does not
-read is refused by orjson and skipped here; no export writes one.
+read makes orjson refuse the whole line, and is skipped here, so the post is read. No export writes
+one, but a damaged byte can (an "e" in a long id): tests/test_typed_decoding.py says how often.
 """
 
 from __future__ import annotations
