@@ -192,6 +192,7 @@ class SummaryPass:
         position, num_retweets = self.count, self.num_retweets
         join = " ".join
         batch_end = position + BATCH_POSTS
+        last_source = source_cell = None
 
         for post in posts:
             post_id = post.id
@@ -208,21 +209,23 @@ class SummaryPass:
             post_names = post.mentions
             post_urls = post.urls
             post_photos = post.photos
-            tags_cell = join(post_tags)
+            # Most posts have no hashtag, photo, ...: an empty list is no call at all.
+            tags_cell = join(post_tags) if post_tags else ""
             if tags_cell and tags_cell[0] in formula:
                 tags_cell = "'" + tags_cell
-            names_cell = join(post_names)
+            names_cell = join(post_names) if post_names else ""
             if names_cell and names_cell[0] in formula:
                 names_cell = "'" + names_cell
-            urls_cell = join(post_urls)
+            urls_cell = join(post_urls) if post_urls else ""
             if urls_cell and urls_cell[0] in formula:
                 urls_cell = "'" + urls_cell
-            photos_cell = join(post_photos)
+            photos_cell = join(post_photos) if post_photos else ""
             if photos_cell and photos_cell[0] in formula:
                 photos_cell = "'" + photos_cell
             source = post.source_format
-            if source and source[0] in formula:
-                source = "'" + source
+            if source is not last_source:  # the same object post after post ("v1", ...)
+                last_source = source
+                source_cell = "'" + source if source and source[0] in formula else source
             retweet_count = post.retweet_count
             created_at = post.created_at
             row = [
@@ -243,7 +246,7 @@ class SummaryPass:
                 names_cell,
                 urls_cell,
                 photos_cell,
-                source,
+                source_cell,
             ]
             add_row(row)
             add_id(post_id)

@@ -24,6 +24,7 @@ from .normalise import PageLookups, post_from_twarc2, post_from_v1
 from .pagecache import MIN_BYTES as PAGE_CACHE_MIN_BYTES
 from .pagecache import DropBehind
 from .report import ArchiveError, ImportReport
+from .typed import read_v1
 
 # A line longer than this is skipped as a problem, and read in pieces rather than whole: a
 # v2 page of 500 posts with its includes is a few MB, nothing legitimate comes near this.
@@ -310,6 +311,13 @@ def iter_posts(
                 if line.isspace():
                     continue
                 report.lines_read += 1
+                # The common line, a plain v1.1 tweet, is decoded into the fields a Post needs
+                # only (see typed.py); anything else is parsed whole below.
+                post = read_v1(line)
+                if post is not None:
+                    report.posts_seen += 1
+                    yield post
+                    continue
                 try:
                     doc = loads(line)
                 except decode_error as error:
