@@ -10,6 +10,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from pipeline import contract
@@ -263,9 +264,13 @@ def _own_upload(search: Search) -> Path | None:
     if not search.archive_path:
         return None
     uploads = (Path(settings.DNFLOW_DATA_DIR) / "uploads").resolve()
-    folder = Path(search.archive_path).parent
+    archive = Path(search.archive_path)
+    # The form stores an upload as uploads/<uuid>/<name>; `run_search --archive A --archive B` makes
+    # uploads/<uuid>/ of links to A and B (deleting it removes the links, never A or B).
+    folder = archive if archive.is_dir() and not archive.is_symlink() else archive.parent
     if folder.resolve().parent != uploads:
         return None  # an archive on the server (run_search --archive): not ours to delete
-    if Search.objects.exclude(pk=search.pk).filter(archive_path__startswith=f"{folder}/").exists():
+    others = Search.objects.exclude(pk=search.pk)
+    if others.filter(Q(archive_path=str(folder)) | Q(archive_path__startswith=f"{folder}/")).exists():
         return None
     return folder

@@ -102,3 +102,5 @@ def test_an_archive_given_on_the_server_is_never_deleted(data_dir, tmp_path, emp
 
     assert not Search.objects.exists()
     assert {path: path.read_bytes() for path in before} == before
+    # The folder of links that `--archive A --archive B` made in uploads/ went with its search.
+    assert kept_uploads(data_dir) == []
