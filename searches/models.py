@@ -163,7 +163,7 @@ class Search(models.Model):
 
     @property
     def short_name(self) -> str:
-        """"#id name", cut to a length a heading, a tab's title or a table column can hold (a query
+        """ "#id name", cut to a length a heading, a tab's title or a table column can hold (a query
         may run to thousands of characters); the page shows the whole query among its facts."""
         whole = str(self)
         return whole if len(whole) <= SHORT_NAME else whole[: SHORT_NAME - 1] + "…"

@@ -255,9 +255,7 @@ def compare_timeline(grid: timeline.Grid | None, searches: list) -> dict:
     keys = [str(search.pk) for search in searches]
     totals = [sum(grid.counts[key]) for key in keys]
     as_shares = min(totals) * 2 < max(totals)
-    values = {
-        key: [share * 100 for share in grid.shares[key]] if as_shares else list(grid.counts[key]) for key in keys
-    }
+    values = {key: [share * 100 for share in grid.shares[key]] if as_shares else list(grid.counts[key]) for key in keys}
     peak = max((max(v, default=0) for v in values.values()), default=0)
     axes = _axes(list(grid.starts), grid.bucket, max(int(peak + 0.999), 1), percent=as_shares)
     plot_h, slot = axes["plot_h"], axes["slot"]
