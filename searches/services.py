@@ -7,6 +7,7 @@ import logging
 import shutil
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 
 from django.conf import settings
@@ -191,7 +192,16 @@ class PurgePlan:
     checked_at: datetime | None
     gone: int
     reasons: dict[str, int]
-    files: list[tuple[SearchRun, list[str]]]  # each run with its files that hold posts' text
+
+    @cached_property
+    def files(self) -> list[tuple[SearchRun, list[str]]]:
+        """Each run with those of its files that may hold the posts (a purge rewrites each that does)."""
+        found = []
+        for run in self.search.runs.order_by("number"):
+            names = [name for name in PURGED_FILES if run.folder and (run.folder_path / name).is_file()]
+            if names:
+                found.append((run, names))
+        return found
 
     @property
     def upload(self) -> str:
@@ -241,12 +251,7 @@ def plan_purge(search: Search) -> PurgePlan:
             f"The posts the recheck of {when} found gone were purged on {done.finished:%Y-%m-%d %H:%M %Z} (run "
             f"{done.number}): there is nothing more to purge. Recheck again to find the posts deleted since."
         )
-    files = []
-    for run in search.runs.order_by("number"):
-        names = [name for name in PURGED_FILES if run.folder and (run.folder_path / name).is_file()]
-        if names:
-            files.append((run, names))
-    return PurgePlan(search, recheck, checked_at, sum(reasons.values()), reasons, files)
+    return PurgePlan(search, recheck, checked_at, sum(reasons.values()), reasons)
 
 
 def purge_unavailable(search: Search, *, enqueue: bool = True) -> SearchRun:

@@ -10,56 +10,27 @@ import csv
 import hashlib
 import json
 import shutil
-import uuid
 from pathlib import Path
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 
 from pipeline.contract import PURGE_RECORD, PURGE_REPORT, RAW_POSTS, SOURCES, TWEET_IDS
 from searches import services
 from searches.models import RunKind, Search, SearchRun, Source, Status
 
+from .purge_helpers import PAGES, archive_search, deleted_on_x, purged, rechecked, text_of
+
 pytest_plugins = ["tests.x_emulator"]  # the x_api fixture
 pytestmark = pytest.mark.django_db(transaction=True)
 
-PAGES = "v2-pages-twarc-network.jsonl"
-# Two posts of the recorded pages that others refer to: a reply's, and one retweeted twice (X
-# removes a retweet with its original, so its two retweets go too).
-REPLIED_TO = "1408871761727393794"
-RETWEETED = "1408872287697317899"
 PRIVATE_TABLES = ("tweets.csv", "sample.csv", "retweeted-posts.csv")
 
 
 @pytest.fixture(autouse=True)
 def photos_off(no_photo_downloads):
     pass
-
-
-def upload(data_dir: Path, source: Path) -> str:
-    """Where the web form stores an uploaded archive (searches.views.pages._save_upload)."""
-    folder = data_dir / "uploads" / uuid.uuid4().hex
-    folder.mkdir(parents=True)
-    return str(shutil.copyfile(source, folder / source.name))
-
-
-def deleted_on_x(x_api) -> set[str]:
-    """The posts the test deletes on X: the two above with the retweets of the second, and three
-    posts nobody refers to. Each one's text is its own: no post that stays carries it."""
-    retweet = {"type": "retweeted", "id": RETWEETED}
-    retweets = [p["id"] for p in x_api.posts if retweet in p.get("referenced_tweets", [])]
-    named = {r["id"] for p in x_api.posts for r in p.get("referenced_tweets", [])}
-    alone = [p["id"] for p in x_api.posts if not p.get("referenced_tweets") and p["id"] not in named][5:8]
-    gone = {REPLIED_TO, RETWEETED, *retweets, *alone}
-    assert len(retweets) == 2 and len(gone) == 7
-    for post in x_api.posts:
-        if post["id"] not in gone:
-            assert not any(text_of(x_api, g) in post["text"] for g in gone), post["id"]
-    x_api.delete_posts(*gone)
-    return gone
-
-
-def text_of(x_api, post_id: str) -> str:
-    return next(p["text"] for p in x_api.posts if p["id"] == post_id)
 
 
 def spellings(text: str) -> set[bytes]:
@@ -105,28 +76,6 @@ def table_ids(path: Path) -> list[str]:
 
 def collected(run: SearchRun) -> list[str]:
     return (run.folder_path / TWEET_IDS).read_text().split()
-
-
-def rechecked(search: Search) -> SearchRun:
-    services.recheck_search(Search.objects.get(pk=search.pk), enqueue=False)
-    run = services.execute_search(Search.objects.get(pk=search.pk))
-    assert (run.kind, run.status) == (RunKind.RECHECK, Status.FINISHED), run.error
-    return run
-
-
-def purged(search: Search) -> SearchRun:
-    services.purge_unavailable(Search.objects.with_runs().get(pk=search.pk), enqueue=False)
-    run = services.execute_search(Search.objects.get(pk=search.pk))
-    assert (run.kind, run.status) == (RunKind.PURGE, Status.FINISHED), run.error
-    return run
-
-
-def archive_search(owner, data_dir: Path, real_data: Path, **fields) -> tuple[Search, SearchRun]:
-    archive = upload(data_dir, real_data / PAGES)
-    search = services.create_search(owner=owner, source=Source.ARCHIVE, archive_path=archive, enqueue=False, **fields)
-    first = services.execute_search(search)
-    assert first.status == Status.FINISHED, first.error
-    return Search.objects.with_runs().get(pk=search.pk), first
 
 
 def test_a_purge_leaves_no_trace_of_the_gone_posts_and_every_other_post_as_it_was(x_api, owner, data_dir, real_data):
@@ -341,3 +290,22 @@ def test_a_purge_needs_a_recheck_that_found_posts_gone(x_api, owner, data_dir, r
     rechecked(search)  # nothing deleted on X
     with pytest.raises(services.ActionRefused, match="found every post still on X: there is nothing to purge"):
         services.purge_unavailable(Search.objects.with_runs().get(pk=search.pk), enqueue=False)
+
+
+def test_the_page_says_when_and_how_many_posts_were_purged(x_api, owner, owner_client, data_dir, real_data):
+    search, _ = archive_search(owner, data_dir, real_data)
+    gone = deleted_on_x(x_api)
+    rechecked(search)
+    services.publish_search(Search.objects.get(pk=search.pk))
+    page = owner_client.get(reverse("search_detail", args=[search.pk])).content.decode()
+    assert "the raw posts of the earlier runs stay on the server" in page
+    assert reverse("search_purge", args=[search.pk]) in page
+
+    run = purged(search)
+
+    for client in (owner_client, Client()):
+        page = client.get(reverse("search_summary", args=[search.pk])).content.decode()
+        assert f"Purged {run.finished:%Y-%m-%d}" in page
+        assert f"the {len(gone)} posts X no longer gave were removed from the owner's copies" in page
+        assert reverse("search_purge", args=[search.pk]) not in page
+    assert "the raw posts of the earlier runs stay on the server" not in page
