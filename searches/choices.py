@@ -35,7 +35,7 @@ class RunKind(models.TextChoices):
     RECHECK = "recheck", "Availability recheck"
     # Removes from the search's files the posts a recheck found gone; collects nothing and never
     # becomes the search's results (see searches.services.purge_unavailable).
-    PURGE = "purge", "Purge of the posts no longer on X"
+    PURGE = "purge", "Purge of the posts found gone"
 
 
 class Status(models.TextChoices):

@@ -17,7 +17,7 @@ class Migration(migrations.Migration):
                     ("collect", "Collection"),
                     ("refresh", "New posts since the last collection"),
                     ("recheck", "Availability recheck"),
-                    ("purge", "Purge of the posts no longer on X"),
+                    ("purge", "Purge of the posts found gone"),
                 ],
                 default="collect",
                 max_length=16,
