@@ -243,9 +243,7 @@ def counted_in_collection(raw: Path, ids: Collection[str], *, limit: int | None,
     collection's term, lang, start and end, as pipeline.formats.iter_collection takes them). Only
     this file is read: the files of one collection never hold the same post (a refresh asks X only
     for newer ones)."""
-    if limit is None:
-        return 0
-    if limit <= 0:
+    if limit is None or limit <= 0:
         return 0
     wanted = frozenset(ids)
     try:

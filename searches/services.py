@@ -218,6 +218,13 @@ class PurgePlan:
         return "removed" if search.own_upload() is not None else "shared"
 
     @property
+    def stopped_run(self) -> SearchRun | None:
+        """The newest run, if it failed or was cancelled: once the purge is the newest run, "run
+        again" starts a new collection instead of resuming it."""
+        latest = self.search.latest_run
+        return latest if latest is not None and latest.status in (Status.FAILED, Status.CANCELLED) else None
+
+    @property
     def upload_name(self) -> str:
         return Path(self.search.archive_path).name
 

@@ -249,18 +249,26 @@ def test_the_uploaded_archive_goes_with_the_purge_and_cannot_be_collected_again(
         services.collect_again(Search.objects.with_runs().get(pk=search.pk), enqueue=False)
 
 
-def test_an_archive_on_the_server_is_never_touched(x_api, owner, tmp_path, real_data):
+@pytest.mark.parametrize("import_mode", ["copy", "link"])
+def test_an_archive_on_the_server_is_never_touched(x_api, owner, tmp_path, real_data, settings, import_mode):
+    """Not even when the raw posts are a hard link to it (DNFLOW_ARCHIVE_IMPORT=link): the purged
+    file is a new one, moved into place, never the old one written over."""
+    settings.DNFLOW_ARCHIVE_IMPORT = import_mode
     archive = tmp_path / "mine" / PAGES
     archive.parent.mkdir()
     shutil.copyfile(real_data / PAGES, archive)
     search = services.create_search(owner=owner, source=Source.ARCHIVE, archive_path=str(archive), enqueue=False)
-    assert services.execute_search(search).status == Status.FINISHED
+    first = services.execute_search(search)
+    assert first.status == Status.FINISHED
+    linked = (first.folder_path / RAW_POSTS).stat().st_ino == archive.stat().st_ino
+    assert linked == (import_mode == "link")
     deleted_on_x(x_api)
     rechecked(search)
 
     run = purged(search)
 
     assert archive.read_bytes() == (real_data / PAGES).read_bytes()
+    assert (first.folder_path / RAW_POSTS).read_bytes() != archive.read_bytes()
     assert json.loads((run.folder_path / PURGE_REPORT).read_text())["upload"]["why"] == "it is a file on the server"
 
 

@@ -56,7 +56,17 @@ def test_the_owner_is_asked_first_with_exactly_what_goes_and_asking_changes_noth
     assert "The archive you uploaded, <code>v2-pages-twarc-network.jsonl</code>, is deleted too" in text
     assert "It cannot be undone" in text
     assert f'<form method="post" action="{url}"' in text
+    assert "can no longer be resumed" not in text
     assert purge_runs(rechecked_search) == []
+
+
+def test_the_owner_is_told_a_stopped_run_can_no_longer_be_resumed(rechecked_search, owner_client):
+    services.collect_again(rechecked_search, enqueue=False)
+    services.cancel_search(Search.objects.get(pk=rechecked_search.pk))
+
+    text = owner_client.get(reverse("search_purge", args=[rechecked_search.pk])).content.decode()
+
+    assert "Run 3 cancelled: after the purge it can no longer be resumed" in text
 
 
 def test_a_post_queues_the_purge_for_a_worker(rechecked_search, owner_client, empty_queue):
