@@ -184,3 +184,17 @@ def test_the_command_says_what_goes_purges_only_with_yes_and_exits_2_when_it_can
         assert refused.returncode == 2, refused.stderr
         said = refused.stderr.strip()
         assert says in said and len(said.splitlines()) == 1 and "Traceback" not in said, said
+
+
+@pytest.mark.worker
+def test_a_worker_carries_out_the_purge_asked_for_on_the_page(rechecked_search, owner_client, workers):
+    owner_client.post(reverse("search_purge", args=[rechecked_search.pk]))
+    workers.start(1)
+
+    workers.wait_for(lambda: purge_runs(rechecked_search)[0].is_done, timeout=60, what="the purge ran")
+
+    [run] = purge_runs(rechecked_search)
+    assert run.status == Status.FINISHED, (run.error, workers.logs())
+    page = owner_client.get(reverse("search_detail", args=[rechecked_search.pk])).content.decode()
+    assert "the 7 posts X no longer gave were removed from the owner's copies too" in page
+    assert "PurgeUnavailable" in page  # its step, in the run's steps table
