@@ -13,7 +13,8 @@ What a purge does not change, and why (the confirmation page says the same to th
   results shown leave the gone posts out already, and the earlier runs' are never served;
 - an archive given on the server (run_search --archive): the person's own file, never dnflow's;
 - an uploaded id dataset: a list of ids, which the availability files name anyway;
-- the photos downloaded from X: their addresses are counts, and other posts may share them.
+- the photos downloaded from X: a photo is shared by address, often by posts that stay, and the
+  ids alone do not say which photos only gone posts showed.
 """
 
 from __future__ import annotations
