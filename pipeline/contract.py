@@ -69,6 +69,12 @@ RECHECK_STATE = "rechecks/availability-{stamp}.state.json"
 RECHECK_NAME = re.compile(r"^rechecks/availability-(\d{8}T\d{6}Z)\.csv$")
 RECHECK_STATE_NAME = re.compile(r"^rechecks/availability-(\d{8}T\d{6}Z)\.state\.json$")
 
+# A purge (a run of its own) removes from every run's files the posts a recheck found gone. Its
+# folder keeps the record: which posts, X's reason and when (ids only), and what changed where.
+# Each folder it changed also says so in its SOURCES (pipeline.purge).
+PURGE_RECORD = "purged-posts.csv"
+PURGE_REPORT = "purge.json"
+
 TWEETS_CSV = "tweets.csv"
 TWEET_IDS = "tweet-ids.txt"
 HASHTAG_EDGES = "edgelist-hashtags.csv"
@@ -158,7 +164,9 @@ FILES: tuple[RunFile, ...] = (
     RunFile(PHOTOS_RECORD, Access.PUBLIC, True, "What the photo step did: how many photos, fetched and failed."),
     RunFile(PHOTO_CHECKSUMS, Access.PUBLIC, True, "The MD5 checksum of every downloaded photo (md5sum -c)."),
     RunFile(PHOTO_FAILURES, Access.PUBLIC, True, "Each photo that could not be downloaded, and why."),
-    RunFile(SOURCES, Access.INTERNAL, True, "Each imported file: its name, size, SHA-256 and lines."),
+    RunFile(
+        SOURCES, Access.INTERNAL, True, "Each imported file: its name, size, SHA-256 and lines; and any purge of it."
+    ),
     RunFile(TWEETS_CSV, Access.PRIVATE, False, "Every collected post as a table, with its full text."),
     RunFile(RETWEETED_POSTS, Access.PRIVATE, False, "The most retweeted posts' time, author and full text."),
     RunFile(SAMPLE, Access.PRIVATE, False, "A reproducible random sample of the posts, with their text."),
@@ -174,6 +182,11 @@ FILES: tuple[RunFile, ...] = (
     # public already as TWEET_IDS plus MISSING_IDS.
     RunFile(IDS_REQUESTED, Access.INTERNAL, False, "The usable ids of the dataset, each once: what is looked up."),
     RunFile(LOOKUP_STATE, Access.INTERNAL, False, "Where a lookup by id stands, to resume it."),
+    RunFile(
+        PURGE_RECORD, Access.PUBLIC, False, "Each post a purge removed because X no longer gave it: id, reason, when."
+    ),
+    # Internal: it names the folders (server paths) and the upload it removed.
+    RunFile(PURGE_REPORT, Access.INTERNAL, False, "What a purge changed in which run's files, and how many posts."),
 )
 # A recheck's result (ids, availability, X's reason, when: no post text): public and packaged like
 # MISSING_IDS. Its partial file and state are internal, like a live collection's.

@@ -7,6 +7,7 @@ import errno
 
 from .formats.report import ArchiveError
 from .ids import IdFileError
+from .purge import PurgeError
 from .query import QueryError
 from .xapi_client import XApiError
 
@@ -16,7 +17,7 @@ class WorkflowCancelled(Exception):
 
 
 # Errors whose message is already written for the person who asked: shown as they are.
-EXPLAINED_ERRORS = (ArchiveError, IdFileError, XApiError, QueryError, WorkflowCancelled)
+EXPLAINED_ERRORS = (ArchiveError, IdFileError, PurgeError, XApiError, QueryError, WorkflowCancelled)
 
 
 def plain_reason(exc: BaseException, step_label: str = "") -> str:

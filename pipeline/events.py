@@ -51,7 +51,9 @@ STEPS = (
 )
 # A recheck's first step takes the place (and the weights) of collecting.
 INSTEAD = {"CheckAvailability": Step("CheckAvailability", "Rechecking which posts X still gives", 58, 58)}
-STEP_BY_FAMILY = {step.family: step for step in STEPS} | INSTEAD
+# A purge is a run of one step.
+ALONE = {"PurgeUnavailable": Step("PurgeUnavailable", "Purging the posts no longer on X", 100, 100)}
+STEP_BY_FAMILY = {step.family: step for step in STEPS} | INSTEAD | ALONE
 # Write progress when it moved by this many percent of the whole workflow, or after this long.
 PROGRESS_PERCENT = 2.0
 PROGRESS_SECONDS = 1.0
@@ -61,6 +63,8 @@ PROGRESS_EVENT_STEP = 25.0
 
 def step_range(family: str, live: bool) -> tuple[float, float]:
     """Where a step starts and ends on the workflow's 0..100 scale."""
+    if family in ALONE:
+        return 0.0, 100.0
     if family in INSTEAD:
         family = STEPS[0].family
     start = 0.0

@@ -33,8 +33,9 @@ one answer for a post whose author protects their posts and for one whose author
 `recheck` looks a finished collection's ids up again (its tweet-ids.txt) and writes which are still
 there, `tweet_id,status,reason,checked_at`, to a dated file (`recheck_paths`). It keeps no pages:
 they would be fresh copies of the posts' text, and what a recheck is for (which posts are gone, and
-why) is in the file; the collection's raw file stays the archival original. It asks only for the
-ids (no fields or expansions: X still sends each post's text, which is read and dropped).
+why) is in the file; the collection's raw file stays the archival original (until its owner purges
+the posts found gone: pipeline.purge). It asks only for the ids (no fields or expansions: X still
+sends each post's text, which is read and dropped).
 
 Both are billed by X per post read. Framework-free: no Django; the caller passes an ApiConfig
 (pipeline.xapi_client) built where the work runs.

@@ -32,7 +32,8 @@ from searches.models import EventKind, SearchRun, TaskEvent
 
 from . import events
 from .errors import EXPLAINED_ERRORS
-from .tasks import RunTask, final_task
+from .purge_task import finishing_task
+from .tasks import RunTask
 
 log = logging.getLogger("dnflow.pipeline")
 
@@ -114,7 +115,7 @@ def build_workflow(run: SearchRun) -> WorkflowResult:
         connections.close_all()
 
     began = timezone.now()
-    final = final_task(run)
+    final = finishing_task(run)
     try:
         result = luigi.build([final], **options)
     except RPCError as exc:

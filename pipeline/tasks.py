@@ -61,6 +61,7 @@ from .outputs import OutputSet, write_json
 from .package import build_package, package_path
 from .parallel import default_processes, plan_parts, summarise_parts
 from .photos import PhotoResult, fetch_photos, match_photos, read_media_counts
+from .purge import posts_purged_within_limit
 from .query import compile_query
 from .sample import local_photo_path
 from .summarise import PASS_OUTPUTS, sample_seed, summarise_posts
@@ -199,19 +200,13 @@ class SummarisePosts(RunTask):
         folder = self.folder_path
         inputs = self.input()
         raws = [Path(target.path) for target in inputs["posts"]]
-        # Each collection's own limit: a refresh collects up to the search's count again.
-        limits = [search.count if Source(search.source) != Source.IDS else None] * len(raws)
+        limits = [collection_limit(search, raw) for raw in raws]
         checked = inputs.get("checked")
         availability = read_availability(Path(checked.path)) if checked is not None else None
         gone = availability.gone if availability is not None else frozenset()
-        live = Source(search.source).is_live
         report = ImportReport()
-        # A live search was matched by X already; our own matcher only searches archives.
-        term = "" if live else search.term
-        lang = "" if live else search.lang
-        start = None if live else search.start_time
-        end = None if live else search.end_time
-        compile_query(term)  # a malformed term fails here, before anything is read
+        matching = collection_query(search)
+        compile_query(matching["term"])  # a malformed term fails here, before anything is read
         total_lines = sum(_raw_lines(raw) for raw in raws)
         progress = self.progress()
 
@@ -219,7 +214,7 @@ class SummarisePosts(RunTask):
             fraction = lines_read / total_lines if total_lines else 0.0
             progress.update(fraction, step_text=f"Counting: {num_posts:,} posts so far", num_posts=num_posts)
 
-        query = {"term": term, "lang": lang, "start": start, "end": end, "unavailable": gone, "report": report}
+        query = {**matching, "unavailable": gone, "report": report}
         writing = {
             "sample_size": settings.DNFLOW_SAMPLE_SIZE,
             "seed": sample_seed(search.pk, settings.DNFLOW_SAMPLE_SIZE),
@@ -249,6 +244,23 @@ class SummarisePosts(RunTask):
         self.outcome = f"{counted(facts['num_tweets'], 'post')} summarised ({report.summary()}{how})"
 
 
+def collection_limit(search, raw: Path, *, except_purge: str = "") -> int | None:
+    """The most posts the collection takes from this raw file: the search's count (each
+    collection's own: a refresh collects up to it again; none for ids looked up), less the posts a
+    purge removed from the file that counted towards it (see pipeline.purge)."""
+    if search.count is None or Source(search.source) == Source.IDS:
+        return None
+    return search.count - posts_purged_within_limit(raw.parent, except_record=except_purge)
+
+
+def collection_query(search) -> dict:
+    """What the collection's posts must match, as iter_collection takes it. A live search was
+    matched by X already; our own matcher only searches archives."""
+    if Source(search.source).is_live:
+        return {"term": "", "lang": "", "start": None, "end": None}
+    return {"term": search.term, "lang": search.lang, "start": search.start_time, "end": search.end_time}
+
+
 def _parallel_parts(raws: list[Path], limits: list[int | None]) -> list | None:
     """The byte ranges to summarise in parallel, or None for one pass (see pipeline.parallel)."""
     if any(limit is not None and limit <= 0 for limit in limits):
@@ -269,7 +281,9 @@ def _raw_lines(raw: Path) -> int:
     (newlines only, nothing parsed)."""
     try:
         sources = json.loads(raw.with_name(SOURCES).read_text(encoding="utf-8"))
-        return sum(int(entry.get("lines", 0)) for entry in sources.get("files", []))
+        files = sources.get("files")
+        if files:  # a live collection's SOURCES, if a purge made one, lists no file
+            return sum(int(entry.get("lines", 0)) for entry in files)
     except (OSError, ValueError, TypeError, AttributeError):
         pass
     count = 0

@@ -4,7 +4,9 @@ pages (each one calls the service the pages call). The query of a saved search i
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -98,6 +100,7 @@ class SearchAdmin(admin.ModelAdmin):
         "collect_again",
         "collect_new_posts",
         "recheck",
+        "purge_unavailable",
         "cancel",
         "publish",
         "unpublish",
@@ -171,6 +174,29 @@ class SearchAdmin(admin.ModelAdmin):
     @admin.action(description="Recheck availability: look every post up again, leave out what is gone")
     def recheck(self, request, queryset) -> None:
         _apply(self, request, queryset, services.recheck_search, "Queued")
+
+    @admin.action(description="Purge the posts a recheck found gone from the owner's copies (asks first)")
+    def purge_unavailable(self, request, queryset):
+        """Like Django's delete: a page that says what goes, then the same action again, confirmed."""
+        if request.POST.get("purge") == "yes":
+            _apply(self, request, queryset, services.purge_unavailable, "Purging the posts no longer on X of")
+            return None
+        plans = []
+        for search in queryset:
+            try:
+                plans.append(services.plan_purge(search))
+            except services.ActionRefused as exc:
+                self.message_user(request, f"{search}: {exc}", messages.WARNING)
+        if not plans:
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Purge the posts X no longer gives?",
+            "plans": plans,
+            "opts": self.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/searches/purge_confirmation.html", context)
 
     @admin.action(description="Cancel the running or queued run")
     def cancel(self, request, queryset) -> None:

@@ -33,6 +33,9 @@ class RunKind(models.TextChoices):
     COLLECT = "collect", "Collection"
     REFRESH = "refresh", "New posts since the last collection"
     RECHECK = "recheck", "Availability recheck"
+    # Removes from the search's files the posts a recheck found gone; collects nothing and never
+    # becomes the search's results (see searches.services.purge_unavailable).
+    PURGE = "purge", "Purge of the posts found gone"
 
 
 class Status(models.TextChoices):

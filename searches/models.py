@@ -200,8 +200,13 @@ class Search(models.Model):
 
     @property
     def results_are_older(self) -> bool:
-        """A newer run than the one shown exists (queued, running, failed or cancelled)."""
-        return self.has_results and self.latest_run_id != self.results_run_id
+        """A newer run than the one shown exists (queued, running, failed or cancelled).
+
+        A purge is not one: it never has results of its own, so the ones shown are not older.
+        """
+        if not self.has_results or self.latest_run_id == self.results_run_id:
+            return False
+        return self.latest_run.kind != RunKind.PURGE
 
     def start_run(
         self, *, kind: str = RunKind.COLLECT, builds_on: SearchRun | None = None, since_id: str = ""
@@ -230,6 +235,39 @@ class Search(models.Model):
     def _new_folder_name(self) -> str:
         # A fresh folder per run, so a later collection never overwrites an earlier one.
         return f"search-{self.pk}-{timezone.now():%Y%m%dT%H%M%S%f}"
+
+    @property
+    def archive_was_uploaded(self) -> bool:
+        """Its archive (or id dataset) came through the web form, and dnflow keeps it in uploads/;
+        a file given on the server (run_search --archive) is the person's own, never dnflow's to
+        change or delete."""
+        if not self.archive_path:
+            return False
+        uploads = (Path(settings.DNFLOW_DATA_DIR) / "uploads").resolve()
+        return Path(self.archive_path).parent.resolve().parent == uploads
+
+    def own_upload(self) -> Path | None:
+        """The folder the web form stored this search's archive (or id dataset) in, unless another
+        search uses it too."""
+        if not self.archive_was_uploaded:
+            return None
+        folder = Path(self.archive_path).parent
+        if Search.objects.exclude(pk=self.pk).filter(archive_path__startswith=f"{folder}/").exists():
+            return None
+        return folder
+
+    def own_links(self) -> Path | None:
+        """The folder of links that `run_search --archive A --archive B` made in uploads/ for this
+        search, unless another search uses it too. The links are dnflow's; A and B are not."""
+        if not self.archive_path:
+            return None
+        folder = Path(self.archive_path)
+        uploads = (Path(settings.DNFLOW_DATA_DIR) / "uploads").resolve()
+        if folder.is_symlink() or not folder.is_dir() or folder.resolve().parent != uploads:
+            return None
+        if Search.objects.exclude(pk=self.pk).filter(archive_path=str(folder)).exists():
+            return None
+        return folder
 
     def delete_files(self) -> None:
         """Remove every folder this search's runs made (and any stray one with its prefix)."""
@@ -269,10 +307,11 @@ class RunQuerySet(models.QuerySet):
         return now if changed else None
 
     def finish(self) -> int:
-        """Running -> finished; the run becomes its search's results."""
+        """Running -> finished; the run becomes its search's results (a purge has none: the
+        results stay those of the run it purged for)."""
         with transaction.atomic():
-            finished = list(self.filter(status=Status.RUNNING).values_list("pk", "search_id"))
-            changed = self.filter(pk__in=[pk for pk, _ in finished], status=Status.RUNNING).update(
+            finished = list(self.filter(status=Status.RUNNING).values_list("pk", "search_id", "kind"))
+            changed = self.filter(pk__in=[pk for pk, _, _ in finished], status=Status.RUNNING).update(
                 status=Status.FINISHED,
                 progress=100.0,
                 step="Finished",
@@ -281,8 +320,9 @@ class RunQuerySet(models.QuerySet):
                 rate_limited_until=None,
             )
             if changed:
-                for run_id, search_id in finished:
-                    Search.objects.filter(pk=search_id).update(results_run=run_id)
+                for run_id, search_id, kind in finished:
+                    if kind != RunKind.PURGE:
+                        Search.objects.filter(pk=search_id).update(results_run=run_id)
         return changed
 
     def fail(self, reason: str) -> int:
@@ -436,7 +476,8 @@ class SearchRun(models.Model):
 
     @property
     def collects_posts(self) -> bool:
-        """A collection or a refresh adds posts (a raw file); a recheck only looks them up again."""
+        """A collection or a refresh adds posts (a raw file); a recheck only looks them up again,
+        and a purge only removes posts."""
         return self.kind in (RunKind.COLLECT, RunKind.REFRESH)
 
     def chain(self) -> list[SearchRun]:
@@ -446,6 +487,10 @@ class SearchRun(models.Model):
         while chain[0].builds_on_id is not None:
             chain.insert(0, earlier[chain[0].builds_on_id])
         return chain
+
+    def newest_recheck(self) -> SearchRun | None:
+        """The newest recheck in this run's chain: the one its results leave the gone posts out for."""
+        return next((run for run in reversed(self.chain()) if run.kind == RunKind.RECHECK), None)
 
     def runs(self) -> RunQuerySet:
         """This run as a queryset, for its transitions: `run.runs().finish()`."""

@@ -121,6 +121,20 @@ def read_summary(folder: Path | None) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def read_purge_report(folder: Path) -> dict:
+    """What a purge run did (contract.PURGE_REPORT): how many posts, and what became of the upload."""
+    try:
+        report = json.loads((folder / contract.PURGE_REPORT).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        log.info("no readable purge report in %s: %s", folder, exc)
+        report = {}
+    if not isinstance(report, dict):
+        report = {}
+    if not isinstance(report.get("upload"), dict):
+        report["upload"] = {}
+    return report
+
+
 # --- Posts over time -----------------------------------------------------------------------
 
 

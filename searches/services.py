@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from pipeline import contract
 from pipeline.ids import newest_id
+from pipeline.purge import PURGED_FILES
+from pipeline.times import parse_iso
 
-from . import execute, queue, reconcile, schedule
+from . import execute, queue, reconcile, run_files, schedule
 from .models import EventKind, RunKind, RunRefused, Search, SearchRun, Source, Status, TaskEvent
 from .validation import MIN_REFRESH_EVERY
 
@@ -125,6 +128,13 @@ def collect_again(search: Search, *, enqueue: bool = True) -> SearchRun:
     """A new run into a new folder; the earlier runs and their files are kept until the search is
     deleted, and the search goes on showing its newest finished results until the new run finishes."""
     _latest_done_run(search)
+    if Source(search.source) == Source.ARCHIVE and search.archive_path and not Path(search.archive_path).exists():
+        purged = search.runs.filter(kind=RunKind.PURGE, status=Status.FINISHED).exists()
+        why = ": it was removed when the posts no longer on X were purged" if purged else ""
+        raise ActionRefused(
+            f"The archive of search #{search.pk} is no longer on the server ({Path(search.archive_path).name}){why}. "
+            "To collect it again, start a new search with the archive."
+        )
     return _start_run(search, enqueue=enqueue)
 
 
@@ -143,7 +153,8 @@ def refresh_search(search: Search, *, enqueue: bool = True) -> SearchRun:
 
 def recheck_search(search: Search, *, enqueue: bool = True) -> SearchRun:
     """Look every collected post up again and record, dated, which X no longer gives and why; the
-    search's results then leave those posts out (the raw posts of the earlier runs stay)."""
+    search's results then leave those posts out (the raw posts of the earlier runs stay, unless
+    the owner purges them: purge_unavailable)."""
     _latest_done_run(search)
     if not search.has_results:
         raise ActionRefused("A search can be rechecked once a collection has finished.")
@@ -158,6 +169,102 @@ def _start_run(search: Search, *, enqueue: bool, **run_fields) -> SearchRun:
     """A new run of the search (refused while another is queued or running), queued if asked."""
     try:
         run = search.start_run(**run_fields)
+    except RunRefused as exc:
+        raise ActionRefused(str(exc)) from None
+    if enqueue:
+        enqueue_run(search, run)
+    return run
+
+
+@dataclass
+class PurgePlan:
+    """What purging a search would remove, as the confirmation page, the admin and the CLI say it."""
+
+    search: Search
+    recheck: SearchRun  # the newest recheck of the results: its gone posts go
+    checked_at: datetime | None
+    gone: int
+    reasons: dict[str, int]
+
+    @cached_property
+    def files(self) -> list[tuple[SearchRun, list[str]]]:
+        """Each run with those of its files that may hold the posts (a purge rewrites each that does)."""
+        found = []
+        for run in self.search.runs.order_by("number"):
+            names = [name for name in PURGED_FILES if run.folder and (run.folder_path / name).is_file()]
+            if names:
+                found.append((run, names))
+        return found
+
+    @property
+    def upload(self) -> str:
+        """What becomes of the file the search was collected from: "removed" (the archive the
+        owner uploaded: it holds the posts too), "shared" (an upload another search uses too),
+        "server" (a file given on the server, never touched), "ids" (an id dataset: ids only), or ""."""
+        search = self.search
+        if not search.archive_path:
+            return ""
+        if Source(search.source) == Source.IDS:
+            return "ids"
+        if not search.archive_was_uploaded:
+            return "server"
+        return "removed" if search.own_upload() is not None else "shared"
+
+    @property
+    def stopped_run(self) -> SearchRun | None:
+        """The newest run, if it failed or was cancelled: once the purge is the newest run, "run
+        again" starts a new collection instead of resuming it."""
+        latest = self.search.latest_run
+        return latest if latest is not None and latest.status in (Status.FAILED, Status.CANCELLED) else None
+
+    @property
+    def upload_name(self) -> str:
+        return Path(self.search.archive_path).name
+
+
+def plan_purge(search: Search) -> PurgePlan:
+    """What a purge would remove now; ActionRefused says why it cannot run (a run is queued or
+    running, the results were never rechecked, the recheck found nothing gone, or its posts were
+    purged already)."""
+    latest = SearchRun.objects.filter(pk=search.latest_run_id).first()
+    if latest is not None and not latest.is_done:
+        raise ActionRefused(
+            f"Search #{search.pk} has a run {latest.get_status_display().lower()}: a purge waits until no run of it "
+            "is queued or running. Wait for the run to end, or cancel it, then purge."
+        )
+    results = search.results_run if search.results_run_id else None
+    recheck = results.newest_recheck() if results is not None else None
+    if recheck is None:
+        raise ActionRefused(
+            f"Recheck search #{search.pk} first: a purge removes the posts a recheck of its results found no "
+            "longer on X, and these results have not been rechecked."
+        )
+    found = run_files.read_summary(recheck.folder_path).get("availability") or {}
+    reasons = {str(reason): int(count) for reason, count in (found.get("unavailable_by_reason") or {}).items()}
+    checked_at = parse_iso(found.get("checked_at"))
+    when = f"{checked_at:%Y-%m-%d %H:%M} UTC" if checked_at else f"run {recheck.number}"
+    if not sum(reasons.values()):
+        raise ActionRefused(f"The recheck of {when} found every post still on X: there is nothing to purge.")
+    done = search.runs.filter(kind=RunKind.PURGE, status=Status.FINISHED, number__gt=recheck.number).first()
+    if done is not None:
+        raise ActionRefused(
+            f"The posts the recheck of {when} found gone were purged on {done.finished:%Y-%m-%d %H:%M %Z} (run "
+            f"{done.number}): there is nothing more to purge. Recheck again to find the posts deleted since."
+        )
+    return PurgePlan(search, recheck, checked_at, sum(reasons.values()), reasons)
+
+
+def purge_unavailable(search: Search, *, enqueue: bool = True) -> SearchRun:
+    """Remove from every run's files the posts the newest recheck of the results found gone.
+
+    A run of its own (RunKind.PURGE, pipeline.purge_task), for the one-run-at-a-time rule: the
+    database refuses a second queued or running run of a search, so no collection, refresh or
+    recheck can start while the files change, and the purge cannot start while one of them runs.
+    It writes where a worker writes, and can take as long as a big archive needs.
+    """
+    plan_purge(search)
+    try:
+        run = search.start_run(kind=RunKind.PURGE, builds_on=search.results_run)
     except RunRefused as exc:
         raise ActionRefused(str(exc)) from None
     if enqueue:
@@ -253,24 +360,7 @@ def delete_search(search: Search) -> None:
         run.runs().cancel()
         queue.stop_job(run)
     search.delete_files()
-    upload = _own_upload(search)
+    leftovers = [folder for folder in (search.own_upload(), search.own_links()) if folder is not None]
     search.delete()
-    if upload is not None:
-        shutil.rmtree(upload, ignore_errors=True)
-
-
-def _own_upload(search: Search) -> Path | None:
-    """The folder the web form stored this search's archive in, unless another search uses it too."""
-    if not search.archive_path:
-        return None
-    uploads = (Path(settings.DNFLOW_DATA_DIR) / "uploads").resolve()
-    archive = Path(search.archive_path)
-    # The form stores an upload as uploads/<uuid>/<name>; `run_search --archive A --archive B` makes
-    # uploads/<uuid>/ of links to A and B (deleting it removes the links, never A or B).
-    folder = archive if archive.is_dir() and not archive.is_symlink() else archive.parent
-    if folder.resolve().parent != uploads:
-        return None  # an archive on the server (run_search --archive): not ours to delete
-    others = Search.objects.exclude(pk=search.pk)
-    if others.filter(Q(archive_path=str(folder)) | Q(archive_path__startswith=f"{folder}/")).exists():
-        return None
-    return folder
+    for folder in leftovers:
+        shutil.rmtree(folder, ignore_errors=True)  # never follows a link: the archives stay

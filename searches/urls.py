@@ -20,6 +20,7 @@ urlpatterns = [
     path("searches/<int:pk>/collect-again/", views.search_collect_again, name="search_collect_again"),
     path("searches/<int:pk>/refresh/", views.search_refresh, name="search_refresh"),
     path("searches/<int:pk>/recheck/", views.search_recheck, name="search_recheck"),
+    path("searches/<int:pk>/purge/", views.search_purge, name="search_purge"),
     path("searches/<int:pk>/schedule/", views.search_schedule, name="search_schedule"),
     path("searches/<int:pk>/cancel/", views.search_cancel, name="search_cancel"),
     path("searches/<int:pk>/delete/", views.search_delete, name="search_delete"),

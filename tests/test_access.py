@@ -134,7 +134,15 @@ def test_missing_and_private_searches_answer_alike(visitors, owner):
     ) == visitors(OTHER).get(reverse("api_search_detail", args=[missing])).json()["error"].replace(str(missing), "N")
 
 
-ACTIONS = ["search_publish", "search_unpublish", "search_rerun", "search_cancel", "search_delete", "search_sample"]
+ACTIONS = [
+    "search_publish",
+    "search_unpublish",
+    "search_rerun",
+    "search_cancel",
+    "search_delete",
+    "search_sample",
+    "search_purge",
+]
 
 
 @pytest.mark.parametrize("action", ACTIONS)

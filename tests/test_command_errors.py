@@ -24,6 +24,7 @@ COMMANDS = {
     "reconcile_searches": ["reconcile_searches"],
     "rqworker": ["rqworker", "--burst"],
     "recheck_search": ["recheck_search", "1"],
+    "purge_unavailable": ["purge_unavailable", "1", "--yes"],
 }
 
 

@@ -102,3 +102,24 @@ def search_delete(request: HttpRequest, pk: int) -> HttpResponse:
     services.delete_search(search)
     messages.success(request, f"Deleted {name} and its files.")
     return redirect("home")
+
+
+def search_purge(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET says exactly what a purge would remove and asks (works without JavaScript); POST purges.
+
+    Both refuse, with the reason, while a run of the search is queued or running, or when there is
+    nothing to purge."""
+    search = manageable_search(request, pk)
+    try:
+        plan = services.plan_purge(search)
+    except services.ActionRefused as exc:
+        messages.error(request, str(exc))
+        return redirect(search)
+    if request.method != "POST":
+        return render(request, "searches/confirm_purge.html", {"search": search, "plan": plan})
+    return _act(
+        request,
+        pk,
+        services.purge_unavailable,
+        f"{{search}}: purging the {plan.gone:,} posts X no longer gives from its files. The page says when it is done.",
+    )

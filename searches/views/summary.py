@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from django.contrib import messages
@@ -13,7 +14,7 @@ from pipeline import contract
 from pipeline.networks import read_view
 from pipeline.summarise import write_sample
 
-from .. import run_files
+from .. import run_files, services
 from ..forms import SampleForm
 from ..models import RunKind, Search, Status
 from .access import can_manage, manageable_search, visible_search
@@ -59,6 +60,7 @@ def results_context(request: HttpRequest, search: Search) -> dict:
         "citation": _citation(request, search) if search.is_published else "",
         "missing_ids_file": contract.MISSING_IDS,
         "rechecks": _rechecks(search),
+        **_purges(search, manager),
         "sample_form": SampleForm() if manager else None,
         "can_manage": manager,
     }
@@ -110,6 +112,26 @@ def _rechecks(search: Search) -> list[dict]:
                 }
             )
     return found
+
+
+def _purges(search: Search, manager: bool) -> dict:
+    """The purges of the search (finished, oldest first), whether they took the posts the newest
+    recheck of the results found gone, and, for the owner, what purging now would remove."""
+    purges = []
+    for run in search.runs.filter(kind=RunKind.PURGE, status=Status.FINISHED).order_by("number"):
+        report = run_files.read_purge_report(run.folder_path)
+        purges.append({"run": run, "posts": report.get("posts", 0), "upload_removed": "removed" in report["upload"]})
+    recheck = search.results_run.newest_recheck()
+    plan = None
+    if manager and recheck is not None:
+        # Nothing to purge now, or a run is active: the page offers no purge.
+        with contextlib.suppress(services.ActionRefused):
+            plan = services.plan_purge(search)
+    return {
+        "purges": purges,
+        "purged_now": recheck is not None and any(p["run"].number > recheck.number for p in purges),
+        "purge_plan": plan,
+    }
 
 
 def _max(rows: list[run_files.Count]) -> float:

@@ -1,6 +1,7 @@
 """`manage.py recheck_search ID`: look a search's collected posts up again on X and record, dated,
 which are gone and why. The search's results (and, once published, what anyone sees) then leave
-those posts out; the raw posts of its earlier runs stay.
+those posts out; the raw posts of its earlier runs stay until the owner purges them
+(`manage.py purge_unavailable ID`).
 
 In the foreground by default, like run_search; `--enqueue` hands it to a worker instead.
 Exit codes: 0 done, 1 the recheck failed (the reason is printed), 2 bad input or a configuration

@@ -1,0 +1,129 @@
+"""The one task of a purge run (RunKind.PURGE): the posts the newest recheck of the search's results
+found gone, removed from the files of every run of the search (pipeline.purge does the files).
+
+It writes the record of the posts first (contract.PURGE_RECORD, in its own folder), so that no file
+changes before what changes is on record; then it purges each run's folder, each noting the purge
+in its SOURCES before its files are replaced; then it removes the archive the owner uploaded for
+the search, if the search has one of its own; and last the report (contract.PURGE_REPORT), which
+completes the run. Killed or cancelled, it is run again from the start and finishes the job (what
+is purged already stays purged; the notes keep what each attempt did).
+
+What a purge does not change, and why (the confirmation page says the same to the owner):
+- the public files of the runs (ids, counts, networks, packages): they hold no post text, the
+  results shown leave the gone posts out already, and the earlier runs' are never served;
+- an archive given on the server (run_search --archive): the person's own file, never dnflow's;
+- an uploaded id dataset: a list of ids, which the availability files name anyway;
+- the photos downloaded from X: a photo is shared by address, often by posts that stay, and the
+  ids alone do not say which photos only gone posts showed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from django.utils import timezone
+
+from searches.models import RunKind, SearchRun, Source
+
+from .contract import PURGE_RECORD, PURGE_REPORT
+from .hydrate import recheck_paths
+from .outputs import write_json
+from .purge import (
+    PurgeError,
+    counted_in_collection,
+    purge_folder,
+    purge_notes,
+    read_gone,
+    record_time,
+    write_record,
+)
+from .tasks import RunTask, claim_of, collection_limit, collection_query, final_task
+from .words import counted
+
+
+class PurgeUnavailable(RunTask):
+    """A purge: the gone posts out of every run's files, on record."""
+
+    def output(self):
+        return self.target(PURGE_REPORT)
+
+    def run(self):
+        run = self.load_run()
+        search = run.search
+        # The results the purge was started for (builds_on) leave out what this recheck found gone.
+        recheck = run.builds_on.newest_recheck() if run.builds_on_id else None
+        if recheck is None:
+            raise PurgeError("The results this purge was started for were never rechecked: there is nothing to purge.")
+        availability = recheck_paths(recheck.folder_path, started=recheck.created).availability
+        gone = read_gone(availability)
+        ids = frozenset(post.tweet_id for post in gone)
+        folder = self.folder_path
+        folder.mkdir(parents=True, exist_ok=True)
+        record = folder / PURGE_RECORD
+        if not record.exists():  # a second attempt keeps the first one's record and time
+            write_record(record, gone, timezone.now())
+        purge = {
+            "record": f"{run.folder}/{PURGE_RECORD}",
+            "purged_at": record_time(record),
+            "recheck": f"{recheck.folder}/{availability.relative_to(recheck.folder_path).as_posix()}",
+            "why": "The posts listed in the record were removed from the files below because X no longer gave "
+            "them when rechecked: their sizes and checksums are the ones below, not those of the files imported.",
+        }
+        query = collection_query(search)
+
+        def within_limit(raw: Path) -> int:
+            limit = collection_limit(search, raw, except_purge=purge["record"])
+            return counted_in_collection(raw, ids, limit=limit, **query)
+
+        others = list(search.runs.exclude(pk=run.pk).order_by("number"))
+        progress = self.progress()
+        purged = []
+        for done, other in enumerate(others):
+            progress.update(done / len(others), step_text=f"Purging run {other.number} ({done + 1} of {len(others)})")
+            if other.folder and other.folder_path.is_dir():
+                purge_folder(other.folder_path, ids, purge=purge, within_limit=within_limit)
+                files = _what_this_purge_did(other.folder_path, purge["record"])
+                if files:
+                    purged.append({"run": other.number, "folder": other.folder, "files": files})
+        upload = _purge_upload(search)
+        write_json(
+            folder / PURGE_REPORT,
+            {
+                "purged_at": purge["purged_at"],
+                "recheck": {"run": recheck.number, "file": purge["recheck"]},
+                "posts": len(ids),
+                "runs": purged,
+                "upload": upload,
+            },
+        )
+        files = sum(len(entry["files"]) for entry in purged)
+        removed = "" if "removed" not in upload else "; the uploaded archive was removed"
+        self.outcome = (
+            f"{counted(len(ids), 'post')} no longer on X purged: {counted(files, 'file')} of "
+            f"{counted(len(purged), 'run')} rewritten{removed}"
+        )
+
+
+def _what_this_purge_did(folder: Path, record: str) -> dict:
+    return next((note.get("files") or {} for note in purge_notes(folder) if note.get("record") == record), {})
+
+
+def _purge_upload(search) -> dict:
+    """The archive the owner uploaded for this search holds the gone posts too: it goes. A file on
+    the server, an id dataset and an upload another search uses stay (the report says why)."""
+    if Source(search.source) != Source.ARCHIVE or not search.archive_path:
+        return {}
+    upload = search.own_upload()
+    if upload is None:
+        why = "another search uses it too" if search.archive_was_uploaded else "it is a file on the server"
+        return {"kept": search.archive_path, "why": why}
+    shutil.rmtree(upload, ignore_errors=True)
+    return {"removed": search.archive_path}
+
+
+def finishing_task(run: SearchRun) -> RunTask:
+    """The task whose completion completes the run: a purge's own, or a collection's package."""
+    if run.kind == RunKind.PURGE:
+        return PurgeUnavailable(run_id=run.pk, folder=run.folder, claim=claim_of(run))
+    return final_task(run)

@@ -1,0 +1,92 @@
+"""`manage.py purge_unavailable ID --yes`: remove from a search's files the posts its newest recheck
+found no longer on X (the raw posts, the tables with their text, the archive the owner uploaded),
+on record. The search's results already leave them out; this removes the owner's copies, for good.
+
+Without --yes it only says what it would remove (and changes nothing). In the foreground by default,
+like run_search; `--enqueue` hands it to a worker instead. Exit codes: 0 purged (or queued), 1 the
+purge ran and failed (the reason is printed; run it again to finish it), 2 bad input, nothing to
+purge, not confirmed, a run of the search queued or running, or a configuration problem
+(searches/management/plain.py).
+"""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from searches import run_files, services
+from searches.models import Search, Status
+
+from ..plain import PlainErrors
+from .run_search import BAD_INPUT, FAILED, PLAIN, ProgressWatcher
+
+UPLOAD = {
+    "removed": "The archive uploaded for it ({name}) is deleted too: it holds them as well.",
+    "shared": "The archive uploaded for it ({name}) stays: another search uses it too.",
+    "server": "The archive on the server ({name}) is never touched: it is the owner's file, not dnflow's.",
+    "ids": "The id dataset uploaded for it ({name}) stays as given: a list of ids.",
+}
+
+
+class Command(PlainErrors, BaseCommand):
+    help = "Remove from a search's files the posts its newest recheck found no longer on X (asks for --yes)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("search_id", type=int, help="The search to purge.")
+        parser.add_argument("--yes", action="store_true", help="Purge: it cannot be undone. Without it: only say.")
+        parser.add_argument("--enqueue", action="store_true", help="Queue it for a worker and print the run number.")
+
+    def handle(self, *args, **options) -> None:
+        search = Search.objects.with_runs().filter(pk=options["search_id"]).first()
+        if search is None:
+            raise CommandError(f"No search #{options['search_id']}: see the admin for the ids.", returncode=BAD_INPUT)
+        try:
+            plan = services.plan_purge(search)
+        except services.ActionRefused as exc:
+            raise CommandError(str(exc), returncode=BAD_INPUT) from None
+        if not options["yes"]:
+            self.describe(plan)
+            raise CommandError(
+                f"Nothing was changed: a purge cannot be undone. To purge, run manage.py purge_unavailable "
+                f"{search.pk} --yes",
+                returncode=BAD_INPUT,
+            )
+        try:
+            run = services.purge_unavailable(search, enqueue=options["enqueue"])
+        except services.ActionRefused as exc:
+            raise CommandError(str(exc), returncode=BAD_INPUT) from None
+        if options["enqueue"]:
+            self.stdout.write(f"Search #{search.pk}: purge queued as run {run.number}.")
+            return
+        watcher = ProgressWatcher(run.pk, self.stderr, tty=self.stderr.isatty())
+        watcher.start()
+        try:
+            run = services.execute_search(Search.objects.get(pk=search.pk))
+        finally:
+            watcher.stop()
+        if run.status != Status.FINISHED:
+            raise CommandError(
+                f"Search #{search.pk}: the purge {run.get_status_display().lower()}: {run.error} Run it again "
+                f"(manage.py purge_unavailable {search.pk} --yes) to finish it: what is purged stays purged.",
+                returncode=FAILED,
+            )
+        report = run_files.read_purge_report(run.folder_path)
+        files = sum(len(entry.get("files") or {}) for entry in report.get("runs") or [])
+        upload = " The uploaded archive was deleted." if "removed" in report["upload"] else ""
+        self.stdout.write(
+            f"Search #{search.pk}: purged the {plan.gone:,} posts X no longer gave from {files:,} files of "
+            f"{len(report.get('runs') or []):,} runs.{upload}"
+        )
+        self.stderr.write(f"The record of the posts is in run {run.number}'s folder:", PLAIN)
+        self.stdout.write(str(run.folder_path.resolve()))
+
+    def describe(self, plan: services.PurgePlan) -> None:
+        when = f"{plan.checked_at:%Y-%m-%d %H:%M} UTC" if plan.checked_at else f"run {plan.recheck.number}"
+        reasons = "; ".join(f"{reason}: {count:,}" for reason, count in plan.reasons.items())
+        self.stdout.write(
+            f"Search #{plan.search.pk}: the recheck of {when} found {plan.gone:,} posts no longer on X ({reasons})."
+        )
+        self.stdout.write("A purge removes them, and the copies of them other posts carry, from:")
+        for run, names in plan.files:
+            self.stdout.write(f"  run {run.number} ({run.get_kind_display().lower()}): {', '.join(names)}")
+        if plan.upload:
+            self.stdout.write(UPLOAD[plan.upload].format(name=plan.upload_name))

@@ -1,0 +1,200 @@
+"""Where a purge is started: the search page (asks first, on a page of its own; POST only), the
+admin (asks first, like Django's delete) and `manage.py purge_unavailable ID --yes`. Only the owner
+and staff may purge; anyone else gets a 404, and asking never changes anything."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from searches import services
+from searches.models import RunKind, Search, SearchRun, Status
+
+from .conftest import TEST_REDIS_URL
+from .purge_helpers import archive_search, deleted_on_x, rechecked
+from .worker_helpers import PROJECT_DIR, worker_database_url
+
+pytest_plugins = ["tests.x_emulator"]  # the x_api fixture
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def photos_off(no_photo_downloads):
+    pass
+
+
+@pytest.fixture
+def rechecked_search(x_api, owner, data_dir, real_data) -> Search:
+    """An uploaded archive, collected, with 7 of its posts gone from X, rechecked."""
+    search, _ = archive_search(owner, data_dir, real_data)
+    deleted_on_x(x_api)
+    rechecked(search)
+    return Search.objects.with_runs().get(pk=search.pk)
+
+
+def purge_runs(search: Search) -> list[SearchRun]:
+    return list(SearchRun.objects.filter(search=search, kind=RunKind.PURGE))
+
+
+def test_the_owner_is_asked_first_with_exactly_what_goes_and_asking_changes_nothing(rechecked_search, owner_client):
+    url = reverse("search_purge", args=[rechecked_search.pk])
+    page = owner_client.get(reverse("search_detail", args=[rechecked_search.pk])).content.decode()
+    assert f'href="{url}"' in page  # from the "Still on X?" panel
+
+    response = owner_client.get(url)
+
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "found <strong>7 posts</strong> that X no longer gives" in text
+    assert "<code>resource-not-found</code>: 7" in text
+    assert "<code>tweets.jsonl</code>, <code>tweets.csv</code>, <code>sample.csv</code>" in text
+    assert "The archive you uploaded, <code>v2-pages-twarc-network.jsonl</code>, is deleted too" in text
+    assert "It cannot be undone" in text
+    assert f'<form method="post" action="{url}"' in text
+    assert "can no longer be resumed" not in text
+    assert purge_runs(rechecked_search) == []
+
+
+def test_the_owner_is_told_a_stopped_run_can_no_longer_be_resumed(rechecked_search, owner_client):
+    services.collect_again(rechecked_search, enqueue=False)
+    services.cancel_search(Search.objects.get(pk=rechecked_search.pk))
+
+    text = owner_client.get(reverse("search_purge", args=[rechecked_search.pk])).content.decode()
+
+    assert "Run 3 cancelled: after the purge it can no longer be resumed" in text
+
+
+def test_a_post_queues_the_purge_for_a_worker(rechecked_search, owner_client, empty_queue):
+    response = owner_client.post(reverse("search_purge", args=[rechecked_search.pk]), follow=True)
+
+    assert "purging the 7 posts X no longer gives from its files" in response.content.decode()
+    [run] = purge_runs(rechecked_search)
+    assert run.status == Status.QUEUED and run.rq_job_id and empty_queue.count == 1
+    assert Search.objects.get(pk=rechecked_search.pk).latest_run == run
+
+
+def test_staff_may_purge_a_search_of_someone_else(rechecked_search, client, staff_user, empty_queue):
+    client.force_login(staff_user)
+    assert client.get(reverse("search_purge", args=[rechecked_search.pk])).status_code == 200
+    client.post(reverse("search_purge", args=[rechecked_search.pk]))
+    assert len(purge_runs(rechecked_search)) == 1
+
+
+@pytest.mark.parametrize("published", [False, True])
+def test_anyone_else_gets_a_404_and_nothing_happens(rechecked_search, client, other_user, empty_queue, published):
+    if published:
+        services.publish_search(rechecked_search)
+    url = reverse("search_purge", args=[rechecked_search.pk])
+    logged_in = Client()
+    logged_in.force_login(other_user)
+    for visitor in (client, logged_in):
+        assert visitor.get(url).status_code == 404
+        assert visitor.post(url).status_code == 404
+        if published:
+            assert url not in visitor.get(reverse("search_detail", args=[rechecked_search.pk])).content.decode()
+    assert purge_runs(rechecked_search) == [] and empty_queue.count == 0
+
+
+def test_the_page_refuses_while_a_run_is_queued(rechecked_search, owner_client, empty_queue):
+    services.collect_again(rechecked_search)
+    url = reverse("search_purge", args=[rechecked_search.pk])
+    assert url not in owner_client.get(reverse("search_detail", args=[rechecked_search.pk])).content.decode()
+
+    for response in (owner_client.get(url, follow=True), owner_client.post(url, follow=True)):
+        assert response.redirect_chain[-1][0] == rechecked_search.get_absolute_url()
+        assert "has a run queued: a purge waits until no run of it is queued or running" in response.content.decode()
+    assert purge_runs(rechecked_search) == []
+
+
+def test_the_admin_asks_first_then_purges(rechecked_search, client, staff_user, empty_queue):
+    client.force_login(staff_user)
+    changelist = reverse("admin:searches_search_changelist")
+    chosen = {"action": "purge_unavailable", "_selected_action": [rechecked_search.pk]}
+
+    asked = client.post(changelist, chosen)
+
+    assert asked.status_code == 200
+    page = asked.content.decode()
+    assert "Purge the posts X no longer gives?" in page and "found <strong>7 posts</strong>" in page
+    assert 'name="purge" value="yes"' in page
+    assert purge_runs(rechecked_search) == []
+
+    done = client.post(changelist, {**chosen, "purge": "yes"}, follow=True)
+
+    assert "Purging the posts no longer on X of 1 search." in done.content.decode()
+    assert len(purge_runs(rechecked_search)) == 1
+    # Asked again: nothing can be purged while the purge is queued, and the admin says why.
+    again = client.post(changelist, chosen, follow=True).content.decode()
+    assert "has a run queued: a purge waits" in again
+    assert len(purge_runs(rechecked_search)) == 1
+
+
+def manage(data_dir, *args: str) -> subprocess.CompletedProcess:
+    environment = {
+        **os.environ,
+        "DATABASE_URL": worker_database_url(),
+        "REDIS_URL": TEST_REDIS_URL,
+        "DNFLOW_DATA_DIR": str(data_dir),
+        "DNFLOW_FETCH_PHOTOS": "0",
+        "X_BEARER_TOKEN": "",
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_command_says_what_goes_purges_only_with_yes_and_exits_2_when_it_cannot(rechecked_search, data_dir):
+    pk = str(rechecked_search.pk)
+
+    asked = manage(data_dir, "purge_unavailable", pk)
+
+    assert asked.returncode == 2, asked.stderr
+    assert "found 7 posts no longer on X (resource-not-found: 7)" in asked.stdout
+    assert "run 1 (collection): tweets.jsonl, tweets.csv, sample.csv, retweeted-posts.csv" in asked.stdout
+    assert (
+        asked.stderr.strip() == f"Nothing was changed: a purge cannot be undone. To purge, run "
+        f"manage.py purge_unavailable {pk} --yes"
+    )
+    assert purge_runs(rechecked_search) == []
+
+    done = manage(data_dir, "purge_unavailable", pk, "--yes")
+
+    assert done.returncode == 0, done.stderr
+    [run] = purge_runs(rechecked_search)
+    assert run.status == Status.FINISHED
+    assert f"Search #{pk}: purged the 7 posts X no longer gave from" in done.stdout
+    assert "The uploaded archive was deleted." in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == str(run.folder_path.resolve())
+
+    for args, says in (
+        ([pk, "--yes"], "there is nothing more to purge"),
+        (["999999", "--yes"], "No search #999999"),
+    ):
+        refused = manage(data_dir, "purge_unavailable", *args)
+        assert refused.returncode == 2, refused.stderr
+        said = refused.stderr.strip()
+        assert says in said and len(said.splitlines()) == 1 and "Traceback" not in said, said
+
+
+@pytest.mark.worker
+def test_a_worker_carries_out_the_purge_asked_for_on_the_page(rechecked_search, owner_client, workers):
+    owner_client.post(reverse("search_purge", args=[rechecked_search.pk]))
+    workers.start(1)
+
+    workers.wait_for(lambda: purge_runs(rechecked_search)[0].is_done, timeout=60, what="the purge ran")
+
+    [run] = purge_runs(rechecked_search)
+    assert run.status == Status.FINISHED, (run.error, workers.logs())
+    page = owner_client.get(reverse("search_detail", args=[rechecked_search.pk])).content.decode()
+    assert "the 7 posts X no longer gave were removed from the owner's copies too" in page
+    assert "PurgeUnavailable" in page  # its step, in the run's steps table
