@@ -456,6 +456,19 @@ def fetch_photos(
     return results
 
 
+def keep_only_photos(media_dir: Path, names: set[str]) -> int:
+    """Remove the photo files of media_dir not named in `names` (the folder's records stay).
+    Returns how many went."""
+    removed = 0
+    if not media_dir.is_dir():
+        return 0
+    for path in media_dir.iterdir():
+        if path.name not in names and path.is_file() and PHOTO_NAME.match(path.name):
+            path.unlink()
+            removed += 1
+    return removed
+
+
 # --- Matching ------------------------------------------------------------------------------
 
 

@@ -60,7 +60,7 @@ from .networks import write_networks
 from .outputs import OutputSet, write_json
 from .package import build_package, package_path
 from .parallel import default_processes, plan_parts, summarise_parts
-from .photos import PhotoResult, fetch_photos, match_photos, read_media_counts
+from .photos import PhotoResult, fetch_photos, keep_only_photos, match_photos, read_media_counts
 from .purge import posts_purged_within_limit
 from .query import compile_query
 from .sample import local_photo_path
@@ -326,6 +326,7 @@ class FetchPhotos(RunTask):
         media.mkdir(parents=True, exist_ok=True)
         photos = read_media_counts(Path(self.input()[COUNT_MEDIA].path))
         if not settings.DNFLOW_FETCH_PHOTOS:
+            keep_only_photos(media, set())
             write_json(folder / PHOTOS_RECORD, {"enabled": False, "photos": len(photos), "fetched": 0, "failed": 0})
             self.outcome = "Photo downloads are switched off (DNFLOW_FETCH_PHOTOS)"
             return
@@ -343,6 +344,9 @@ class FetchPhotos(RunTask):
         )
         fetched = [r for r in results if r.ok]
         failed = [r for r in results if not r.ok]
+        # A run that builds on an earlier one started from all of its photos: those that none of
+        # this run's posts has (the posts a recheck found gone had them) must not be served.
+        keep_only_photos(media, {r.file for r in fetched})
         _write_photo_records(folder, photos, fetched, failed)
         self.outcome = f"{len(fetched):,} photos fetched, {len(failed):,} failed" + (
             f", {len(photos) - len(results):,} beyond the limit of {settings.DNFLOW_MAX_PHOTOS:,}"

@@ -17,6 +17,7 @@ from django.utils import timezone
 from searches import schedule, services
 from searches.models import RunKind, Search, SearchRun, Source, Status
 
+from .pipeline_helpers import PhotoServer, drawn_image, image_bytes, read_rows
 from .worker_helpers import REAL_ARCHIVE
 
 pytest_plugins = ["tests.x_emulator"]  # the x_api fixture
@@ -152,3 +153,53 @@ def test_a_scheduled_refresh_runs_once_per_slot_with_two_workers(x_api, owner, w
     following = Search.objects.get(pk=search.pk).next_refresh_at
     assert timezone.now() < following <= timezone.now() + timedelta(hours=1)
     assert following == missed + 4 * timedelta(hours=1)
+
+
+def test_a_recheck_leaves_the_photos_of_posts_no_longer_on_x_out_of_its_media(x_api, owner, tmp_path, settings):
+    """The real archive with its photo URLs pointed at a local server (a test-only rewrite: the
+    pictures are SYNTHETIC): a recheck run starts from the earlier run's photos, and must not keep
+    those that only posts now gone had."""
+    pages = [json.loads(line) for line in REAL_ARCHIVE.read_text(encoding="utf-8").splitlines()]
+    picture = image_bytes(drawn_image(7), "PNG")
+    server = PhotoServer({})
+    names: dict[str, str] = {}  # media_key -> file name
+    for page in pages:
+        for media in page.get("includes", {}).get("media", []):
+            if media.get("type") == "photo" and media.get("url"):
+                name = media["url"].rsplit("/", 1)[-1]
+                server.routes[f"/media/{name}"] = (200, "image/png", picture)
+                media["url"] = server.url(f"/media/{name}")
+                names[media["media_key"]] = name
+    archive = tmp_path / "real-with-local-photos.jsonl"
+    archive.write_text("".join(json.dumps(page) + "\n" for page in pages), encoding="utf-8")
+    settings.DNFLOW_FETCH_PHOTOS = True
+    settings.DNFLOW_PHOTO_PRIVATE_ADDRESSES = True  # the server is on 127.0.0.1
+    try:
+        search = services.create_search(owner=owner, source=Source.ARCHIVE, archive_path=str(archive), enqueue=False)
+        first = services.execute_search(search)
+        assert first.status == Status.FINISHED, first.error
+        # A photo one post had, and the posts that carry it: that post and its retweets.
+        posts = [post for page in pages for post in page["data"]]
+        having = {}
+        for post in posts:
+            for key in post.get("attachments", {}).get("media_keys", []):
+                if key in names:
+                    having.setdefault(names[key], set()).add(post["id"])
+        name, owners = next((n, ids) for n, ids in sorted(having.items()) if len(ids) == 1)
+        gone = set(owners) | {
+            post["id"] for post in posts if any(ref["id"] in owners for ref in post.get("referenced_tweets", []))
+        }
+        assert (first.folder_path / "media" / name).is_file()
+        x_api.delete_posts(*gone)
+
+        services.recheck_search(Search.objects.get(pk=search.pk), enqueue=False)
+        run = services.execute_search(Search.objects.get(pk=search.pk))
+    finally:
+        server.stop()
+
+    assert (run.kind, run.status) == (RunKind.RECHECK, Status.FINISHED), run.error
+    assert not any(row[0].endswith(f"/{name}") for row in read_rows(run.folder_path / "count-media.csv")[1:])
+    assert not (run.folder_path / "media" / name).exists()
+    assert len(list((run.folder_path / "media").glob("*.jpg"))) > 10  # the others' photos stay
+    services.publish_search(Search.objects.get(pk=search.pk))
+    assert Client().get(reverse("search_file", args=[search.pk, f"media/{name}"])).status_code == 404
