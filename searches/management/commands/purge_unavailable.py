@@ -14,10 +14,10 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from searches import run_files, services
-from searches.models import Search, Status
+from searches.models import Status
 
 from ..plain import PlainErrors
-from .run_search import BAD_INPUT, FAILED, PLAIN, ProgressWatcher
+from .run_search import BAD_INPUT, FAILED, PLAIN, execute_watched, search_from_argument
 
 UPLOAD = {
     "removed": "The archive uploaded for it ({name}) is deleted too: it holds them as well.",
@@ -36,9 +36,7 @@ class Command(PlainErrors, BaseCommand):
         parser.add_argument("--enqueue", action="store_true", help="Queue it for a worker and print the run number.")
 
     def handle(self, *args, **options) -> None:
-        search = Search.objects.with_runs().filter(pk=options["search_id"]).first()
-        if search is None:
-            raise CommandError(f"No search #{options['search_id']}: see the admin for the ids.", returncode=BAD_INPUT)
+        search = search_from_argument(options["search_id"])
         try:
             plan = services.plan_purge(search)
         except services.ActionRefused as exc:
@@ -57,12 +55,7 @@ class Command(PlainErrors, BaseCommand):
         if options["enqueue"]:
             self.stdout.write(f"Search #{search.pk}: purge queued as run {run.number}.")
             return
-        watcher = ProgressWatcher(run.pk, self.stderr, tty=self.stderr.isatty())
-        watcher.start()
-        try:
-            run = services.execute_search(Search.objects.get(pk=search.pk))
-        finally:
-            watcher.stop()
+        run = execute_watched(search, run, self.stderr)
         if run.status != Status.FINISHED:
             raise CommandError(
                 f"Search #{search.pk}: the purge {run.get_status_display().lower()}: {run.error} Run it again "

@@ -13,10 +13,10 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from searches import run_files, services
-from searches.models import Search, Status
+from searches.models import Status
 
 from ..plain import PlainErrors
-from .run_search import BAD_INPUT, FAILED, PLAIN, ProgressWatcher
+from .run_search import BAD_INPUT, FAILED, PLAIN, execute_watched, search_from_argument
 
 
 class Command(PlainErrors, BaseCommand):
@@ -27,9 +27,7 @@ class Command(PlainErrors, BaseCommand):
         parser.add_argument("--enqueue", action="store_true", help="Queue it for a worker and print the run number.")
 
     def handle(self, *args, **options) -> None:
-        search = Search.objects.with_runs().filter(pk=options["search_id"]).first()
-        if search is None:
-            raise CommandError(f"No search #{options['search_id']}: see the admin for the ids.", returncode=BAD_INPUT)
+        search = search_from_argument(options["search_id"])
         try:
             run = services.recheck_search(search, enqueue=options["enqueue"])
         except services.ActionRefused as exc:
@@ -37,12 +35,7 @@ class Command(PlainErrors, BaseCommand):
         if options["enqueue"]:
             self.stdout.write(f"Search #{search.pk}: recheck queued as run {run.number}.")
             return
-        watcher = ProgressWatcher(run.pk, self.stderr, tty=self.stderr.isatty())
-        watcher.start()
-        try:
-            run = services.execute_search(Search.objects.get(pk=search.pk))
-        finally:
-            watcher.stop()
+        run = execute_watched(search, run, self.stderr)
         if run.status != Status.FINISHED:
             raise CommandError(
                 f"Search #{search.pk}: the recheck {run.get_status_display().lower()}: {run.error}", returncode=FAILED

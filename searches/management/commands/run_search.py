@@ -264,6 +264,24 @@ class Command(PlainErrors, BaseCommand):
             self.stderr.write(f"Import: {report.get('summary', '')}", PLAIN)
 
 
+def search_from_argument(search_id: int) -> Search:
+    """The search a command names, or a plain refusal (exit 2)."""
+    search = Search.objects.with_runs().filter(pk=search_id).first()
+    if search is None:
+        raise CommandError(f"No search #{search_id}: see the admin for the ids.", returncode=BAD_INPUT)
+    return search
+
+
+def execute_watched(search: Search, run: SearchRun, out) -> SearchRun:
+    """Carry out a run the command has just queued, here, showing its progress on `out`; the run as it ended."""
+    watcher = ProgressWatcher(run.pk, out, tty=out.isatty())
+    watcher.start()
+    try:
+        return services.execute_search(Search.objects.get(pk=search.pk))
+    finally:
+        watcher.stop()
+
+
 def _disk_full_explained(record: logging.LogRecord) -> bool:
     """Leave out Luigi's traceback of a full disk: the run's error says so, and what to do, in plain words."""
     return not (record.exc_info and is_disk_full(record.exc_info[1]))
