@@ -3,6 +3,8 @@ API as X deletes them, a recheck and a purge carried out in this process."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import shutil
 import uuid
 from pathlib import Path
@@ -64,3 +66,25 @@ def archive_search(owner, data_dir: Path, real_data: Path, **fields) -> tuple[Se
     first = services.execute_search(search)
     assert first.status == Status.FINISHED, first.error
     return Search.objects.with_runs().get(pk=search.pk), first
+
+
+def post_objects(value, found: list) -> list:
+    """Every object in a parsed document that is a post (an id and a text), by id, in order."""
+    if isinstance(value, dict):
+        if ("id" in value or "id_str" in value) and ("text" in value or "full_text" in value):
+            found.append(str(value.get("id_str") or value.get("id")))
+        for inner in value.values():
+            post_objects(inner, found)
+    elif isinstance(value, list):
+        for inner in value:
+            post_objects(inner, found)
+    return found
+
+
+def objects_in(raw: Path) -> list[str]:
+    """The ids of every post object in a JSON lines file: posts, their originals and inlined copies."""
+    found: list = []
+    for line in raw.read_bytes().splitlines():
+        with contextlib.suppress(ValueError):  # an empty or broken line holds no post
+            post_objects(json.loads(line), found)
+    return found

@@ -4,15 +4,12 @@ search ran and failed). Real `manage.py` processes."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
 import pytest
 
-from .conftest import TEST_REDIS_URL
 from .hardening_helpers import run_cli, synthetic_tweet, write_jsonl
-from .worker_helpers import PROJECT_DIR, worker_database_url
+from .worker_helpers import manage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,25 +25,6 @@ COMMANDS = {
 }
 
 
-def manage(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    environment = {
-        **os.environ,
-        "DATABASE_URL": worker_database_url(),
-        "REDIS_URL": TEST_REDIS_URL,
-        "DNFLOW_DATA_DIR": str(tmp_path / "data"),
-        "X_BEARER_TOKEN": "",
-        **env,
-    }
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=PROJECT_DIR,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def one_paragraph(done: subprocess.CompletedProcess) -> str:
     said = done.stderr.strip()
     assert "Traceback" not in said and "CommandError" not in said, said
@@ -56,7 +34,7 @@ def one_paragraph(done: subprocess.CompletedProcess) -> str:
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_a_database_that_cannot_be_reached_exits_2_with_what_to_check(command, tmp_path):
-    done = manage(tmp_path, *COMMANDS[command], DATABASE_URL=UNREACHABLE_DATABASE)
+    done = manage(tmp_path / "data", *COMMANDS[command], DATABASE_URL=UNREACHABLE_DATABASE)
 
     assert done.returncode == 2, done.stderr
     said = one_paragraph(done)
@@ -70,7 +48,7 @@ def test_a_database_that_cannot_be_reached_exits_2_with_what_to_check(command, t
 def test_a_database_without_its_tables_exits_2_and_says_to_migrate(command, tmp_path):
     empty = tmp_path / "empty.sqlite3"
 
-    done = manage(tmp_path, *COMMANDS[command], DATABASE_URL=f"sqlite:///{empty}")
+    done = manage(tmp_path / "data", *COMMANDS[command], DATABASE_URL=f"sqlite:///{empty}")
 
     assert done.returncode == 2, done.stderr
     said = one_paragraph(done)
@@ -80,7 +58,7 @@ def test_a_database_without_its_tables_exits_2_and_says_to_migrate(command, tmp_
 
 @pytest.mark.parametrize("command", ["reconcile_searches", "rqworker"])
 def test_redis_that_cannot_be_reached_at_start_exits_2_with_what_to_check(command, tmp_path):
-    done = manage(tmp_path, *COMMANDS[command], REDIS_URL=UNREACHABLE_REDIS)
+    done = manage(tmp_path / "data", *COMMANDS[command], REDIS_URL=UNREACHABLE_REDIS)
 
     assert done.returncode == 2, done.stderr
     said = one_paragraph(done)
@@ -97,7 +75,7 @@ def test_redis_that_cannot_be_reached_at_start_exits_2_with_what_to_check(comman
     ],
 )
 def test_a_bad_setting_exits_2_and_names_it(variable, value, says, tmp_path):
-    done = manage(tmp_path, "run_search", "climate", **{variable: value})
+    done = manage(tmp_path / "data", "run_search", "climate", **{variable: value})
 
     assert done.returncode == 2, done.stderr
     said = one_paragraph(done)

@@ -20,7 +20,7 @@ from pipeline.contract import PURGE_RECORD, PURGE_REPORT, RAW_POSTS, SOURCES, TW
 from searches import services
 from searches.models import RunKind, Search, SearchRun, Source, Status
 
-from .purge_helpers import PAGES, archive_search, deleted_on_x, purged, rechecked, text_of
+from .purge_helpers import PAGES, archive_search, deleted_on_x, objects_in, post_objects, purged, rechecked, text_of
 
 pytest_plugins = ["tests.x_emulator"]  # the x_api fixture
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,27 +47,6 @@ def every_file(data_dir: Path) -> dict[Path, bytes]:
     return {path: path.read_bytes() for path in sorted(data_dir.rglob("*")) if path.is_file()}
 
 
-def post_objects(value, found: set) -> set:
-    """The ids of every object in a parsed document that is a post (an id and a text)."""
-    if isinstance(value, dict):
-        if "id" in value and "text" in value:
-            found.add(str(value["id"]))
-        for inner in value.values():
-            post_objects(inner, found)
-    elif isinstance(value, list):
-        for inner in value:
-            post_objects(inner, found)
-    return found
-
-
-def raw_posts_in(path: Path) -> set[str]:
-    found: set = set()
-    for line in path.read_bytes().splitlines():
-        if line.strip():
-            post_objects(json.loads(line), found)
-    return found
-
-
 def table_ids(path: Path) -> list[str]:
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
@@ -91,7 +70,7 @@ def test_a_purge_leaves_no_trace_of_the_gone_posts_and_every_other_post_as_it_wa
     files_before = every_file(data_dir)
     texts = {post_id: text_of(x_api, post_id) for post_id in gone}
     # Before: the gone posts are in the raw pages (RETWEETED also in includes.tweets), their text in the tables.
-    assert gone <= raw_posts_in(raw)
+    assert gone <= set(objects_in(raw))
     assert all(any(s in raw.read_bytes() for s in spellings(text)) for text in texts.values())
     assert gone & set(table_ids(first.folder_path / "tweets.csv")) == gone
 
@@ -109,7 +88,7 @@ def test_a_purge_leaves_no_trace_of_the_gone_posts_and_every_other_post_as_it_wa
         if path.name in id_only or path.parent.name == "rechecks" or path.suffix == ".zip":
             continue
         if path.name == RAW_POSTS:
-            assert not gone & raw_posts_in(path), path
+            assert not gone & set(objects_in(path)), path
         elif path.name in PRIVATE_TABLES:
             assert not gone & set(table_ids(path)), path
         else:
@@ -119,7 +98,7 @@ def test_a_purge_leaves_no_trace_of_the_gone_posts_and_every_other_post_as_it_wa
     lines_after = raw.read_bytes().splitlines(keepends=True)
     assert len(lines_after) == len(lines_before) == 5
     for before, line, after in zip(pages_before, lines_before, lines_after, strict=True):
-        held = gone & post_objects(before, set())
+        held = gone & set(post_objects(before, []))
         if not held:
             assert after == line
             continue
@@ -217,14 +196,14 @@ def test_a_live_collection_is_purged_page_by_page_and_new_posts_add_to_the_same_
     assert first.status == Status.FINISHED, first.error
     collection = collected(first)
     raw = first.folder_path / RAW_POSTS
-    assert len(collection) == 105 and len(raw_posts_in(raw) - set(newest)) > 105
+    assert len(collection) == 105 and len(set(objects_in(raw)) - set(newest)) > 105
     gone = set(collection[3:9])
     x_api.delete_posts(*gone)
     rechecked(search)
 
     run = purged(search)
 
-    assert not gone & raw_posts_in(raw)
+    assert not gone & set(objects_in(raw))
     note = json.loads((first.folder_path / SOURCES).read_text())["purges"][0]
     assert note["files"][RAW_POSTS]["within_limit"] == len(gone)
     assert json.loads((run.folder_path / PURGE_REPORT).read_text())["upload"] == {}

@@ -4,10 +4,6 @@ and staff may purge; anyone else gets a 404, and asking never changes anything."
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -15,9 +11,8 @@ from django.urls import reverse
 from searches import services
 from searches.models import RunKind, Search, SearchRun, Status
 
-from .conftest import TEST_REDIS_URL
 from .purge_helpers import archive_search, deleted_on_x, rechecked
-from .worker_helpers import PROJECT_DIR, worker_database_url
+from .worker_helpers import manage
 
 pytest_plugins = ["tests.x_emulator"]  # the x_api fixture
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -132,25 +127,6 @@ def test_the_admin_asks_first_then_purges(rechecked_search, client, staff_user, 
     again = client.post(changelist, chosen, follow=True).content.decode()
     assert "has a run queued: a purge waits" in again
     assert len(purge_runs(rechecked_search)) == 1
-
-
-def manage(data_dir, *args: str) -> subprocess.CompletedProcess:
-    environment = {
-        **os.environ,
-        "DATABASE_URL": worker_database_url(),
-        "REDIS_URL": TEST_REDIS_URL,
-        "DNFLOW_DATA_DIR": str(data_dir),
-        "DNFLOW_FETCH_PHOTOS": "0",
-        "X_BEARER_TOKEN": "",
-    }
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=PROJECT_DIR,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_the_command_says_what_goes_purges_only_with_yes_and_exits_2_when_it_cannot(rechecked_search, data_dir):

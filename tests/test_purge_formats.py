@@ -5,7 +5,6 @@ real recorded fixtures, and on hand-made lines for the formats they lack."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import io
@@ -19,6 +18,7 @@ from pipeline.contract import RAW_POSTS, SOURCES, TWEETS_CSV
 from pipeline.formats import ImportReport, iter_collection, iter_posts
 from pipeline.purge import posts_purged_within_limit, purge_folder
 from tests.formats_helpers import tweets_js_item, v1_tweet
+from tests.purge_helpers import objects_in, post_objects
 
 PURGE = {"record": "search-1-purge/purged-posts.csv", "purged_at": "2026-01-05T10:00:00Z"}
 
@@ -36,27 +36,6 @@ def lines_of(path: Path) -> list[bytes]:
 
 def posts_by_id(raw: Path) -> dict:
     return {post.id: post for post in iter_posts(raw, ImportReport())}
-
-
-def post_objects(value, found: list) -> list:
-    """Every object in a parsed document that is a post: an id and a text."""
-    if isinstance(value, dict):
-        if ("id" in value or "id_str" in value) and ("text" in value or "full_text" in value):
-            found.append(str(value.get("id_str") or value.get("id")))
-        for inner in value.values():
-            post_objects(inner, found)
-    elif isinstance(value, list):
-        for inner in value:
-            post_objects(inner, found)
-    return found
-
-
-def objects_in(raw: Path) -> list[str]:
-    found: list = []
-    for line in raw.read_bytes().splitlines():
-        with contextlib.suppress(ValueError):  # an empty or broken line holds no post
-            post_objects(json.loads(line), found)
-    return found
 
 
 def purge_and_check(folder: Path, gone: set[str]) -> tuple[list[bytes], list[bytes]]:

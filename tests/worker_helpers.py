@@ -57,6 +57,28 @@ def worker_database_url() -> str:
     raise RuntimeError(f"Tests run on SQLite or PostgreSQL, not {db['ENGINE']}: set DATABASE_URL to one of them.")
 
 
+def manage(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """A real `manage.py` process on this test's database, test Redis and `data_dir`, without
+    credentials or photo downloads (both can be given in `env`); what it printed and its exit code."""
+    environment = {
+        **os.environ,
+        "DATABASE_URL": worker_database_url(),
+        "REDIS_URL": TEST_REDIS_URL,
+        "DNFLOW_DATA_DIR": str(data_dir),
+        "DNFLOW_FETCH_PHOTOS": "0",
+        "X_BEARER_TOKEN": "",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def descendants(pid: int) -> list[int]:
     """Child processes, recursively (Linux /proc): an rq worker's work horse and Luigi's processes."""
     found = []
