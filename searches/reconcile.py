@@ -35,8 +35,6 @@ from .watchdog import alive_key, alive_ttl, timeout_reason
 
 log = logging.getLogger("dnflow.reconcile")
 
-REQUEUED_STEP = "Queued again: its worker stopped. Completed steps are kept."
-
 
 @dataclass
 class ReconcileOutcome:
@@ -117,13 +115,14 @@ def _reconcile_running(conn, run: SearchRun, outcome: ReconcileOutcome) -> None:
         outcome.failed.append(run.search_id)
 
 
-def recover_lost(run: SearchRun, job) -> str | None:
+def recover_lost(run: SearchRun, job, *, lost: str = "worker") -> str | None:
     """A running run lost its process: queue it again to resume, or end it as failed.
 
     The one place that decides, for every way a loss is noticed: this sweep, the worker whose work
     horse died (searches.worker.DnflowWorker.settle_run, at once), and rq's on_failure callback for
-    a job it found abandoned (searches.execute.job_failed). Returns the new status, or None if the
-    run had changed meanwhile.
+    a job it found abandoned (searches.execute.job_failed). `lost` names what stopped, for the
+    person reading the note: the worker, or only its work horse. Returns the new status, or None if
+    the run had changed meanwhile.
     """
     timeout = job.timeout if job is not None else None
     ran = (timezone.now() - run.started).total_seconds() if run.started else 0
@@ -134,21 +133,22 @@ def recover_lost(run: SearchRun, job) -> str | None:
     times = run.times_lost + 1
     if times > settings.DNFLOW_LOST_SEARCH_RETRIES:
         error = (
-            f"The worker running this search stopped unexpectedly {times} times in a row ({why}): "
+            f"The {lost} running this search stopped unexpectedly {times} times in a row ({why}): "
             "killed, crashed or out of memory. Run it again to resume from the completed steps."
         )
         if not this_claim.fail(error):
             return None
         run.tidy_up()  # its process is gone: nothing writes in the folder any more
         return Status.FAILED
-    if not this_claim.requeue_lost(REQUEUED_STEP):
+    requeued_step = f"Queued again: its {lost} stopped. Completed steps are kept."
+    if not this_claim.requeue_lost(requeued_step):
         return None
-    log.warning("%s lost its worker (%s): queued again to resume", run, why)
+    log.warning("%s lost its %s (%s): queued again to resume", run, lost, why)
     TaskEvent.objects.create(
         run=run,
         task_family="Worker",
         event=EventKind.NOTE,
-        message=f"The worker running this search stopped ({why}). Queued again to resume: completed steps are kept.",
+        message=f"The {lost} running this search stopped ({why}). Queued again to resume: completed steps are kept.",
     )
-    enqueue_run(run.pk, step=REQUEUED_STEP)
+    enqueue_run(run.pk, step=requeued_step)
     return Status.QUEUED

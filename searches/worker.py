@@ -215,7 +215,7 @@ class DnflowWorker(Worker):
             with contextlib.suppress(ProcessLookupError):  # nothing of the horse may be left
                 os.killpg(horse, signal.SIGKILL)
             if run.status == Status.RUNNING:
-                new_status = recover_lost(run, job)
+                new_status = recover_lost(run, job, lost="worker's work horse")
                 self.log.warning("Worker %s: the work horse of %s died; the run is now %s", self.name, run, new_status)
             else:
                 run.tidy_up()

@@ -183,6 +183,8 @@ def test_a_killed_work_horse_s_search_is_queued_again_at_once_by_its_worker(pool
     assert took < 10
     note = newest_run(search).events.get(task_family="Worker", event="note").message
     assert "signal 9" in note, note
+    # Only the horse died: the note must not say the worker stopped, which still runs.
+    assert "The worker's work horse running this search stopped" in note, note
 
     x_api.page_delay = 0.0
     pool.wait_for(lambda: is_done(search.pk), timeout=60, what="the run resumes and finishes", interval=0.3)
