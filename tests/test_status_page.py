@@ -156,10 +156,11 @@ def test_status_queries_do_not_grow_with_events(owner_client, owner, django_asse
     _many_events(small, 3)
     _many_events(large, 600)
     for search in (small, large):
-        # session, user, search (with owner and runs), events: the newest, and the steps' starts and ends
-        with django_assert_max_num_queries(5):
+        # session, user, search (with owner and runs), events: the newest, then the newest starts,
+        # successes, failures and processing times (one query each)
+        with django_assert_max_num_queries(8):
             assert owner_client.get(reverse("search_status", args=[search.pk])).status_code == 200
-        with django_assert_max_num_queries(6):  # ... and the list of its runs
+        with django_assert_max_num_queries(9):  # ... and the list of its runs
             assert owner_client.get(reverse("search_detail", args=[search.pk])).status_code == 200
     page = owner_client.get(reverse("search_detail", args=[large.pk])).content.decode()
     assert "the most recent only" in page
