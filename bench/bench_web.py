@@ -1,13 +1,19 @@
-"""Web latency under load: the home list and the status fragment, on a database with many searches.
+"""Web latency under load: the home list, the status fragment and the JSON API list, on a database
+with many searches.
 
-    .venv/bin/python bench/bench_web.py [--requests 400] [--concurrency 1,4] [--server gunicorn|runserver]
+    .venv/bin/python bench/bench_web.py [--searches 200000] [--events 20000000] [--requests 400]
+        [--concurrency 1,4] [--server gunicorn|runserver] [--refill] [--fill-only]
 
-Fills a throwaway database with SYNTHETIC searches and task events (2,000 and 200,000 by
-default; bulk_create), starts the real server on 127.0.0.1 with DEBUG off, and sends a bounded
+Fills a throwaway database with SYNTHETIC searches, their runs and task events (200,000 searches
+and 20,000,000 events by default; loaded in bulk, COPY on PostgreSQL; a database already filled at
+that scale is reused), starts the real server on 127.0.0.1 with DEBUG off, and sends a bounded
 number of requests (each endpoint: --requests, at most --seconds) from a few client threads:
-  - the home page as a user who owns many searches, and anonymously (published searches);
-  - a status fragment (the htmx poll) of a running search with the most events, and a home row.
-Prints median / p95 latency and requests per second. Target: median under 100 ms.
+  - the home page as a user who owns half the searches, on its first and last page, and
+    anonymously (published searches), first and last page;
+  - the status fragment (the htmx poll) of a running search holding a tenth of the events, and
+    its home-page row;
+  - the JSON API's list of searches, as that owner.
+Prints median / p95 latency and requests per second. Target: median under 50 ms.
 
 The database is SQLite under bench/out/web/, or, when DATABASE_URL names PostgreSQL, a separate
 throwaway database `dnflow_bench_web` on that server (never the configured one).
@@ -25,28 +31,34 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 from common import OUT, PYTHON, REPO, ensure_repo_on_path
 
 WEB = OUT / "web"
 BENCH_DB_NAME = "dnflow_bench_web"
-TARGET_MEDIAN_MS = 100.0
+TARGET_MEDIAN_MS = 50.0
+PAGE_SIZE = 25  # searches.views.pages.PAGE_SIZE: the home page's lists
 FAMILIES = ("CollectPosts", "SummarisePosts", "FetchPhotos", "MatchPhotos", "PackageOutputs")
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Web latency under load (see bench/README.md).")
-    parser.add_argument("--searches", type=int, default=2000)
-    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--searches", type=int, default=200_000)
+    parser.add_argument("--events", type=int, default=20_000_000)
     parser.add_argument("--requests", type=int, default=400, help="Requests per endpoint and concurrency level.")
     parser.add_argument("--seconds", type=float, default=60, help="At most this long per endpoint and level.")
     parser.add_argument("--concurrency", default="1,4", help="Client threads, e.g. 1,4.")
     parser.add_argument("--server", choices=("gunicorn", "runserver"), default="gunicorn")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes.")
     parser.add_argument("--refill", action="store_true", help="Fill the database again even if it is full.")
+    parser.add_argument("--fill-only", action="store_true", help="Fill (or check) the database, measure nothing.")
+    parser.add_argument(
+        "--lenient", action="store_true", help="Measure a page that lacks what it should show (an older version)."
+    )
     return parser.parse_args()
 
 
@@ -86,106 +98,247 @@ def create_postgres_database(database_url: str) -> None:
 
 # --- the data ------------------------------------------------------------------------------------
 
+# What a search's runs look like, by (search index // 2) % 10, so the owner and the others get each:
+# most have one finished run; some a finished run and a newer running, failed or cancelled one (the
+# pages then show the results of the older, finished run); some have not finished a run yet.
+RUN_PLANS = (
+    ("finished",),
+    ("finished",),
+    ("finished",),
+    ("finished",),
+    ("finished",),
+    ("finished",),
+    ("finished", "running"),
+    ("finished", "failed"),
+    ("finished", "failed", "cancelled"),
+    ("running",),
+)
+LOAD_CHUNK = 200_000  # rows per executemany / COPY write
 
-def fill(searches: int, events: int, refill: bool) -> dict:
-    """SYNTHETIC searches and events; returns the ids and the owner's session cookie the load needs."""
+
+def is_full(searches: int, events: int) -> bool:
+    from django.contrib.auth import get_user_model
+
+    from searches.models import Search, TaskEvent
+
+    return (
+        get_user_model().objects.filter(username="bench-owner").exists()
+        and Search.objects.count() == searches
+        and TaskEvent.objects.count() == events
+    )
+
+
+def drop_database(database_url: str) -> None:
+    """Start from nothing: the throwaway SQLite file, or the throwaway PostgreSQL database."""
+    if database_url.startswith("postgres"):
+        import psycopg
+
+        admin = urlunsplit(urlsplit(database_url)._replace(path="/postgres"))
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB_NAME}" WITH (FORCE)')
+        create_postgres_database(database_url)
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            (WEB / f"bench-web.sqlite3{suffix}").unlink(missing_ok=True)
+
+
+def fill(searches: int, events: int) -> None:
+    """SYNTHETIC users, searches, runs and task events, loaded in bulk into an empty database.
+
+    Rows go in with their ids given, so a search can name its runs (latest_run, results_run) as
+    SearchRun's transitions would have left them, without a second pass over the table. PostgreSQL
+    loads with COPY; SQLite with executemany in one transaction, its journal off (a throwaway file).
+    """
     from django.contrib.auth import get_user_model
     from django.db import connection
-    from django.test import Client
-    from django.utils import timezone
-
-    from searches.models import EventKind, Search, Source, Status, TaskEvent
 
     users = get_user_model()
-    owner = users.objects.filter(username="bench-owner").first()
-    full = owner is not None and Search.objects.count() == searches and TaskEvent.objects.count() == events
-    if not full or refill:
-        TaskEvent.objects.all().delete()
-        Search.objects.all().delete()
-        users.objects.filter(username__startswith="bench-").delete()
-        owner = users.objects.create_user("bench-owner", password=secrets.token_urlsafe(16))
-        others = [users.objects.create_user(f"bench-user-{i}", password=secrets.token_urlsafe(16)) for i in range(20)]
-        now = timezone.now()
-        statuses = [Status.FINISHED] * 7 + [Status.RUNNING, Status.FAILED, Status.QUEUED]
-        rows = []
-        for i in range(searches):
-            status = statuses[(i // 2) % len(statuses)]  # both owners get every status
-            mine = i % 2 == 0
-            rows.append(
-                Search(
-                    owner=owner if mine else others[i % len(others)],
-                    term=f"synthetic benchmark search {i} #bench{i % 37}",
-                    source=Source.SAMPLE,
-                    status=status,
-                    progress=100.0 if status == Status.FINISHED else 40.0,
-                    step="Finished" if status == Status.FINISHED else "Counting: 40,000 posts so far",
-                    num_posts=1000 + i if status == Status.FINISHED else None,
-                    created=now - timedelta(minutes=searches - i),
-                    started=now - timedelta(minutes=searches - i),
-                    finished=now if status == Status.FINISHED else None,
-                    published_at=now if not mine and i % 4 == 1 else None,
-                    folder=f"search-bench-{i}",
-                )
-            )
-        Search.objects.bulk_create(rows, batch_size=1000)
-        ids = list(Search.objects.order_by("pk").values_list("pk", flat=True))
-        # One long-running search of the owner's holds a tenth of the events; the rest are spread out.
-        big = Search.objects.filter(owner=owner, status=Status.RUNNING).order_by("pk").first()
-        big_events = events // 10
-        per_search = (events - big_events) // (len(ids) - 1)
-        plan = [(big.pk, big_events)] + [(pk, per_search) for pk in ids if pk != big.pk]
-        plan[-1] = (plan[-1][0], events - big_events - per_search * (len(plan) - 2))
-        batch = []
-        for pk, count in plan:
-            batch.extend(_events_for(pk, count, now, TaskEvent, EventKind))
-            if len(batch) >= 20_000:
-                TaskEvent.objects.bulk_create(batch, batch_size=5000)
-                batch = []
-        TaskEvent.objects.bulk_create(batch, batch_size=5000)
-        if connection.vendor == "postgresql":
-            # Autovacuum analyses a table after this many inserts in production; right after a bulk load
-            # the planner would still think the events table is tiny.
-            with connection.cursor() as cursor:
-                cursor.execute("ANALYZE")
-    big = Search.objects.filter(owner=owner, status=Status.RUNNING).order_by("pk").first()
+    owner = users.objects.create_user("bench-owner")  # no password: the bench logs in with force_login
+    others = [users.objects.create_user(f"bench-user-{i}") for i in range(20)]
+    now = datetime.now(UTC).replace(microsecond=0)
+    search_rows, run_rows, event_plan = plan_rows(searches, events, owner.pk, [u.pk for u in others], now)
+    load = _copy_rows if connection.vendor == "postgresql" else _insert_rows
+    stamp = _stamp_postgres if connection.vendor == "postgresql" else _stamp_sqlite
+    connection.ensure_connection()
+    raw = connection.connection
+    if connection.vendor == "sqlite":
+        raw.execute("PRAGMA journal_mode=OFF")
+        raw.execute("PRAGMA synchronous=OFF")
+        raw.execute("PRAGMA cache_size=-262144")  # 256 MiB
+        raw.execute("PRAGMA foreign_keys=OFF")  # searches and runs name each other; both go in whole
+    # Searches and runs in one transaction: PostgreSQL checks their (deferred) foreign keys at its end.
+    with bulk_transaction(raw, connection.vendor):
+        load(raw, "searches_search", SEARCH_COLUMNS, ([stamp(v) for v in row] for row in search_rows))
+        load(raw, "searches_searchrun", RUN_COLUMNS, ([stamp(v) for v in row] for row in run_rows))
+    with bulk_transaction(raw, connection.vendor):
+        load(raw, "searches_taskevent", EVENT_COLUMNS, _event_rows(event_plan, stamp))
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            for table in ("searches_search", "searches_searchrun", "searches_taskevent"):
+                # The table names are the constants above, never input.
+                cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")  # noqa: S608
+            # Autovacuum would analyse (and vacuum, for index-only scans) the tables soon after a bulk
+            # load in production; right after it the planner would still think they are tiny.
+            cursor.execute("VACUUM ANALYZE")
+    else:
+        # No ANALYZE: nothing runs it on an installation's SQLite file, so its planner works without
+        # statistics there, and must be measured so. (Statistics taken before a migration adds an
+        # index also mislead it: the new index has none, the old ones do.)
+        raw.execute("PRAGMA foreign_keys=ON")
+        raw.execute("PRAGMA journal_mode=WAL")
+
+
+SEARCH_COLUMNS = (
+    "id owner_id term source archive_path count lang start_time end_time title notes refresh_every "
+    "next_refresh_at created published_at latest_run_id results_run_id"
+).split()
+RUN_COLUMNS = (
+    "id search_id number folder kind builds_on_id since_id status progress step error rate_limited_until "
+    "rq_job_id num_posts times_lost tidy created started finished"
+).split()
+EVENT_COLUMNS = "id run_id task_family task_id event message duration created".split()
+
+
+def plan_rows(searches: int, events: int, owner_id: int, other_ids: list[int], now: datetime):
+    """The search and run rows, and per run with events: (run id, count, first event time, running)."""
+    search_rows, run_rows, started_runs = [], [], []
+    run_id = 0
+    for i in range(searches):
+        mine = i % 2 == 0
+        created = now - timedelta(minutes=searches - i)
+        results = None
+        plan = RUN_PLANS[(i // 2) % len(RUN_PLANS)]
+        for number, status in enumerate(plan, start=1):
+            run_id += 1
+            started = created + timedelta(minutes=number)
+            finished = started + timedelta(seconds=30) if status != "running" else None
+            if status == "finished":
+                results = run_id
+            step = {"running": "Counting: 40,000 posts so far", "failed": "Failed", "cancelled": "Cancelled"}
+            run_rows.append(
+                (run_id, i + 1, number, f"search-bench-{i + 1}-{number}", "collect", None, "", status,
+                 100.0 if status == "finished" else 40.0, step.get(status, "Finished"),
+                 "The archive ended in the middle of a post." if status == "failed" else "", None, "",
+                 1000 + i if status == "finished" else None, 0, True, started, started, finished)
+            )  # fmt: skip
+            started_runs.append((run_id, started, status == "running", mine))
+        published = now - timedelta(seconds=searches - i) if not mine and i % 4 == 1 else None
+        search_rows.append(
+            (i + 1, owner_id if mine else other_ids[i % len(other_ids)],
+             f"synthetic benchmark search {i} #bench{i % 37}", "sample", "", None, "", None, None, "", "",
+             None, None, created, published, run_id, results)
+        )  # fmt: skip
+    # One long-running run of the owner's holds a tenth of the events (its status fragment is
+    # measured); the rest are spread evenly over every other run.
+    big = next(run for run in reversed(started_runs) if run[2] and run[3])
+    big_events = events // 10
+    rest = [run for run in started_runs if run is not big]
+    per_run, extra = divmod(events - big_events, len(rest))
+    # It is still going: its events end now.
+    event_plan = [(big[0], big_events, now - timedelta(seconds=big_events), True)]
+    event_plan += [(run[0], per_run + (1 if n < extra else 0), run[1], run[2]) for n, run in enumerate(rest)]
+    return search_rows, run_rows, event_plan
+
+
+def _event_rows(event_plan, stamp):
+    """A workflow's worth of events per run: start, progress..., rate-limit waits, success, per task."""
+    event_id = 0
+    second = timedelta(seconds=1)
+    for run_id, count, began, running in event_plan:
+        per_family = max(2, count // len(FAMILIES))
+        at = began
+        for n in range(count):
+            index = min(n // per_family, len(FAMILIES) - 1)
+            family, step = FAMILIES[index], n - index * per_family
+            # A running run's last task has not ended yet.
+            ends = n == count - 1 and not running if index == len(FAMILIES) - 1 else step == per_family - 1
+            if step == 0:
+                kind, message = "start", ""
+            elif ends:
+                kind, message = "success", f"{family} done"
+            elif step % 97 == 0:
+                kind, message = "rate_limit", "Waiting 60 s for the X API rate limit"
+            else:
+                kind, message = "progress", f"Counting: {step * 250:,} posts so far"
+            event_id += 1
+            at += second
+            yield (event_id, run_id, family, f"{family}_bench_{run_id}", kind, message, None, stamp(at))
+
+
+def _stamp_sqlite(value):
+    # As Django's SQLite backend stores datetimes: naive UTC text.
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None).isoformat(" ")
+    return value
+
+
+def _stamp_postgres(value):
+    return value
+
+
+@contextmanager
+def bulk_transaction(raw, vendor: str):
+    """One transaction on the driver's own connection (Django's is in autocommit mode)."""
+    if vendor == "postgresql":
+        with raw.transaction():
+            yield
+        return
+    raw.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        raw.execute("ROLLBACK")
+        raise
+    raw.execute("COMMIT")
+
+
+def _chunks(rows, size: int = LOAD_CHUNK):
+    chunk = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _insert_rows(raw, table: str, columns: list[str], rows) -> None:
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"  # noqa: S608
+    for chunk in _chunks(rows):
+        raw.executemany(sql, chunk)
+
+
+def _copy_rows(raw, table: str, columns: list[str], rows) -> None:
+    with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def describe_data() -> dict:
+    """The ids and counts the load needs, and the owner's session cookie."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from searches.models import Search, SearchRun, Status
+
+    owner = get_user_model().objects.get(username="bench-owner")
+    big = (
+        SearchRun.objects.filter(search__owner=owner, status=Status.RUNNING)
+        .order_by("-id")
+        .values_list("search_id", "pk")[:1]
+    )
+    big_search, big_run = next(iter(big))
     client = Client()
     client.force_login(owner)
     return {
         "owner_session": client.cookies["sessionid"].value,
-        "big_search": big.pk,
-        "big_events": big.events.count(),
+        "big_search": big_search,
+        "big_events": SearchRun.objects.get(pk=big_run).events.count(),
         "own_searches": Search.objects.filter(owner=owner).count(),
-        "published": Search.objects.published().count(),
+        "published": Search.objects.published().exclude(owner=owner).count(),
+        "runs": SearchRun.objects.count(),
     }
-
-
-def _events_for(search_id: int, count: int, now, TaskEvent, EventKind) -> list:  # noqa: N803 -- model classes
-    """A workflow's worth of events: start, progress..., processing time, success, per task."""
-    events = []
-    base = now - timedelta(seconds=count)
-    per_family = max(1, count // len(FAMILIES))
-    for n in range(count):
-        family = FAMILIES[min(n // per_family, len(FAMILIES) - 1)]
-        step = n % per_family
-        if step == 0:
-            kind, message = EventKind.START, ""
-        elif step == per_family - 1:
-            kind, message = EventKind.SUCCESS, f"{family} done"
-        elif step % 97 == 0:
-            kind, message = EventKind.RATE_LIMIT, "Waiting 60 s for the X API rate limit"
-        else:
-            kind, message = EventKind.PROGRESS, f"Counting: {step * 250:,} posts so far"
-        events.append(
-            TaskEvent(
-                search_id=search_id,
-                task_family=family,
-                task_id=f"{family}_bench_{search_id}",
-                event=kind,
-                message=message,
-                created=base + timedelta(seconds=n),
-            )
-        )
-    return events
 
 
 # --- the server ----------------------------------------------------------------------------------
@@ -269,7 +422,7 @@ class LoadResult:
         )
 
 
-def check_pages(endpoints: list[tuple[str, str, dict, tuple[str, ...]]]) -> None:
+def check_pages(endpoints: list[tuple[str, str, dict, tuple[str, ...]]], *, lenient: bool = False) -> None:
     import requests
 
     for name, url, cookies, expected in endpoints:
@@ -277,7 +430,10 @@ def check_pages(endpoints: list[tuple[str, str, dict, tuple[str, ...]]]) -> None
         missing = [text for text in expected if text not in response.text]
         rows = response.text.count('class="search-row"')
         if response.status_code not in (200, 286) or missing:
-            sys.exit(f"{name}: {url} answered {response.status_code} without {missing}; is the data there?")
+            problem = f"{name}: {url} answered {response.status_code} without {missing}"
+            if not lenient or response.status_code not in (200, 286):
+                sys.exit(f"{problem}; is the data there?")
+            print(f"  WARNING {problem} (--lenient: measured anyway)")
         print(f"  checked {name}: {response.status_code}, {len(response.content):,} bytes, {rows} search rows")
 
 
@@ -325,6 +481,12 @@ def load(name: str, url: str, cookies: dict, *, requests_total: int, concurrency
     return LoadResult(name, concurrency, latencies, errors[0], statuses, time.perf_counter() - began)
 
 
+def migrate(env: dict) -> None:
+    began = time.perf_counter()
+    subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO, env=env, check=True)
+    print(f"Migrated in {time.perf_counter() - began:.1f} s")
+
+
 def main() -> None:
     args = parse_args()
     levels = [int(n) for n in args.concurrency.split(",") if n.strip()]
@@ -335,23 +497,33 @@ def main() -> None:
         create_postgres_database(database_url)
     os.environ.update(env)
     print(f"Database: {database_url.split('@')[-1]} (throwaway)")
-    subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO, env=env, check=True)
+    if args.refill:
+        drop_database(database_url)
+    migrate(env)
 
     ensure_repo_on_path()
     import django
 
     django.setup()
+    from django.db import connections
+
     began = time.perf_counter()
-    facts = fill(args.searches, args.events, args.refill)
+    if not is_full(args.searches, args.events):
+        # Whatever is there (an interrupted fill, another scale) goes: the load wants empty tables.
+        connections.close_all()
+        drop_database(database_url)
+        migrate(env)
+        fill(args.searches, args.events)
+    facts = describe_data()
     print(
-        f"Data: {args.searches:,} synthetic searches, {args.events:,} task events "
-        f"(the owner has {facts['own_searches']:,}; {facts['published']:,} published; "
+        f"Data: {args.searches:,} SYNTHETIC searches with {facts['runs']:,} runs, {args.events:,} task events "
+        f"(the owner has {facts['own_searches']:,}; {facts['published']:,} others published; "
         f"status fragment of search #{facts['big_search']} with {facts['big_events']:,} events), "
         f"ready in {time.perf_counter() - began:.1f} s"
     )
-    from django.db import connections
-
     connections.close_all()
+    if args.fill_only:
+        return
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -363,14 +535,29 @@ def main() -> None:
         print(f"Server: {args.server}{workers}, DEBUG off, on {base}; load average {os.getloadavg()[0]:.1f}")
         owner = {"sessionid": facts["owner_session"]}
         big = facts["big_search"]
-        # Each page must show what it is measured for, not a login form or an empty list.
+        own_pages = -(-facts["own_searches"] // PAGE_SIZE)
+        published_pages = -(-facts["published"] // PAGE_SIZE)
+        # Each page must show what it is measured for, not a login form, an empty list or page 1.
         endpoints = [
-            ("home, logged in (many own searches)", f"{base}/", owner, ("Your searches", "search-row-")),
-            ("home, anonymous (published list)", f"{base}/", {}, ("Published searches", "search-row-")),
+            ("home, owner, page 1", f"{base}/", owner, ("Your searches", "search-row-", f"Page 1 of {own_pages}")),
+            (
+                f"home, owner, page {own_pages:,} (last)",
+                f"{base}/?mine={own_pages}",
+                owner,
+                ("search-row-", f"Page {own_pages} of {own_pages}"),
+            ),
+            ("home, anonymous, page 1", f"{base}/", {}, ("Published searches", "search-row-")),
+            (
+                f"home, anonymous, page {published_pages:,} (last)",
+                f"{base}/?published={published_pages}",
+                {},
+                ("search-row-", f"Page {published_pages} of {published_pages}"),
+            ),
             ("status fragment (htmx poll)", f"{base}/searches/{big}/status/", owner, ('id="status"', "<table")),
             ("status fragment, home row", f"{base}/searches/{big}/status/?part=row", owner, (f"search-row-{big}",)),
+            ("API list, owner", f"{base}/api/searches/", owner, ('{"searches": [{"id": ',)),
         ]
-        check_pages(endpoints)
+        check_pages(endpoints, lenient=args.lenient)
         print(f"\n{'endpoint':<40} {'c':>3} {'reqs':>6} {'median ms':>9} {'p95 ms':>9} {'req/s':>9}  statuses")
         for name, url, cookies, _expected in endpoints:
             for level in levels:

@@ -74,7 +74,7 @@ def _brief(request: HttpRequest, search: Search) -> dict:
 
 @require_GET
 def search_list(request: HttpRequest) -> JsonResponse:
-    searches = Search.objects.visible_to(request.user).with_runs()[:LISTED]
+    searches = Search.objects.visible_to(request.user).with_runs().order_by("-created", "-pk")[:LISTED]
     return JsonResponse({"searches": [_brief(request, s) for s in searches]})
 
 

@@ -120,10 +120,17 @@ class Search(models.Model):
         verbose_name_plural = "searches"
         ordering = ["-created"]
         indexes = [
-            # The home page: a person's own searches, newest first.
-            models.Index(fields=["owner", "-created"], name="search_owner_created"),
-            # The home page's published list and the Atom feed.
-            models.Index(fields=["published_at"], name="search_published"),
+            # The home page: a person's own searches, newest first, paged on these columns alone
+            # (the id ends the order, and PostgreSQL can then page without reading the table).
+            models.Index(fields=["owner", "-created", "-id"], name="search_owner_created_id"),
+            # The home page's published list (less one's own: the owner) and the Atom feed.
+            models.Index(
+                fields=["-published_at", "-id", "owner"],
+                name="search_published_id_owner",
+                condition=Q(published_at__isnull=False),
+            ),
+            # The JSON API's list: the newest searches a person may see.
+            models.Index(fields=["-created", "-id"], name="search_created_id"),
         ]
 
     def __str__(self) -> str:
@@ -527,8 +534,10 @@ class TaskEvent(models.Model):
     class Meta:
         ordering = ["created", "pk"]
         indexes = [
-            # The status page's steps table and the JSON API read one run's events in order.
+            # The status page's steps table and the JSON API read one run's newest events.
             models.Index(fields=["run", "created"], name="taskevent_run_created"),
+            # The steps table finds the starts and ends of a run's steps among millions of progress events.
+            models.Index(fields=["run", "event", "created"], name="taskevent_run_event_created"),
         ]
 
     def __str__(self) -> str:

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from searches.models import EventKind, Search, Status, TaskEvent
 from searches.views.pages import PAGE_SIZE
-from tests.web_helpers import make_search
+from tests.web_helpers import add_run, make_search
 
 pytestmark = pytest.mark.django_db
 
@@ -164,3 +164,52 @@ def test_status_fragment_queries_are_the_same_for_another_viewer(client, owner, 
         TaskEvent.objects.filter(run__search=search).delete()
         add_events(search, FEW)
         assert many_queries == few_queries, f"{viewer}: {many_queries} vs {few_queries}"
+
+
+@pytest.mark.parametrize("who", ["owner", "anonymous"])
+def test_a_deep_page_of_home_costs_what_the_first_does(client, owner, publishers, who):
+    """The last page of a long list: paged on ids, so its rows come with their runs in one query
+    however many pages come before it."""
+    viewer = owner if who == "owner" else None
+    if viewer is not None:
+        client.force_login(viewer)
+    param = "mine" if viewer is not None else "published"
+
+    def add(count: int, start: int) -> None:
+        if viewer is not None:
+            add_searches(viewer, count, label="mine", start=start)
+        else:
+            publish(publishers, count, start=start)
+
+    add(PAGE_SIZE + FEW, 0)
+    few_queries, page = measure(client, f"{reverse('home')}?{param}=2")
+    assert f"Page 2 of 2 · {PAGE_SIZE + FEW} searches" in page
+    assert page.count('class="search-row"') == FEW
+
+    # Five times the rows on the last page too: a query per row would show.
+    add(4 * PAGE_SIZE - FEW, PAGE_SIZE + FEW)
+    total = 5 * PAGE_SIZE
+    many_queries, page = measure(client, f"{reverse('home')}?{param}=5")
+    assert f"Page 5 of 5 · {total} searches" in page
+    assert page.count('class="search-row"') == PAGE_SIZE
+    # The last page holds the oldest search: the first published, or the one created longest ago.
+    assert (f"mine {total - 1}<" if viewer else "published 0<") in page
+    assert many_queries == few_queries, f"{many_queries} queries on page 5 of 5, {few_queries} on page 2 of 2"
+
+
+def test_api_list_queries_do_not_grow_with_searches(client, owner, publishers):
+    client.force_login(owner)
+    url = reverse("api_search_list")
+    add_searches(owner, FEW, label="mine")
+    publish(publishers, FEW)
+    few_queries, body = measure(client, url)
+    assert body.count('"id": ') == 2 * FEW
+
+    for search in add_searches(owner, MANY - FEW, label="mine", start=FEW, status=Status.FINISHED)[::3]:
+        add_run(search, status=Status.FAILED)  # a newer run that failed: the results stay the older run's
+    publish(publishers, MANY - FEW, start=FEW)
+    many_queries, body = measure(client, url)
+    # Every status, five owners, a newer unfinished run beside the results: no query per row.
+    assert body.count('"id": ') == 2 * MANY
+    assert '"owner": "publisher4"' in body and '"status": "failed"' in body and '"results_from": "' in body
+    assert many_queries == few_queries, f"{many_queries} queries with {MANY} searches, {few_queries} with {FEW}"

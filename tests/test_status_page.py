@@ -156,9 +156,11 @@ def test_status_queries_do_not_grow_with_events(owner_client, owner, django_asse
     _many_events(small, 3)
     _many_events(large, 600)
     for search in (small, large):
-        with django_assert_max_num_queries(4):  # session, user, search (with owner and runs), events
+        # session, user, search (with owner and runs), events: the newest, then the newest starts,
+        # successes, failures and processing times (one query each)
+        with django_assert_max_num_queries(8):
             assert owner_client.get(reverse("search_status", args=[search.pk])).status_code == 200
-        with django_assert_max_num_queries(5):  # ... and the list of its runs
+        with django_assert_max_num_queries(9):  # ... and the list of its runs
             assert owner_client.get(reverse("search_detail", args=[search.pk])).status_code == 200
     page = owner_client.get(reverse("search_detail", args=[large.pk])).content.decode()
     assert "the most recent only" in page
@@ -178,3 +180,31 @@ def test_home_queries_do_not_grow_with_searches(owner_client, owner, other_user,
     with django_assert_max_num_queries(len(few.captured_queries)):
         page = owner_client.get(reverse("home")).content.decode()
     assert "more 19" in page and "more theirs 19" in page
+
+
+def test_a_long_run_shows_every_step_however_many_progress_reports_came_after_it_started(owner_client, owner):
+    """A long collection reports progress thousands of times: the steps that started and ended
+    before its newest events still have their rows, and the running step its newest progress."""
+    search = make_search(owner, status=Status.RUNNING)
+    families = ("CollectPosts", "SummarisePosts", "FetchPhotos")
+    start = timezone.now() - timedelta(hours=2)
+    events = []
+    for index, family in enumerate(families):
+        kinds = [EventKind.START] + [EventKind.PROGRESS] * 300 + ([EventKind.SUCCESS] if index < 2 else [])
+        for n, kind in enumerate(kinds):
+            events.append(
+                TaskEvent(
+                    run=search.latest_run,
+                    task_family=family,
+                    task_id=f"{family}_1",
+                    event=kind,
+                    message=f"{family} progress {n}" if kind == EventKind.PROGRESS else "",
+                    created=start + timedelta(seconds=len(events)),
+                )
+            )
+    TaskEvent.objects.bulk_create(events)
+    body = owner_client.get(reverse("search_status", args=[search.pk]), HTTP_HX_REQUEST="true").content.decode()
+    for family, state in zip(families, ("finished", "finished", "running"), strict=True):
+        assert re.search(rf'<tr class="task-{state}">\s*<th scope="row">{family}</th>', body), family
+    assert "FetchPhotos progress 300" in body
+    assert "the most recent only" not in body

@@ -22,9 +22,13 @@ from ..models import EventKind, Search, SearchRun, Status, TaskEvent
 from .access import can_manage, visible_search
 from .summary import results_context
 
-# Each run's steps table shows its newest events only, so a long run cannot make the page (or
-# each two-second poll) slower: one query per run shown, bounded rows, a bounded number of runs.
+# A long run holds millions of events, nearly all progress reports. Each run's steps table reads
+# bounded slices of them, so no run can make the page (or each two-second poll) slower: the newest
+# events (the current step's progress, the recent notes), and the newest starts, ends and
+# processing times of its steps however far back they are (an index on run, event, created finds
+# them). Five queries per run shown, a bounded number of runs.
 TIMELINE_EVENTS = 200
+STEP_EVENTS = 100
 NOTES_SHOWN = 8
 RUNS_SHOWN = 10
 
@@ -56,12 +60,14 @@ OPEN_STEP_ENDINGS = {Status.CANCELLED: "cancelled", Status.FAILED: "stopped", St
 
 
 def run_steps(run: SearchRun) -> Steps:
-    newest = list(run.events.order_by("-created", "-pk")[: TIMELINE_EVENTS + 1])
-    truncated = len(newest) > TIMELINE_EVENTS
+    newest = run.events.order_by("-created", "-pk")[:TIMELINE_EVENTS]
+    step_events, truncated = _step_events(run)
+    # Oldest first, each event once (the newest may be among the steps' starts and ends too).
+    events = sorted({e.pk: e for e in [*step_events, *newest]}.values(), key=lambda e: (e.created, e.pk))
     rows: dict[str, StepRow] = {}
     latest_by_family: dict[str, StepRow] = {}
     notes = []
-    for event in reversed(newest[:TIMELINE_EVENTS]):
+    for event in events:
         # A task's own events make its row; progress, rate-limit waits and notes only annotate it
         # (they may come without a task id, from code that does not know which task it serves).
         row = rows.get(event.task_id) if event.task_id else None
@@ -84,6 +90,22 @@ def run_steps(run: SearchRun) -> Steps:
                 # Its run ended while it ran (cancelled, or its process died): it will not go on.
                 row.state, row.message, row.ended = ending, "", row.ended or run.finished
     return Steps(rows=list(rows.values()), notes=notes[-NOTES_SHOWN:], truncated=truncated)
+
+
+def _step_events(run: SearchRun) -> tuple[list[TaskEvent], bool]:
+    """The newest STEP_EVENTS events of each kind that makes a step's row, and whether older ones exist.
+
+    One query per kind: with `event = %s` the (run, event, created) index answers it in order, on
+    SQLite as on PostgreSQL. With `event IN (...)` SQLite's planner prefers walking the run's events
+    newest first through the (run, created) index, past millions of progress reports.
+    """
+    events: list[TaskEvent] = []
+    truncated = False
+    for kind in ROW_EVENTS:
+        newest = list(run.events.filter(event=kind).order_by("-created", "-pk")[: STEP_EVENTS + 1])
+        truncated = truncated or len(newest) > STEP_EVENTS
+        events += newest[:STEP_EVENTS]
+    return events, truncated
 
 
 def _apply(row: StepRow, event: TaskEvent) -> None:
