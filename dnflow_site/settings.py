@@ -193,6 +193,10 @@ DNFLOW_LUIGI_WORKERS = env_int("DNFLOW_LUIGI_WORKERS", 1)
 DNFLOW_WORKER_HEARTBEAT = env_int("DNFLOW_WORKER_HEARTBEAT", 5)
 # How often each worker sweeps for searches that never reached the queue or lost their worker.
 DNFLOW_RECONCILE_INTERVAL = env_int("DNFLOW_RECONCILE_INTERVAL", 60)
+# The longest wait, in seconds, between a worker's attempts to reach Redis during an outage (the
+# waits grow 1, 2, 4... up to this): longer spares Redis a crowd of reconnecting workers, shorter
+# resumes sooner after it is back.
+DNFLOW_REDIS_RETRY_CAP = env_int("DNFLOW_REDIS_RETRY_CAP", 30)
 # A search whose worker died is queued again (to resume) this many times in a row, then fails.
 DNFLOW_LOST_SEARCH_RETRIES = env_int("DNFLOW_LOST_SEARCH_RETRIES", 2)
 

@@ -46,13 +46,10 @@ from .watchdog import WORKER_PID_ENV, active_watchdog, alive_key
 
 log = logging.getLogger("dnflow.worker")
 
-# The longest wait between two attempts to reach Redis during an outage.
-REDIS_RETRY_CAP_SECONDS = 30
-
 
 class UntilRedisAnswers(Retry):
     """redis-py's retry policy for a worker's own client: a command that cannot reach Redis is tried
-    again, with backoff up to REDIS_RETRY_CAP_SECONDS, until Redis answers.
+    again, with backoff up to DNFLOW_REDIS_RETRY_CAP seconds, until Redis answers.
 
     OSError is among the errors retried because redis-py applies a connection's policy to opening
     its socket too, where a refused connection is a plain OSError: without it, a command that
@@ -60,7 +57,7 @@ class UntilRedisAnswers(Retry):
     """
 
     def __init__(self) -> None:
-        backoff = ExponentialBackoff(cap=REDIS_RETRY_CAP_SECONDS, base=1)
+        backoff = ExponentialBackoff(cap=settings.DNFLOW_REDIS_RETRY_CAP, base=1)
         super().__init__(backoff, retries=-1, supported_errors=(RedisConnectionError, RedisTimeoutError, OSError))
 
     def call_with_retry(self, do, fail):

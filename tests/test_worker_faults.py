@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 # Longer than redis-py's own retries (3, with backoff up to 2 + 4 + 8 s): only riding the outage
 # out explains a worker that is still there afterwards.
-OUTAGE_SECONDS = 20
+OUTAGE_SECONDS = 16
 # Seconds the X emulator takes per page: a search of 500 posts (5 pages) takes 15 s unless the test
 # sets the delay to 0 to let it end.
 SLOW_PAGE = 3.0
@@ -65,6 +65,9 @@ def live_search(count: int):
 
 
 def start_workers(pool: WorkerPool, x_api, count: int = 1, **env: str):
+    # Waits between tries to reach Redis of at most 2 s: an outage of OUTAGE_SECONDS is still many
+    # failed tries, and the worker is back within seconds of Redis.
+    env.setdefault("DNFLOW_REDIS_RETRY_CAP", "2")
     return pool.start(count, X_BEARER_TOKEN=x_api.token, DNFLOW_X_API_URL=x_api.url, **env)
 
 
