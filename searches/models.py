@@ -29,6 +29,7 @@ from django.utils import timezone
 from pipeline.contract import remove_temporaries
 
 from .choices import ACTIVE_STATUSES, DONE_STATUSES, EventKind, RunKind, Source, Status
+from .uploads import uploads_dir
 from .validation import validate_search
 
 __all__ = ["EventKind", "RunKind", "Search", "SearchRun", "Source", "Status", "TaskEvent"]
@@ -250,7 +251,7 @@ class Search(models.Model):
         change or delete."""
         if not self.archive_path:
             return False
-        uploads = (Path(settings.DNFLOW_DATA_DIR) / "uploads").resolve()
+        uploads = uploads_dir().resolve()
         return Path(self.archive_path).parent.resolve().parent == uploads
 
     def own_upload(self) -> Path | None:
@@ -269,7 +270,7 @@ class Search(models.Model):
         if not self.archive_path:
             return None
         folder = Path(self.archive_path)
-        uploads = (Path(settings.DNFLOW_DATA_DIR) / "uploads").resolve()
+        uploads = uploads_dir().resolve()
         if folder.is_symlink() or not folder.is_dir() or folder.resolve().parent != uploads:
             return None
         if Search.objects.exclude(pk=self.pk).filter(archive_path=str(folder)).exists():

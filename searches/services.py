@@ -263,13 +263,7 @@ def purge_unavailable(search: Search, *, enqueue: bool = True) -> SearchRun:
     It writes where a worker writes, and can take as long as a big archive needs.
     """
     plan_purge(search)
-    try:
-        run = search.start_run(kind=RunKind.PURGE, builds_on=search.results_run)
-    except RunRefused as exc:
-        raise ActionRefused(str(exc)) from None
-    if enqueue:
-        enqueue_run(search, run)
-    return run
+    return _start_run(search, enqueue=enqueue, kind=RunKind.PURGE, builds_on=search.results_run)
 
 
 def refresh_on_schedule(search_id: int, slot_text: str) -> str:

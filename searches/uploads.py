@@ -17,12 +17,25 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import uuid
+from pathlib import Path
 
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile, TemporaryFileUploadHandler
 from django.template.defaultfilters import filesizeformat
 
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def uploads_dir() -> Path:
+    """DNFLOW_DATA_DIR/uploads/: dnflow's own copies of archives and id datasets (the web form's
+    uploads, run_search's links to several archives), one folder each."""
+    return Path(settings.DNFLOW_DATA_DIR) / "uploads"
+
+
+def new_upload_folder() -> Path:
+    """A fresh folder name under uploads/ (not made yet)."""
+    return uploads_dir() / uuid.uuid4().hex
 
 
 def is_disk_full(exc: BaseException) -> bool:

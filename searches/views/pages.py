@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-import uuid
 from pathlib import Path
 
 from django.conf import settings
@@ -27,7 +26,7 @@ from pipeline.xapi import estimate as estimate_posts
 from .. import services
 from ..forms import SearchForm
 from ..models import Search, SearchQuerySet, Source
-from ..uploads import disk_full_message, is_disk_full
+from ..uploads import disk_full_message, is_disk_full, new_upload_folder
 from ..validation import check_id_dataset
 
 log = logging.getLogger("dnflow.web")
@@ -135,7 +134,7 @@ def _save_upload(upload: UploadedFile) -> tuple[Path, str]:
 
     On a full disk nothing is kept and UploadNotStored says so; on any other error nothing is kept either.
     """
-    folder = Path(settings.DNFLOW_DATA_DIR) / "uploads" / uuid.uuid4().hex
+    folder = new_upload_folder()
     try:
         name = get_valid_filename(Path(upload.name or "").name)[-150:].lstrip(".")
     except Exception:  # get_valid_filename refuses names like ".."; any refusal gets a plain name

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
-import uuid
 from datetime import datetime
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from pipeline.formats.copying import FOLDER_SUFFIXES
 from pipeline.times import parse_iso
 from searches import run_files, services
 from searches.models import Search, SearchRun, Source, Status
-from searches.uploads import is_disk_full
+from searches.uploads import is_disk_full, new_upload_folder
 from searches.validation import check_id_dataset
 
 from ..plain import CONFIGURATION, PlainErrors
@@ -161,7 +160,7 @@ class Command(PlainErrors, BaseCommand):
             raise CommandError(
                 f"{folders[0]} is a folder: give one folder on its own, or several files.", returncode=BAD_INPUT
             )
-        bundle = Path(settings.DNFLOW_DATA_DIR) / "uploads" / uuid.uuid4().hex
+        bundle = new_upload_folder()
         bundle.mkdir(parents=True)
         for number, path in enumerate(resolved, start=1):
             # Numbered, so the import keeps the order given; .jsonl so a folder import picks every one up.
