@@ -21,6 +21,8 @@ from datetime import datetime, timedelta
 
 import django_rq
 from django.utils import timezone
+from redis.exceptions import RedisError
+from rq.job import Job
 
 from .models import Search
 
@@ -61,8 +63,6 @@ def plan(search: Search, *, now: datetime | None = None) -> datetime | None:
 
 def schedule_slot(search_id: int, slot: datetime) -> None:
     """Put the slot's job in rq's scheduled jobs (the same job id for the same slot: never twice)."""
-    from redis.exceptions import RedisError
-
     try:
         queue = django_rq.get_queue("default")
         queue.enqueue_at(
@@ -94,8 +94,6 @@ def take_slot(search: Search, slot: datetime, *, now: datetime | None = None) ->
 
 def reschedule_lost(now: datetime | None = None) -> list[int]:
     """Searches with a schedule whose next slot has no job in Redis: scheduled again (ids)."""
-    from rq.job import Job
-
     now = now or timezone.now()
     conn = django_rq.get_connection("default")
     again = []

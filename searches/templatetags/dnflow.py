@@ -14,10 +14,6 @@ from pipeline.times import parse_iso
 
 register = template.Library()
 
-CHART_WIDTH = 720
-CHART_HEIGHT = 180
-CHART_GAP = 1
-
 
 @register.filter
 def percent_of(value, maximum) -> str:
@@ -42,9 +38,10 @@ def number(value, kind: str = "") -> str:
     return intcomma(int(value))
 
 
-# Screen names and hashtags as X allows them: anything else is not made into a link.
+# Screen names, hashtags and domains as X and the web allow them: anything else is not made into a link.
 _SCREEN_NAME = re.compile(r"^[A-Za-z0-9_]{1,50}$")
 _HASHTAG = re.compile(r"^\w{1,140}$")
+_DOMAIN = re.compile(r"^[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$")
 
 
 @register.filter
@@ -73,7 +70,6 @@ def domain_url(domain: str) -> str:
     return f"https://{domain}/" if isinstance(domain, str) and _DOMAIN.match(domain) else ""
 
 
-_DOMAIN = re.compile(r"^[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$")
 SHORT_URL = 46
 
 
@@ -182,7 +178,7 @@ def _axes(starts: list, bucket: str, peak: int, *, percent: bool = False) -> dic
     top = ticks[-1] or 1
     slot = plot_w / max(len(starts), 1)
     label, full = LABELS[bucket], FULL.get(bucket, LABELS[bucket])
-    every = max(1, round(len(starts) / X_TICKS))
+    tick_every = max(1, round(len(starts) / X_TICKS))
     first, last = starts[0], starts[-1]
     return {
         "plot_w": plot_w,
@@ -192,7 +188,7 @@ def _axes(starts: list, bucket: str, peak: int, *, percent: bool = False) -> dic
         "full": full,
         "x_ticks": [
             {"x": f"{CHART['left'] + (i + 0.5) * slot:.1f}", "label": starts[i].strftime(label)}
-            for i in range(0, len(starts), every)
+            for i in range(0, len(starts), tick_every)
         ],
         "y_ticks": [
             {
