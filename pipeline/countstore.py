@@ -25,19 +25,22 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 COUNTED = ("hashtags", "mentions", "urls", "media", "posters")  # posters: posts per author
+# The tables of counts a store holds: the summary pass's, and the networks' distinct edges (keys: an
+# edge list's rows as bytes, which SQLite keeps and orders as BLOBs; pipeline.networks).
+TABLES = (*COUNTED, "edges")
 CACHE_KIB = 16 * 1024  # SQLite's page cache: the memory a store may use, whatever it holds
 _PRAGMAS = ("journal_mode = OFF", "synchronous = OFF", f"cache_size = -{CACHE_KIB}", "temp_store = FILE")
 
 # Table names cannot be query parameters: every statement is built here, once, from COUNTED.
 _SCHEMA = [
-    f"CREATE TABLE IF NOT EXISTS {name} (key TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID" for name in COUNTED
+    f"CREATE TABLE IF NOT EXISTS {name} (key TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID" for name in TABLES
 ]
 _SCHEMA.append(
     "CREATE TABLE IF NOT EXISTS authors (user TEXT PRIMARY KEY, followers INTEGER, following INTEGER) WITHOUT ROWID"
 )
 _ADD = {
     kind: f"INSERT INTO {kind} (key, n) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET n = n + excluded.n"  # noqa: S608
-    for kind in COUNTED
+    for kind in TABLES
 }
 # "WHERE true": SQLite's parser needs it between a SELECT and ON CONFLICT.
 _ABSORB = {
@@ -45,9 +48,10 @@ _ABSORB = {
     "ON CONFLICT (key) DO UPDATE SET n = n + excluded.n"
     for kind in COUNTED
 }
-_ROWS = {kind: f"SELECT key, n FROM {kind} ORDER BY n DESC, key" for kind in COUNTED}  # noqa: S608
-_ITEMS = {kind: f"SELECT key, n FROM {kind}" for kind in COUNTED}  # noqa: S608
-_DISTINCT = {kind: f"SELECT count(*) FROM {kind}" for kind in (*COUNTED, "authors")}  # noqa: S608
+_ROWS = {kind: f"SELECT key, n FROM {kind} ORDER BY n DESC, key" for kind in TABLES}  # noqa: S608
+_ITEMS = {kind: f"SELECT key, n FROM {kind}" for kind in TABLES}  # noqa: S608
+_DISTINCT = {kind: f"SELECT count(*) FROM {kind}" for kind in (*TABLES, "authors")}  # noqa: S608
+_TOTAL = {kind: f"SELECT coalesce(sum(n), 0) FROM {kind}" for kind in TABLES}  # noqa: S608
 
 
 class CountStore:
@@ -77,7 +81,7 @@ class CountStore:
     # --- adding --------------------------------------------------------------------------------
 
     def add_counts(self, kind: str, items: Iterable[tuple[str, int]]) -> None:
-        """Add (key, count) pairs to the counts of `kind` (one of COUNTED)."""
+        """Add (key, count) pairs to the counts of `kind` (one of TABLES)."""
         with self._transaction():
             self.db.executemany(_statement(_ADD, kind), items)
 
@@ -115,8 +119,12 @@ class CountStore:
         yield from self.db.execute(_statement(_ITEMS, kind))
 
     def distinct(self, kind: str) -> int:
-        """How many keys of `kind` (one of COUNTED, or "authors")."""
+        """How many keys of `kind` (one of TABLES, or "authors")."""
         return self.db.execute(_statement(_DISTINCT, kind)).fetchone()[0]
+
+    def total(self, kind: str) -> int:
+        """The sum of the counts of `kind`."""
+        return self.db.execute(_statement(_TOTAL, kind)).fetchone()[0]
 
     def followers_rows(self) -> Iterator[tuple[str, int]]:
         yield from self.db.execute(

@@ -17,7 +17,7 @@ Size: networkx holds a graph in memory, and a big collection has millions of dis
 network keeps its MAX_EDGES heaviest edges (ties by the edge's text) and the nodes they join; the
 files say so (GraphML: graph attributes; GEXF: the graph's name and the meta description) and so
 does the return value. Counting the distinct edges to find the heaviest stays in bounded memory:
-past EDGE_MEMORY distinct edges the counts move to a SQLite file in the spill folder. The page's
+past EDGE_MEMORY distinct edges the counts move to a count store (pipeline.countstore) in the spill folder. The page's
 JSON holds the VIEW_NODES nodes of highest degree and the edges among them.
 """
 
@@ -29,11 +29,10 @@ import heapq
 import io
 import json
 import shutil
-import sqlite3
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from itertools import islice
 from pathlib import Path
 from xml.etree.ElementTree import SubElement
 
@@ -51,6 +50,7 @@ from .contract import (
     NETWORKS_VIEW,
     SPILL_FOLDER,
 )
+from .countstore import CountStore
 from .outputs import OutputSet, unneutralise
 
 # The heaviest edges a network file keeps. networkx writes about 30,000 edges a second as GEXF
@@ -155,20 +155,22 @@ def heaviest_edges(path: Path, limit: int, spill_into: Path) -> tuple[list[tuple
     """The `limit` heaviest distinct edges of an edge list (source, target, weight), heaviest
     first, ties by the row's text; the number of distinct edges; the number of rows."""
     counts: Counter = Counter()
-    store: _EdgeStore | None = None
+    store: CountStore | None = None
     for lines in _row_batches(path):
         counts.update(lines)
         if len(counts) > EDGE_MEMORY:
-            store = store or _EdgeStore(spill_into)
-            store.add(counts)
+            store = store or CountStore.create(spill_into)
+            store.add_counts("edges", counts.items())
             counts.clear()
     counts.pop(b"", None)  # a blank line is no edge
     if store is not None:
-        store.add(counts)
+        store.add_counts("edges", counts.items())
         try:
-            rows, distinct, total = store.top(limit), store.distinct(), store.total()
+            rows = list(islice(store.count_rows("edges"), max(limit, 0)))
+            distinct, total = store.distinct("edges"), store.total("edges")
         finally:
             store.close()
+            store.path.unlink(missing_ok=True)
     else:
         rows = _top(counts, limit)
         distinct, total = len(counts), sum(counts.values())
@@ -239,40 +241,6 @@ def _cells(line: bytes) -> tuple[str, str]:
     cells = next(csv.reader([text]), []) if '"' in text else text.split(",", 1)
     source, target = (cells + ["", ""])[:2]
     return unneutralise(source), unneutralise(target)
-
-
-class _EdgeStore:
-    """Edge counts on disk (SQLite adds and sorts them in C, with a page cache of fixed size)."""
-
-    def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.path = Path(tempfile.mkstemp(prefix="edges-", suffix=".sqlite3", dir=folder)[1])
-        self.db = sqlite3.connect(self.path, isolation_level=None)
-        for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -16384", "temp_store = FILE"):
-            self.db.execute(f"PRAGMA {pragma}")
-        self.db.execute("CREATE TABLE edges (key BLOB PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID")
-
-    def add(self, counts: Counter) -> None:
-        self.db.execute("BEGIN")
-        self.db.executemany(
-            "INSERT INTO edges (key, n) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET n = n + excluded.n",
-            counts.items(),
-        )
-        self.db.execute("COMMIT")
-
-    def top(self, limit: int) -> list[tuple[bytes, int]]:
-        # BLOB order is bytes order, as in memory.
-        return self.db.execute("SELECT key, n FROM edges ORDER BY n DESC, key LIMIT ?", (limit,)).fetchall()
-
-    def distinct(self) -> int:
-        return self.db.execute("SELECT count(*) FROM edges").fetchone()[0]
-
-    def total(self) -> int:
-        return self.db.execute("SELECT coalesce(sum(n), 0) FROM edges").fetchone()[0]
-
-    def close(self) -> None:
-        self.db.close()
-        self.path.unlink(missing_ok=True)
 
 
 # --- The graphs ----------------------------------------------------------------------------------
