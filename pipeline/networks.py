@@ -17,8 +17,9 @@ Size: networkx holds a graph in memory, and a big collection has millions of dis
 network keeps its MAX_EDGES heaviest edges (ties by the edge's text) and the nodes they join; the
 files say so (GraphML: graph attributes; GEXF: the graph's name and the meta description) and so
 does the return value. Counting the distinct edges to find the heaviest stays in bounded memory:
-past EDGE_MEMORY distinct edges the counts move to a count store (pipeline.countstore) in the spill folder. The page's
-JSON holds the VIEW_NODES nodes of highest degree and the edges among them.
+past EDGE_MEMORY distinct edges the counts move to a count store (pipeline.countstore) in the
+spill folder. The page's JSON holds the VIEW_NODES nodes of highest degree and the edges among
+them.
 """
 
 from __future__ import annotations
