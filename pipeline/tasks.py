@@ -178,9 +178,7 @@ class SummarisePosts(RunTask):
         run = self.load_run()
         chain = run.chain()
         posts = [
-            self.same_run(CollectPosts)
-            if earlier.pk == run.pk
-            else EarlierOutput(path=str(earlier.folder_path / RAW_POSTS))
+            self.same_run(CollectPosts) if earlier.pk == run.pk else _raw_posts_of(earlier)
             for earlier in chain
             if earlier.collects_posts
         ]
