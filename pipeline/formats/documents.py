@@ -50,15 +50,8 @@ def scanner_for(stream, head: bytes = b"", offset: int = 0, first_line: int | No
     return JsonScanner(stream, head=head, offset=offset, first_line=first_line, max_value=MAX_LINE_BYTES)
 
 
-def _is_utf8(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
 def first_bad_utf8_line(data: bytes) -> int | None:
+    """The line (from 1) of the first byte that is not UTF-8, or None when all of `data` is."""
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -89,7 +82,7 @@ class _Elements:
             try:
                 item = orjson.loads(value.data)
             except orjson.JSONDecodeError as error:
-                if _is_utf8(value.data):
+                if first_bad_utf8_line(value.data) is None:
                     raise self._invalid(f"{error}, in the item at {scanner.where(value.start)}") from None
                 self._utf8.bad(self.count, scanner.line(value.start))
                 self._out.write(value.data.replace(b"\n", b" ") + b"\n")
