@@ -40,6 +40,13 @@ def hours(value: str) -> timedelta | None:
     return timedelta(hours=int(value)) if value else None
 
 
+def refresh_every_field(**kwargs) -> forms.TypedChoiceField:
+    """The schedule's choice, as the new-search form and the schedule form both ask it."""
+    return forms.TypedChoiceField(
+        choices=REFRESH_CHOICES, coerce=hours, empty_value=None, required=False, label="Collect new posts", **kwargs
+    )
+
+
 class SearchForm(forms.Form):
     title = forms.CharField(required=False, max_length=200, help_text="A name for it; the query if empty.")
     term = forms.CharField(
@@ -56,13 +63,8 @@ class SearchForm(forms.Form):
     lang = forms.CharField(required=False, max_length=16, label="Language", help_text="A code such as en or fr.")
     start_time = forms.DateTimeField(required=False, widget=DateTimeInput(), label="From (UTC)")
     end_time = forms.DateTimeField(required=False, widget=DateTimeInput(), label="Until (UTC)")
-    refresh_every = forms.TypedChoiceField(
-        choices=REFRESH_CHOICES,
-        coerce=hours,
-        empty_value=None,
-        required=False,
-        label="Collect new posts",
-        help_text="Live X searches only: a new run collects the posts published since the last one.",
+    refresh_every = refresh_every_field(
+        help_text="Live X searches only: a new run collects the posts published since the last one."
     )
     archive = forms.FileField(
         required=False,
@@ -119,9 +121,7 @@ class SearchForm(forms.Form):
 
 
 class ScheduleForm(forms.Form):
-    refresh_every = forms.TypedChoiceField(
-        choices=REFRESH_CHOICES, coerce=hours, empty_value=None, required=False, label="Collect new posts"
-    )
+    refresh_every = refresh_every_field()
 
 
 class DescribeForm(forms.Form):
