@@ -2,14 +2,16 @@
 
 import re
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.template import Context, Template
 from django.test import Client
 from django.urls import reverse
 
+from searches import paging
 from searches.models import Search, Source, Status
 from tests.web_helpers import POSTS, field_errors, make_search, write_csv, write_outputs
 from tests.x_emulator import x_api  # noqa: F401  (a fixture)
@@ -178,8 +180,6 @@ def test_estimate_of_a_query_x_would_refuse_says_why(owner_client, x_api):  # no
 
 
 def test_publish_and_unpublish(owner_client, owner):
-    from django.test import Client
-
     visitor = Client()
     search = make_search(owner)
     assert visitor.get(search.get_absolute_url()).status_code == 404
@@ -370,6 +370,36 @@ def test_home_filters_and_pages_the_lists(owner_client, owner, other_user):
     # The filter is text, shown escaped.
     markup = owner_client.get(reverse("home"), {"q": "<b>x</b>"}).content.decode()
     assert "<b>x</b>" not in markup and "&lt;b&gt;x&lt;/b&gt;" in markup
+
+
+def test_a_list_longer_than_the_count_says_more_than_until_its_last_page(owner_client, owner, monkeypatch):
+    """Counting stops at paging.COUNT_UP_TO (10,000; 30 here): past it a page says "more than",
+    and the last page, which knows its place, says exactly how many."""
+    monkeypatch.setattr(paging, "COUNT_UP_TO", 30)
+    for i in range(2 * paging.PAGE_SIZE + 3):
+        make_search(owner, term=f"flood {i}", outputs=False)
+
+    first = owner_client.get(reverse("home")).content.decode()
+    assert "Page 1 · more than 30 searches" in first and 'rel="next"' in first and "Page 1 of" not in first
+    last = owner_client.get(reverse("home"), {"mine": 3}).content.decode()
+    assert "Page 3 of 3 · 53 searches" in last and 'rel="next"' not in last
+    assert last.count('class="search-row"') == 3 and "flood 0<" in last  # the oldest
+    # A page past the end (an old link, a typed number) shows the last one; nonsense shows the first.
+    for asked, shown in (("99", "Page 3 of 3"), ("9" * 40, "Page 3 of 3"), ("-2", "Page 1 ·"), ("two", "Page 1 ·")):
+        assert shown in owner_client.get(reverse("home"), {"mine": asked}).content.decode(), asked
+
+
+def test_a_list_row_writes_numbers_and_times_as_django_would(owner_client, owner, settings):
+    """The row's own number and minute filters (cheaper than intcomma and date) write the same text."""
+    settings.TIME_ZONE = "Asia/Kolkata"  # +05:30: the time shown is the site's, not UTC
+    created = datetime(2026, 3, 1, 23, 50, tzinfo=UTC)
+    make_search(owner, term="counted", num_posts=1234567, created=created, outputs=False)
+    page = owner_client.get(reverse("home")).content.decode()
+    shown = Template('{% load humanize %}{{ n|intcomma }} · {{ t|date:"Y-m-d H:i" }}').render(
+        Context({"n": 1234567, "t": created})
+    )
+    assert shown == "1,234,567 · 2026-03-02 05:20"
+    assert "1,234,567 posts" in page and "· 2026-03-02 05:20" in page
 
 
 def test_the_owner_changes_title_and_notes_but_never_the_query(owner_client, owner):

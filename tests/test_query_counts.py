@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from searches.models import EventKind, Search, Status, TaskEvent
-from searches.views.pages import PAGE_SIZE
+from searches.paging import PAGE_SIZE
 from tests.web_helpers import add_run, make_search
 
 pytestmark = pytest.mark.django_db

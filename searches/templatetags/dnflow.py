@@ -6,7 +6,7 @@ import re
 from urllib.parse import quote, urlsplit
 
 from django import template
-from django.contrib.humanize.templatetags.humanize import intcomma
+from django.utils import timezone
 
 from pipeline import timeline
 from pipeline.hydrate import REASONS
@@ -28,14 +28,26 @@ def percent_of(value, maximum) -> str:
 @register.filter
 def number(value, kind: str = "") -> str:
     """One way to write numbers: counts with thousands separators (12,345), ratios (kind "ratio")
-    always with two decimals (9,626.00, 0.44)."""
+    always with two decimals (9,626.00, 0.44). English separators, as humanize's intcomma writes
+    them for the site's one language, at a tenth of its cost (a list row shows a few)."""
+    if type(value) is int and kind != "ratio":
+        return f"{value:,}"
     try:
         value = float(value)
     except (TypeError, ValueError):
         return "" if value is None else str(value)
     if kind == "ratio" or not value.is_integer():
         return f"{value:,.2f}"
-    return intcomma(int(value))
+    return f"{int(value):,}"
+
+
+@register.filter
+def minute(value) -> str:
+    """A time to the minute in the site's time zone, "2026-12-05 14:03": what `date:"Y-m-d H:i"`
+    writes, without its localisation machinery (a list of searches shows one per row)."""
+    if value is None:
+        return ""
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
 
 
 # Screen names, hashtags and domains as X and the web allow them: anything else is not made into a link.
@@ -193,7 +205,7 @@ def _axes(starts: list, bucket: str, peak: int, *, percent: bool = False) -> dic
         "y_ticks": [
             {
                 "y": f"{CHART['top'] + plot_h - plot_h * value / top:.1f}",
-                "label": f"{value}%" if percent else intcomma(value),
+                "label": f"{value}%" if percent else number(value),
             }
             for value in ticks
         ],

@@ -14,7 +14,6 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
 from django.core.files.move import file_move_safe
 from django.core.files.uploadedfile import UploadedFile
-from django.core.paginator import Page, Paginator
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -26,12 +25,11 @@ from pipeline.xapi import estimate as estimate_posts
 from .. import services
 from ..forms import SearchForm
 from ..models import Search, SearchQuerySet, Source
+from ..paging import SearchPage, search_page
 from ..uploads import disk_full_message, is_disk_full, new_upload_folder
 from ..validation import check_id_dataset
 
 log = logging.getLogger("dnflow.web")
-
-PAGE_SIZE = 25
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -69,16 +67,19 @@ def _home_context(request: HttpRequest, form: SearchForm) -> dict:
     }
 
 
-def page_of(searches: SearchQuerySet, number: str | None) -> Page:
+def page_of(searches: SearchQuerySet, number: str | None) -> SearchPage:
     """A page of `searches` (ordered), with each row's owner and runs.
 
     Counting and skipping to a deep page happen on the ids alone, which an index holds: with the
     joins the rows need, the database would build every row it skips (page 4,000 of a list skips
     100,000) and count over the join. The page's ids are a subquery of the one query for its rows.
     """
-    page = Paginator(searches.values_list("pk", flat=True), PAGE_SIZE).get_page(number)
-    page.object_list = Search.objects.with_runs().filter(pk__in=page.object_list).order_by(*searches.query.order_by)
-    return page
+    order = searches.query.order_by
+
+    def rows_for(ids: SearchQuerySet) -> list[Search]:
+        return list(Search.objects.for_rows().filter(pk__in=ids).order_by(*order))
+
+    return search_page(searches.values_list("pk", flat=True), number, rows_for)
 
 
 def _start_search(request: HttpRequest, form: SearchForm) -> Search | None:
