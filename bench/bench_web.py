@@ -543,7 +543,7 @@ def main() -> None:
                 "home, owner, page 1",
                 f"{base}/",
                 owner,
-                ("Your searches", "search-row-", "Page 1 · more than 10,000 searches"),
+                ("Your searches", "search-row-", "Page 1 · more than 1,000 searches"),
             ),
             (
                 f"home, owner, page {own_pages:,} (last)",

@@ -3,7 +3,7 @@
 Django's Paginator counts the whole list for "Page 1 of 4,000 · 100,000 searches": on a list of
 100,000 that exact count is most of what the page costs, every time it is shown. Here the count
 stops at COUNT_UP_TO: a list shorter than that is counted exactly as before; a longer one says "more
-than 10,000 searches" until its last page, which knows its place and so its total.
+than 1,000 searches" until its last page, which knows its place and so its total.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
 PAGE_SIZE = 25
-COUNT_UP_TO = 10_000  # a list this long is counted exactly; past it, "more than"
+COUNT_UP_TO = 1_000  # a list this long is counted exactly; past it, "more than"
 LAST_PAGE_ASKED = 10_000_000  # a bigger page number is past the end of any list (and of SQL's integers)
 
 

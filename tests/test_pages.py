@@ -373,7 +373,7 @@ def test_home_filters_and_pages_the_lists(owner_client, owner, other_user):
 
 
 def test_a_list_longer_than_the_count_says_more_than_until_its_last_page(owner_client, owner, monkeypatch):
-    """Counting stops at paging.COUNT_UP_TO (10,000; 30 here): past it a page says "more than",
+    """Counting stops at paging.COUNT_UP_TO (1,000; 30 here): past it a page says "more than",
     and the last page, which knows its place, says exactly how many."""
     monkeypatch.setattr(paging, "COUNT_UP_TO", 30)
     for i in range(2 * paging.PAGE_SIZE + 3):
