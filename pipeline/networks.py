@@ -1,5 +1,5 @@
 """Who mentions whom, and who uses which hashtag: the two networks of a collection, as files for
-Gephi and friends (GEXF, GraphML, written with networkx) and a small JSON for the summary page.
+Gephi and friends (GEXF, GraphML: pipeline.graphxml) and a small JSON for the summary page.
 
 Built after the summary pass from its files (never the raw posts): the edge lists give the edges,
 one row per occurrence, and the count files give the nodes' attributes:
@@ -13,7 +13,7 @@ one row per occurrence, and the count files give the nodes' attributes:
 Screen names are case-insensitive on X: a node is a lower-cased name (`@name`, `#tag`), labelled
 with the form of its heaviest edge.
 
-Size: networkx holds a graph in memory, and a big collection has millions of distinct edges. A
+Size: a graph is held in memory, and a big collection has millions of distinct edges. A
 network keeps its MAX_EDGES heaviest edges (ties by the edge's text) and the nodes they join; the
 files say so (GraphML: graph attributes; GEXF: the graph's name and the meta description) and so
 does the return value. Counting the distinct edges to find the heaviest stays in bounded memory:
@@ -35,7 +35,6 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
-from xml.etree.ElementTree import SubElement
 
 from .contract import (
     COUNT_AUTHORS,
@@ -52,11 +51,11 @@ from .contract import (
     SPILL_FOLDER,
 )
 from .countstore import CountStore
+from .graphxml import Network, write_gexf, write_graphml
 from .outputs import OutputSet, unneutralise
 
-# The heaviest edges a network file keeps. networkx writes about 30,000 edges a second as GEXF
-# and as GraphML: 5,000 keep the step within a few percent of a million-post workflow, and are
-# what Gephi lays out legibly.
+# The heaviest edges a network file keeps: what Gephi lays out legibly (and what networkx, which
+# wrote these files before pipeline.graphxml, wrote in a fraction of a second).
 MAX_EDGES = 5_000
 # Nodes in the page's JSON (networks.json), by degree, and the heaviest edges among them: what a
 # browser draws legibly (and a JSON of tens of KiB).
@@ -114,8 +113,6 @@ def write_networks(
 ) -> dict[str, NetworkReport]:
     """Write contract.NETWORK_FILES into `folder` from the summary pass's files; NETWORKS_VIEW (the
     page's JSON) is put in place last. Returns each network's report (was it cut, and how much)."""
-    import networkx as nx
-
     folder = Path(folder)
     reports: dict[str, NetworkReport] = {}
     view: dict[str, dict] = {}
@@ -124,7 +121,7 @@ def write_networks(
         with OutputSet() as out:
             for kind in KINDS:
                 top, distinct, total = heaviest_edges(folder / kind.edges_file, max_edges, spill)
-                graph = _graph(nx, kind, top)
+                graph = _graph(kind, top)
                 _add_attributes(graph, folder, kind)
                 report = NetworkReport(
                     name=kind.name,
@@ -136,9 +133,10 @@ def write_networks(
                     max_edges=max_edges,
                 )
                 reports[kind.name] = report
-                graph.graph.update(_graph_attributes(report))
-                _write_gexf(nx, graph, out.open(folder / kind.gexf, "wb"), report)
-                nx.write_graphml(graph, out.open(folder / kind.graphml, "wb"), encoding="utf-8")
+                attributes = _graph_attributes(report)
+                # GEXF has no graph attributes: the graph's name and the meta description say what was cut.
+                write_gexf(graph, out.open(folder / kind.gexf, "wb"), name=attributes["name"], description=_cut(report))
+                write_graphml(graph, out.open(folder / kind.graphml, "wb"), attributes)
                 view[kind.name] = network_view(graph, report, view_nodes)
             # Compact: the page fetches it.
             json.dump(view, out.open(folder / NETWORKS_VIEW), ensure_ascii=False, separators=(",", ":"))
@@ -247,18 +245,15 @@ def _cells(line: bytes) -> tuple[str, str]:
 # --- The graphs ----------------------------------------------------------------------------------
 
 
-def _graph(nx, kind: _Kind, edges: list[tuple[str, str, int]]):
-    graph = nx.DiGraph()
+def _graph(kind: _Kind, edges: list[tuple[str, str, int]]) -> Network:
+    graph = Network()
     for source, target, weight in edges:  # heaviest first: a node's label is its heaviest form
         source_id, target_id = "@" + source.lower(), kind.target_prefix + target.lower()
-        if source_id not in graph:
+        if source_id not in graph.nodes:
             graph.add_node(source_id, label=source, kind="user")
-        if target_id not in graph:
+        if target_id not in graph.nodes:
             graph.add_node(target_id, label=target, kind="user" if kind.target_prefix == "@" else "hashtag")
-        if graph.has_edge(source_id, target_id):  # the same names in another case
-            graph[source_id][target_id]["weight"] += weight
-        else:
-            graph.add_edge(source_id, target_id, weight=weight)
+        graph.add_weight(source_id, target_id, weight)  # the same names in another case add up
     return graph
 
 
@@ -279,10 +274,10 @@ def _number(text: str) -> int | None:
         return None
 
 
-def _add_attributes(graph, folder: Path, kind: _Kind) -> None:
+def _add_attributes(graph: Network, folder: Path, kind: _Kind) -> None:
     """Each node's attributes, read from the count files for the nodes of the graph only."""
     nodes = graph.nodes
-    users = {node for node, data in nodes(data=True) if data["kind"] == "user"}
+    users = {node for node, data in nodes.items() if data["kind"] == "user"}
     if (folder / COUNT_AUTHORS).is_file():  # an older run has none: no posts rather than 0
         for node in users:
             nodes[node]["posts"] = 0
@@ -301,6 +296,13 @@ def _add_attributes(graph, folder: Path, kind: _Kind) -> None:
                 nodes[node]["uses"] = uses
 
 
+def _cut(report: NetworkReport) -> str:
+    return (
+        f"{report.name}: {report.describe()}. cut={str(report.cut).lower()} max_edges={report.max_edges} "
+        f"edges_total={report.edges_total} weight_total={report.weight_total}"
+    )
+
+
 def _graph_attributes(report: NetworkReport) -> dict:
     return {
         "name": f"dnflow {report.name} network: {report.describe()}",
@@ -313,28 +315,18 @@ def _graph_attributes(report: NetworkReport) -> dict:
     }
 
 
-def _write_gexf(nx, graph, handle, report: NetworkReport) -> None:
-    """GEXF has no graph attributes: the graph's name and the meta description say what was cut."""
-    writer = nx.readwrite.gexf.GEXFWriter(encoding="utf-8", prettyprint=True, version="1.2draft")
-    meta = writer.xml.find("meta")
-    SubElement(meta, "description").text = (
-        f"{report.name}: {report.describe()}. cut={str(report.cut).lower()} max_edges={report.max_edges} "
-        f"edges_total={report.edges_total} weight_total={report.weight_total}"
-    )
-    writer.add_graph(graph)
-    writer.write(handle)
-
-
 # --- The page's view -----------------------------------------------------------------------------
 
 
-def network_view(graph, report: NetworkReport, view_nodes: int = VIEW_NODES, view_edges: int = VIEW_EDGES) -> dict:
+def network_view(
+    graph: Network, report: NetworkReport, view_nodes: int = VIEW_NODES, view_edges: int = VIEW_EDGES
+) -> dict:
     """The `view_nodes` nodes of highest degree (neighbours, then occurrences, then name) with
     the `view_edges` heaviest edges among them and their attributes: what the summary page draws.
     `degree` is the node's in the network file; a node may have no edge in the view."""
 
     def rank(node: str) -> tuple:
-        return (-graph.degree(node), -graph.degree(node, weight="weight"), node)
+        return (-graph.degree(node), -graph.weighted_degree(node), node)
 
     chosen = sorted(graph.nodes, key=rank)[:view_nodes]
     kept = set(chosen)
@@ -347,8 +339,8 @@ def network_view(graph, report: NetworkReport, view_nodes: int = VIEW_NODES, vie
                 item[name] = data[name]
         nodes.append(item)
     edges = [
-        {"source": source, "target": target, "weight": data["weight"]}
-        for source, target, data in graph.edges(data=True)
+        {"source": source, "target": target, "weight": weight}
+        for source, target, weight in graph.edges()
         if source in kept and target in kept
     ]
     edges.sort(key=lambda edge: (-edge["weight"], edge["source"], edge["target"]))

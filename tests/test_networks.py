@@ -9,6 +9,7 @@ v2-pages-twarc-network.jsonl (test data only).
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections import Counter
 
@@ -29,6 +30,7 @@ from pipeline.contract import (
     NETWORKS_VIEW,
     Access,
 )
+from pipeline.graphxml import Network, write_gexf, write_graphml
 from pipeline.networks import heaviest_edges, write_networks
 from pipeline.outputs import csv_records, unneutralise
 
@@ -190,3 +192,52 @@ def test_the_real_collections_networks_hold_the_edge_lists_counted_independently
             assert graph.is_directed()
             assert {(u, v): int(d["weight"]) for u, v, d in graph.edges(data=True)} == dict(expected)
     assert reports["mentions"].edges > 0 and reports["hashtags"].edges > 0
+
+
+def _networkx_files(graph: Network, name: str, description: str, attributes: dict) -> tuple[bytes, bytes]:
+    """What networkx 3 writes for the same graph: the GEXF and the GraphML dnflow wrote with it before."""
+    from xml.etree.ElementTree import SubElement
+
+    nx_graph = nx.DiGraph()
+    for node, data in graph.nodes.items():
+        nx_graph.add_node(node, **data)
+    for source, target, weight in graph.edges():
+        nx_graph.add_edge(source, target, weight=weight)
+    nx_graph.graph.update(attributes)
+    writer = nx.readwrite.gexf.GEXFWriter(encoding="utf-8", prettyprint=True, version="1.2draft")
+    SubElement(writer.xml.find("meta"), "description").text = description
+    writer.add_graph(nx_graph)
+    gexf, graphml = io.BytesIO(), io.BytesIO()
+    writer.write(gexf)
+    nx.write_graphml(nx_graph, graphml, encoding="utf-8")
+    creator = f"<creator>NetworkX {nx.__version__}</creator>".encode()
+    return gexf.getvalue().replace(creator, b"<creator>dnflow</creator>"), graphml.getvalue()
+
+
+def test_the_files_are_what_networkx_writes_for_the_same_graph_awkward_names_included():
+    """pipeline.graphxml writes the GEXF and GraphML networkx wrote before it (but for the creator's
+    name), escaping included: names with markup, quotes, ampersands, tabs and line breaks, non-ASCII,
+    a loop, and names that differ only in case (one node, the weights added up)."""
+    awkward = ["Zoë", 'say "hi"', "a&b", "<script>", "tab\there", "line\nbreak", "cr\rx", "日本語", "ZOË"]
+    edges = [(awkward[i % 4], awkward[(i * 5 + 1) % len(awkward)], 20 - i) for i in range(18)]
+    edges.append(("loop", "loop", 3))
+    for kind in networks.KINDS:
+        graph = networks._graph(kind, edges)
+        for position, node in enumerate(graph.nodes):
+            graph.nodes[node]["posts" if position % 2 else "uses"] = position
+            if position % 3 == 0:
+                graph.nodes[node]["followers"] = position * 1000
+        attributes = {"name": 'dnflow <test> & "network"', "cut": True, "max_edges": 5000, "edges_total": 7}
+        gexf, graphml = io.BytesIO(), io.BytesIO()
+        write_gexf(graph, gexf, name=attributes["name"], description="a & b <c>")
+        write_graphml(graph, graphml, attributes)
+        expected_gexf, expected_graphml = _networkx_files(graph, attributes["name"], "a & b <c>", attributes)
+        assert gexf.getvalue() == expected_gexf
+        assert graphml.getvalue() == expected_graphml
+        read = nx.read_graphml(io.BytesIO(graphml.getvalue()))
+        assert read.nodes["@zoë"]["label"] == "Zoë" and read.graph["cut"] is True
+        assert sum(d["weight"] for *_, d in read.edges(data=True)) == sum(w for *_, w in edges)
+        # Degrees as networkx counts them (a loop twice): the page's view ranks nodes by them.
+        for node in graph.nodes:
+            assert graph.degree(node) == read.degree(node)
+            assert graph.weighted_degree(node) == read.degree(node, weight="weight")
