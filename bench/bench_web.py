@@ -8,8 +8,9 @@ Fills a throwaway database with SYNTHETIC searches, their runs and task events (
 and 20,000,000 events by default; loaded in bulk, COPY on PostgreSQL; a database already filled at
 that scale is reused), starts the real server on 127.0.0.1 with DEBUG off, and sends a bounded
 number of requests (each endpoint: --requests, at most --seconds) from a few client threads:
-  - the home page as a user who owns half the searches, on its first and last page, and
-    anonymously (published searches), first and last page;
+  - the home page as a user who owns half the searches, on its first and last page (by its page
+    number, and by the "Older" link of the page before), and anonymously (published searches),
+    first and last page;
   - the status fragment (the htmx poll) of a running search holding a tenth of the events, and
     its home-page row;
   - the JSON API's list of searches, as that owner.
@@ -22,7 +23,9 @@ throwaway database `dnflow_bench_web` on that server (never the configured one).
 from __future__ import annotations
 
 import argparse
+import html
 import os
+import re
 import secrets
 import signal
 import socket
@@ -344,6 +347,17 @@ def describe_data() -> dict:
 # --- the server ----------------------------------------------------------------------------------
 
 
+def older_link(url: str, cookies: dict) -> str:
+    """The query string of the owner's list's "Older" link on the page at `url`."""
+    import requests
+
+    page = requests.get(url, cookies=cookies, timeout=30).text
+    links = re.findall(r'<a href="\?([^"]*mine_after=[^"]*)" rel="next">', page)
+    if not links:
+        sys.exit(f"No Older link for the owner's list on {url}")
+    return html.unescape(links[0])
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -537,6 +551,9 @@ def main() -> None:
         big = facts["big_search"]
         own_pages = -(-facts["own_searches"] // PAGE_SIZE)
         published_pages = -(-facts["published"] // PAGE_SIZE)
+        # The last page as a person reaches it: the "Older" link of the page before, which says
+        # where that page ended (searches/paging.py), rather than a page number typed by hand.
+        older = older_link(f"{base}/?mine={own_pages - 1}", owner)
         # Each page must show what it is measured for, not a login form, an empty list or page 1.
         endpoints = [
             (
@@ -550,6 +567,12 @@ def main() -> None:
                 f"{base}/?mine={own_pages}",
                 owner,
                 ("search-row-", f"Page {own_pages} of {own_pages}"),
+            ),
+            (
+                f"home, owner, page {own_pages:,} by the link",
+                f"{base}/?{older}",
+                owner,
+                ("search-row-", f"Page {own_pages} ·", "← Newer"),
             ),
             ("home, anonymous, page 1", f"{base}/", {}, ("Published searches", "search-row-")),
             (

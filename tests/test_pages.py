@@ -389,6 +389,38 @@ def test_a_list_longer_than_the_count_says_more_than_until_its_last_page(owner_c
         assert shown in owner_client.get(reverse("home"), {"mine": asked}).content.decode(), asked
 
 
+def _older_link(page: str) -> str | None:
+    found = re.search(r'<a href="\?([^"]*)" rel="next">', page)
+    return found.group(1).replace("&amp;", "&") if found else None
+
+
+def test_older_links_walk_a_long_list_once_even_when_searches_start_meanwhile(owner_client, owner, monkeypatch):
+    """The "Older" link starts the next page after the last row shown (not at an offset): walking
+    the links shows every search once, newest first, however many start while one reads."""
+    monkeypatch.setattr(paging, "COUNT_UP_TO", 30)
+    for i in range(2 * paging.PAGE_SIZE + 3):
+        make_search(owner, term=f"flood {i}", outputs=False)
+
+    seen, link, pages = [], "", 0
+    while link is not None:
+        page = owner_client.get(reverse("home") + "?" + link).content.decode()
+        pages += 1
+        seen += re.findall(r'class="search-name"[^>]*>#\d+ (flood \d+)<', page)
+        if pages == 1:
+            make_search(owner, term="started meanwhile", outputs=False)  # an offset would show flood 27 twice
+        link = _older_link(page)
+        assert pages < 5
+    assert seen == [f"flood {i}" for i in range(52, -1, -1)]
+    assert pages == 3 and "Page 3 ·" in page and "← Newer" in page and "mine_after" not in page
+    # A link from a search that is gone (or was never in this list) goes by the page number instead.
+    gone = Search.objects.get(term="flood 27").pk
+    Search.objects.filter(pk=gone).delete()
+    again = owner_client.get(reverse("home"), {"mine": 2, "mine_after": gone}).content.decode()
+    assert "Page 2 ·" in again and again.count('class="search-row"') == paging.PAGE_SIZE
+    for nonsense in ("x", "-1", "9" * 30):
+        assert "Page 2 ·" in owner_client.get(reverse("home"), {"mine": 2, "mine_after": nonsense}).content.decode()
+
+
 def test_a_list_row_writes_numbers_and_times_as_django_would(owner_client, owner, settings):
     """The row's own number and minute filters (cheaper than intcomma and date) write the same text."""
     settings.TIME_ZONE = "Asia/Kolkata"  # +05:30: the time shown is the site's, not UTC

@@ -4,6 +4,7 @@ row (no N+1), so a busy installation stays as fast as an empty one."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -77,6 +78,11 @@ def add_events(search: Search, count: int) -> None:
             )
         )
     TaskEvent.objects.bulk_create(events)
+
+
+def older_link(page: str) -> str:
+    """The query string of the last "Older" link on a page (the list being paged is the last one shown)."""
+    return re.findall(r'<a href="\?([^"]*)" rel="next">', page)[-1].replace("&amp;", "&")
 
 
 def measure(client, url: str, **headers) -> tuple[int, str]:
@@ -185,6 +191,9 @@ def test_a_deep_page_of_home_costs_what_the_first_does(client, owner, publishers
     few_queries, page = measure(client, f"{reverse('home')}?{param}=2")
     assert f"Page 2 of 2 · {PAGE_SIZE + FEW} searches" in page
     assert page.count('class="search-row"') == FEW
+    # The same page reached by page 1's "Older" link (which says where page 1 ended).
+    few_link_queries, linked = measure(client, reverse("home") + "?" + older_link(measure(client, reverse("home"))[1]))
+    assert f"Page 2 of 2 · {PAGE_SIZE + FEW} searches" in linked and linked.count('class="search-row"') == FEW
 
     # Five times the rows on the last page too: a query per row would show.
     add(4 * PAGE_SIZE - FEW, PAGE_SIZE + FEW)
@@ -195,6 +204,11 @@ def test_a_deep_page_of_home_costs_what_the_first_does(client, owner, publishers
     # The last page holds the oldest search: the first published, or the one created longest ago.
     assert (f"mine {total - 1}<" if viewer else "published 0<") in page
     assert many_queries == few_queries, f"{many_queries} queries on page 5 of 5, {few_queries} on page 2 of 2"
+    many_link_queries, linked = measure(
+        client, reverse("home") + "?" + older_link(measure(client, f"{reverse('home')}?{param}=4")[1])
+    )
+    assert f"Page 5 of 5 · {total} searches" in linked and linked.count('class="search-row"') == PAGE_SIZE
+    assert many_link_queries == few_link_queries, f"by link: {many_link_queries} on page 5, {few_link_queries} on 2"
 
 
 def test_api_list_queries_do_not_grow_with_searches(client, owner, publishers):

@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.move import file_move_safe
 from django.core.files.uploadedfile import UploadedFile
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.utils.text import get_valid_filename
 from django.views.decorators.http import require_POST
@@ -61,14 +61,15 @@ def _home_context(request: HttpRequest, form: SearchForm) -> dict:
     return {
         "form": form,
         "query": query,
-        "own_page": page_of(own, request.GET.get("mine")) if own is not None else None,
-        "published_page": page_of(published, request.GET.get("published")),
+        "own_page": page_of(own, request.GET, "mine") if own is not None else None,
+        "published_page": page_of(published, request.GET, "published"),
         "can_estimate": bool(settings.X_BEARER_TOKEN),
     }
 
 
-def page_of(searches: SearchQuerySet, number: str | None) -> SearchPage:
-    """A page of `searches` (ordered), with each row's owner and runs.
+def page_of(searches: SearchQuerySet, query: QueryDict, param: str) -> SearchPage:
+    """The page of `searches` (ordered) that `query` asks for (`<param>=<number>`, and from an
+    "Older" link `<param>_after=<id>`), with each row's owner and runs.
 
     Counting and skipping to a deep page happen on the ids alone, which an index holds: with the
     joins the rows need, the database would build every row it skips (page 4,000 of a list skips
@@ -79,7 +80,8 @@ def page_of(searches: SearchQuerySet, number: str | None) -> SearchPage:
     def rows_for(ids: SearchQuerySet) -> list[Search]:
         return list(Search.objects.for_rows().filter(pk__in=ids).order_by(*order))
 
-    return search_page(searches.values_list("pk", flat=True), number, rows_for)
+    ids = searches.values_list("pk", flat=True)
+    return search_page(ids, query.get(param), rows_for, after_text=query.get(f"{param}_after"))
 
 
 def _start_search(request: HttpRequest, form: SearchForm) -> Search | None:
