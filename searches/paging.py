@@ -124,4 +124,7 @@ def _after(ids: QuerySet, after_text: str | None) -> QuerySet | None:
     anchor = ids.filter(pk=int(after_text)).values_list(field, flat=True).first()
     if anchor is None:
         return None
-    return ids.filter(Q(**{f"{field}__lt": anchor}) | Q(**{field: anchor, "pk__lt": int(after_text)}))
+    # `field <= anchor` is what lets the index seek to the anchor: on its own the OR (ties by id)
+    # made SQLite walk the index from the newest entry (17 ms at page 4,000 instead of 0.02 ms).
+    after = Q(**{f"{field}__lt": anchor}) | Q(**{field: anchor, "pk__lt": int(after_text)})
+    return ids.filter(Q(**{f"{field}__lte": anchor}) & after)
