@@ -553,14 +553,21 @@ def main() -> None:
         published_pages = -(-facts["published"] // PAGE_SIZE)
         # The last page as a person reaches it: the "Older" link of the page before, which says
         # where that page ended (searches/paging.py), rather than a page number typed by hand.
-        older = older_link(f"{base}/?mine={own_pages - 1}", owner)
+        older = older_link(f"{base}/?mine={own_pages - 1}", owner) if own_pages > 1 else ""
+        # What page 1 says of a list (searches/paging.py counts up to 1,000).
+        counted_up_to = 1_000
+        first_page_line = (
+            f"Page 1 · more than {counted_up_to:,} searches"
+            if facts["own_searches"] > counted_up_to
+            else f"Page 1 of {own_pages}"
+        )
         # Each page must show what it is measured for, not a login form, an empty list or page 1.
         endpoints = [
             (
                 "home, owner, page 1",
                 f"{base}/",
                 owner,
-                ("Your searches", "search-row-", "Page 1 · more than 1,000 searches"),
+                ("Your searches", "search-row-", first_page_line),
             ),
             (
                 f"home, owner, page {own_pages:,} (last)",
@@ -568,11 +575,17 @@ def main() -> None:
                 owner,
                 ("search-row-", f"Page {own_pages} of {own_pages}"),
             ),
-            (
-                f"home, owner, page {own_pages:,} by the link",
-                f"{base}/?{older}",
-                owner,
-                ("search-row-", f"Page {own_pages} ·", "← Newer"),
+            *(
+                [
+                    (
+                        f"home, owner, page {own_pages:,} by the link",
+                        f"{base}/?{older}",
+                        owner,
+                        ("search-row-", "← Newer"),
+                    )
+                ]
+                if older
+                else []
             ),
             ("home, anonymous, page 1", f"{base}/", {}, ("Published searches", "search-row-")),
             (

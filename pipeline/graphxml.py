@@ -59,16 +59,18 @@ class Network:
         return self._weighted_degree[node]
 
 
-def _attribute(text: str) -> str:
+def _attribute(value) -> str:
     """An attribute value as ElementTree escapes it."""
+    text = str(value)
     if any(c in text for c in '&<>"\r\n\t'):
         text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
         text = text.replace("\r", "&#13;").replace("\n", "&#10;").replace("\t", "&#09;")
     return text
 
 
-def _text(text: str) -> str:
+def _text(value) -> str:
     """Element text as ElementTree escapes it."""
+    text = str(value)
     if any(c in text for c in "&<>"):
         text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return text
@@ -118,7 +120,7 @@ def write_gexf(network: Network, handle, *, name: str, description: str) -> None
             for key, attribute_id in attribute_ids.items()
         )
         out.append("    </attributes>\n")
-    out.append("    <nodes>\n")
+    out.append("    <nodes>\n" if network.nodes else "    <nodes />\n")
     for node, data in network.nodes.items():
         label = _attribute(str(data.get("label", node)))
         values = [
@@ -132,12 +134,14 @@ def write_gexf(network: Network, handle, *, name: str, description: str) -> None
             out.append("        </attvalues>\n      </node>\n")
         else:
             out.append(f'      <node id="{_attribute(node)}" label="{label}" />\n')
-    out.append("    </nodes>\n    <edges>\n")
-    out.extend(
+    edges = [
         f'      <edge source="{_attribute(source)}" target="{_attribute(target)}" id="{number}" weight="{weight}" />\n'
         for number, (source, target, weight) in enumerate(network.edges())
-    )
-    out.append("    </edges>\n  </graph>\n</gexf>\n")
+    ]
+    if network.nodes:
+        out.append("    </nodes>\n")
+    out.extend(["    <edges>\n", *edges, "    </edges>\n"] if edges else ["    <edges />\n"])
+    out.append("  </graph>\n</gexf>\n")
     handle.write("".join(out).encode("utf-8"))
 
 
@@ -147,17 +151,20 @@ def _gexf_value(value) -> str:
 
 def write_graphml(network: Network, handle, graph_attributes: dict) -> None:
     """GraphML: typed keys for the graph's, the nodes' and the edges' attributes (`weight`)."""
-    keys: dict[tuple[str, str], str] = {}  # (for, name) -> key id, numbered as met: graph, nodes, edges
+    # (for, name, type) -> key id, numbered as met: the graph's, the nodes', the edges'. An
+    # attribute with values of two types has two keys, as networkx gives it.
+    keys: dict[tuple[str, str, str], str] = {}
     declared: list[str] = []
 
     def key(scope: str, name: str, value) -> str:
-        if (scope, name) not in keys:
-            keys[scope, name] = f"d{len(keys)}"
+        kind = _xml_type(value)
+        if (scope, name, kind) not in keys:
+            keys[scope, name, kind] = f"d{len(keys)}"
             declared.append(
-                f'  <key id="{keys[scope, name]}" for="{scope}" attr.name="{_attribute(name)}" '
-                f'attr.type="{_xml_type(value)}" />\n'
+                f'  <key id="{keys[scope, name, kind]}" for="{scope}" attr.name="{_attribute(name)}" '
+                f'attr.type="{kind}" />\n'
             )
-        return keys[scope, name]
+        return keys[scope, name, kind]
 
     graph_data = [
         f'    <data key="{key("graph", name, value)}">{_text(_graphml_value(value))}</data>\n'

@@ -29,11 +29,15 @@ class SearchPage:
     goes (`COUNT_UP_TO`) and this is not its last page; `num_pages` likewise.
     """
 
-    def __init__(self, ids: QuerySet, number: int, rows_for, window: QuerySet | None = None) -> None:
-        """`window`: the ids from this page on, when an "Older" link says where the page starts."""
+    def __init__(
+        self, ids: QuerySet, number: int, rows_for, window: QuerySet | None = None, after_id: int | None = None
+    ) -> None:
+        """`window`: the ids from this page on, when an "Older" link says where the page starts
+        (after the search `after_id`)."""
         self.ids = ids
         self.number = number
         self.from_link = window is not None
+        self.after_id = after_id if self.from_link else None
         # One row more than a page says whether there is a next one; the window of ids is a
         # subquery of the one query for the rows.
         if window is None:
@@ -102,29 +106,39 @@ def search_page(ids: QuerySet, number_text: str | None, rows_for, after_text: st
     """The page asked for, or the last page when the list ends before it (as Paginator.get_page).
     `after_text`: the id of the search an "Older" link left the previous page at."""
     number = page_number(number_text)
-    window = _after(ids, after_text)
-    page = SearchPage(ids, number, rows_for, window)
-    if page.rows or page.number == 1:
-        page.total  # noqa: B018 -- counted now, not when the template asks: a page's queries never vary
-        return page
-    if window is not None:  # nothing after that search any more: go by the page number
+    after_id = _search_id(after_text)
+    window = _after(ids, after_id) if after_id is not None else None
+    page = SearchPage(ids, number, rows_for, window, after_id)
+    if window is not None and not page.rows:  # nothing after that search any more: go by the number
         return search_page(ids, number_text, rows_for)
+    if page.rows or page.number == 1:
+        # Counted now, not when the template asks, so that the queries of a page do not depend on
+        # how long its list is.
+        pages = page.num_pages
+        if page.from_link and pages is not None and page.number > pages:
+            page.number = pages  # the link's number from before searches were deleted
+        return page
     total = ids.count()  # past the end (an old link, a hand-typed number): count once to find the last
     return SearchPage(ids, max(1, -(-total // PAGE_SIZE)), rows_for)
 
 
-def _after(ids: QuerySet, after_text: str | None) -> QuerySet | None:
-    """The ids after the search `after_text` in the list's order (newest first by one field, then
-    by id), or None when it is not a search of this list (gone since, or never)."""
-    if not after_text or not after_text.isdigit() or len(after_text) > 18:
+def _search_id(text: str | None) -> int | None:
+    """A search id from a query string, or None for anything else."""
+    if not text or len(text) > 18 or not (text.isascii() and text.isdecimal()):
         return None
+    return int(text)
+
+
+def _after(ids: QuerySet, after_id: int) -> QuerySet | None:
+    """The ids after the search `after_id` in the list's order (newest first by one field, then
+    by id), or None when it is not a search of this list (gone since, or never)."""
     order = ids.query.order_by
     field = order[0].removeprefix("-")
     assert order == (f"-{field}", "-pk"), f"a list newest first by {field}, then by id, not {order}"
-    anchor = ids.filter(pk=int(after_text)).values_list(field, flat=True).first()
+    anchor = ids.filter(pk=after_id).values_list(field, flat=True).first()
     if anchor is None:
         return None
     # `field <= anchor` is what lets the index seek to the anchor: on its own the OR (ties by id)
     # made SQLite walk the index from the newest entry (17 ms at page 4,000 instead of 0.02 ms).
-    after = Q(**{f"{field}__lt": anchor}) | Q(**{field: anchor, "pk__lt": int(after_text)})
+    after = Q(**{f"{field}__lt": anchor}) | Q(**{field: anchor, "pk__lt": after_id})
     return ids.filter(Q(**{f"{field}__lte": anchor}) & after)

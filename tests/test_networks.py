@@ -241,3 +241,20 @@ def test_the_files_are_what_networkx_writes_for_the_same_graph_awkward_names_inc
         for node in graph.nodes:
             assert graph.degree(node) == read.degree(node)
             assert graph.weighted_degree(node) == read.degree(node, weight="weight")
+
+
+def test_empty_networks_and_mixed_attribute_types_are_written_as_networkx_writes_them():
+    """A collection without mentions has an empty network; a lone node has no edge; an attribute
+    whose values differ in type gets a key per type in GraphML."""
+    empty = networks._graph(networks.KINDS[0], [])
+    lone = Network()
+    lone.add_node("@a", label="a", kind="user", posts=3)
+    lone.add_node("@b", label="b", kind="user", posts="unknown")
+    for graph in (empty, lone):
+        attributes = {"name": "n", "cut": False}
+        gexf, graphml = io.BytesIO(), io.BytesIO()
+        write_gexf(graph, gexf, name="n", description="d")
+        write_graphml(graph, graphml, attributes)
+        expected_gexf, expected_graphml = _networkx_files(graph, "n", "d", attributes)
+        assert (gexf.getvalue(), graphml.getvalue()) == (expected_gexf, expected_graphml)
+        assert nx.read_graphml(io.BytesIO(graphml.getvalue())).number_of_nodes() == len(graph.nodes)

@@ -421,6 +421,32 @@ def test_older_links_walk_a_long_list_once_even_when_searches_start_meanwhile(ow
         assert "Page 2 ·" in owner_client.get(reverse("home"), {"mine": 2, "mine_after": nonsense}).content.decode()
 
 
+def test_older_links_that_no_longer_fit_the_list_still_show_a_sensible_page(owner_client, owner, other_user):
+    for i in range(60):
+        make_search(owner, term=f"flood {i}", outputs=False)
+    for i in range(30):
+        make_search(other_user, term=f"shared {i}", published=True, outputs=False)
+    home = reverse("home")
+    third = _older_link(owner_client.get(home, {"mine": 2}).content.decode())
+    assert third.startswith("mine=3&mine_after=")
+    # Searches deleted since: the link's page number is more than the list now has.
+    Search.objects.filter(term__in=[f"flood {i}" for i in range(30, 60)]).delete()
+    page = owner_client.get(f"{home}?{third}").content.decode()
+    assert "Page 2 of 2 · 30 searches" in page and page.count("flood ") >= 5
+    # A link without a page number, or with an id no one could mean, still shows searches.
+    oldest = Search.objects.get(term="flood 0").pk
+    assert "None yet" not in owner_client.get(home, {"mine_after": oldest}).content.decode()
+    for nonsense in ("²", "１２", "0x1f"):
+        response = owner_client.get(home, {"mine": 2, "mine_after": nonsense})
+        assert response.status_code == 200 and "Page 2 of 2" in response.content.decode(), nonsense
+    # Paging one list keeps where the other one is, link and all.
+    published_link = re.findall(r'<a href="\?([^"]*)" rel="next">', owner_client.get(home).content.decode())[-1]
+    page = owner_client.get(f"{home}?{published_link.replace('&amp;', '&')}").content.decode()
+    assert "published=2&amp;published_after=" in page and "Page 2 of 2 · 30 searches" in page
+    own_link = _older_link(page)
+    assert own_link.startswith("mine=2&mine_after=") and "&published=2&published_after=" in own_link
+
+
 def test_a_list_row_writes_numbers_and_times_as_django_would(owner_client, owner, settings):
     """The row's own number and minute filters (cheaper than intcomma and date) write the same text."""
     settings.TIME_ZONE = "Asia/Kolkata"  # +05:30: the time shown is the site's, not UTC
