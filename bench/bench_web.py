@@ -44,7 +44,6 @@ from common import OUT, PYTHON, REPO, ensure_repo_on_path
 WEB = OUT / "web"
 BENCH_DB_NAME = "dnflow_bench_web"
 TARGET_MEDIAN_MS = 50.0
-PAGE_SIZE = 25  # searches.paging.PAGE_SIZE: the home page's lists
 FAMILIES = ("CollectPosts", "SummarisePosts", "FetchPhotos", "MatchPhotos", "PackageOutputs")
 
 
@@ -521,6 +520,8 @@ def main() -> None:
     django.setup()
     from django.db import connections
 
+    from searches.paging import COUNT_UP_TO, pages_of
+
     began = time.perf_counter()
     if not is_full(args.searches, args.events):
         # Whatever is there (an interrupted fill, another scale) goes: the load wants empty tables.
@@ -549,16 +550,15 @@ def main() -> None:
         print(f"Server: {args.server}{workers}, DEBUG off, on {base}; load average {os.getloadavg()[0]:.1f}")
         owner = {"sessionid": facts["owner_session"]}
         big = facts["big_search"]
-        own_pages = -(-facts["own_searches"] // PAGE_SIZE)
-        published_pages = -(-facts["published"] // PAGE_SIZE)
+        own_pages = pages_of(facts["own_searches"])
+        published_pages = pages_of(facts["published"])
         # The last page as a person reaches it: the "Older" link of the page before, which says
         # where that page ended (searches/paging.py), rather than a page number typed by hand.
         older = older_link(f"{base}/?mine={own_pages - 1}", owner) if own_pages > 1 else ""
-        # What page 1 says of a list (searches/paging.py counts up to 1,000).
-        counted_up_to = 1_000
+        # What page 1 says of a list (searches/paging.py counts it up to COUNT_UP_TO).
         first_page_line = (
-            f"Page 1 · more than {counted_up_to:,} searches"
-            if facts["own_searches"] > counted_up_to
+            f"Page 1 · more than {COUNT_UP_TO:,} searches"
+            if facts["own_searches"] > COUNT_UP_TO
             else f"Page 1 of {own_pages}"
         )
         # Each page must show what it is measured for, not a login form, an empty list or page 1.

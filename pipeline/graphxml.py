@@ -86,10 +86,6 @@ def _xml_type(value) -> str:
     return "string"
 
 
-def _graphml_value(value) -> str:
-    return str(value)
-
-
 _DECLARATION = "<?xml version='1.0' encoding='utf-8'?>\n"
 
 
@@ -122,7 +118,7 @@ def write_gexf(network: Network, handle, *, name: str, description: str) -> None
         out.append("    </attributes>\n")
     out.append("    <nodes>\n" if network.nodes else "    <nodes />\n")
     for node, data in network.nodes.items():
-        label = _attribute(str(data.get("label", node)))
+        label = _attribute(data.get("label", node))
         values = [
             f'          <attvalue for="{attribute_ids[key]}" value="{_gexf_value(value)}" />\n'
             for key, value in data.items()
@@ -146,7 +142,7 @@ def write_gexf(network: Network, handle, *, name: str, description: str) -> None
 
 
 def _gexf_value(value) -> str:
-    return str(value).lower() if isinstance(value, bool) else _attribute(str(value))
+    return str(value).lower() if isinstance(value, bool) else _attribute(value)
 
 
 def write_graphml(network: Network, handle, graph_attributes: dict) -> None:
@@ -167,15 +163,14 @@ def write_graphml(network: Network, handle, graph_attributes: dict) -> None:
         return keys[scope, name, kind]
 
     graph_data = [
-        f'    <data key="{key("graph", name, value)}">{_text(_graphml_value(value))}</data>\n'
+        f'    <data key="{key("graph", name, value)}">{_text(value)}</data>\n'
         for name, value in graph_attributes.items()
     ]
     body = ['  <graph edgedefault="directed">\n']
     for node, data in network.nodes.items():
         body.append(f'    <node id="{_attribute(node)}">\n')
         body.extend(
-            f'      <data key="{key("node", name, value)}">{_text(_graphml_value(value))}</data>\n'
-            for name, value in data.items()
+            f'      <data key="{key("node", name, value)}">{_text(value)}</data>\n' for name, value in data.items()
         )
         body.append("    </node>\n")
     for source, target, weight in network.edges():

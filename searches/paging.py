@@ -69,7 +69,7 @@ class SearchPage:
 
     @property
     def num_pages(self) -> int | None:
-        return None if self.total is None else max(1, -(-self.total // PAGE_SIZE))
+        return None if self.total is None else pages_of(self.total)
 
     @property
     def has_previous(self) -> bool:
@@ -91,6 +91,11 @@ class SearchPage:
     @property
     def next_page_number(self) -> int:
         return self.number + 1
+
+
+def pages_of(total: int) -> int:
+    """How many pages `total` searches fill (an empty list has its one page)."""
+    return max(1, -(-total // PAGE_SIZE))
 
 
 def page_number(text: str | None) -> int:
@@ -119,7 +124,7 @@ def search_page(ids: QuerySet, number_text: str | None, rows_for, after_text: st
             page.number = pages  # the link's number from before searches were deleted
         return page
     total = ids.count()  # past the end (an old link, a hand-typed number): count once to find the last
-    return SearchPage(ids, max(1, -(-total // PAGE_SIZE)), rows_for)
+    return SearchPage(ids, pages_of(total), rows_for)
 
 
 def _search_id(text: str | None) -> int | None:

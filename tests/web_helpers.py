@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -234,3 +235,9 @@ def field_errors(page: str, field: str) -> str:
 
     match = re.search(rf'<div class="field-errors" id="id_{field}-errors" role="alert">(.*?)</div>', page, re.S)
     return html.unescape(match.group(1)) if match else ""
+
+
+def older_links(page: str) -> list[str]:
+    """The query strings of a home page's "Older" links, one per paged list in page order (yours,
+    then the published ones), as a browser would send them."""
+    return [link.replace("&amp;", "&") for link in re.findall(r'<a href="\?([^"]*)" rel="next">', page)]
