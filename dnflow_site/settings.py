@@ -218,6 +218,9 @@ DNFLOW_MAX_UPLOAD_BYTES = env_int("DNFLOW_MAX_UPLOAD_BYTES", 16 * 1024**3)
 # a small gzip must not fill the disk (see pipeline.formats.limits, which also stops a gzip that
 # expands more than 100 times). 32 GiB: twice the largest upload, about 9 million v1.1 posts.
 DNFLOW_MAX_ARCHIVE_BYTES = env_int("DNFLOW_MAX_ARCHIVE_BYTES", 32 * 1024**3)
+# Unset: uploads in progress go to DNFLOW_DATA_DIR/uploads/.incoming/, on the disk they end up on
+# (moved into place by a rename), not to the system's /tmp (see searches.uploads).
+FILE_UPLOAD_TEMP_DIR = env_str("FILE_UPLOAD_TEMP_DIR", "") or None
 FILE_UPLOAD_HANDLERS = [
     "searches.uploads.UploadSizeLimit",  # first: it skips a file before the others keep more of it
     "django.core.files.uploadhandler.MemoryFileUploadHandler",

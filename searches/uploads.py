@@ -6,10 +6,15 @@ Django's own handlers and skips a file once it passes DNFLOW_MAX_UPLOAD_BYTES: t
 file is read and thrown away (the browser gets an answer, not a reset connection), nothing is
 kept, and the reason is left on the request for the form to show on its archive field.
 
-A full disk can stop an upload in two places: while Django writes it to its temporary file
-(FILE_UPLOAD_TEMP_DIR), in TemporaryFileOrDiskFull below, and while the view moves it into
-DNFLOW_DATA_DIR/uploads/ (searches.views.pages). Both remove what they wrote and explain it on the
-form with `disk_full_message`.
+A big upload is written to a temporary file in DNFLOW_DATA_DIR/uploads/.incoming/ (unless
+FILE_UPLOAD_TEMP_DIR names another folder), not in the system's /tmp: on the disk it ends up on,
+so the view moves it into its folder by a rename instead of copying gigabytes while the browser
+waits, and /tmp, often a RAM disk far smaller than DNFLOW_MAX_UPLOAD_BYTES, is not filled.
+
+A full disk can stop an upload in two places: while Django writes it to its temporary file, in
+TemporaryFileOrDiskFull below, and while the view moves it into DNFLOW_DATA_DIR/uploads/
+(searches.views.pages). Both remove what they wrote and explain it on the form with
+`disk_full_message`.
 """
 
 from __future__ import annotations
@@ -17,20 +22,43 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import tempfile
+import time
 import uuid
 from pathlib import Path
 
 from django.conf import settings
+from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile, TemporaryFileUploadHandler
 from django.template.defaultfilters import filesizeformat
 
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+# A temporary upload file untouched for this long was left by a server process that was killed
+# (an upload in progress writes to its file all the time): the next upload removes it.
+STALE_UPLOAD_SECONDS = 24 * 3600
 
 
 def uploads_dir() -> Path:
     """DNFLOW_DATA_DIR/uploads/: dnflow's own copies of archives and id datasets (the web form's
     uploads, run_search's links to several archives), one folder each."""
     return Path(settings.DNFLOW_DATA_DIR) / "uploads"
+
+
+def incoming_dir() -> Path:
+    """Where uploads in progress are written: FILE_UPLOAD_TEMP_DIR, else uploads/.incoming/."""
+    if settings.FILE_UPLOAD_TEMP_DIR:
+        return Path(settings.FILE_UPLOAD_TEMP_DIR)
+    return uploads_dir() / ".incoming"
+
+
+def remove_stale_uploads(folder: Path) -> None:
+    """Remove what killed uploads left in `folder` (see STALE_UPLOAD_SECONDS)."""
+    too_old = time.time() - STALE_UPLOAD_SECONDS
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                if ".upload" in entry.name and entry.is_file() and entry.stat().st_mtime < too_old:
+                    os.remove(entry.path)
 
 
 def new_upload_folder() -> Path:
@@ -67,9 +95,30 @@ class UploadSizeLimit(FileUploadHandler):
         return None  # the handlers after this one make the file
 
 
+class IncomingUpload(TemporaryUploadedFile):
+    """Django's temporary upload file, made in incoming_dir(): dnflow's own folder is created if need
+    be and cleared of what killed uploads left; a FILE_UPLOAD_TEMP_DIR must exist, as in Django."""
+
+    def __init__(self, name, content_type, size, charset, content_type_extra=None) -> None:
+        folder = incoming_dir()
+        if not settings.FILE_UPLOAD_TEMP_DIR:  # dnflow's own folder, not one shared with others
+            folder.mkdir(parents=True, exist_ok=True)
+            remove_stale_uploads(folder)
+        file = tempfile.NamedTemporaryFile(suffix=".upload" + os.path.splitext(name)[1], dir=folder)  # noqa: SIM115
+        UploadedFile.__init__(self, file, name, content_type, size, charset, content_type_extra)
+
+
 class TemporaryFileOrDiskFull(TemporaryFileUploadHandler):
-    """Django's handler for big uploads (a temporary file), that keeps nothing of a file the disk
-    had no room for and leaves the reason for the form."""
+    """Django's handler for big uploads (a temporary file, in incoming_dir()), that keeps nothing of
+    a file the disk had no room for and leaves the reason for the form."""
+
+    def new_file(self, *args, **kwargs) -> None:
+        FileUploadHandler.new_file(self, *args, **kwargs)
+        try:
+            self.file = IncomingUpload(self.file_name, self.content_type, 0, self.charset, self.content_type_extra)
+        except OSError as exc:  # no room even for the folder or an empty file
+            self._give_up(exc)
+            raise SkipFile from exc
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
         try:

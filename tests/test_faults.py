@@ -229,16 +229,23 @@ def _files_under(folder: Path) -> list[Path]:
 
 @pytest.mark.parametrize(
     "where",
-    ["kept in memory, written into uploads/", "a temporary file, copied into uploads/", "the temporary file itself"],
+    [
+        "kept in memory, written into uploads/",
+        "a temporary file beside uploads/ (the default)",
+        "a temporary file on another disk, copied into uploads/",
+        "the temporary file itself",
+    ],
 )
 def test_an_upload_onto_a_full_disk_is_refused_on_the_form_and_nothing_is_kept(
     where, owner_client, small_disk, data_dir, settings, tmp_path
 ):
     """1.5 MB of posts on a 1 MB disk: the form says the disk is full and what to do, and keeps nothing."""
     uploads_disk = small_disk
-    if where == "a temporary file, copied into uploads/":
-        settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024  # to a temporary file on another disk, then copied across
-    elif where == "the temporary file itself":
+    if where == "a temporary file beside uploads/ (the default)":
+        settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024  # to uploads/.incoming/ on the small disk
+    elif where == "a temporary file on another disk, copied into uploads/":
+        settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024
+        settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)  # then copied across
         settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024
         settings.FILE_UPLOAD_TEMP_DIR = str(small_disk)  # the upload fills the disk before the view runs
         settings.DNFLOW_DATA_DIR = uploads_disk = data_dir

@@ -1,6 +1,8 @@
 """The home page's form, the buttons on a search, compare, the Atom feed and robots.txt."""
 
+import os
 import re
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +15,7 @@ from django.urls import reverse
 
 from searches import paging
 from searches.models import Search, Source, Status
+from searches.uploads import TemporaryFileOrDiskFull
 from tests.web_helpers import POSTS, field_errors, make_search, older_links, write_csv, write_outputs
 from tests.x_emulator import x_api  # noqa: F401  (a fixture)
 
@@ -102,6 +105,32 @@ def test_a_big_upload_is_moved_into_uploads_not_copied_and_readable_by_a_worker(
     path = Path(Search.objects.get().archive_path)
     assert path.read_bytes() == body
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_big_upload_is_written_on_the_data_disk_not_in_the_system_s_temporary_folder(
+    owner_client, data_dir, settings, rf
+):
+    """/tmp is often a RAM disk far smaller than an archive: a big upload is written to
+    uploads/.incoming/, on the disk it ends up on, and renamed into its folder from there; what a
+    killed server left there is removed, an upload still being written is not."""
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 10
+    handler = TemporaryFileOrDiskFull(rf.post("/"))
+    handler.new_file("archive", "big.jsonl", "application/x-ndjson", None)
+    handler.receive_data_chunk(b"{}\n", 0)
+    written = Path(handler.file_complete(3).temporary_file_path())
+    incoming = data_dir / "uploads" / ".incoming"
+    assert written.parent == incoming and written.read_bytes() == b"{}\n"
+
+    left = incoming / "tmpleft.upload.jsonl"  # a killed server's upload, two days old
+    left.write_bytes(b"{}\n")
+    os.utime(left, (time.time() - 2 * 86400,) * 2)
+    body = b'{"id": "1", "text": "hello"}\n' * 100
+    response = owner_client.post(
+        reverse("home"), {"term": "", "source": "archive", "archive": SimpleUploadedFile("big.jsonl", body)}
+    )
+    assert response.status_code == 302
+    assert Path(Search.objects.get().archive_path).read_bytes() == body
+    assert list(incoming.iterdir()) == [written], "the left file is removed, the one in progress kept"
 
 
 def test_an_upload_over_the_limit_is_refused_with_what_to_do_instead(owner_client, data_dir, settings):
