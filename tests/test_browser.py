@@ -146,6 +146,33 @@ def test_start_a_sample_search_watch_it_finish_live_and_read_its_summary(page, l
     shot(page, "summary")
 
 
+def test_upload_a_real_archive_on_the_form_and_the_worker_counts_every_post(
+    page, live_server, owner, worker, real_data, settings, shared_data_dir
+):
+    """The archive route, as a person takes it: choose the file in the browser, start, wait. Bigger
+    than FILE_UPLOAD_MAX_MEMORY_SIZE, it arrives through uploads/.incoming/ as a real one does."""
+    archive = real_data / "v2-pages-twarc-network.jsonl"  # 500 posts in 5 response pages
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
+    log_in(page, live_server, "alice", "alice-password-1")
+    page.select_option("#id_source", "archive")
+    page.set_input_files("#id_archive", str(archive))
+    page.click("button.primary:has-text('Start')")
+    page.wait_for_url(f"{live_server.url}/searches/*/")
+    search = Search.objects.get(owner=owner)
+    assert Path(search.archive_path).read_bytes() == archive.read_bytes()
+    assert list((shared_data_dir / "uploads" / ".incoming").iterdir()) == []
+
+    worker.start()
+    page.wait_for_selector(
+        "#status .badge-finished, #status .badge-failed, #status .badge-cancelled", timeout=SEARCH_TIMEOUT_MS
+    )
+    shot(page, "upload-done")
+    assert page.locator("#status .badge-finished").count() == 1, page.locator("#status").inner_text()
+    search.refresh_from_db()
+    assert search.results_run.num_posts == 500
+    assert "500" in page.locator("#results").inner_text()
+
+
 def test_a_published_search_is_visible_logged_out_and_a_private_one_is_404(page, live_server, owner):
     shared = make_search(owner, term="shared with everyone", published=True)
     private = make_search(owner, term="kept private")
