@@ -13,8 +13,9 @@ from django.template import Context, Template
 from django.test import Client
 from django.urls import reverse
 
+from pipeline.events import step_range
 from searches import paging
-from searches.models import Search, Source, Status
+from searches.models import EventKind, Search, SearchRun, Source, Status, TaskEvent
 from searches.uploads import TemporaryFileOrDiskFull
 from tests.web_helpers import POSTS, field_errors, make_search, older_links, write_csv, write_outputs
 from tests.x_emulator import x_api  # noqa: F401  (a fixture)
@@ -506,3 +507,30 @@ def test_the_owner_changes_title_and_notes_but_never_the_query(owner_client, own
     assert client.post(reverse("search_describe", args=[search.pk]), {"title": "x"}).status_code in (302, 404)
     search.refresh_from_db()
     assert search.title == "Heat wave, March"  # a visitor changes nothing
+
+
+def test_the_running_step_says_where_it_is_now_as_the_line_above_the_table_does(owner_client, owner):
+    """Progress events are kept every quarter of a step; between them the step's row showed the
+    last one ("25%: 1,000 posts") under a status line that already said 2,000."""
+    search = make_search(owner, status=Status.RUNNING)
+    run = search.latest_run
+    start, end = step_range("SummarisePosts", False)
+    TaskEvent.objects.create(run=run, task_family="CollectPosts", task_id="c", event=EventKind.START)
+    TaskEvent.objects.create(run=run, task_family="CollectPosts", task_id="c", event=EventKind.SUCCESS)
+    TaskEvent.objects.create(run=run, task_family="SummarisePosts", task_id="s", event=EventKind.START)
+    TaskEvent.objects.create(
+        run=run,
+        task_family="SummarisePosts",
+        task_id="s",
+        event=EventKind.PROGRESS,
+        message="25% of this step: Counting: 1,000 posts so far",
+    )
+    SearchRun.objects.filter(pk=run.pk).update(
+        progress=start + (end - start) * 0.6, step="Counting: 2,000 posts so far"
+    )
+
+    page = owner_client.get(reverse("search_status", args=[search.pk])).content.decode()
+
+    assert page.count("Counting: 2,000 posts so far") == 2, "the status line and the step's row"
+    assert 'running<span class="meta"> — 60% of this step: Counting: 2,000 posts so far' in page
+    assert "1,000 posts" not in page

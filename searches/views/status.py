@@ -17,6 +17,8 @@ from django.shortcuts import render
 from django.utils import timezone
 from django_htmx.http import HTMX_STOP_POLLING
 
+from pipeline.events import step_range
+
 from ..forms import DescribeForm, ScheduleForm
 from ..models import EventKind, Search, SearchRun, Status, TaskEvent
 from .access import can_manage, visible_search
@@ -59,7 +61,8 @@ NOTE_EVENTS = (EventKind.RATE_LIMIT, EventKind.RETRY, EventKind.NOTE)
 OPEN_STEP_ENDINGS = {Status.CANCELLED: "cancelled", Status.FAILED: "stopped", Status.FINISHED: "finished"}
 
 
-def run_steps(run: SearchRun) -> Steps:
+def run_steps(run: SearchRun, *, live: bool) -> Steps:
+    """The rows of a run's steps table and its notes; `live`: the run's search is a live X search."""
     newest = run.events.order_by("-created", "-pk")[:TIMELINE_EVENTS]
     step_events, truncated = _step_events(run)
     # Oldest first, each event once (the newest may be among the steps' starts and ends too).
@@ -89,7 +92,21 @@ def run_steps(run: SearchRun) -> Steps:
             if row.state == "running":
                 # Its run ended while it ran (cancelled, or its process died): it will not go on.
                 row.state, row.message, row.ended = ending, "", row.ended or run.finished
+    elif run.status == Status.RUNNING:
+        running = [row for row in rows.values() if row.state == "running"]
+        if len(running) == 1:
+            # Its last progress event is a few percent old; the run's own step says where it is
+            # now, as the line above the table does (with one step at a time, it is this step's).
+            running[0].message = _step_now(running[0].family, run, live)
     return Steps(rows=list(rows.values()), notes=notes[-NOTES_SHOWN:], truncated=truncated)
+
+
+def _step_now(family: str, run: SearchRun, live: bool) -> str:
+    """What a running step is doing now, as its progress events say it ("40% of this step: ...")."""
+    start, end = step_range(family, live)
+    if end <= start or not start <= run.progress <= end:
+        return run.step
+    return f"{(run.progress - start) * 100 / (end - start):.0f}% of this step: {run.step}"
 
 
 def _step_events(run: SearchRun) -> tuple[list[TaskEvent], bool]:
@@ -129,11 +146,11 @@ class RunView:
     waiting_until: datetime | None
 
 
-def run_view(run: SearchRun) -> RunView:
+def run_view(run: SearchRun, search: Search) -> RunView:
     waiting_until = run.rate_limited_until
     if waiting_until is not None and (run.is_done or waiting_until <= timezone.now()):
         waiting_until = None
-    return RunView(run=run, steps=run_steps(run), waiting_until=waiting_until)
+    return RunView(run=run, steps=run_steps(run, live=search.is_live), waiting_until=waiting_until)
 
 
 def panel_context(request: HttpRequest, search: Search) -> dict:
@@ -141,7 +158,7 @@ def panel_context(request: HttpRequest, search: Search) -> dict:
     manager = can_manage(request.user, search)
     return {
         "search": search,
-        "current": run_view(search.latest_run),
+        "current": run_view(search.latest_run, search),
         "can_manage": manager,
         "can_use_api": bool(settings.X_BEARER_TOKEN),
         "schedule_form": ScheduleForm(initial={"refresh_every": _hours_of(search.refresh_every)}) if manager else None,
@@ -158,7 +175,7 @@ def search_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         **panel_context(request, search),
         "describe_form": DescribeForm(initial={"title": search.title, "notes": search.notes}),
-        "earlier_runs": [run_view(run) for run in runs[1:RUNS_SHOWN]],
+        "earlier_runs": [run_view(run, search) for run in runs[1:RUNS_SHOWN]],
         "more_runs": len(runs) > RUNS_SHOWN,
         **results_context(request, search),
     }
