@@ -534,3 +534,16 @@ def test_the_running_step_says_where_it_is_now_as_the_line_above_the_table_does(
     assert page.count("Counting: 2,000 posts so far") == 2, "the status line and the step's row"
     assert 'running<span class="meta"> — 60% of this step: Counting: 2,000 posts so far' in page
     assert "1,000 posts" not in page
+
+
+def test_a_step_cut_short_and_run_again_says_stopped_not_how_the_run_ended(owner_client, owner):
+    """Cancelled while counting, then run again to the end: the first attempt never finished."""
+    search = make_search(owner)
+    run = search.latest_run
+    for task_id, event in (("first", EventKind.START), ("again", EventKind.START), ("again", EventKind.SUCCESS)):
+        TaskEvent.objects.create(run=run, task_family="SummarisePosts", task_id=task_id, event=event)
+
+    page = owner_client.get(reverse("search_detail", args=[search.pk])).content.decode()
+
+    rows = re.findall(r'<tr class="task-(\w+)">\s*<th scope="row">SummarisePosts</th>', page)
+    assert rows == ["stopped", "finished"]

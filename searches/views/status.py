@@ -79,6 +79,11 @@ def run_steps(run: SearchRun, *, live: bool) -> Steps:
             and event.event in ROW_EVENTS
             and (event.event == EventKind.START or not latest_by_family.get(event.task_family))
         ):
+            earlier = latest_by_family.get(event.task_family)
+            if earlier is not None and earlier.state == "running":
+                # The step starts again (the run was resumed): the earlier attempt never ended, and
+                # the run's final state is not that attempt's.
+                earlier.state = "stopped"
             row = rows[event.task_id or f"{event.task_family}#{len(rows)}"] = StepRow(family=event.task_family)
             latest_by_family[event.task_family] = row
         row = row or latest_by_family.get(event.task_family)
