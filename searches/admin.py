@@ -90,7 +90,7 @@ class SearchAdmin(admin.ModelAdmin):
         ("published_at", admin.EmptyFieldListFilter),
         "created",
     ]
-    search_fields = ["term", "archive_path", "owner__username"]
+    search_fields = ["title", "term", "archive_path", "owner__username"]
     list_select_related = ["owner", "latest_run", "results_run"]
     date_hierarchy = "created"
     inlines = [SearchRunInline]
@@ -110,7 +110,8 @@ class SearchAdmin(admin.ModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         return [
-            (None, {"fields": ["owner", *QUERY_FIELDS]}),
+            # Title and notes describe the search and stay editable, as on its page.
+            (None, {"fields": ["owner", "title", "notes", *QUERY_FIELDS]}),
             ("State", {"fields": self.readonly_fields}),
         ]
 

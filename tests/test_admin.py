@@ -1,5 +1,7 @@
 """The admin lists searches with their runs and drives the same actions as the web pages and the CLI."""
 
+import re
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
@@ -77,6 +79,26 @@ def test_the_query_of_a_saved_search_cannot_be_changed(admin_client, owner):
     with pytest.raises(ValidationError, match="cannot change"):
         search.save()
     assert Search.objects.get(pk=search.pk).term == "climate"
+
+
+def test_staff_change_a_search_s_title_and_notes_and_find_it_by_its_title(admin_client, owner):
+    search = make_search(owner, outputs=False)
+    url = reverse("admin:searches_search_change", args=[search.pk])
+    page = admin_client.get(url).content.decode()
+    assert 'name="title"' in page and 'name="notes"' in page
+
+    # The runs inline's management form, as the browser sends it back.
+    management = r'<input type="hidden" name="([\w-]+-(?:TOTAL|INITIAL|MIN_NUM|MAX_NUM)_FORMS)"[^>]*value="(\d+)"'
+    hidden = dict(re.findall(management, page))
+    assert hidden, "the page has the runs inline"
+    response = admin_client.post(
+        url, {**hidden, "owner": owner.pk, "title": "Floods, March", "notes": "For the newsroom's archive."}
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    search.refresh_from_db()
+    assert (search.title, search.notes, search.term) == ("Floods, March", "For the newsroom's archive.", "climate")
+    found = admin_client.get(reverse("admin:searches_search_changelist"), {"q": "floods"}).content.decode()
+    assert f"/admin/searches/search/{search.pk}/change/" in found
 
 
 def test_publish_then_unpublish(admin_client, owner):
