@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import reverse
 
 from pipeline.events import step_range
-from searches import paging
+from searches import paging, services
 from searches.models import EventKind, Search, SearchRun, Source, Status, TaskEvent
 from searches.uploads import TemporaryFileOrDiskFull
 from tests.web_helpers import POSTS, field_errors, make_search, older_links, write_csv, write_outputs
@@ -547,3 +547,21 @@ def test_a_step_cut_short_and_run_again_says_stopped_not_how_the_run_ended(owner
 
     rows = re.findall(r'<tr class="task-(\w+)">\s*<th scope="row">SummarisePosts</th>', page)
     assert rows == ["stopped", "finished"]
+
+
+def test_a_search_that_matched_nothing_says_so_above_its_empty_sections(owner_client, owner, data_dir):
+    search = Search.objects.create(owner=owner, term="zqxj", source=Source.SAMPLE)
+    search.start_run()
+    run = services.execute_search(search)
+    assert run.status == Status.FINISHED and run.num_posts == 0
+
+    page = owner_client.get(search.get_absolute_url()).content.decode()
+
+    assert "No post matched <q>zqxj</q> among the 3,000 posts read, so every section below is empty." in page
+    assert "Check the query's words and operators, then start a new search." in page
+    matched = make_search(owner)  # POSTS, the other searches of these tests
+    assert "No post matched" not in owner_client.get(matched.get_absolute_url()).content.decode()
+    # A visitor of a published one is told what it holds, not what to do about it.
+    services.publish_search(Search.objects.get(pk=search.pk))
+    visitor = Client().get(search.get_absolute_url()).content.decode()
+    assert "No post matched <q>zqxj</q>" in visitor and "start a new search" not in visitor
