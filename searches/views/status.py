@@ -102,15 +102,16 @@ def run_steps(run: SearchRun, *, live: bool) -> Steps:
         if len(running) == 1:
             # Its last progress event is a few percent old; the run's own step says where it is
             # now, as the line above the table does (with one step at a time, it is this step's).
-            running[0].message = _step_now(running[0].family, run, live)
+            running[0].message = _step_now(running[0].family, run, live) or running[0].message
     return Steps(rows=list(rows.values()), notes=notes[-NOTES_SHOWN:], truncated=truncated)
 
 
-def _step_now(family: str, run: SearchRun, live: bool) -> str:
-    """What a running step is doing now, as its progress events say it ("40% of this step: ...")."""
+def _step_now(family: str, run: SearchRun, live: bool) -> str | None:
+    """What a running step is doing now, as its progress events say it ("40% of this step: ..."),
+    or None when the run's progress is not within this step's (its step is then someone else's)."""
     start, end = step_range(family, live)
     if end <= start or not start <= run.progress <= end:
-        return run.step
+        return None
     return f"{(run.progress - start) * 100 / (end - start):.0f}% of this step: {run.step}"
 
 
