@@ -76,6 +76,20 @@ def step_range(family: str, live: bool) -> tuple[float, float]:
     return 0.0, 0.0
 
 
+def step_percent(family: str, live: bool, overall: float) -> float | None:
+    """How far into its step `family` a run at `overall` (0..100) is, in percent; None when
+    `overall` is outside that step (the run is in another one)."""
+    start, end = step_range(family, live)
+    if end <= start or not start <= overall <= end:
+        return None
+    return (overall - start) * 100 / (end - start)
+
+
+def of_this_step(percent: float, text: str) -> str:
+    """A step's progress in words: its progress events, and the status page's running step."""
+    return f"{percent:.0f}% of this step: {text}"
+
+
 # Reasons by run id, kept in this process: the runner reads them even if writing the failure
 # event failed. (With several Luigi workers the tasks run in forked processes; then the runner
 # reads the failure events from the database instead.)
@@ -219,7 +233,7 @@ class Progress:
         if 0.0 < fraction < 1.0 and fraction * 100 - last_event >= PROGRESS_EVENT_STEP:
             event_percent = fraction * 100
         self._last[key] = (overall, now, event_percent)
-        event = f"{event_percent:.0f}% of this step: {step_text or self.label}" if event_percent != last_event else ""
+        event = of_this_step(event_percent, step_text or self.label) if event_percent != last_event else ""
         self._write(fields, event)
 
     def _write(self, fields: dict, event: str) -> None:

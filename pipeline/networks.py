@@ -135,7 +135,8 @@ def write_networks(
                 reports[kind.name] = report
                 attributes = _graph_attributes(report)
                 # GEXF has no graph attributes: the graph's name and the meta description say what was cut.
-                write_gexf(graph, out.open(folder / kind.gexf, "wb"), name=attributes["name"], description=_cut(report))
+                description = _gexf_description(report)
+                write_gexf(graph, out.open(folder / kind.gexf, "wb"), name=attributes["name"], description=description)
                 write_graphml(graph, out.open(folder / kind.graphml, "wb"), attributes)
                 view[kind.name] = network_view(graph, report, view_nodes)
             # Compact: the page fetches it.
@@ -296,7 +297,8 @@ def _add_attributes(graph: Network, folder: Path, kind: _Kind) -> None:
                 nodes[node]["uses"] = uses
 
 
-def _cut(report: NetworkReport) -> str:
+def _gexf_description(report: NetworkReport) -> str:
+    """What _graph_attributes says, for GEXF, which has no graph attributes: in its meta description."""
     return (
         f"{report.name}: {report.describe()}. cut={str(report.cut).lower()} max_edges={report.max_edges} "
         f"edges_total={report.edges_total} weight_total={report.weight_total}"

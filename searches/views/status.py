@@ -17,7 +17,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django_htmx.http import HTMX_STOP_POLLING
 
-from pipeline.events import step_range
+from pipeline.events import of_this_step, step_percent
 
 from ..forms import DescribeForm, ScheduleForm
 from ..models import EventKind, Search, SearchRun, Status, TaskEvent
@@ -102,17 +102,10 @@ def run_steps(run: SearchRun, *, live: bool) -> Steps:
         if len(running) == 1:
             # Its last progress event is a few percent old; the run's own step says where it is
             # now, as the line above the table does (with one step at a time, it is this step's).
-            running[0].message = _step_now(running[0].family, run, live) or running[0].message
+            percent = step_percent(running[0].family, live, run.progress)
+            if percent is not None:  # else the run's step is another one's
+                running[0].message = of_this_step(percent, run.step)
     return Steps(rows=list(rows.values()), notes=notes[-NOTES_SHOWN:], truncated=truncated)
-
-
-def _step_now(family: str, run: SearchRun, live: bool) -> str | None:
-    """What a running step is doing now, as its progress events say it ("40% of this step: ..."),
-    or None when the run's progress is not within this step's (its step is then someone else's)."""
-    start, end = step_range(family, live)
-    if end <= start or not start <= run.progress <= end:
-        return None
-    return f"{(run.progress - start) * 100 / (end - start):.0f}% of this step: {run.step}"
 
 
 def _step_events(run: SearchRun) -> tuple[list[TaskEvent], bool]:
