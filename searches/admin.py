@@ -12,7 +12,18 @@ from django.utils.html import format_html
 
 from . import services
 from .models import QUERY_FIELDS, Search, SearchRun, TaskEvent
-from .templatetags.dnflow import seconds
+from .templatetags.dnflow import number, seconds
+
+# The admin says whose it is, not "Django administration".
+admin.site.site_header = "dnflow administration"
+admin.site.site_title = "dnflow admin"
+admin.site.index_title = "Searches, runs and people"
+
+
+def posts_number(count: int | None) -> str | None:
+    """A count of posts with separators, as the pages write it (the admin's own format has none);
+    None, shown as the admin's "-", while a run has not counted yet."""
+    return None if count is None else number(count)
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -29,7 +40,7 @@ class ReadOnlyInline(admin.TabularInline):
 
 class SearchRunInline(ReadOnlyInline):
     model = SearchRun
-    fields = ["run_link", "status", "progress_percent", "num_posts", "started", "finished", "took", "error"]
+    fields = ["run_link", "status", "progress_percent", "posts", "started", "finished", "took", "error"]
     readonly_fields = fields
     ordering = ["-number"]
 
@@ -46,6 +57,10 @@ class SearchRunInline(ReadOnlyInline):
     @admin.display(description="Took")
     def took(self, obj: SearchRun) -> str:
         return seconds(obj.duration) or "-"
+
+    @admin.display(description="Posts")
+    def posts(self, obj: SearchRun) -> str | None:
+        return posts_number(obj.num_posts)
 
 
 class TaskEventInline(ReadOnlyInline):
@@ -134,8 +149,8 @@ class SearchAdmin(admin.ModelAdmin):
         return f"{obj.latest_run.progress:.0f}%" if obj.latest_run else "-"
 
     @admin.display(description="Posts", ordering="results_run__num_posts")
-    def posts(self, obj: Search) -> int | None:
-        return obj.results_run.num_posts if obj.results_run else None
+    def posts(self, obj: Search) -> str | None:
+        return posts_number(obj.results_run.num_posts) if obj.results_run else None
 
     @admin.display(boolean=True, description="Published", ordering="published_at")
     def published(self, obj: Search) -> bool:
@@ -244,7 +259,7 @@ class SearchAdmin(admin.ModelAdmin):
 class SearchRunAdmin(admin.ModelAdmin):
     """Runs are changed by their workers and the search's actions only: read-only here."""
 
-    list_display = ["__str__", "status", "progress_percent", "num_posts", "started", "finished", "took"]
+    list_display = ["__str__", "status", "progress_percent", "posts", "started", "finished", "took"]
     list_filter = ["status", "started"]
     list_select_related = ["search"]
     search_fields = ["search__term", "folder", "error"]
@@ -259,7 +274,7 @@ class SearchRunAdmin(admin.ModelAdmin):
         "error",
         "rate_limited_until",
         "rq_job_id",
-        "num_posts",
+        "posts",
         "times_lost",
         "tidy",
         "created",
@@ -288,3 +303,7 @@ class SearchRunAdmin(admin.ModelAdmin):
     @admin.display(description="Took")
     def took(self, obj: SearchRun) -> str:
         return seconds(obj.duration) or "-"
+
+    @admin.display(description="Posts", ordering="num_posts")
+    def posts(self, obj: SearchRun) -> str | None:
+        return posts_number(obj.num_posts)

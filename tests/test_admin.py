@@ -41,12 +41,21 @@ def test_the_admin_is_for_staff_only(client, owner):
 
 
 def test_changelist_shows_status_progress_posts_and_owner(admin_client, owner):
-    make_search(owner, num_posts=321, outputs=False)
+    search = make_search(owner, num_posts=400321, outputs=False)
     page = admin_client.get(reverse(CHANGELIST)).content.decode()
     assert "climate" in page
     assert "Finished" in page
-    assert "321" in page
+    assert "400,321" in page, "posts are counted with separators, as on the pages"
     assert "alice" in page
+    assert "<title>Select search to change | dnflow admin</title>" in page
+    # The runs say it the same way: their list, a search's runs and a run's own page.
+    run = search.runs.get()
+    for url in (
+        reverse("admin:searches_searchrun_changelist"),
+        reverse("admin:searches_search_change", args=[search.pk]),
+        reverse("admin:searches_searchrun_change", args=[run.pk]),
+    ):
+        assert "400,321" in admin_client.get(url).content.decode(), url
 
 
 def test_change_page_lists_the_runs_and_a_run_shows_its_events_read_only(admin_client, owner):
