@@ -119,6 +119,10 @@ def test_validation_errors_reach_callers_of_call_command(settings):
         call_command("run_search", "climate", "--count", "0", "--source", "sample")
     assert raised.value.returncode == 2
     assert "--count: Ask for at least 1 post" in str(raised.value)
+    # Below Django's own bound of the field too, the problem is said once, in the search's words.
+    with pytest.raises(CommandError) as raised:
+        call_command("run_search", "climate", "--count", "-5", "--source", "sample")
+    assert str(raised.value) == "--count: Ask for at least 1 post (got -5), or leave the count empty to take them all."
 
 
 def test_several_archive_files_are_imported_together_in_order_for_an_owner(tmp_path, settings, owner):

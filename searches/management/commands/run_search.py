@@ -57,6 +57,17 @@ def parse_time(value: str, option: str) -> datetime:
     return moment
 
 
+# Django's own bounds of a field ("Ensure this value is greater than or equal to 0."), said in
+# words of the search by Search.clean() as well.
+_GENERIC_CODES = frozenset({"min_value", "max_value"})
+
+
+def _said_once(errors: list[ValidationError]) -> list[str]:
+    """A field's messages, without Django's generic bound when the search's own rules explain it."""
+    own = [error for error in errors if error.code not in _GENERIC_CODES]
+    return [message for error in (own or errors) for message in error.messages]
+
+
 class Command(PlainErrors, BaseCommand):
     help = "Collect and summarise posts: from the X API, an archive, or the bundled synthetic sample."
 
@@ -180,13 +191,13 @@ class Command(PlainErrors, BaseCommand):
         return str(dataset)
 
     def describe_invalid(self, exc: ValidationError) -> str:
-        if hasattr(exc, "message_dict"):
+        if hasattr(exc, "error_dict"):
             names = {"archive_path": "archive", "start_time": "start", "end_time": "end"}
             lines = [
                 f"--{names.get(field, field)}: {message}" if field in names or field in ("count", "lang", "source")
                 else message
-                for field, messages in exc.message_dict.items()
-                for message in messages
+                for field, errors in exc.error_dict.items()
+                for message in _said_once(errors)
             ]  # fmt: skip
             return "\n".join(lines)
         return " ".join(exc.messages)
