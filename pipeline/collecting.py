@@ -106,14 +106,35 @@ def copy_posts(archive_path: str, folder: Path, progress) -> str:
     """An archive (or, with no path, the bundled sample) copied as the run's raw posts."""
     if archive_path:
         paths = [Path(archive_path)]
-        progress.update(0.1, step_text=f"Copying the archive {Path(archive_path).name}")
+        doing = f"Copying the archive {Path(archive_path).name}"
     else:
         paths = [ensure_sample()]
-        progress.update(0.1, step_text="Copying the bundled synthetic sample")
-    report = copy_archive(paths, folder / RAW_POSTS, link=import_by_link(), max_bytes=settings.DNFLOW_MAX_ARCHIVE_BYTES)
+        doing = "Copying the bundled synthetic sample"
+    progress.update(0.0, step_text=doing)
+
+    def on_read(done: int, total: int) -> None:
+        # A big archive takes a while to copy (tens of GiB from a slow disk): the bar moves meanwhile.
+        read = f"{readable_size(done)} of {readable_size(total)}"
+        progress.update(done / total if total else 1.0, step_text=f"{doing} ({read})")
+
+    report = copy_archive(
+        paths,
+        folder / RAW_POSTS,
+        link=import_by_link(),
+        max_bytes=settings.DNFLOW_MAX_ARCHIVE_BYTES,
+        on_read=on_read,
+    )
     lines = sum(entry.get("lines", 0) for entry in report.sources)
     linked = all(entry.get("imported") == LINKED for entry in report.sources)
     return f"{'Linked' if linked else 'Copied'} {counted(len(report.sources), 'file')}, {counted(lines, 'line')}"
+
+
+def readable_size(size: int) -> str:
+    """A size as a person follows it while it grows: "0.4 MiB", "312.5 MiB", "3.42 GiB", "12.4 GiB"."""
+    if size < 2**30:
+        return f"{size / 2**20:,.1f} MiB"
+    gib = size / 2**30
+    return f"{gib:,.2f} GiB" if gib < 10 else f"{gib:,.1f} GiB"
 
 
 def import_by_link() -> bool:

@@ -548,3 +548,31 @@ def test_no_match_is_not_an_error(tmp_path):
 def test_a_malformed_term_fails_before_anything_is_read(tmp_path):
     with pytest.raises(QueryError, match="not closed"):
         iter_collection(tmp_path / "not-there.jsonl", term="(climate", report=ImportReport())
+
+
+def test_the_copy_says_how_far_it_has_read_and_a_stop_midway_leaves_nothing(tmp_path):
+    # Two files, one gzipped: progress counts the bytes as stored, over both files.
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    plain = write_jsonl(archive / "a.jsonl", [v1_tweet(str(n), "x" * 2000) for n in range(1, 3000)])
+    packed = archive / "b.jsonl.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes().replace(b'"id_str":"', b'"id_str":"9')))
+    total = plain.stat().st_size + packed.stat().st_size
+    seen: list[tuple[int, int]] = []
+
+    copy_archive([archive], tmp_path / "s" / "tweets.jsonl", on_read=lambda done, of: seen.append((done, of)))
+
+    assert len(seen) > 2, "a bar that moves, not one jump at the end"
+    assert {of for _, of in seen} == {total}
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    assert seen[-1][0] == total
+
+    # A search cancelled during the copy: the exception stops it and nothing looks imported.
+    def cancelled(done: int, of: int) -> None:
+        if done > of / 3:
+            raise RuntimeError("cancelled")
+
+    dest = tmp_path / "t" / "tweets.jsonl"
+    with pytest.raises(RuntimeError, match="cancelled"):
+        copy_archive([archive], dest, on_read=cancelled)
+    assert list(dest.parent.iterdir()) == []

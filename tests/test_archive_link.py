@@ -142,3 +142,13 @@ def test_an_unknown_import_mode_fails_the_search_with_the_setting_named(tmp_path
     result = build_workflow(search)
     assert not result.ok
     assert "DNFLOW_ARCHIVE_IMPORT='symlink' is not an import mode" in result.error
+
+
+def test_a_linked_archive_is_read_for_its_checksum_with_the_bar_moving(tmp_path):
+    archive = synthetic_jsonl(tmp_path / "archive.jsonl")
+    seen: list[tuple[int, int]] = []
+
+    copy_archive([archive], tmp_path / "linked" / "tweets.jsonl", link=True, on_read=lambda *read: seen.append(read))
+
+    assert sources(tmp_path / "linked" / "tweets.jsonl")[0]["imported"] == LINKED
+    assert seen and seen[-1] == (archive.stat().st_size, archive.stat().st_size)

@@ -4,8 +4,10 @@ re-runs that redo only what did not finish, rate-limit waits, and handler failur
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 
+import orjson
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError
@@ -13,6 +15,7 @@ from django.db import DatabaseError
 from pipeline import tasks as pipeline_tasks
 from pipeline.contract import temporaries
 from pipeline.runner import build_workflow
+from pipeline.sample.generator import generate_posts
 from searches import services
 from searches.models import EventKind, Search, SearchRun, Source, Status, TaskEvent
 
@@ -61,6 +64,22 @@ def test_progress_is_written_at_a_sensible_rate_not_per_post(real_data, tmp_path
     assert progress_events <= 4 * len(FAMILIES)
     search.refresh_from_db()
     assert search.num_posts == 500
+
+
+def test_copying_a_big_archive_moves_the_bar_and_says_how_much_is_read(tmp_path):
+    archive = tmp_path / "big.jsonl"  # SYNTHETIC, about 29 MiB: copied in several reads
+    archive.write_bytes(b"".join(orjson.dumps(post) + b"\n" for post in generate_posts(20000, seed=3, fmt="v1")))
+    size = f"{archive.stat().st_size / 2**20:.1f} MiB"
+    search = queued_archive_search(archive)
+
+    search = services.execute_search(search)
+
+    assert search.status == Status.FINISHED
+    copying = search.events.filter(task_family="CollectPosts", event=EventKind.PROGRESS).order_by("pk")
+    said = [event.message for event in copying]
+    assert len(said) >= 2, said
+    for message in said:
+        assert re.fullmatch(rf"\d+% of this step: Copying the archive big\.jsonl \([\d.]+ MiB of {size}\)", message)
 
 
 def test_a_failure_midway_is_recorded_and_a_rerun_redoes_only_what_did_not_finish(tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ import os
 import re
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -49,6 +49,9 @@ FOLDER_SUFFIXES = (".jsonl", ".ndjson", ".jl", ".json", ".js", ".gz", ".txt")
 _TWEETS_JS_NAME = re.compile(r"^tweets?(-part\d+)?\.js$")
 _YTD_PREFIX = re.compile(rb"^\s*window\.YTD\.[\w.]+\s*=\s*")
 
+# copy_archive's on_read: (bytes of the inputs read so far, their size in all), after every read.
+ReadProgress = Callable[[int, int], None]
+
 
 class _HashingReader:
     """Reads a file while feeding every byte to a checksum: the provenance costs no second pass.
@@ -56,9 +59,10 @@ class _HashingReader:
     Only what a copy needs: read(size), peek(n) to sniff the first bytes, and how far it read.
     """
 
-    def __init__(self, raw, checksum: BackgroundChecksum) -> None:
+    def __init__(self, raw, checksum: BackgroundChecksum, on_read: Callable[[int], None] | None = None) -> None:
         self._raw = raw
         self._checksum = checksum
+        self._on_read = on_read  # told how far it read, after every read
         self._ahead = b""  # read (and checksummed) by peek, not yet returned
         self.position = 0  # bytes read from the file
         # A big archive is read once: its pages are dropped behind the copy, like the copy's own
@@ -92,6 +96,8 @@ class _HashingReader:
             self.position += len(data)
             if self._drop is not None:
                 self._drop.advance(self.position)
+            if self._on_read is not None:
+                self._on_read(self.position)
         return data
 
 
@@ -296,14 +302,16 @@ def _reopener(path: Path, gzipped: bool, meter: FileMeter) -> Reopen:
     return reopen
 
 
-def _copy_one(path: Path, name: str, out, budget: ImportBudget, workdir: Path) -> dict:
+def _copy_one(
+    path: Path, name: str, out, budget: ImportBudget, workdir: Path, on_read: Callable[[int], None] | None = None
+) -> dict:
     size = path.stat().st_size
     if size == 0:
         raise ArchiveError(f"{name} is empty (0 bytes): there is nothing to import. Choose the file the export wrote.")
     checksum = BackgroundChecksum()
     try:
         with path.open("rb", buffering=0) as raw:
-            reader = _HashingReader(raw, checksum)
+            reader = _HashingReader(raw, checksum, on_read)
             gzipped = reader.peek(2)[:2] == GZIP_MAGIC
             meter = budget.meter(name, compressed=gzipped)
             decompressed = gzip.GzipFile(fileobj=reader, mode="rb") if gzipped else reader
@@ -350,11 +358,11 @@ def _write_atomically(dest: Path, write) -> None:
         raise
 
 
-def _link(files: list[tuple[Path, str]], staged: Path) -> dict | None:
+def _link(files: list[tuple[Path, str]], staged: Path, on_read: Callable[[int], None] | None) -> dict | None:
     if len(files) != 1:
         return None
     (path, name) = files[0]
-    return link_archive(path, name, staged)
+    return link_archive(path, name, staged, on_read)
 
 
 def copy_archive(
@@ -364,6 +372,7 @@ def copy_archive(
     *,
     link: bool = False,
     max_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES,
+    on_read: ReadProgress | None = None,
 ) -> ImportReport:
     """Copy the archive files (or folders) into `dest`, one JSON document per line, and record
     each input's name, size, sha256 and format in sources.json beside it.
@@ -373,10 +382,14 @@ def copy_archive(
     `max_bytes`: the most the files may hold together once decompressed (a search passes
     DNFLOW_MAX_ARCHIVE_BYTES; 0: no limit). Past it, or past a gzip's expansion bound (see
     pipeline.formats.limits), the import stops while it streams and leaves nothing behind.
+    `on_read(done, total)`: called as the files are read (bytes as stored, so compressed bytes of
+    a gzip), for a progress bar; an exception it raises (a cancelled search) stops the import,
+    which then leaves nothing behind either.
     """
     report = report if report is not None else ImportReport()
     dest = Path(dest)
     files, skipped = input_files(list(paths))
+    total = sum(path.stat().st_size for path, _ in files)
     budget = ImportBudget(max_bytes)
     budget.check_plain_sizes(files, is_gzip)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -387,15 +400,21 @@ def copy_archive(
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=COPY_WORK_PREFIX) as scratch:
         staged = Path(scratch) / dest.name
 
+        def read_so_far(before: int) -> Callable[[int], None] | None:
+            """A file's reader's progress as the whole import's: `before` bytes were read ahead of it."""
+            return None if on_read is None else lambda position: on_read(before + position, total)
+
         def write_raw(out) -> None:
             next_line = 1
+            before = 0
             for path, name in files:
-                entry = _copy_one(path, name, out, budget, Path(scratch))
+                entry = _copy_one(path, name, out, budget, Path(scratch), read_so_far(before))
                 entry["first_line"] = next_line
                 next_line += entry["lines"]
+                before += entry["size"]
                 entries.append(entry)
 
-        linked = _link(files, staged) if link else None
+        linked = _link(files, staged, read_so_far(0)) if link else None
         if linked is not None:
             entries.append({**linked, "first_line": 1})
         else:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -27,10 +28,10 @@ from .reading import GZIP_MAGIC
 LINKED = "hard link"  # the "imported" field of a linked file's sources.json entry
 
 
-def link_archive(path: Path, name: str, staged: Path) -> dict | None:
+def link_archive(path: Path, name: str, staged: Path, on_read: Callable[[int], None] | None = None) -> dict | None:
     """Hard-link `path` at `staged` and return its sources.json entry (without first_line), or
     None when it has to be copied. Raises ArchiveError (and links nothing) for a file that the
-    copy would refuse as well."""
+    copy would refuse as well. `on_read(bytes read)`: told as the file is read for its checksum."""
     kind = _linkable_kind(path, name)
     if kind is None:
         return None
@@ -39,7 +40,7 @@ def link_archive(path: Path, name: str, staged: Path) -> dict | None:
     except OSError:  # another filesystem, or a file the kernel will not let us link
         return None
     try:
-        sha256, lines = _checksum_and_lines(staged, name)
+        sha256, lines = _checksum_and_lines(staged, name, on_read)
         size = staged.stat().st_size
     except BaseException:
         staged.unlink(missing_ok=True)
@@ -75,7 +76,7 @@ def _linkable_kind(path: Path, name: str) -> str | None:
     return first_lines_recognised(head)
 
 
-def _checksum_and_lines(path: Path, name: str) -> tuple[str, int]:
+def _checksum_and_lines(path: Path, name: str, on_read: Callable[[int], None] | None) -> tuple[str, int]:
     """What the copy would have found reading the file: its SHA-256 and lines, checking UTF-8."""
     checksum = BackgroundChecksum()
     utf8 = Utf8Check(name)
@@ -93,6 +94,8 @@ def _checksum_and_lines(path: Path, name: str) -> tuple[str, int]:
                 position += len(chunk)
                 if drop is not None:
                     drop.advance(position)
+                if on_read is not None:
+                    on_read(position)
         utf8.finish(lines)
         return checksum.hexdigest(), lines
     finally:
