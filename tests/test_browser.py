@@ -4,6 +4,7 @@ Headless Debian Chromium through Playwright; screenshots go to test-artifacts/ f
 """
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -144,6 +145,69 @@ def test_start_a_sample_search_watch_it_finish_live_and_read_its_summary(page, l
     page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
     page.wait_for_load_state("networkidle")
     shot(page, "summary")
+
+
+def test_an_upload_shows_how_far_it_has_gone_and_a_refused_form_comes_back_in_place(
+    page, live_server, owner, real_data
+):
+    """Several GiB take a while to upload: the form shows the upload as it goes. The network is
+    slowed to about 0.6 MB/s so that the 1.8 MB real archive takes three seconds."""
+    archive = real_data / "v2-pages-twarc-network.jsonl"
+    log_in(page, live_server, "alice", "alice-password-1")
+
+    # Refused: no file for an archive search. The errors come back in the form, the page stays.
+    page.select_option("#id_source", "archive")
+    page.fill("#id_title", "kept as typed")
+    page.click("button.primary:has-text('Start')")
+    page.wait_for_selector("#id_archive-errors")
+    assert "Choose an archive file" in page.locator("#id_archive-errors").inner_text()
+    assert page.url == f"{live_server.url}/" and page.input_value("#id_title") == "kept as typed"
+    assert not Search.objects.exists()
+
+    network = page.context.new_cdp_session(page)
+    network.send("Network.enable")
+    network.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 600_000},
+    )
+    page.set_input_files("#id_archive", str(archive))
+    page.click("button.primary:has-text('Start')")
+    page.wait_for_function(
+        "() => { const bar = document.querySelector('#upload-progress progress');"
+        " return bar && bar.value > 0 && bar.value < 100; }"
+    )
+    said = page.locator("#upload-progress").inner_text()
+    shot(page, "upload-progress")
+    assert re.fullmatch(
+        r"Uploading v2-pages-twarc-network\.jsonl: [\d.]+ MiB of 1\.8 MiB \(\d+%\)\. "
+        r"Keep this page open until the search's page appears\.",
+        said.strip(),
+    ), said
+    assert page.locator("button.primary:has-text('Start')").is_disabled(), "one click, one search"
+    assert not page.locator("#id_archive-errors").is_visible(), "the last refusal no longer applies"
+
+    page.wait_for_url(f"{live_server.url}/searches/*/", timeout=30_000)
+    search = Search.objects.get(owner=owner)
+    assert page.locator(".message").inner_text().startswith(f"Search {search}")
+    assert Path(search.archive_path).read_bytes() == archive.read_bytes()
+
+
+def test_without_javascript_the_form_uploads_as_a_plain_form(browser, live_server, owner, real_data):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    try:
+        log_in(page, live_server, "alice", "alice-password-1")
+        page.select_option("#id_source", "archive")
+        page.click("button.primary:has-text('Start')")
+        page.wait_for_selector("#id_archive-errors")  # refused by the server, the whole page again
+        page.set_input_files("#id_archive", str(real_data / "v1-streaming-lines.jsonl"))
+        page.click("button.primary:has-text('Start')")
+        page.wait_for_url(f"{live_server.url}/searches/*/")
+        search = Search.objects.get(owner=owner)
+        assert page.locator(".message").inner_text() == f"Search {search} started."
+        assert Path(search.archive_path).read_bytes() == (real_data / "v1-streaming-lines.jsonl").read_bytes()
+    finally:
+        context.close()
 
 
 def test_upload_a_real_archive_on_the_form_and_the_worker_counts_every_post(

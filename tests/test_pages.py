@@ -59,6 +59,28 @@ def test_anonymous_post_is_sent_to_log_in_and_creates_nothing(client):
     assert not Search.objects.exists()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_form_sent_by_htmx_sends_the_browser_on_or_comes_back_with_its_errors(owner_client, empty_queue):
+    # upload.js shows an upload's progress only when htmx sends the form (JavaScript on); a redirect
+    # would be followed in the background, so the browser is told where to go instead.
+    htmx = {"HTTP_HX_REQUEST": "true"}
+    refused = owner_client.post(reverse("home"), {"term": "climate", "source": "sample", "lang": "xx"}, **htmx)
+    assert refused.status_code == 200 and "HX-Redirect" not in refused
+    page = refused.content.decode()
+    assert 'id="new-search"' in page  # what htmx puts in place of the form
+    assert "Unknown language code 'xx'" in field_errors(page, "lang")
+
+    started = owner_client.post(reverse("home"), {"term": "climate", "source": "sample"}, **htmx)
+    search = Search.objects.get()
+    assert started["HX-Redirect"] == search.get_absolute_url()
+    assert f"Search {search} started." in owner_client.get(started["HX-Redirect"]).content.decode()
+
+    # Logged out meanwhile: sent to log in, not a log-in form inside the search form.
+    anonymous = Client().post(reverse("home"), {"term": "climate", "source": "sample"}, **htmx)
+    assert anonymous["HX-Redirect"].startswith(reverse("login") + "?next=")
+    assert Search.objects.count() == 1
+
+
 @pytest.mark.parametrize(
     "data,field,message",
     [

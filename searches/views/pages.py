@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.utils.text import get_valid_filename
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from pipeline.xapi import estimate as estimate_posts
 
@@ -35,10 +36,15 @@ log = logging.getLogger("dnflow.web")
 def home(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
+            to_login = redirect_to_login(request.get_full_path())
+            # Sent by htmx, a redirect would be followed in the background and land in the form.
+            return HttpResponseClientRedirect(to_login.url) if request.htmx else to_login
         form = SearchForm(request.POST, request.FILES, upload_refused=getattr(request, "upload_refused", ""))
         search = _start_search(request, form) if form.is_valid() else None
         if search is not None:
+            if request.htmx:
+                # htmx sent the form (to show the upload's progress): the browser goes on to the page.
+                return HttpResponseClientRedirect(search.get_absolute_url())
             return redirect(search)
     else:
         form = SearchForm()
