@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from io import StringIO
 from pathlib import Path
 
 import django_rq
+import orjson
 import pytest
 from django.core.management import CommandError, call_command
 
-from searches.models import Search, Source, Status
+from pipeline.contract import temporaries
+from pipeline.sample.generator import generate_posts
+from searches.models import Search, SearchRun, Source, Status
 
 from .conftest import TEST_REDIS_URL
 from .pipeline_helpers import SPECS, WRITERS, v1_tweet
@@ -26,8 +31,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 PROJECT = Path(__file__).resolve().parent.parent
 
 
-def manage(data_dir: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {
+def manage_env(data_dir: Path) -> dict[str, str]:
+    return {
         **os.environ,
         "DATABASE_URL": worker_database_url(),
         "REDIS_URL": TEST_REDIS_URL,  # its heartbeats: never REDIS_URL's database, which may be a real queue
@@ -35,10 +40,13 @@ def manage(data_dir: Path, *args: str, timeout: float = 120) -> subprocess.Compl
         "X_BEARER_TOKEN": "",
         "DNFLOW_FETCH_PHOTOS": "1",
     }
+
+
+def manage(data_dir: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "manage.py", "run_search", *args],
         cwd=PROJECT,
-        env=env,
+        env=manage_env(data_dir),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -215,3 +223,57 @@ def test_make_demo_s_search_is_its_owner_s_on_the_web(client, data_dir, django_u
     assert search.owner.get_username() == "demo" and search.latest_run.status == Status.FINISHED
     client.login(username=username, password=password)
     assert f"#{search.pk} climate" in client.get("/").content.decode()
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
+def test_a_foreground_run_stopped_by_a_signal_keeps_what_it_finished_and_resumes_with_again(tmp_path, data_dir, stop):
+    """A closed terminal (SIGHUP), `timeout` or a service manager (SIGTERM) stop a foreground run
+    as Ctrl-C does: it ends as failed, leaves no temporary file, and `--again` finishes it."""
+    archive = tmp_path / "synthetic.jsonl"  # SYNTHETIC, about 90 MiB: counted for a few seconds
+    archive.write_bytes(b"".join(orjson.dumps(post) + b"\n" for post in generate_posts(60000, seed=5, fmt="v1")))
+    env = {**manage_env(data_dir), "DNFLOW_FETCH_PHOTOS": "0"}
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "run_search", "--archive", str(archive)],
+        cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not SearchRun.objects.filter(status=Status.RUNNING, step__startswith="Counting").exists():
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(stop)
+    out, err = process.communicate(timeout=60)
+
+    search = Search.objects.with_runs().get()
+    assert process.returncode == 1, err
+    assert err.strip().endswith(
+        f"Interrupted. Search #{search.pk} keeps what it finished: resume it with "
+        f"`manage.py run_search --again {search.pk}`, or 'run again' on its page or in the admin."
+    )
+    assert search.latest_run.status == Status.FAILED
+    assert temporaries(search.latest_run.folder_path) == []
+    assert not (search.latest_run.folder_path / "summary.json").exists()
+
+    again = manage(data_dir, "--again", str(search.pk))
+
+    assert again.returncode == 0, again.stderr
+    search = Search.objects.with_runs().get()
+    assert (search.runs.count(), search.latest_run.status, search.latest_run.num_posts) == (1, Status.FINISHED, 60000)
+    assert Path(last_line(again.stdout)) == search.latest_run.folder_path.resolve()
+
+
+def test_again_collects_a_finished_search_anew_and_refuses_one_still_running(tmp_path, data_dir):
+    archive = WRITERS["v1"](tmp_path / "climate.jsonl")
+    assert manage(data_dir, "--archive", str(archive)).returncode == 0
+    search = Search.objects.get()
+
+    again = manage(data_dir, "--again", str(search.pk))
+
+    assert again.returncode == 0, again.stderr
+    assert list(search.runs.order_by("number").values_list("status", flat=True)) == [Status.FINISHED] * 2
+
+    search.start_run().runs().claim()  # as a run whose process was killed leaves it
+    refused = manage(data_dir, "--again", str(search.pk))
+    assert refused.returncode == 2
+    assert f"Search #{search.pk} is still running. If the process running it was killed" in refused.stderr
+    assert "`manage.py reconcile_searches`" in refused.stderr
+    assert manage(data_dir, "--again", "999").stderr.strip() == "No search #999: see the admin for the ids."

@@ -5,6 +5,11 @@
     manage.py run_search "#kpop lang:en" --count 500   # the X API, with X_BEARER_TOKEN set
     manage.py run_search "#kpop" --estimate            # how many posts, what it would cost
     manage.py run_search --ids ids.txt                 # look up a dataset of tweet ids (X_BEARER_TOKEN)
+    manage.py run_search --again 12                    # resume search 12's failed run, here
+
+A foreground run stopped by Ctrl-C, SIGTERM or SIGHUP (a closed terminal, `timeout`, a service
+manager) ends as failed, keeping what it finished and leaving no temporary file; `--again`
+resumes it.
 
 In the foreground, progress goes to stderr (a bar on a terminal, one line per step otherwise) and
 the last line on stdout is the output folder's absolute path, so `folder=$(manage.py run_search
@@ -15,9 +20,12 @@ searches/management/plain.py).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
+import signal
 import threading
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -34,6 +42,7 @@ from searches import run_files, services
 from searches.models import Search, SearchRun, Source, Status
 from searches.uploads import is_disk_full, new_upload_folder
 from searches.validation import check_id_dataset
+from searches.watchdog import alive_ttl
 
 from ..plain import CONFIGURATION, PlainErrors
 
@@ -94,8 +103,18 @@ class Command(PlainErrors, BaseCommand):
         parser.add_argument("--owner", help="The user the search belongs to (default: none).")
         parser.add_argument("--enqueue", action="store_true", help="Queue it for a worker and print its id.")
         parser.add_argument("--estimate", action="store_true", help="Only estimate a live search; collect nothing.")
+        parser.add_argument(
+            "--again",
+            type=int,
+            metavar="ID",
+            help="Run search ID again, here, as the page's 'run again' does: a failed or cancelled run "
+            "resumes (finished steps are kept), a finished search is collected again.",
+        )
 
     def handle(self, *args, **options) -> None:
+        if options["again"] is not None:
+            self.run_again(options["again"])
+            return
         source = options["source"] or (
             Source.IDS
             if options["ids"]
@@ -231,11 +250,26 @@ class Command(PlainErrors, BaseCommand):
         for day, posts in result.by_day:
             self.stdout.write(f"  {day}  {posts:>{width},}")
 
+    def run_again(self, search_id: int) -> None:
+        search = search_from_argument(search_id)
+        latest = SearchRun.objects.filter(pk=search.latest_run_id).first()
+        if latest is None or latest.status != Status.QUEUED:  # a queued run (not started yet) just runs here
+            try:
+                services.rerun_search(search, enqueue=False)
+            except services.ActionRefused as exc:
+                still_running = latest is not None and latest.status == Status.RUNNING
+                hint = (
+                    " If the process running it was killed, `manage.py reconcile_searches` finds that out "
+                    f"({alive_ttl()} s after its last heartbeat) and queues it; then run this again."
+                    if still_running
+                    else ""
+                )
+                raise CommandError(f"{exc}{hint}", returncode=BAD_INPUT) from None
+        self.run_in_foreground(Search.objects.with_runs().get(pk=search.pk))
+
     def run_in_foreground(self, search: Search) -> None:
-        what = search.term or (Path(search.archive_path).name if search.archive_path else "")
+        what = search.term or search.title or (Path(search.archive_path).name if search.archive_path else "")
         self.stderr.write(f"Search #{search.pk}: {search.get_source_display()}{f' -- {what}' if what else ''}", PLAIN)
-        watcher = ProgressWatcher(search.latest_run_id, self.stderr, tty=self.stderr.isatty())
-        watcher.start()
         # The failure reason is printed below; the worker-style log line would say it twice, and
         # Luigi's traceback of a full disk would come before it.
         pipeline_log = logging.getLogger("dnflow.pipeline")
@@ -244,20 +278,10 @@ class Command(PlainErrors, BaseCommand):
         pipeline_log.setLevel(logging.ERROR)
         luigi_log.addFilter(_disk_full_explained)
         try:
-            run = services.execute_search(search)
-        except KeyboardInterrupt:
-            watcher.stop()
-            run = SearchRun.objects.get(pk=search.latest_run_id)
-            run.this_claim().fail("Interrupted from the command line. Run it again to resume: finished steps are kept.")
-            raise CommandError(
-                f"Interrupted. Search #{search.pk} keeps what it finished: "
-                f"resume it with the admin's or the web page's 'run again'.",
-                returncode=FAILED,
-            ) from None
+            run = execute_watched(search, search.latest_run, self.stderr)
         finally:
             pipeline_log.setLevel(level)
             luigi_log.removeFilter(_disk_full_explained)
-        watcher.stop()
         if run.status != Status.FINISHED:
             raise CommandError(
                 f"Search #{search.pk} {run.get_status_display().lower()}: {run.error or run.step}",
@@ -283,13 +307,46 @@ def search_from_argument(search_id: int) -> Search:
 
 
 def execute_watched(search: Search, run: SearchRun, out) -> SearchRun:
-    """Carry out a run the command has just queued, here, showing its progress on `out`; the run as it ended."""
+    """Carry out a run the command has just queued, here, showing its progress on `out`; the run as
+    it ended. Stopped by Ctrl-C, SIGTERM or SIGHUP, the run fails with what it finished kept (its
+    steps' temporary files are removed on the way out) and the command says how to resume it."""
     watcher = ProgressWatcher(run.pk, out, tty=out.isatty())
     watcher.start()
     try:
-        return services.execute_search(Search.objects.get(pk=search.pk))
+        with signals_interrupt():
+            return services.execute_search(Search.objects.get(pk=search.pk))
+    except KeyboardInterrupt:
+        watcher.stop()
+        SearchRun.objects.get(pk=run.pk).this_claim().fail(
+            "Interrupted from the command line. Run it again to resume: finished steps are kept."
+        )
+        raise CommandError(
+            f"Interrupted. Search #{search.pk} keeps what it finished: resume it with "
+            f"`manage.py run_search --again {search.pk}`, or 'run again' on its page or in the admin.",
+            returncode=FAILED,
+        ) from None
     finally:
         watcher.stop()
+
+
+@contextlib.contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP stop a foreground run as Ctrl-C does. Their default ends the process
+    on the spot: the run would stay "running" with its temporary files until a reconcile sweep,
+    and a person who runs no worker would never see it resume."""
+
+    def interrupt(signum, frame) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _disk_full_explained(record: logging.LogRecord) -> bool:
