@@ -140,7 +140,8 @@ def bag_info(search, run, summary: dict) -> dict[str, object]:
         "Dnflow-Posts": summary.get("num_tweets"),
         "Dnflow-Users": summary.get("unique_users"),
         "Dnflow-Hashtags": summary.get("unique_hashtags"),
-        "Dnflow-Photos": summary.get("photos_fetched", 0),
+        # Downloaded, not found in the posts: 0 when photos are not fetched (DNFLOW_FETCH_PHOTOS=0).
+        "Dnflow-Photos-Downloaded": summary.get("photos_fetched", 0),
         "Dnflow-Version": dnflow_site.__version__,
     }
     if summary.get("synthetic"):

@@ -16,6 +16,7 @@ summary.json, which says the search finished, is written after it.
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import shutil
 import tempfile
@@ -72,6 +73,28 @@ def _one_line(value: object) -> str:
     return " ".join(str(value).split())
 
 
+BAGIT_TXT = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
+
+
+def declare_rfc_8493(bag_dir: Path) -> None:
+    """Make bagit.py's bag say what it is: a bag of RFC 8493, BagIt version 1.0.
+
+    bagit.py writes "BagIt-Version: 0.97" whatever it makes. The one way a 1.0 bag is written
+    differently is that manifests percent-encode CR, LF and % in file names, and no packaged name
+    has any (pipeline.contract's names, photos named by their hash). So only bagit.txt, and its
+    line in the tag manifest, change.
+    """
+    (bag_dir / "bagit.txt").write_bytes(BAGIT_TXT)
+    for algorithm in CHECKSUMS:
+        tagmanifest = bag_dir / f"tagmanifest-{algorithm}.txt"
+        digest = hashlib.new(algorithm, BAGIT_TXT).hexdigest()
+        lines = tagmanifest.read_text(encoding="utf-8").splitlines()
+        tagmanifest.write_text(
+            "".join(f"{digest} bagit.txt\n" if line.endswith(" bagit.txt") else f"{line}\n" for line in lines),
+            encoding="utf-8",
+        )
+
+
 def _link_or_copy(source: Path, dest: Path) -> None:
     try:
         os.link(source, dest)
@@ -98,6 +121,7 @@ def build_package(folder: Path, bag_info: dict[str, object], summary: dict) -> P
         write_json(bag_dir / SUMMARY, summary)
         write_data_dictionary(bag_dir, [*packaged_files(folder), Path(SUMMARY)])
         bagit.make_bag(str(bag_dir), info, checksums=CHECKSUMS)
+        declare_rfc_8493(bag_dir)
         temp_zip, finish = replace_from_temp(target)
         try:
             with zipfile.ZipFile(

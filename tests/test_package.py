@@ -35,6 +35,7 @@ def test_package_of_a_search_is_a_valid_bag_without_raw_posts(tmp_path, settings
 
     bag = bagit.Bag(str(tmp_path / "unzipped" / folder.name))
     bag.validate()  # raises if any checksum, the Payload-Oxum or a required file is wrong
+    assert bag.version_info == (1, 0), "an RFC 8493 bag, as the outputs promise"
     payload = sorted(bag.payload_files())
     for name in ("summary.json", "tweet-ids.txt", "count-hashtags.csv", "media-graph.json"):
         assert f"data/{name}" in payload
@@ -47,6 +48,7 @@ def test_package_of_a_search_is_a_valid_bag_without_raw_posts(tmp_path, settings
     assert info["Dnflow-Query"] == "#energy"
     assert info["Dnflow-Source"] == "Archive file"
     assert info["Dnflow-Posts"] == "4"  # 1001, 1002, 1003 and 1004 have #energy
+    assert info["Dnflow-Photos-Downloaded"] == "0"  # photos are not fetched here
     assert info["Dnflow-Version"] == dnflow_site.__version__
     assert info["Dnflow-First-Post"] == "2023-01-01T10:00:00+00:00"
     # Beside the outputs, what each holds: the same words as the page's list of files.
