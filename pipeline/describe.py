@@ -22,6 +22,17 @@ PLACED_LATER = ("timeline", "import", "summarised_at", "availability")
 LISTED_PROBLEMS = 100
 
 
+def archive_name(archive_path: str) -> str:
+    """The archive as the person named it. Several files given to `run_search --archive` are linked,
+    in order, into one folder of uploads/ named by a random hex string: their own names, then."""
+    path = Path(archive_path)
+    if path.is_dir():
+        links = sorted(path.iterdir())
+        if links and all(link.is_symlink() for link in links):
+            return " + ".join(link.resolve().name for link in links)
+    return path.name
+
+
 def iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
@@ -97,7 +108,7 @@ def summary_document(
         "lang": search.lang,
         "start_time": iso(search.start_time),
         "end_time": iso(search.end_time),
-        "archive": Path(search.archive_path).name if search.archive_path else "",
+        "archive": archive_name(search.archive_path) if search.archive_path else "",
         "synthetic": synthetic,
         "folder": run.folder,
         "dnflow_version": dnflow_site.__version__,

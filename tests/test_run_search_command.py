@@ -155,7 +155,11 @@ def test_several_archive_files_are_imported_together_in_order_for_an_owner(tmp_p
 
     folder = Path(last_line(out.getvalue()))
     assert (folder / "tweet-ids.txt").read_text().split() == ["1001", "1002", "1003", "1004", "1005"]
-    assert Search.objects.get().owner == owner
+    search = Search.objects.get()
+    assert search.owner == owner
+    # Named as given, not by the folder of links they are read from.
+    assert search.title == "part1.jsonl + part2.data"
+    assert json.loads((folder / "summary.json").read_text())["archive"] == "part1.jsonl + part2.data"
 
     with pytest.raises(CommandError, match="No user named 'nobody'"):
         call_command("run_search", "--archive", str(first), "--owner", "nobody")

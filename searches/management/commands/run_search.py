@@ -139,6 +139,8 @@ class Command(PlainErrors, BaseCommand):
         try:
             search = services.create_search(
                 owner=owner,
+                # Several files are read from a folder of links with a made-up name: the title names them.
+                title=" + ".join(Path(p).name for p in options["archive"])[:200] if len(options["archive"]) > 1 else "",
                 term=options["term"],
                 source=source,
                 count=options["count"],
