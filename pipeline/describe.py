@@ -45,6 +45,7 @@ def import_report_document(report: ImportReport) -> dict:
         "duplicates": report.duplicates,
         "bad_lines": report.bad_lines,
         "not_posts": report.not_posts,
+        "authorless": report.authorless,
         "problems": [
             {"file": name, "line": line, "reason": reason} for name, line, reason in report.problems[:LISTED_PROBLEMS]
         ],

@@ -445,6 +445,8 @@ def _merge(
         report.posts_seen += part.posts_seen
         report.duplicates += part.duplicates
         report.not_posts += part.not_posts
+        report.authorless += part.authorless
+        report.unnamed_tweets_js = report.unnamed_tweets_js or part.unnamed_tweets_js
         report.unavailable += part.unavailable
         line_offset += part.last_line
     report.last_line = line_offset

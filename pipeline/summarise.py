@@ -260,14 +260,15 @@ class SummaryPass:
                 num_retweets += 1
             if post_tags:
                 tags += post_tags
-                for tag in post_tags:
+                # An edge starts at the post's author: a post whose author has no name has none.
+                for tag in post_tags if user else ():
                     cell = tag_cells.get(tag)
                     if cell is None:
                         cell = tag_cells[tag] = neutralise(tag.lower())
                     add_tag_edge((user_cell, cell))
             if post_names:
                 names += post_names
-                for name in post_names:
+                for name in post_names if user else ():
                     cell = name_cells.get(name)
                     if cell is None:
                         cell = name_cells[name] = neutralise(name)

@@ -236,7 +236,7 @@ class SummarisePosts(RunTask):
                 posts, folder, on_progress=lambda num_posts: on_progress(report.lines_read, num_posts), **writing
             )
         run.runs().report_progress(num_posts=facts["num_tweets"])
-        if report.bad_lines or report.duplicates or report.not_posts or report.unavailable:
+        if report.bad_lines or report.duplicates or report.not_posts or report.unavailable or report.authorless:
             progress.note(f"Import: {report.summary()}")
         how = f", {len(parts)} processes" if parts else ""
         self.outcome = f"{counted(facts['num_tweets'], 'post')} summarised ({report.summary()}{how})"

@@ -14,7 +14,9 @@ import pytest
 import dnflow_site
 from pipeline.runner import build_workflow
 from pipeline.summarise import write_sample
+from searches.models import EventKind
 
+from .formats_helpers import tweets_js_item, write_tweets_js
 from .pipeline_helpers import P1, P2, T1, T3, WRITERS, archive_search, read_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -231,3 +233,32 @@ def test_a_search_that_fails_after_the_summary_has_no_summary_json(tmp_path, no_
     assert not (search.folder_path / "summary.json").exists()
     facts = json.loads((search.folder_path / "summarised.json").read_text())
     assert facts["num_tweets"] == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tweets_js_without_its_account_is_counted_but_names_no_author_and_says_why(tmp_path, settings):
+    """Twitter's archive names its owner only in data/account.js: a tweets.js imported alone has
+    posts without their author. They are counted; no network gets a nameless node; the import says
+    why and what to do."""
+    settings.DNFLOW_FETCH_PHOTOS = False
+    mentioning = tweets_js_item("44", "@friend hello #Archive")
+    mentioning["tweet"]["entities"]["user_mentions"] = [{"screen_name": "friend", "indices": ["0", "7"]}]
+    archive = write_tweets_js(tmp_path / "tweets.js", [tweets_js_item("43", "#Archive solo"), mentioning])
+    run = archive_search(archive)
+
+    assert build_workflow(run).ok
+    folder = run.folder_path
+    assert read_rows(folder / "count-hashtags.csv")[1:] == [["archive", "2"]]
+    assert read_rows(folder / "count-mentions.csv")[1:] == [["friend", "1"]]
+    assert read_rows(folder / "edgelist-hashtags.csv")[1:] == []
+    assert read_rows(folder / "edgelist-mentions.csv")[1:] == []
+    view = json.loads((folder / "networks.json").read_text())
+    assert all(node["label"] for network in view.values() for node in network["nodes"])
+    imported = json.loads((folder / "summary.json").read_text())["import"]
+    assert imported["authorless"] == 2
+    assert (
+        "2 posts without the author's name (tweets.js names none: Twitter's archive names its owner in "
+        "data/account.js; import the archive's folder, or tweets.js and account.js together, to credit them)"
+    ) in imported["summary"]
+    note = run.events.get(event=EventKind.NOTE, task_family="SummarisePosts")
+    assert "tweets.js names none" in note.message

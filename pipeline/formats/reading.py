@@ -340,6 +340,7 @@ def iter_posts(
                             name, at, note = sources.where(number)
                             report.add_problem(name, at, reason + note)
                             continue
+                        report.authorless += not post.user
                     report.posts_seen += 1
                     yield post
                     continue
@@ -357,6 +358,10 @@ def iter_posts(
 
                 for post in _posts_in(doc, owner, bad, not_post, from_archive=from_archive):
                     report.posts_seen += 1
+                    if not post.user:
+                        report.authorless += 1
+                        if from_archive and not report.unnamed_tweets_js:
+                            report.unnamed_tweets_js = entry.get("name", "tweets.js")
                     yield post
         except (EOFError, gzip.BadGzipFile, OSError) as error:
             raise ArchiveError(f"{raw_path.name} could not be read to the end ({error}): import it again.") from None

@@ -25,6 +25,10 @@ class ImportReport:
     bad_lines: int = 0  # lines (or posts inside a line) that could not be read
     not_posts: int = 0  # valid JSON that is not a post: stream notices such as {"delete": ...}
     unavailable: int = 0  # posts left out because a recheck found X no longer gives them
+    # Posts whose author has no name here: a tweets.js imported without its archive's account.js, a
+    # v2 post whose author its page does not include. Counted, but under no author and in no network.
+    authorless: int = 0
+    unnamed_tweets_js: str = ""  # the first tweets.js imported without account.js, which would name its owner
     last_line: int = 0  # the number of the last line read, blank ones included
     problems: list[tuple[str, int, str]] = field(default_factory=list)  # (file name, line number, reason)
     sources: list[dict] = field(default_factory=list)  # what copy_archive copied: name, size, sha256, format
@@ -56,7 +60,17 @@ class ImportReport:
             )
         if self.duplicates:
             parts.append(f"ignored {counted(self.duplicates, 'duplicate post')}")
+        if self.authorless:
+            parts.append(f"{counted(self.authorless, 'post')} without the author's name{self._why_authorless()}")
         return "; ".join(parts)
+
+    def _why_authorless(self) -> str:
+        if not self.unnamed_tweets_js:
+            return " (counted, but under no author and in no network)"
+        return (
+            f" ({self.unnamed_tweets_js} names none: Twitter's archive names its owner in data/account.js; "
+            "import the archive's folder, or tweets.js and account.js together, to credit them)"
+        )
 
 
 def _more(total: int, shown: list) -> str:

@@ -296,7 +296,7 @@ class Command(PlainErrors, BaseCommand):
     def report_import(self, run: SearchRun) -> None:
         """Say what the import skipped (malformed lines, duplicates): nothing is dropped silently."""
         report = run_files.read_summary(run.folder_path).get("import") or {}
-        if report.get("bad_lines") or report.get("duplicates") or report.get("not_posts"):
+        if any(report.get(key) for key in ("bad_lines", "duplicates", "not_posts", "authorless")):
             self.stderr.write(f"Import: {report.get('summary', '')}", PLAIN)
 
 
