@@ -117,6 +117,20 @@ def test_broken_last_line_of_a_stream_is_skipped_and_named(real_data, tmp_path):
     assert photo_post.urls == ["https://twitter.com/Manie_DS/status/1377640162566496258"]
 
 
+def test_twarc2_s_empty_last_page_is_a_page_not_a_broken_post(real_data, tmp_path):
+    # twarc2 writes the search's last, empty page with its own "__twarc" mark, as every page.
+    real = real_data / "v2-pages-twarc-network.jsonl"
+    first_page = orjson.loads(real.read_bytes().split(b"\n", 1)[0])
+    empty = {"meta": {"result_count": 0}, "__twarc": first_page["__twarc"]}
+    archive = tmp_path / "with-empty-page.jsonl"
+    archive.write_bytes(real.read_bytes() + orjson.dumps(empty) + b"\n")
+
+    posts, report = import_files([archive], tmp_path / "s" / "tweets.jsonl")
+
+    assert len(posts) == 500
+    assert (report.bad_lines, report.not_posts, report.problems) == (0, 0, [])
+
+
 def test_large_v2_pages_resolve_every_author(real_data):
     posts = posts_of(real_data / "v2-pages-twarc-network.jsonl")
 

@@ -67,7 +67,9 @@ def kind_of(doc: object) -> str | None:
         or isinstance(doc.get("retweeted_status"), dict)
     ):
         return "v1.1 tweet" if isinstance(doc.get("user"), dict) else "tweets.js item"
-    if isinstance(doc.get("author"), dict) or "__twarc" in doc:
+    # twarc2 marks its flattened tweets with "__twarc", and its response pages too: a page without
+    # posts (the empty last one, {"meta": {"result_count": 0}, "__twarc": ...}) is not a tweet.
+    if isinstance(doc.get("author"), dict) or ("__twarc" in doc and "meta" not in doc):
         return "twarc2 flattened tweet"
     if "author_id" in doc or "edit_history_tweet_ids" in doc or ("text" in doc and "id" in doc):
         return "v2 tweet"
