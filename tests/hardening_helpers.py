@@ -5,14 +5,18 @@ The posts built here are SYNTHETIC (made up for these tests), in the v1.1 shape.
 
 from __future__ import annotations
 
+import bz2
 import contextlib
 import gzip
+import io
 import json
+import lzma
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import zlib
 from collections.abc import Iterable, Iterator
@@ -130,7 +134,42 @@ BAD_ARCHIVES = {
         )[:3000],
         ("is a truncated gzip file", "copy or download it again"),
     ),
+    "bzip2": (
+        "tweets.jsonl.bz2",
+        lambda: bz2.compress(_lines(3)),
+        ("tweets.jsonl.bz2 is bzip2-compressed", "(bunzip2 -k tweets.jsonl.bz2)", "compress it with gzip instead"),
+    ),
+    "xz": ("tweets.jsonl.xz", lambda: lzma.compress(_lines(3)), ("is xz-compressed", "(unxz -k tweets.jsonl.xz)")),
+    "a gzipped tar": (
+        "collection.tar.gz",
+        lambda: gzip.compress(_tar({"collection/tweets.jsonl": _lines(3)})),
+        ("collection.tar.gz is a tar archive: extract it first (tar xf collection.tar.gz)",),
+    ),
+    "post ids": (
+        "ids.txt",
+        lambda: b"1380242611781386245\n1380242611781386246\n",
+        ("ids.txt is a list of post ids, not of posts", "--ids ids.txt"),
+    ),
+    "JSON documents one after another": (  # as `jq . a.json` writes several
+        "pretty.json",
+        lambda: b"".join(json.dumps(synthetic_tweet(n, "x"), indent=2).encode() + b"\n" for n in (11, 12)),
+        ("several JSON documents one after another", "jq -c . pretty.json > pretty.jsonl"),
+    ),
 }  # fmt: skip
+
+
+def _lines(posts: int) -> bytes:
+    return "".join(json.dumps(synthetic_tweet(200 + n, f"post {n}")) + "\n" for n in range(posts)).encode()
+
+
+def _tar(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
 
 
 def assert_no_complete_outputs(folder: Path | None) -> None:

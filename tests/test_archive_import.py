@@ -215,14 +215,15 @@ def test_twitter_archive_folder_reads_tweets_js_and_its_owner(tmp_path):
 
     posts, report = import_files([folder], tmp_path / "s" / "tweets.jsonl")
 
-    assert sorted(p.id for p in posts) == ["41", "42"]  # likes are not the owner's posts
+    # In the archive's order, tweets.js (part 0) first; likes are not the owner's posts.
+    assert [p.id for p in posts] == ["41", "42"]
     first = next(p for p in posts if p.id == "41")
     assert (first.user, first.retweet_count, first.like_count, first.hashtags) == ("owner_name", 3, 4, ["Archive"])
     assert first.source_format == "tweets.js" and first.created_at == "2023-01-31T12:00:00+00:00"
-    assert {s["name"] for s in report.sources} == {
+    assert [s["name"] for s in report.sources] == [
         "twitter-2023-01-31/data/tweets.js",
         "twitter-2023-01-31/data/tweets-part1.js",
-    }
+    ]
 
 
 def test_tweets_js_alone_has_no_user(tmp_path):
@@ -267,14 +268,17 @@ def test_gzip_of_each_format_is_detected_by_content(tmp_path, kind):
 def test_a_folder_of_mixed_files_and_its_provenance(tmp_path):
     made = make_each_format(tmp_path / "archive")
     (tmp_path / "archive" / "README.md").write_text("notes about this collection")
+    (tmp_path / "archive" / "README.txt").write_text("Collected with twarc2 on 2023-01-31.\n")
+    write_jsonl(tmp_path / "archive" / "saved-as.txt", [v1_tweet("57", "g")])  # JSON lines saved as .txt
     raw = tmp_path / "s" / "tweets.jsonl"
 
     posts, report = import_files([tmp_path / "archive"], raw)
 
-    expected = {i for _, ids in made.values() for i in ids}
+    expected = {i for _, ids in made.values() for i in ids} | {"57"}
     assert {p.id for p in posts} == expected and report.duplicates == 2  # 201, 202 are in two files
     sources = json.loads(raw.with_name("sources.json").read_text())
-    assert sources["skipped"] == ["archive/README.md"] and "README.md" in report.summary()
+    assert sources["skipped"] == ["archive/README.md", "archive/README.txt"]
+    assert "README.md, archive/README.txt" in report.summary()
     for entry in sources["files"]:
         original = tmp_path / entry["name"]
         assert entry["size"] == original.stat().st_size
@@ -552,6 +556,16 @@ def test_a_raw_file_without_one_valid_post_fails_clearly(tmp_path):
 
     message = str(caught.value)
     assert "tweets.jsonl holds no valid post" in message and "line 2: truncated JSON" in message
+
+
+def test_an_archive_without_one_valid_post_is_named_as_the_person_named_it(tmp_path):
+    archive = tmp_path / "my-export.jsonl"  # posts without a time: recognised, but none usable
+    archive.write_text('{"id_str": "3", "user": {"screen_name": "u3"}, "text": "hi"}\n' * 2)
+
+    with pytest.raises(ArchiveError) as caught:
+        import_files([archive], tmp_path / "s" / "tweets.jsonl")
+
+    assert str(caught.value).startswith("my-export.jsonl holds no valid post (0 posts from 2 lines; skipped 2")
 
 
 def test_no_match_is_not_an_error(tmp_path):

@@ -170,7 +170,28 @@ def not_utf8(name: str, line: int) -> ArchiveError:
     )
 
 
+# Compressed files dnflow does not undo (gzip it does): what they are, and the command that undoes them.
+_OTHER_COMPRESSION = (
+    (re.compile(rb"BZh[1-9]1AY&SY"), "bzip2-compressed", "bunzip2 -k {name}"),
+    (re.compile(re.escape(b"\xfd7zXZ\x00")), "xz-compressed", "unxz -k {name}"),
+    (re.compile(re.escape(b"\x28\xb5\x2f\xfd")), "zstd-compressed", "unzstd {name}"),
+    (re.compile(re.escape(b"7z\xbc\xaf\x27\x1c")), "a 7-Zip archive", "7z x {name}"),
+    (re.compile(re.escape(b"Rar!\x1a\x07")), "a RAR archive", "unrar x {name}"),
+)
+_TAR_MAGIC_AT = 257  # "ustar" in a tar header
+
+
 def check_text_start(head: bytes, name: str) -> None:
+    for magic, what, command in _OTHER_COMPRESSION:
+        if magic.match(head):
+            raise ArchiveError(
+                f"{name} is {what}: dnflow reads plain or gzipped files. Decompress it first "
+                f"({command.format(name=name)}) and import the result, or compress it with gzip instead."
+            )
+    if head[_TAR_MAGIC_AT : _TAR_MAGIC_AT + 5] == b"ustar":
+        raise ArchiveError(
+            f"{name} is a tar archive: extract it first (tar xf {name}) and import the folder or files it holds."
+        )
     if head.startswith(_ZIP_MAGIC):
         raise ArchiveError(
             f"{name} is a ZIP file: unzip it first, then import the unzipped folder (or its data/tweets.js)."

@@ -48,6 +48,7 @@ FOLDER_SUFFIXES = (".jsonl", ".ndjson", ".jl", ".json", ".js", ".gz", ".txt")
 # Twitter's "download your archive" names its posts data/tweets.js, tweet.js or tweets-part1.js.
 _TWEETS_JS_NAME = re.compile(r"^tweets?(-part\d+)?\.js$")
 _YTD_PREFIX = re.compile(rb"^\s*window\.YTD\.[\w.]+\s*=\s*")
+_POST_ID = re.compile(rb"\d{1,20}")  # a first line that is only this: an id dataset given as an archive
 
 # copy_archive's on_read: (bytes of the inputs read so far, their size in all), after every read.
 ReadProgress = Callable[[int, int], None]
@@ -102,8 +103,23 @@ class _HashingReader:
 
 
 def _natural_key(path: Path) -> list:
-    # tweets-part2.js before tweets-part10.js
+    # tweets-part2.js before tweets-part10.js; and Twitter's tweets.js is part 0, before tweets-part1.js
+    # (by its characters alone, "tweets-" comes before "tweets.").
+    match = _TWEETS_JS_NAME.match(path.name)
+    if match and not match.group(1):
+        path = path.with_name(f"{path.stem}-part0.js")
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", str(path))]
+
+
+def _maybe_posts(path: Path) -> bool:
+    """Whether a file of a folder may hold posts. A .txt file does when it starts as JSON does (some
+    people save JSON lines as .txt); a README.txt or notes.txt beside the archive do not, and are
+    left out as a README.md is, instead of stopping the import."""
+    if not path.name.lower().endswith(".txt"):
+        return True
+    with path.open("rb") as handle:
+        start = handle.read(4096).removeprefix(BOM).lstrip()
+    return start[:1] in (b"{", b"[") or start.startswith(GZIP_MAGIC)
 
 
 def input_files(paths: list[Path]) -> tuple[list[tuple[Path, str]], list[str]]:
@@ -130,7 +146,7 @@ def input_files(paths: list[Path]) -> tuple[list[tuple[Path, str]], list[str]]:
         tweets_js = [
             f for f in inside if _TWEETS_JS_NAME.match(f.name) and (f.parent in archive_dirs or f.parent.name == "data")
         ]
-        chosen = tweets_js or [f for f in inside if f.name.lower().endswith(FOLDER_SUFFIXES)]
+        chosen = tweets_js or [f for f in inside if f.name.lower().endswith(FOLDER_SUFFIXES) and _maybe_posts(f)]
         skipped += [str(f.relative_to(path.parent)) for f in inside if f not in chosen]
         if not chosen:
             found = ", ".join(f.name for f in inside[:5]) or "nothing"
@@ -256,6 +272,12 @@ def copy_stream(stream, out, name: str, *, reopen: Reopen, workdir: Path) -> tup
     # reported when the posts are read, like any other broken line.
     if first_lines_recognised(buffered) is not None:
         return jsonl(buffered, stream)
+    first = buffered.lstrip().split(b"\n", 1)[0].strip()
+    if _POST_ID.fullmatch(first):
+        raise ArchiveError(
+            f'{name} is a list of post ids, not of posts: look them up instead ("Tweet ids" on the form, '
+            f"or manage.py run_search --ids {name}; X API credentials needed)."
+        )
     snippet = buffered.lstrip()[:40].decode("utf-8", "replace")
     raise ArchiveError(f"{name} is not in a format dnflow reads: it starts with {snippet!r}. {ACCEPTED}.")
 

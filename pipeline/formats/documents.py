@@ -267,7 +267,9 @@ def _copy_whole(
         line = first_bad_utf8_line(whole)
         if line is not None:
             raise not_utf8(name, first_line - 1 + line) from None
-        raise ArchiveError(f"{name} is not valid JSON or JSONL ({error}). {ACCEPTED}.") from None
+        raise ArchiveError(
+            f"{name} is not valid JSON or JSONL ({error}).{_several_documents(error, name)} {ACCEPTED}."
+        ) from None
     take_back()
     return copy_document(document, out, name)
 
@@ -278,8 +280,20 @@ def _as_jsonl_after_all(error: ScanError, reopen: Reopen, name: str, as_jsonl: A
         if head.startswith(b"\xef\xbb\xbf"):
             head = head[3:]
         if first_lines_recognised(head) is None:
-            raise ArchiveError(f"{name} is not valid JSON or JSONL ({error}). {ACCEPTED}.") from None
+            raise ArchiveError(
+                f"{name} is not valid JSON or JSONL ({error}).{_several_documents(error, name)} {ACCEPTED}."
+            ) from None
         return as_jsonl(head, again, from_start=True)
+
+
+def _several_documents(error: object, name: str) -> str:
+    """The fix for the commonest such file: JSON documents one after another, as `jq .` writes them."""
+    if "after document" not in str(error) and "trailing" not in str(error).lower():
+        return ""
+    return (
+        " It seems to hold several JSON documents one after another, as `jq .` writes them: write one "
+        f"a line instead (for example: jq -c . {name} > {Path(name).stem}.jsonl) and import that."
+    )
 
 
 @dataclass(slots=True)

@@ -495,7 +495,12 @@ def collection(
 
 
 def no_valid_post(raw_path: Path, report: ImportReport) -> ArchiveError:
+    # Named as the person knows it (the files they imported), not as the run's copy of it.
+    names = [entry["name"] for entry in SourceMap(raw_path).entries if entry.get("name")]
+    what = (
+        ", ".join(names[:3]) + (f" and {len(names) - 3:,} more" if len(names) > 3 else "") if names else raw_path.name
+    )
     return ArchiveError(
-        f"{raw_path.name} holds no valid post ({report.summary()}). Check that the archive is X/Twitter "
-        "data: v1.1 tweets, v2 response pages, twarc2 output or Twitter's tweets.js."
+        f"{what} {'holds' if len(names) < 2 else 'hold'} no valid post ({report.summary()}). Check that the "
+        "archive is X/Twitter data: v1.1 tweets, v2 response pages, twarc2 output or Twitter's tweets.js."
     )
