@@ -604,3 +604,19 @@ def test_the_copy_says_how_far_it_has_read_and_a_stop_midway_leaves_nothing(tmp_
     with pytest.raises(RuntimeError, match="cancelled"):
         copy_archive([archive], dest, on_read=cancelled)
     assert list(dest.parent.iterdir()) == []
+
+
+def test_two_documents_run_together_on_a_line_are_named_so_with_the_fix(real_data, tmp_path):
+    # Two real files joined without a line break between them.
+    first, second = real_data / "v1-streaming-lines.jsonl", real_data / "v2-pages-twarc-network.jsonl"
+    archive = tmp_path / "joined.jsonl"
+    archive.write_bytes(first.read_bytes().rstrip(b"\n") + second.read_bytes())
+    lines_of_first = first.read_bytes().rstrip(b"\n").count(b"\n") + 1
+
+    _, report = import_files([archive], tmp_path / "s" / "tweets.jsonl")
+
+    (name, line, reason), *_ = report.problems
+    assert (name, line) == ("joined.jsonl", lines_of_first)
+    assert reason.startswith(
+        "two JSON documents run together on one line, none of its posts read: put each on a line of its own"
+    )

@@ -281,3 +281,13 @@ def test_again_collects_a_finished_search_anew_and_refuses_one_still_running(tmp
     assert f"Search #{search.pk} is still running. If the process running it was killed" in refused.stderr
     assert "`manage.py reconcile_searches`" in refused.stderr
     assert manage(data_dir, "--again", "999").stderr.strip() == "No search #999: see the admin for the ids."
+
+
+def test_a_query_that_starts_with_a_minus_is_shown_where_it_goes(tmp_path, data_dir):
+    archive = WRITERS["v1"](tmp_path / "climate.jsonl")
+
+    refused = manage(data_dir, "--archive", str(archive), "-is:retweet")
+
+    assert refused.returncode == 2
+    assert "A query that starts with '-' goes after --: run_search ... -- '-is:retweet'" in refused.stderr
+    assert manage(data_dir, "--archive", str(archive), "--", "-is:retweet").returncode == 0

@@ -1,7 +1,9 @@
 """Copy the archive a person brought into a search's raw `tweets.jsonl`, one document a line.
 
-JSONL inputs are copied byte for byte (only gzip undone): a million-post archive must copy at
-disk speed, so nothing is parsed beyond a sniff of the first lines. Single-document inputs (a
+JSONL inputs are copied byte for byte, except that gzip is undone, a UTF-8 byte order mark is left
+out and a missing last newline is added (sources.json keeps the checksum of the input as it was):
+a million-post archive must copy at disk speed, so nothing is parsed beyond a sniff of the first
+lines. Single-document inputs (a
 JSON array, a search response, a pretty-printed page, tweets.js) are split into one line per
 element, streamed in bounded memory (pipeline.formats.documents). The raw file appears only once
 complete, and `sources.json` beside it records where every line came from. What an import may

@@ -82,6 +82,12 @@ def _problem_reason(error: orjson.JSONDecodeError) -> str:
         return "not valid UTF-8 text"  # the copy keeps such a line as it was; here it is skipped
     if "unexpected end" in message.lower() or "EOF" in message:
         return "truncated JSON"
+    if "after document" in message:
+        # Files joined without a line break between them: a whole page of posts may be on that line.
+        return (
+            "two JSON documents run together on one line, none of its posts read: put each on a line "
+            f"of its own ({message})"
+        )
     return f"invalid JSON ({message})"
 
 

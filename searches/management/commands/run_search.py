@@ -80,6 +80,20 @@ def _said_once(errors: list[ValidationError]) -> list[str]:
 class Command(PlainErrors, BaseCommand):
     help = "Collect and summarise posts: from the X API, an archive, or the bundled synthetic sample."
 
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        refuse = parser.error
+
+        def error(message: str):
+            # A query may start with "-" (-is:retweet), which argparse takes for an option of its own.
+            if message.startswith("unrecognized arguments: -"):
+                query = message.removeprefix("unrecognized arguments: ")
+                message += f". A query that starts with '-' goes after --: run_search ... -- {query!r}"
+            return refuse(message)
+
+        parser.error = error
+        return parser
+
     def add_arguments(self, parser) -> None:
         parser.add_argument("term", nargs="?", default="", help="X search query (for an archive: a filter).")
         parser.add_argument(
