@@ -156,13 +156,25 @@ def recheck_search(search: Search, *, enqueue: bool = True) -> SearchRun:
     search's results then leave those posts out (the raw posts of the earlier runs stay, unless
     the owner purges them: purge_unavailable)."""
     _latest_done_run(search)
-    if not search.has_results:
-        raise ActionRefused("A search can be rechecked once a collection has finished.")
-    if not settings.X_BEARER_TOKEN:
-        raise ActionRefused(
-            "A recheck asks the X API: set X_BEARER_TOKEN in the environment of the web server and the workers."
-        )
+    refusal = why_not_recheck(search)
+    if refusal:
+        raise ActionRefused(refusal)
     return _start_run(search, enqueue=enqueue, kind=RunKind.RECHECK, builds_on=search.results_run)
+
+
+def why_not_recheck(search: Search) -> str:
+    """Why the search's posts cannot be looked up again ("" when they can): the page offers the
+    button only when they can, and the admin and the command line refuse with this."""
+    if not search.has_results:
+        return "A search can be rechecked once a collection has finished."
+    if search.source == Source.SAMPLE:
+        # Its ids are made up: X would call every post gone, and the results would lose them all.
+        return "The bundled sample is synthetic: its made-up posts were never on X, so there is nothing to recheck."
+    if not search.results_run.num_posts:
+        return f"Search #{search.pk} holds no post: there is nothing to recheck."
+    if not settings.X_BEARER_TOKEN:
+        return "A recheck asks the X API: set X_BEARER_TOKEN in the environment of the web server and the workers."
+    return ""
 
 
 def _start_run(search: Search, *, enqueue: bool, **run_fields) -> SearchRun:

@@ -210,6 +210,28 @@ def test_without_javascript_the_form_uploads_as_a_plain_form(browser, live_serve
         context.close()
 
 
+def test_the_live_status_leaves_alone_the_controls_a_person_is_using(page, live_server, owner):
+    """Polled every two seconds, the status must not reset a half-made choice or move the focus."""
+    search = make_search(owner, status=Status.RUNNING, source="recent", step="Collecting posts", progress=30.0)
+    log_in(page, live_server, "alice", "alice-password-1")
+    page.goto(f"{live_server.url}{search.get_absolute_url()}")
+    schedule = page.locator(".schedule-form select")
+    schedule.select_option(index=2)
+    chosen = schedule.input_value()
+    page.focus("#status button:has-text('Cancel')")
+    with page.expect_response(lambda answer: "/status/" in answer.url):
+        pass  # a poll came back...
+    with page.expect_response(lambda answer: "/status/" in answer.url):
+        pass  # ... and another
+    assert schedule.input_value() == chosen
+    assert page.evaluate("document.activeElement.textContent") == "Cancel"
+
+    # Once the run is done, the actions a finished run offers replace Cancel by themselves.
+    search.latest_run.runs().finish()
+    page.wait_for_selector("#status button:has-text('Collect again')")
+    assert page.locator("#status button:has-text('Cancel')").count() == 0
+
+
 def test_upload_a_real_archive_on_the_form_and_the_worker_counts_every_post(
     page, live_server, owner, worker, real_data, settings, shared_data_dir
 ):

@@ -74,6 +74,32 @@ def test_only_a_live_search_with_a_finished_run_collects_new_posts(owner, real_d
         services.refresh_search(Search.objects.get(pk=archive.pk))
 
 
+def test_no_recheck_of_the_synthetic_sample_or_of_a_search_without_posts(x_api, owner, client, settings):
+    """The sample's ids are made up: X would call every post gone and its results would lose them
+    all (and the lookups cost money). A search that holds no post has nothing to look up."""
+    client.force_login(owner)
+    sample = services.create_search(owner=owner, term="energy", source=Source.SAMPLE, enqueue=False)
+    nothing = services.create_search(
+        owner=owner, term="nosuchwordanywhere", source=Source.ARCHIVE, archive_path=str(REAL_ARCHIVE), enqueue=False
+    )
+    archive = services.create_search(owner=owner, source=Source.ARCHIVE, archive_path=str(REAL_ARCHIVE), enqueue=False)
+    for search in (sample, nothing, archive):
+        assert services.execute_search(search).status == Status.FINISHED
+
+    for search, refusal in (
+        (sample, "The bundled sample is synthetic: its made-up posts were never on X, so there is nothing to recheck."),
+        (nothing, f"Search #{nothing.pk} holds no post: there is nothing to recheck."),
+    ):
+        search = Search.objects.with_runs().get(pk=search.pk)
+        with pytest.raises(services.ActionRefused) as refused:
+            services.recheck_search(search, enqueue=False)
+        assert str(refused.value) == refusal
+        assert "Recheck availability" not in client.get(search.get_absolute_url()).content.decode()
+        assert search.runs.count() == 1
+    # A real archive's posts can be rechecked: the button is there.
+    assert "Recheck availability" in client.get(archive.get_absolute_url()).content.decode()
+
+
 def test_a_recheck_leaves_out_what_was_deleted_from_the_published_outputs_and_the_package(x_api, owner, client):
     search = services.create_search(owner=owner, source=Source.ARCHIVE, archive_path=str(REAL_ARCHIVE), enqueue=False)
     first = services.execute_search(search)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -19,6 +18,7 @@ from django_htmx.http import HTMX_STOP_POLLING
 
 from pipeline.events import of_this_step, step_percent
 
+from .. import services
 from ..forms import DescribeForm, ScheduleForm
 from ..models import EventKind, Search, SearchRun, Status, TaskEvent
 from .access import can_manage, visible_search
@@ -159,7 +159,7 @@ def panel_context(request: HttpRequest, search: Search) -> dict:
         "search": search,
         "current": run_view(search.latest_run, search),
         "can_manage": manager,
-        "can_use_api": bool(settings.X_BEARER_TOKEN),
+        "can_recheck": manager and not services.why_not_recheck(search),
         "schedule_form": ScheduleForm(initial={"refresh_every": _hours_of(search.refresh_every)}) if manager else None,
     }
 
