@@ -100,7 +100,8 @@ def search_detail(request: HttpRequest, pk: int) -> JsonResponse:
     return JsonResponse(
         {
             **_brief(request, search),
-            "notes": search.notes,
+            # The owner's notes are not part of what publishing shares.
+            **({"notes": search.notes} if can_manage(request.user, search) else {}),
             "error": latest.error if latest else "",
             "rate_limited_until": _iso(latest.rate_limited_until) if latest else None,
             "latest_run": _run(latest),

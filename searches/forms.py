@@ -78,7 +78,10 @@ class SearchForm(forms.Form):
     notes = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Why, for whom, what to keep in mind. You can change the title and notes later; the query, not.",
+        help_text=(
+            "Why, for whom, what to keep in mind: only you and staff see them, even once the search is "
+            "published. You can change the title and notes later; the query, not."
+        ),
     )
 
     def __init__(self, *args, upload_refused: str = "", **kwargs) -> None:

@@ -1,6 +1,7 @@
 """The JSON API: what a search is doing, and its counts, under the pages' visibility rules."""
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from searches.models import Status
@@ -128,3 +129,17 @@ def test_title_and_notes_come_with_the_search(owner_client, owner):
     assert (listed["title"], listed["term"]) == ("Heat wave, March", "climate") and "notes" not in listed
     detail = owner_client.get(reverse("api_search_detail", args=[search.pk])).json()
     assert detail["notes"] == "For the <b>archive</b> team."
+
+
+def test_notes_stay_with_the_owner_when_the_search_is_published(owner_client, owner):
+    search = make_search(owner, title="Heat wave, March", notes="Keep away from the press until June.")
+    owner_client.post(reverse("search_publish", args=[search.pk]))
+    client = Client()  # anyone: the search is published
+
+    for url in (search.get_absolute_url(), reverse("search_summary", args=[search.pk])):
+        page = client.get(url).content.decode()
+        assert "Heat wave, March" in page and "Keep away from the press" not in page, url
+    assert "notes" not in client.get(reverse("api_search_detail", args=[search.pk])).json()
+    # The owner still reads them, and is told who else does.
+    page = owner_client.get(search.get_absolute_url()).content.decode()
+    assert "Keep away from the press until June." in page and "Only you and staff see these notes" in page

@@ -523,8 +523,9 @@ def test_the_owner_changes_title_and_notes_but_never_the_query(owner_client, own
     )
     search.refresh_from_db()
     assert (search.title, search.notes, search.term) == ("Heat wave, March", "For the <b>archive</b> team.", "climate")
+    assert "the &lt;b&gt;archive&lt;/b&gt; team" in owner_client.get(search.get_absolute_url()).content.decode()
     public = client.get(search.get_absolute_url()).content.decode()
-    assert f">#{search.pk} Heat wave, March</h1>" in public and "the &lt;b&gt;archive&lt;/b&gt; team" in public
+    assert f">#{search.pk} Heat wave, March</h1>" in public and "team" not in public  # the notes are the owner's
     assert f'action="/searches/{search.pk}/describe/"' not in public
     assert client.post(reverse("search_describe", args=[search.pk]), {"title": "x"}).status_code in (302, 404)
     search.refresh_from_db()

@@ -57,8 +57,12 @@ def test_running_search_polls_every_two_seconds_and_the_endpoint_keeps_it_going(
     assert "Collecting posts: 450 of 1,000" in section
     response = owner_client.get(reverse("search_status", args=[search.pk]), HTTP_HX_REQUEST="true")
     assert response.status_code == 200
-    # Without JavaScript a reload shows the same; a <noscript> refresh does it by itself.
+    # Without JavaScript a reload shows the same; a <noscript> refresh does it by itself. What is
+    # typed in the title and notes would be lost on the next one: they wait until the run is done.
     assert '<noscript><meta http-equiv="refresh"' in page
+    assert "<noscript><style>.describe { display: none; }</style>" in page
+    search.latest_run.runs().finish()
+    assert ".describe { display: none; }" not in owner_client.get(search.get_absolute_url()).content.decode()
 
 
 @pytest.mark.parametrize("status", [Status.FINISHED, Status.FAILED, Status.CANCELLED])
