@@ -77,6 +77,21 @@ def schedule_slot(search_id: int, slot: datetime) -> None:
         log.warning("search #%s: its next refresh could not be scheduled (%s)", search_id, exc)
 
 
+def unschedule(search: Search) -> None:
+    """Forget the search's next slot and its job (plan() then counts a new one from now). A job
+    that Redis keeps anyway finds the slot gone when it runs (take_slot) and starts nothing."""
+    slot = search.next_refresh_at
+    Search.objects.filter(pk=search.pk).update(next_refresh_at=None)
+    search.next_refresh_at = None
+    if slot is None:
+        return
+    try:
+        queue = django_rq.get_queue("default")
+        queue.scheduled_job_registry.remove(slot_job_id(search.pk, slot), delete_job=True)
+    except RedisError as exc:
+        log.warning("search #%s: the job of its former slot could not be removed (%s)", search.pk, exc)
+
+
 def take_slot(search: Search, slot: datetime, *, now: datetime | None = None) -> bool:
     """The slot has come: move the search on to its next slot (the first after now), once. False
     when another worker (or another copy of the job) took it first, or the schedule changed."""

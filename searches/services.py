@@ -302,10 +302,13 @@ def refresh_on_schedule(search_id: int, slot_text: str) -> str:
 
 def set_schedule(search: Search, every) -> Search:
     """Collect new posts every `every` (a timedelta), or never (None)."""
-    if every is not None and not Source(search.source).is_live:
+    if not Source(search.source).is_live:
         raise ActionRefused("Only a live X search can collect new posts on a schedule.")
     if every is not None and every < MIN_REFRESH_EVERY:
         raise ActionRefused("Collect new posts at most once an hour.")
+    if every != search.refresh_every:
+        # A new interval counts from now: "every hour" after "every week" is not due in a week.
+        schedule.unschedule(search)
     search.refresh_every = every
     search.save(update_fields=["refresh_every"])
     schedule.plan(search)

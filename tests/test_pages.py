@@ -4,7 +4,7 @@ import os
 import re
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.template import Context, Template
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from pipeline.events import step_range
 from searches import paging, services
@@ -588,3 +589,26 @@ def test_a_search_that_matched_nothing_says_so_above_its_empty_sections(owner_cl
     services.publish_search(Search.objects.get(pk=search.pk))
     visitor = Client().get(search.get_absolute_url()).content.decode()
     assert "No post matched <q>zqxj</q>" in visitor and "start a new search" not in visitor
+
+
+def test_a_new_schedule_counts_from_now_and_its_former_slot_is_dropped(owner_client, owner, empty_queue):
+    search = make_search(owner, source=Source.RECENT)
+    url = reverse("search_schedule", args=[search.pk])
+    scheduled = empty_queue.scheduled_job_registry
+
+    owner_client.post(url, {"refresh_every": "168"})
+    weekly = Search.objects.get(pk=search.pk).next_refresh_at
+    owner_client.post(url, {"refresh_every": "1"})
+
+    hourly = Search.objects.get(pk=search.pk).next_refresh_at
+    assert hourly - weekly < -timedelta(days=6), "every hour is due within the hour, not a week away"
+    assert scheduled.get_job_ids() == [f"refresh-{search.pk}-{hourly:%Y%m%dT%H%M%S}"]
+    page = owner_client.get(search.get_absolute_url()).content.decode()
+    assert f"Next: {timezone.localtime(hourly):%Y-%m-%d %H:%M}" in page
+
+    # Saving the same interval again keeps the slot; an archive search has no schedule to change.
+    owner_client.post(url, {"refresh_every": "1"})
+    assert Search.objects.get(pk=search.pk).next_refresh_at == hourly
+    archive = make_search(owner, source=Source.ARCHIVE, term="x")
+    answer = owner_client.post(reverse("search_schedule", args=[archive.pk]), {"refresh_every": ""}, follow=True)
+    assert "Only a live X search can collect new posts on a schedule." in answer.content.decode()
