@@ -226,9 +226,20 @@ class SearchAdmin(admin.ModelAdmin):
     def unpublish(self, request, queryset) -> None:
         _apply(self, request, queryset, services.unpublish_search, "Unpublished")
 
-    @admin.action(description="Delete selected searches, all their runs and files")
-    def delete_with_files(self, request, queryset) -> None:
-        _apply(self, request, queryset, services.delete_search, "Deleted")
+    @admin.action(description="Delete selected searches, all their runs and files (asks first)")
+    def delete_with_files(self, request, queryset):
+        """Like Django's delete: a page that says what goes, then the same action again, confirmed."""
+        if request.POST.get("delete") == "yes":
+            _apply(self, request, queryset, services.delete_search, "Deleted")
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Delete these searches and all their files?",
+            "searches": list(queryset.with_runs()),
+            "opts": self.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/searches/delete_confirmation.html", context)
 
     @admin.action(description="Reconcile: queue runs that never reached a worker, recover lost ones")
     def reconcile(self, request, queryset) -> None:

@@ -135,7 +135,16 @@ def test_delete_removes_the_search_all_its_runs_and_their_files(admin_client, ow
     for folder in folders:
         folder.mkdir(exist_ok=True)
     neighbour = make_search(owner)
-    run_action(admin_client, "delete_with_files", search)
+
+    asked = run_action(admin_client, "delete_with_files", search).content.decode()
+
+    # It asks first, as Django's own delete does: nothing is gone yet.
+    assert "Delete these searches and all their files?" in asked and "It cannot be undone." in asked
+    assert f"{search}" in asked and 'name="delete" value="yes"' in asked
+    assert Search.objects.filter(pk=search.pk).exists() and all(folder.exists() for folder in folders)
+    admin_client.post(
+        reverse(CHANGELIST), {"action": "delete_with_files", "_selected_action": [search.pk], "delete": "yes"}
+    )
     assert not Search.objects.filter(pk=search.pk).exists()
     assert not SearchRun.objects.filter(search_id=search.pk).exists()
     assert not any(folder.exists() for folder in folders)
