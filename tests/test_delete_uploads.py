@@ -57,7 +57,7 @@ def test_a_search_uploaded_on_the_form_and_deleted_in_the_admin_leaves_nothing_i
     client.force_login(staff_user)
 
     if how == "the delete action":
-        form = {"action": "delete_with_files", "_selected_action": [search.pk]}
+        form = {"action": "delete_with_files", "_selected_action": [search.pk], "delete": "yes"}  # confirmed
         client.post(reverse("admin:searches_search_changelist"), form, follow=True)
     else:
         client.post(reverse("admin:searches_search_delete", args=[search.pk]), {"post": "yes"}, follow=True)

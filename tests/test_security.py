@@ -115,7 +115,7 @@ def test_the_whole_admin_is_refused_to_visitors_and_to_users_who_are_not_staff(c
         for url in urls:
             response = visitor.get(url)
             assert response.status_code == 302 and "/admin/login/" in response["Location"], (who, url)
-        action = {"action": "delete_with_files", "_selected_action": [search.pk]}
+        action = {"action": "delete_with_files", "_selected_action": [search.pk], "delete": "yes"}
         visitor.post(reverse("admin:searches_search_changelist"), action)
     assert Search.objects.filter(pk=search.pk).exists()
 
