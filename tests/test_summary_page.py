@@ -295,3 +295,18 @@ def test_only_numeric_ids_become_links_to_x(client, owner):
     assert 'href="https://x.com/ada/status/1001"' in page
     assert "post javascript:alert(1)</span>" in page
     assert 'href="https://x.com/i/status/javascript' not in page
+
+
+def test_a_post_s_text_reads_as_written_not_as_x_escapes_it(owner_client, owner):
+    # X sends "&", "<" and ">" escaped; a "&lt;" the author typed comes as "&amp;lt;".
+    search = make_search(owner)
+    write_csv(
+        search.results_dir / "retweeted-posts.csv",
+        ["tweet_id", "created_at", "user", "text"],
+        [("1001", "2024-03-01T10:05:00+00:00", "ada", "online &amp; offline &lt;3 -&gt; &amp;lt;b&amp;gt; stays")],
+    )
+    page = summary_page(owner_client, search)
+    assert (
+        "online &amp; offline &lt;3 -&gt; &amp;lt;b&amp;gt; stays" in page
+    )  # as the browser shows "online & offline <3 -> &lt;b&gt; stays"
+    assert "&amp;amp;" not in page

@@ -57,6 +57,14 @@ _DOMAIN = re.compile(r"^[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$")
 
 
 @register.filter
+def post_text(text: str) -> str:
+    """A post's text to read: X sends "&", "<" and ">" as "&amp;", "&lt;" and "&gt;" (the files
+    keep the text as X sent it). Only those three, "&amp;" last, so that a "&lt;" someone typed
+    ("&amp;lt;" from X) stays "&lt;"; the template escapes the result as any text."""
+    return str(text).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+@register.filter
 def profile_url(name: str) -> str:
     """The X address of an account, or "" for a name X would not have."""
     return f"https://x.com/{name}" if isinstance(name, str) and _SCREEN_NAME.match(name) else ""
