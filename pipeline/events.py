@@ -247,7 +247,8 @@ class Progress:
             return
         if not updated:
             # Only a running run takes progress: this one was cancelled, or its claim ended.
-            raise WorkflowCancelled(f"Run #{self.task.run_id} is no longer running: stopped.")
+            # Said on the status page, where runs are numbered per search: not by the run's row id.
+            raise WorkflowCancelled("Stopped here: the run was cancelled, or another worker took it over.")
 
     def note(self, message: str) -> None:
         """A line on the status page's timeline (e.g. what an import skipped)."""

@@ -573,6 +573,28 @@ def test_a_step_cut_short_and_run_again_says_stopped_not_how_the_run_ended(owner
     assert rows == ["stopped", "finished"]
 
 
+def test_a_cancelled_step_says_how_long_it_ran_and_stays_stopped_while_run_again_waits(owner_client, owner):
+    search = make_search(owner, status=Status.RUNNING, progress=40.0)
+    run = search.latest_run
+    started = timezone.now() - timedelta(seconds=95)
+    TaskEvent.objects.create(run=run, task_family="SummarisePosts", task_id="t", event=EventKind.START)
+    TaskEvent.objects.filter(run=run).update(created=started)
+    TaskEvent.objects.create(
+        run=run, task_family="SummarisePosts", event=EventKind.PROGRESS, message="60% of this step"
+    )
+    run.runs().cancel()
+
+    def summarise_row() -> str:
+        page = owner_client.get(reverse("search_detail", args=[search.pk])).content.decode()
+        return re.search(r'<tr class="task-\w+">\s*<th scope="row">SummarisePosts</th>.*?</tr>', page, re.S).group(0)
+
+    cancelled = summarise_row()
+    assert 'class="task-cancelled"' in cancelled and "1 min 35 s" in cancelled.replace("\xa0", " ")
+    services.rerun_search(Search.objects.with_runs().get(pk=search.pk), enqueue=False)  # queued again
+    waiting = summarise_row()
+    assert 'class="task-stopped"' in waiting and "60% of this step" not in waiting
+
+
 def test_a_search_that_matched_nothing_says_so_above_its_empty_sections(owner_client, owner, data_dir):
     search = Search.objects.create(owner=owner, term="zqxj", source=Source.SAMPLE)
     search.start_run()

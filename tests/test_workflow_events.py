@@ -218,7 +218,7 @@ def test_cancelling_a_running_search_stops_its_workflow_at_the_next_progress_rep
 
     assert search.status == Status.CANCELLED  # the end of the run did not overwrite it
     stopped = search.events.get(event=EventKind.NOTE, task_family="SummarisePosts")
-    assert stopped.message == f"Run #{search.pk} is no longer running: stopped."
+    assert stopped.message == "Stopped here: the run was cancelled, or another worker took it over."
     assert not search.events.filter(event=EventKind.FAILURE).exists()  # cancelled, not failed
     assert not (search.folder_path / "summary.json").exists()
     assert not list(search.folder_path.glob("count-*.csv"))  # nothing half-made looks complete

@@ -97,6 +97,14 @@ def run_steps(run: SearchRun, *, live: bool) -> Steps:
             if row.state == "running":
                 # Its run ended while it ran (cancelled, or its process died): it will not go on.
                 row.state, row.message, row.ended = ending, "", row.ended or run.finished
+                if row.duration is None and row.started and row.ended:
+                    row.duration = (row.ended - row.started).total_seconds()
+    elif run.status == Status.QUEUED:
+        for row in rows.values():
+            if row.state == "running":
+                # Queued again (run again after a cancel or a lost worker): that attempt is over,
+                # and the step starts anew when a worker takes the run.
+                row.state, row.message = "stopped", ""
     elif run.status == Status.RUNNING:
         running = [row for row in rows.values() if row.state == "running"]
         if len(running) == 1:
