@@ -20,12 +20,11 @@ searches/management/plain.py).
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import os
 import shutil
 import signal
 import threading
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -36,7 +35,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from pipeline.formats import ArchiveError, check_archive_start
-from pipeline.formats.copying import FOLDER_SUFFIXES
+from pipeline.formats.names import FOLDER_SUFFIXES
 from pipeline.times import parse_iso
 from searches import run_files, services
 from searches.models import Search, SearchRun, Source, Status
@@ -345,24 +344,47 @@ def execute_watched(search: Search, run: SearchRun, out) -> SearchRun:
         watcher.stop()
 
 
-@contextlib.contextmanager
-def signals_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGHUP stop a foreground run as Ctrl-C does. Their default ends the process
-    on the spot: the run would stay "running" with its temporary files until a reconcile sweep,
-    and a person who runs no worker would never see it resume."""
+class signals_interrupt:  # noqa: N801 -- used as a context manager, like contextlib's
+    """Ctrl-C, SIGTERM and SIGHUP stop a foreground run alike: KeyboardInterrupt where the main
+    thread is. SIGTERM's and SIGHUP's default ends the process on the spot: the run would stay
+    "running" with its temporary files until a reconcile sweep, and a person who runs no worker
+    would never see it resume.
 
-    def interrupt(signum, frame) -> None:
+    Where the interrupt lands in code that swallows exceptions (the logging module's after-fork
+    hook while the summary pass forks its workers, a __del__), the stop would be lost: until the
+    run has stopped, the signal is sent again every second.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    AGAIN_SECONDS = 1.0
+
+    def __init__(self) -> None:
+        self._previous: dict[int, object] = {}
+        self._lock = threading.RLock()  # re-entrant: the handler may run while __exit__ holds it
+        self._active = False
+
+    def __enter__(self) -> signals_interrupt:
+        if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
+            self._active = True
+            self._previous = {number: signal.signal(number, self._interrupt) for number in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        with self._lock:
+            self._active = False
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    def _interrupt(self, signum, frame) -> None:
+        again = threading.Timer(self.AGAIN_SECONDS, self._again, args=(signum,))
+        again.daemon = True
+        again.start()
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
-        yield
-        return
-    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+    def _again(self, signum: int) -> None:
+        with self._lock:
+            if self._active:
+                os.kill(os.getpid(), signum)
 
 
 def _disk_full_explained(record: logging.LogRecord) -> bool:
