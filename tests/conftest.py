@@ -87,9 +87,17 @@ def fast_passwords(settings) -> None:
 def empty_queue(test_redis):
     """The job queue, empty before and after: searches started here wait on it, no worker runs them."""
     queue = django_rq.get_queue("default")
-    queue.empty()
+    empty(queue)
     yield queue
+    empty(queue)
+
+
+def empty(queue) -> None:
+    """The queue's jobs and its scheduled ones (a schedule's next slot), which Queue.empty leaves."""
     queue.empty()
+    scheduled = queue.scheduled_job_registry
+    for job_id in scheduled.get_job_ids():
+        scheduled.remove(job_id, delete_job=True)
 
 
 @pytest.fixture
