@@ -416,10 +416,10 @@ def test_binary_file_is_refused(tmp_path):
     assert "photo.jsonl is a binary file" in message
 
 
-def test_zip_file_says_to_unzip(tmp_path):
+def test_a_damaged_zip_file_says_so(tmp_path):
     path = tmp_path / "twitter-archive.zip"
     path.write_bytes(b"PK\x03\x04" + b"\x00" * 100)
-    assert "twitter-archive.zip is a ZIP file: unzip it first" in refused(tmp_path, path)
+    assert "twitter-archive.zip is a damaged or incomplete ZIP file" in refused(tmp_path, path)
 
 
 def test_a_file_that_is_not_utf8_at_all_is_refused_with_its_first_bad_line(tmp_path):

@@ -89,7 +89,11 @@ BAD = {
         b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)),
         ("is a binary file", "choose"),
     ),
-    "zip": ("twitter-archive.zip", _zip(), ("is a ZIP file", "unzip it first")),
+    "damaged zip": (
+        "twitter-archive.zip",
+        _zip(),
+        ("is a damaged or incomplete ZIP file", "download or copy it again"),
+    ),
     "utf-16": ("windows.json", json.dumps([v1_tweet("1", "a")]).encode("utf-16"), ("is UTF-16 text", "iconv")),
     "html": (
         "tweets.jsonl",

@@ -37,18 +37,16 @@ from .checks import (
 from .documents import Reopen, copy_array, copy_object, copy_tweets_js, scanner_for
 from .limits import DEFAULT_MAX_ARCHIVE_BYTES, FileMeter, ImportBudget, MeteredStream
 from .linking import link_archive
+from .names import ARCHIVE_MARKERS, FOLDER_SUFFIXES, TWEETS_JS_NAME
 from .pagecache import MIN_BYTES as PAGE_CACHE_MIN_BYTES
 from .pagecache import DropBehind
 from .reading import GZIP_MAGIC, MAX_LINE_BYTES
 from .report import ArchiveError, ImportReport
+from .zipped import is_zip, unpack
 
 # A first line longer than the reader's limit would be skipped as a line: such a file is read as
 # one document (or, if it is not one, as JSON lines after all).
 _FIRST_LINE_LIMIT = MAX_LINE_BYTES + 1
-# Inside a folder, files with these endings are imported; others (a README, twarc.log) are not.
-FOLDER_SUFFIXES = (".jsonl", ".ndjson", ".jl", ".json", ".js", ".gz", ".txt")
-# Twitter's "download your archive" names its posts data/tweets.js, tweet.js or tweets-part1.js.
-_TWEETS_JS_NAME = re.compile(r"^tweets?(-part\d+)?\.js$")
 _YTD_PREFIX = re.compile(rb"^\s*window\.YTD\.[\w.]+\s*=\s*")
 _POST_ID = re.compile(rb"\d{1,20}")  # a first line that is only this: an id dataset given as an archive
 
@@ -107,7 +105,7 @@ class _HashingReader:
 def _natural_key(path: Path) -> list:
     # tweets-part2.js before tweets-part10.js; and Twitter's tweets.js is part 0, before tweets-part1.js
     # (by its characters alone, "tweets-" comes before "tweets.").
-    match = _TWEETS_JS_NAME.match(path.name)
+    match = TWEETS_JS_NAME.match(path.name)
     if match and not match.group(1):
         path = path.with_name(f"{path.stem}-part0.js")
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", str(path))]
@@ -144,9 +142,9 @@ def input_files(paths: list[Path]) -> tuple[list[tuple[Path, str]], list[str]]:
         )
         # A "download your archive" folder (tweets.js beside account.js or manifest.js, or in data/):
         # its posts, not its likes, messages or account details.
-        archive_dirs = {f.parent for f in inside if f.name in ("account.js", "manifest.js")}
+        archive_dirs = {f.parent for f in inside if f.name in ARCHIVE_MARKERS}
         tweets_js = [
-            f for f in inside if _TWEETS_JS_NAME.match(f.name) and (f.parent in archive_dirs or f.parent.name == "data")
+            f for f in inside if TWEETS_JS_NAME.match(f.name) and (f.parent in archive_dirs or f.parent.name == "data")
         ]
         chosen = tweets_js or [f for f in inside if f.name.lower().endswith(FOLDER_SUFFIXES) and _maybe_posts(f)]
         skipped += [str(f.relative_to(path.parent)) for f in inside if f not in chosen]
@@ -365,6 +363,18 @@ def _copy_one(
     return entry
 
 
+def _unzipped(paths: list[Path], into: Path, max_bytes: int) -> tuple[list[Path], list[str]]:
+    """The paths, each ZIP file among them replaced by the folder of what an import reads in it;
+    and the names of the ZIPs' members left out."""
+    result, left_out = [], []
+    for path in map(Path, paths):
+        if path.is_file() and is_zip(path):
+            path, left = unpack(path, into, max_bytes=max_bytes)
+            left_out += left
+        result.append(path)
+    return result, left_out
+
+
 def _write_atomically(dest: Path, write) -> None:
     # Not a `with` block: the file must outlive it, renamed into place, or be removed on failure.
     handle = tempfile.NamedTemporaryFile(  # noqa: SIM115
@@ -412,10 +422,6 @@ def copy_archive(
     """
     report = report if report is not None else ImportReport()
     dest = Path(dest)
-    files, skipped = input_files(list(paths))
-    total = sum(path.stat().st_size for path, _ in files)
-    budget = ImportBudget(max_bytes)
-    budget.check_plain_sizes(files, is_gzip)
     dest.parent.mkdir(parents=True, exist_ok=True)
     entries: list[dict] = []
 
@@ -423,6 +429,13 @@ def copy_archive(
     # The raw file is replaced last: its presence means the copy, and its provenance, are complete.
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=COPY_WORK_PREFIX) as scratch:
         staged = Path(scratch) / dest.name
+        # A ZIP is read as the folder it unpacks to; what it unpacks goes with the working folder.
+        paths, left_in_zips = _unzipped(list(paths), Path(scratch) / "unzipped", max_bytes)
+        files, skipped = input_files(paths)
+        skipped = left_in_zips + skipped
+        total = sum(path.stat().st_size for path, _ in files)
+        budget = ImportBudget(max_bytes)
+        budget.check_plain_sizes(files, is_gzip)
 
         def read_so_far(before: int) -> Callable[[int], None] | None:
             """A file's reader's progress as the whole import's: `before` bytes were read ahead of it."""

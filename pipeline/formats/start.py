@@ -14,6 +14,7 @@ import contextlib
 import gzip
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -21,6 +22,7 @@ from typing import BinaryIO
 from .copying import copy_stream, gzip_errors, input_files
 from .reading import GZIP_MAGIC
 from .report import ArchiveError
+from .zipped import ZIP_MAGIC, chosen_members, is_zip, member, opened
 
 # Enough for the first lines of any format (a v2 page of 500 posts is about 2 MB) and for the
 # first items of a big document; read in a few milliseconds.
@@ -84,9 +86,12 @@ def _head_of(raw: BinaryIO) -> Iterator[_Head]:
         yield _Head(raw, HEAD_BYTES)
 
 
-def _check(raw: BinaryIO, name: str) -> None:
-    raw.seek(0, os.SEEK_END)
-    if raw.tell() == 0:
+def _check(raw: BinaryIO, name: str, size: int | None = None) -> None:
+    """`size`: the file's, when known (a ZIP member's: seeking to its end would unpack all of it)."""
+    if size is None:
+        raw.seek(0, os.SEEK_END)
+        size = raw.tell()
+    if size == 0:
         raise ArchiveError(f"{name} is empty (0 bytes): there is nothing to import. Choose the file the export wrote.")
     with (
         _head_of(raw) as stream,
@@ -101,7 +106,12 @@ def _check(raw: BinaryIO, name: str) -> None:
 def check_archive_start(path: Path) -> None:
     """Raise ArchiveError, with the message the import would give, if the file or folder at `path`
     would be refused on what its first bytes hold. Reads at most HEAD_BYTES of each file."""
-    files, _skipped = input_files([Path(path)])
+    path = Path(path)
+    if path.is_file() and is_zip(path):
+        with opened(path, path.name) as archive:
+            _check_zip(archive, path.name)
+        return
+    files, _skipped = input_files([path])
     for file, name in files:
         with file.open("rb") as raw:
             _check(raw, name)
@@ -111,6 +121,20 @@ def check_archive_upload(upload: BinaryIO, name: str) -> None:
     """check_archive_start for an open binary file that may have no path (a small upload that
     Django keeps in memory): seekable, read from its start, left open and rewound."""
     try:
+        upload.seek(0)
+        if upload.read(len(ZIP_MAGIC)) == ZIP_MAGIC:
+            upload.seek(0)
+            with opened(upload, name) as archive:
+                _check_zip(archive, name)
+            return
         _check(upload, name)
     finally:
         upload.seek(0)
+
+
+def _check_zip(archive: zipfile.ZipFile, name: str) -> None:
+    """A ZIP's members that the import reads, each checked as a file would be."""
+    chosen, _beside, _left_out = chosen_members(archive, name)
+    for info in chosen:
+        with member(archive, info, name) as source:
+            _check(source, f"{name}/{info.filename}", size=info.file_size)
