@@ -20,6 +20,7 @@ from searches.execute import execute_run
 from searches.models import Search, Source, Status
 from tests.browser_helpers import Watched, log_in, shot
 from tests.pipeline_helpers import archive_search
+from tests.web_helpers import add_events, make_search
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -133,6 +134,41 @@ def test_the_summary_and_compare_fit_a_phone_even_with_a_very_long_query(browser
         shot(page, "compare-phone")
 
         assert foreign_requests(watched, live_server) == []
+        assert watched.errors == []
+    finally:
+        watched.close()
+
+
+def test_on_a_phone_the_steps_and_files_tables_say_they_scroll_and_every_column_can_be_read(
+    browser, live_server, owner
+):
+    search = make_search(owner)
+    add_events(search, ("CollectPosts", "SummarisePosts", "PackageOutputs"), fail_last=True)
+    watched = Watched(browser, **PHONE)
+    try:
+        page = watched.page
+        log_in(page, live_server, "alice", "alice-password-1")
+        page.goto(live_server.url + reverse("search_detail", args=[search.pk]))
+        no_horizontal_scroll(page)
+        for table, last_column in ((".timeline", "State"), (".files", "Who can download")):
+            # The table is wider than the screen: a line says so, and scrolling its box shows the rest.
+            hint = page.locator(f".scroll-hint:near({table})").first
+            assert hint.is_visible() and "Scroll" in hint.inner_text()
+            scroller = page.locator(f".table-scroll:has({table})")
+            scroller.evaluate("(box) => { box.scrollLeft = box.scrollWidth; }")
+            header = scroller.locator("thead th").last
+            assert header.inner_text() == last_column
+            box, cell = scroller.bounding_box(), header.bounding_box()
+            assert box["x"] <= cell["x"] and cell["x"] + cell["width"] <= box["x"] + box["width"] + 1
+        # The steps' error reads in lines, not a word a line; file names each on one line.
+        state = page.locator(".timeline tbody tr").last.locator("td").last
+        assert "The archive ended in the middle of a post." in state.inner_text()
+        assert state.bounding_box()["width"] > 200
+        names = page.locator(".files tbody td:first-child a")
+        assert names.count() > 5
+        for name in names.all():
+            assert name.evaluate("(link) => link.getClientRects().length") == 1, name.inner_text()
+        shot(page, "tables-phone")
         assert watched.errors == []
     finally:
         watched.close()
