@@ -40,6 +40,18 @@ def test_visitors_see_published_searches_and_a_log_in_link_but_no_form(client, o
     assert 'id="search-form"' not in page
 
 
+def test_a_person_whose_own_search_is_published_is_not_told_nothing_is_published(owner_client, owner):
+    make_search(owner, term="my shared one", published=True)
+    page = owner_client.get(reverse("home")).content.decode()
+    # Their own search is in their list, marked published; the other list says whose it holds.
+    own = re.search(r'<section aria-labelledby="own-heading">.*?</section>', page, re.S).group(0)
+    assert "my shared one" in own and ">published<" in own
+    others = re.search(r'<section aria-labelledby="published-heading">.*?</section>', page, re.S).group(0)
+    assert "Published by others" in others
+    assert "No one else has published a search yet." in others
+    assert "Nothing published yet" not in page
+
+
 # These two commit for real: the page reads what jobs.enqueue recorded once the search was saved,
 # which is how it happens outside a test transaction.
 @pytest.mark.django_db(transaction=True)
