@@ -107,6 +107,33 @@ def test_the_owner_reads_time_retweets_and_networks_of_a_real_collection(browser
         watched.close()
 
 
+def test_every_time_label_of_the_chart_is_whole_on_a_phone_and_a_desktop(browser, live_server, owner):
+    from tests.web_helpers import make_search, write_outputs
+
+    # 26 hours in 10-minute bars: 157 of them, and a tick on the last, at the chart's right edge.
+    posts = [(str(1000 + hour), f"2024-03-01T{hour:02d}:00:00+00:00", "ada", "x", 0, "", "") for hour in range(24)]
+    posts.append(("2000", "2024-03-02T02:00:00+00:00", "ada", "x", 0, "", ""))
+    search = make_search(owner, outputs=False)
+    write_outputs(search, posts=posts)
+    for viewport in (PHONE, {"width": 1280, "height": 900}):
+        watched = Watched(browser, **viewport)
+        try:
+            page = watched.page
+            log_in(page, live_server, "alice", "alice-password-1")
+            page.goto(live_server.url + reverse("search_summary", args=[search.pk]))
+            chart = page.locator(".timeline-chart svg")
+            assert "157 bars of 10 minutes" in page.locator(".timeline-chart figcaption").inner_text()
+            box = chart.bounding_box()
+            labels = chart.locator(".axis-x .tick")
+            assert labels.last.text_content() == "02:00"
+            for label in labels.all():
+                edges = label.bounding_box()
+                inside = box["x"] <= edges["x"] and edges["x"] + edges["width"] <= box["x"] + box["width"]
+                assert inside, f"{label.text_content()!r} is cut at the chart's edge at {viewport['width']} px"
+        finally:
+            watched.close()
+
+
 def test_the_summary_and_compare_fit_a_phone_even_with_a_very_long_query(browser, live_server, owner, collect):
     real = collect("v2-pages-twarc-network.jsonl", term="blacklivesmatter")
     long = collect("v1-streaming-lines.jsonl", term="x" * 2000)

@@ -6,10 +6,13 @@ The expected numbers come from tests/web_helpers.py, where they can be counted b
 import csv
 import json
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.template import Context, Template
 from django.urls import reverse
 
+from pipeline import timeline
 from searches.models import Status
 from tests.web_helpers import COUNTS, POSTS, make_search, write_csv, write_outputs
 
@@ -92,9 +95,27 @@ def test_posts_over_time_has_bars_that_fit_the_span_and_labelled_axes(owner_clie
     x_ticks = re.findall(r'<g class="axis axis-x">.*?</g>', svg, re.S)[0].count('class="tick"')
     y_ticks = re.findall(r'<text class="tick"[^>]*text-anchor="end"[^>]*>([^<]+)</text>', svg)
     assert 4 <= x_ticks <= 8 and y_ticks == ["0", "1"]
-    assert "5 posts from 2024-03-01 10:00 to 2024-03-02 09:30 UTC, 142 bars of one 10 minutes" in svg
+    assert "5 posts from 2024-03-01 10:00 to 2024-03-02 09:30 UTC, 142 bars of 10 minutes, at most 1 in one." in svg
+    assert "at most 1 in 10 minutes" in svg  # what a screen reader says of the drawing
     table = re.search(r"<summary>As a table</summary>.*?</table>", page, re.S).group(0)
     assert table.count("<tr>") == 143  # a header and a row per bar: the chart's numbers, readable
+
+
+@pytest.mark.parametrize(
+    ("bucket", "says"),
+    [
+        (timeline.MINUTE, "24 bars of one minute"),
+        (timeline.HOUR, "24 bars of one hour"),
+        (timeline.DAY, "24 bars of one day"),
+    ],
+)
+def test_the_chart_names_the_span_of_its_bars_as_people_say_it(bucket, says):
+    start = datetime(2024, 3, 1, tzinfo=UTC)
+    step = {timeline.MINUTE: timedelta(minutes=1), timeline.HOUR: timedelta(hours=1), timeline.DAY: timedelta(days=1)}
+    series = timeline.Series(bucket, tuple((start + step[bucket] * i, 1) for i in range(24)))
+    chart = Template("{% load dnflow %}{% timeline_chart series %}").render(Context({"series": series}))
+    assert f"{says}, at most 1 in one." in chart
+    assert f"at most 1 in one {bucket}" in chart
 
 
 def test_a_run_from_before_posts_over_time_existed_charts_its_summary_hours(owner_client, owner):

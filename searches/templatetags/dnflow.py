@@ -176,6 +176,26 @@ LABELS = {
     timeline.YEAR: "%Y",
 }
 FULL = {timeline.MINUTE: "%Y-%m-%d %H:%M", timeline.TEN_MINUTES: "%Y-%m-%d %H:%M", timeline.HOUR: "%Y-%m-%d %H:00"}
+# An SVG shows nothing outside its box, so a tick label centred on a bar near the chart's edge
+# would be cut ("02:0"). Its width is guessed from its length at the biggest type the stylesheet
+# gives the charts (on a phone, in SVG units) and a digit's usual width.
+TICK_TYPE = 21
+CHARACTER_WIDTH = 0.6
+
+
+def tick_anchor(x: float, label: str) -> str:
+    """Where a tick label at `x` is anchored: centred on its bar, unless that cuts it at an edge."""
+    half = len(label) * CHARACTER_WIDTH * TICK_TYPE / 2
+    if x + half > CHART["width"]:
+        return "end"
+    if x - half < 0:
+        return "start"
+    return "middle"
+
+
+def bucket_span(bucket: str) -> str:
+    """One bar's span in words: "one hour", "10 minutes" (never "one 10 minutes")."""
+    return bucket if bucket[0].isdigit() else f"one {bucket}"
 
 
 def nice_ticks(peak: int, count: int = 4) -> list[int]:
@@ -200,16 +220,17 @@ def _axes(starts: list, bucket: str, peak: int, *, percent: bool = False) -> dic
     label, full = LABELS[bucket], FULL.get(bucket, LABELS[bucket])
     tick_every = max(1, round(len(starts) / X_TICKS))
     first, last = starts[0], starts[-1]
+    x_ticks = []
+    for i in range(0, len(starts), tick_every):
+        x, text = CHART["left"] + (i + 0.5) * slot, starts[i].strftime(label)
+        x_ticks.append({"x": f"{x:.1f}", "label": text, "anchor": tick_anchor(x, text)})
     return {
         "plot_w": plot_w,
         "plot_h": plot_h,
         "top": top,
         "slot": slot,
         "full": full,
-        "x_ticks": [
-            {"x": f"{CHART['left'] + (i + 0.5) * slot:.1f}", "label": starts[i].strftime(label)}
-            for i in range(0, len(starts), tick_every)
-        ],
+        "x_ticks": x_ticks,
         "y_ticks": [
             {
                 "y": f"{CHART['top'] + plot_h - plot_h * value / top:.1f}",
@@ -226,6 +247,7 @@ def _axes(starts: list, bucket: str, peak: int, *, percent: bool = False) -> dic
         "y_title_y": CHART["top"] + plot_h / 2,
         "plot_center": CHART["left"] + plot_w / 2,
         "unit": bucket,
+        "span": bucket_span(bucket),
         "first": first.strftime(full),
         "last": last.strftime(full),
         "days_differ": first.date() != last.date(),
