@@ -225,3 +225,28 @@ def test_the_bundled_sample_s_summary_on_a_desktop_and_a_phone(browser, live_ser
             assert watched.errors == []
         finally:
             watched.close()
+
+
+def test_long_photo_names_stay_within_their_tiles(browser, live_server, owner):
+    from tests.web_helpers import COUNTS, make_search, write_outputs
+
+    names = ["E41FJO0WEAUR0Ro.png", "E41J7CuWYAMPlRL.jpg", "FxQ2yZ8WYAEc3kP_abcdefghijklmnopqrstuvwxyz.jpg"]
+    media = (["url", "file", "count"], [(f"https://pbs.example.com/media/{name}", name, 3) for name in names])
+    search = make_search(owner, outputs=False)
+    write_outputs(search, counts={**COUNTS, "count-media.csv": media})
+    for viewport in (PHONE, {"width": 1280, "height": 900}):
+        watched = Watched(browser, **viewport)
+        try:
+            page = watched.page
+            log_in(page, live_server, "alice", "alice-password-1")
+            page.goto(live_server.url + reverse("search_summary", args=[search.pk]))
+            tiles = page.locator("#photos ul.photos:not(.group) > li")
+            assert tiles.count() == len(names)
+            for tile, name in zip(tiles.all(), names, strict=True):
+                caption = tile.locator(":scope > .meta")
+                assert name in caption.inner_text().replace("\n", "")
+                outer, inner = tile.bounding_box(), caption.bounding_box()
+                assert inner["x"] + inner["width"] <= outer["x"] + outer["width"] + 0.5, f"{name} runs out of its tile"
+                assert caption.evaluate("(el) => el.scrollWidth <= el.clientWidth"), f"{name} runs past its caption"
+        finally:
+            watched.close()
