@@ -41,9 +41,15 @@ def hours(value: str) -> timedelta | None:
 
 
 def refresh_every_field(**kwargs) -> forms.TypedChoiceField:
-    """The schedule's choice, as the new-search form and the schedule form both ask it."""
+    """The schedule's choice, as the new-search form and the schedule form both ask it. Labelled
+    apart from the "Collect new posts" button beside it on a search's page, which collects now."""
     return forms.TypedChoiceField(
-        choices=REFRESH_CHOICES, coerce=hours, empty_value=None, required=False, label="Collect new posts", **kwargs
+        choices=REFRESH_CHOICES,
+        coerce=hours,
+        empty_value=None,
+        required=False,
+        label="Collect new posts automatically",
+        **kwargs,
     )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from searches.models import Search, Status
+from searches.models import Search, Source, Status
 from tests.browser_helpers import ARTIFACTS, log_in, shot
 from tests.conftest import TEST_REDIS_URL
 from tests.web_helpers import make_search
@@ -288,3 +288,17 @@ def test_a_running_search_row_on_the_home_page_updates_in_place(page, live_serve
         page.wait_for_timeout(250)
     assert row.locator(".badge-finished").count() == 1 and "7 posts" in row.inner_text()
     assert page.evaluate("window.dnflowNoReload") is True
+
+
+def test_collecting_now_and_the_schedule_have_their_own_names_and_a_full_size_select(page, live_server, owner):
+    search = make_search(owner, source=Source.RECENT)
+    log_in(page, live_server, "alice", "alice-password-1")
+    page.goto(f"{live_server.url}{search.get_absolute_url()}")
+    collect_now = page.get_by_role("button", name="Collect new posts", exact=True)
+    schedule = page.get_by_label("Collect new posts automatically", exact=True)
+    assert collect_now.count() == 1 and schedule.count() == 1
+    assert page.get_by_label("Collect new posts", exact=True).count() == 0  # no control shares the button's name
+    # The select is about as tall as the button beside it (as the new-search form's selects are),
+    # not the browser's small default.
+    save = page.locator(".schedule-form button[type=submit]")
+    assert schedule.bounding_box()["height"] >= 0.9 * save.bounding_box()["height"]
