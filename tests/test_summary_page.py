@@ -188,6 +188,26 @@ def test_files_are_listed_and_served_with_their_content(owner_client, owner):
     assert "sandbox" in hashtags["Content-Security-Policy"]
 
 
+def test_downloaded_files_are_named_after_their_search_so_two_searches_do_not_collide(owner_client, owner):
+    first, second = make_search(owner), make_search(owner, term="drought")
+    for search in (first, second):
+        hashtags = owner_client.get(reverse("search_file", args=[search.pk, "count-hashtags.csv"]))
+        assert hashtags["Content-Disposition"] == f'attachment; filename="search-{search.pk}-count-hashtags.csv"'
+        posts = owner_client.get(reverse("search_file", args=[search.pk, "tweets.csv"]))
+        assert posts["Content-Disposition"] == f'attachment; filename="search-{search.pk}-tweets.csv"'
+        # Read in the browser, and saved from there under the same kind of name.
+        ids = owner_client.get(reverse("search_file", args=[search.pk, "tweet-ids.txt"]))
+        assert ids["Content-Disposition"] == f'inline; filename="search-{search.pk}-tweet-ids.txt"'
+        # The package's name carries the search already, and stays as it is.
+        package = f"{search.results_run.folder}.zip"
+        assert package.startswith(f"search-{search.pk}-")
+        zipped = owner_client.get(reverse("search_file", args=[search.pk, package]))
+        assert zipped["Content-Disposition"] == f'attachment; filename="{package}"'
+    # On disk and in the list of files, the names are the contract's.
+    assert (first.results_dir / "count-hashtags.csv").is_file()
+    assert ">count-hashtags.csv</a>" in summary_page(owner_client, first)
+
+
 @pytest.mark.parametrize(
     "name",
     [

@@ -154,9 +154,18 @@ def search_file(request: HttpRequest, pk: int, name: str) -> FileResponse:
     if path is None:
         raise Http404("No such file.")
     inline = name.startswith("media/") or name.endswith((".json", ".txt"))
-    response = FileResponse(path.open("rb"), as_attachment=not inline, filename=path.name)
+    response = FileResponse(path.open("rb"), as_attachment=not inline, filename=download_name(search, path.name))
     response["Content-Security-Policy"] = FILE_CSP
     return response
+
+
+def download_name(search: Search, name: str) -> str:
+    """The name a browser saves a file under: with the search's id, so that the files of several
+    searches (every one has a count-hashtags.csv) do not overwrite one another. The package's name
+    already carries it (search-<id>-<time>.zip). The files keep their names on disk and in the package."""
+    if name == contract.package_name(search.results_dir.name):
+        return name
+    return f"search-{search.pk}-{name}"
 
 
 @require_POST
