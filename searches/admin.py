@@ -130,6 +130,11 @@ class SearchAdmin(admin.ModelAdmin):
             ("State", {"fields": self.readonly_fields}),
         ]
 
+    def get_changeform_initial_data(self, request) -> dict:
+        # A search without an owner is shown to staff only: one added here is the adder's, unless
+        # they choose someone else.
+        return {"owner": request.user.pk, **super().get_changeform_initial_data(request)}
+
     def get_readonly_fields(self, request, obj=None):
         # Once saved, a search's query is what its runs answered: changing it means a new search.
         if obj is not None and obj.pk:

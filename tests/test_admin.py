@@ -110,6 +110,30 @@ def test_staff_change_a_search_s_title_and_notes_and_find_it_by_its_title(admin_
     assert f"/admin/searches/search/{search.pk}/change/" in found
 
 
+def test_a_search_added_in_the_admin_belongs_to_the_staff_member_who_adds_it(admin_client, staff_user, queue):
+    add = reverse("admin:searches_search_add")
+    page = admin_client.get(add).content.decode()
+    owner_field = re.search(r'<select name="owner".*?</select>', page, re.S).group(0)
+    assert re.search(rf'<option value="{staff_user.pk}" selected>carol</option>', owner_field)
+    # Sent as the page shows it, the owner left as chosen for them.
+    response = admin_client.post(
+        add,
+        {
+            "owner": staff_user.pk,
+            "term": "storm",
+            "source": "sample",
+            "runs-TOTAL_FORMS": 0,
+            "runs-INITIAL_FORMS": 0,
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    search = Search.objects.get(term="storm")
+    assert search.owner == staff_user
+    # Someone else may still be chosen.
+    other = admin_client.get(add, {"owner": ""}).content.decode()
+    assert "selected>carol</option>" not in re.search(r'<select name="owner".*?</select>', other, re.S).group(0)
+
+
 def test_publish_then_unpublish(admin_client, owner):
     search = make_search(owner, outputs=False)
     run_action(admin_client, "publish", search)
