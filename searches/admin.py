@@ -225,11 +225,16 @@ class SearchAdmin(admin.ModelAdmin):
 
     @admin.action(description="Publish selected searches")
     def publish(self, request, queryset) -> None:
-        _apply(self, request, queryset, services.publish_search, "Published")
+        # Only the searches this changes are counted; the others are named.
+        for search in queryset.filter(published_at__isnull=False):
+            self.message_user(request, f"{search}: already published; left as it was.", messages.INFO)
+        _apply(self, request, queryset.filter(published_at__isnull=True), services.publish_search, "Published")
 
     @admin.action(description="Unpublish selected searches")
     def unpublish(self, request, queryset) -> None:
-        _apply(self, request, queryset, services.unpublish_search, "Unpublished")
+        for search in queryset.filter(published_at__isnull=True):
+            self.message_user(request, f"{search}: not published; left as it was.", messages.INFO)
+        _apply(self, request, queryset.filter(published_at__isnull=False), services.unpublish_search, "Unpublished")
 
     @admin.action(description="Delete selected searches, all their runs and files (asks first)")
     def delete_with_files(self, request, queryset):

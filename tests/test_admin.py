@@ -144,6 +144,25 @@ def test_publish_then_unpublish(admin_client, owner):
     assert search.published_at is None
 
 
+def test_publish_and_unpublish_count_only_the_searches_they_change(admin_client, owner):
+    shared = make_search(owner, term="shared", published=True, outputs=False)
+    private = [make_search(owner, term=f"private {i}", outputs=False) for i in range(2)]
+
+    page = run_action(admin_client, "unpublish", shared, *private).content.decode()
+    assert "Unpublished 1 search." in page and "Unpublished 3" not in page
+    for search in private:
+        assert f"{search}: not published; left as it was." in page
+    shared.refresh_from_db()
+    assert shared.published_at is None
+
+    page = run_action(admin_client, "unpublish", *private).content.decode()
+    assert "Unpublished" not in page  # nothing was
+
+    run_action(admin_client, "publish", shared)
+    page = run_action(admin_client, "publish", shared, private[0]).content.decode()
+    assert "Published 1 search." in page and f"{shared}: already published; left as it was." in page
+
+
 def test_a_search_without_a_finished_run_cannot_be_published(admin_client, owner):
     search = make_search(owner, status=Status.FAILED)
     page = run_action(admin_client, "publish", search).content.decode()
