@@ -111,7 +111,7 @@ def test_start_a_sample_search_watch_it_finish_live_and_read_its_summary(page, l
 
     # No worker yet: the page shows the search waiting, and polls.
     assert page.locator("#status .badge-queued").count() == 1
-    assert page.locator("#status[hx-trigger='every 2s']").count() == 1
+    assert page.locator("#status-live[hx-trigger='every 2s']").count() == 1
     # Mark this page: a reload or navigation would lose the mark, so it proves htmx did the updates.
     page.evaluate("window.dnflowNoReload = true")
     process = worker.start()
