@@ -77,7 +77,8 @@ class SearchForm(forms.Form):
         label="File",
         help_text=(
             "For an archive: posts as JSON lines (v1.1, v2 pages or twarc2), a JSON array, or tweets.js, "
-            "optionally gzipped. For tweet ids: one id a line, or a CSV with an id column, or a dnflow package."
+            "optionally gzipped; or the ZIP of your archive that X gives, or a ZIP of such files. "
+            "For tweet ids: one id a line, or a CSV with an id column, or a dnflow package."
         ),
     )
 

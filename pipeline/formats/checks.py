@@ -33,8 +33,8 @@ UTF8_VERDICT_LINES = 1000
 
 ACCEPTED = (
     "dnflow imports JSONL (one post or one v2 response page per line, as twarc writes), a JSON array of "
-    "posts, a v1.1 search response, a v2 response page, or Twitter's own archive (data/tweets.js), "
-    "any of them gzipped"
+    "posts, a v1.1 search response, a v2 response page, or Twitter's own archive (data/tweets.js, or "
+    "the ZIP X gives), any of them gzipped or several in a ZIP"
 )
 
 
