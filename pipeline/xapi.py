@@ -226,20 +226,31 @@ def _api_time(value: datetime | str | None) -> str | None:
 
 @dataclass
 class Estimate:
-    total: int
+    total: int  # the posts that match
     by_day: list[tuple[str, int]]  # ("YYYY-MM-DD", posts), oldest first; days as the API cut them (UTC)
-    cost: float
+    cost: float  # of the posts the search reads (`reads`), not of every post that matches
     price_per_post: float
     days: int = 0  # the span the counts cover, in whole days (recent: 7); 0 if unknown
+    count: int | None = None  # the search's count: it stops there, whatever matches; None: no limit
+
+    @property
+    def reads(self) -> int:
+        """The posts the search would read (and pay for) at most."""
+        return self.total if self.count is None else min(self.total, self.count)
 
     def describe(self) -> str:
         days = self.days or len(self.by_day)
         span = f" ({days:,} day{'s' if days != 1 else ''})" if days else ""
-        cost = Decimal(str(self.total)) * Decimal(str(self.price_per_post))
+        cost = (Decimal(str(self.reads)) * Decimal(str(self.price_per_post))).quantize(Decimal("0.01"), ROUND_HALF_UP)
         price = f"{Decimal(str(self.price_per_post)):f}".rstrip("0").rstrip(".") if self.price_per_post else "0"
+        reading, bound = "", "about"
+        if self.count is not None and self.count < self.total:
+            reading, bound = f"; with count {self.count:,} the search reads at most {self.count:,}", "at most"
+        elif self.count is not None and self.total:
+            reading = f"; with count {self.count:,} the search reads them all"
         return (
             f"about {self.total:,} post{'s' if self.total != 1 else ''} match{'es' if self.total == 1 else ''}{span}"
-            f" -- about ${cost.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,} at ${price} per post read"
+            f"{reading} -- {bound} ${cost:,} at ${price} per post read"
         )
 
 
@@ -250,18 +261,21 @@ def estimate(
     lang: str = "",
     start_time: datetime | str | None = None,
     end_time: datetime | str | None = None,
+    count: int | None = None,
     api: ApiConfig | None = None,
     price_per_post: float | None = None,
 ) -> Estimate:
-    """How many posts the query matches, by day, and what reading them all would cost. Spends no reads.
+    """How many posts the query matches, by day, and what the search would cost. Spends no reads.
 
+    count: the search's count. The search stops there, so it reads (and pays for) at most that many
+    however many match; None prices every post that matches.
     api and price_per_post default to Django's settings (X_BEARER_TOKEN..., DNFLOW_PRICE_PER_POST).
     """
     if source not in PAGE_SIZES:
         raise ValueError(f"source must be 'recent' or 'all', not {source!r}")
     api = api or ApiConfig.from_django_settings()
     client = raw_client(api)
-    count = client.get_recent_tweets_count if source == "recent" else client.get_all_tweets_count
+    count_posts = client.get_recent_tweets_count if source == "recent" else client.get_all_tweets_count
     params: dict = {"granularity": "day"}
     for name, value in (("start_time", start_time), ("end_time", end_time)):
         if _api_time(value):
@@ -275,7 +289,7 @@ def estimate(
 
         def send(token=token):
             extra = {"next_token": token} if token else {}
-            return count(full_query, **params, **extra)
+            return count_posts(full_query, **params, **extra)
 
         _, body = call_api(send, source=source, api=api)
         if not isinstance(body, dict):
@@ -298,4 +312,6 @@ def estimate(
     price = float(price_per_post)
     edges = [edge for edge in edges if edge is not None]
     days = max(1, round((max(edges) - min(edges)).total_seconds() / 86400)) if edges else 0
-    return Estimate(total=total, by_day=by_day, cost=total * price, price_per_post=price, days=days)
+    result = Estimate(total=total, by_day=by_day, cost=0.0, price_per_post=price, days=days, count=count)
+    result.cost = result.reads * price
+    return result

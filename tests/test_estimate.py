@@ -60,6 +60,22 @@ def test_full_archive_counts_follow_next_token_across_pages(x_api):
     assert result.describe().startswith("about 500 posts match (20 days)")
 
 
+def test_the_cost_is_of_the_posts_the_count_lets_the_search_read_not_of_all_that_match(x_api):
+    capped = estimate(query="blacklivesmatter", source="recent", count=100)
+    assert (capped.total, capped.reads, capped.cost) == (500, 100, pytest.approx(0.5))
+    assert capped.describe() == (
+        "about 500 posts match (7 days); with count 100 the search reads at most 100 "
+        "-- at most $0.50 at $0.005 per post read"
+    )
+
+    roomy = estimate(query="blacklivesmatter", source="recent", count=1000)
+    assert (roomy.reads, roomy.cost) == (500, pytest.approx(2.5))
+    assert roomy.describe() == (
+        "about 500 posts match (7 days); with count 1,000 the search reads them all "
+        "-- about $2.50 at $0.005 per post read"
+    )
+
+
 def test_describe_in_plain_words_with_thousands_and_cents():
     week = [(f"2026-03-0{day}", 1763) for day in range(1, 8)]
     many = Estimate(total=12345, by_day=week, cost=61.725, price_per_post=0.005, days=7)

@@ -235,6 +235,18 @@ def test_estimate_asks_the_x_api_counts_and_describes_them(owner_client, x_api):
     assert not x_api.search_requests(), "an estimate spends no reads"
 
 
+def test_estimate_prices_only_the_posts_the_count_lets_the_search_read(owner_client, x_api):  # noqa: F811
+    capped = owner_client.post(reverse("estimate"), {"term": "climate", "source": "recent", "count": "100"})
+    said = capped.content.decode()
+    assert "about 500 posts match" in said  # the recorded posts, all of them matching
+    assert "the search reads at most 100" in said and "at most $0.50" in said
+    assert "$2.50" not in said
+
+    # No count: the default count (1,000 here) is the limit, and all 500 fit under it.
+    default = owner_client.post(reverse("estimate"), {"term": "climate", "source": "recent", "count": ""})
+    assert "with count 1,000 the search reads them all -- about $2.50" in default.content.decode()
+
+
 def test_estimate_of_a_query_x_would_refuse_says_why(owner_client, x_api):  # noqa: F811
     body = owner_client.post(reverse("estimate"), {"term": "", "source": "recent"}).content.decode()
     assert "Enter a search term" in body

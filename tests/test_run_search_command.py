@@ -191,6 +191,15 @@ def test_estimate_prints_the_total_cost_and_days_and_collects_nothing(x_api):
     assert not x_api.search_requests()
 
 
+def test_estimate_prices_only_the_posts_the_count_lets_the_search_read(x_api):
+    out = StringIO()
+
+    call_command("run_search", "#kpop", "--estimate", "--source", "recent", "--count", "100", stdout=out)
+
+    first = out.getvalue().splitlines()[0]
+    assert first.startswith("about 500 posts match") and "reads at most 100 -- at most $0.50" in first
+
+
 # --- make demo's owner ---------------------------------------------------------------------------
 
 

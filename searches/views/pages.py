@@ -214,6 +214,7 @@ def estimate(request: HttpRequest) -> HttpResponse:
                 lang=search.lang,
                 start_time=search.start_time,
                 end_time=search.end_time,
+                count=search.count,
             )
             context["estimate"] = result.describe()
         except ValidationError as exc:

@@ -144,7 +144,7 @@ class Command(PlainErrors, BaseCommand):
             if options["estimate"]:
                 return
         elif options["estimate"]:
-            self.estimate(options["term"], source, options["lang"], start, end)
+            self.estimate(options["term"], source, options["lang"], start, end, options["count"])
             return
         else:
             archive_path = self.archive_path(options["archive"]) if options["archive"] else ""
@@ -236,7 +236,7 @@ class Command(PlainErrors, BaseCommand):
             return "\n".join(lines)
         return " ".join(exc.messages)
 
-    def estimate(self, term: str, source: str, lang: str, start, end) -> None:
+    def estimate(self, term: str, source: str, lang: str, start, end, count: int | None) -> None:
         if not Source(source).is_live:
             raise CommandError(
                 "Estimates are for live X searches (--source recent or all): archives and the sample cost nothing.",
@@ -245,7 +245,7 @@ class Command(PlainErrors, BaseCommand):
         probe = Search(
             term=term.strip(),
             source=source,
-            count=settings.DNFLOW_DEFAULT_COUNT,
+            count=settings.DNFLOW_DEFAULT_COUNT if count is None else count,
             lang=lang,
             start_time=start,
             end_time=end,
@@ -257,7 +257,9 @@ class Command(PlainErrors, BaseCommand):
         from pipeline.xapi import XApiError, estimate
 
         try:
-            result = estimate(query=probe.term, source=source, lang=lang, start_time=start, end_time=end)
+            result = estimate(
+                query=probe.term, source=source, lang=lang, start_time=start, end_time=end, count=probe.count
+            )
         except XApiError as exc:
             raise CommandError(str(exc), returncode=FAILED) from None
         self.stdout.write(result.describe())
