@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -66,6 +66,8 @@ __all__ = [
 # What each search asks for: EXPANSIONS, TWEET_FIELDS, USER_FIELDS, MEDIA_FIELDS (pipeline.xapi_client).
 # The API's bounds on max_results for each search.
 PAGE_SIZES = {"recent": (10, 100), "all": (10, 500)}
+# What a full-archive search (and its count) covers when given no start_time: X's default, not 2006 on.
+ALL_DEFAULT_DAYS = 30
 
 
 @dataclass
@@ -232,6 +234,9 @@ class Estimate:
     price_per_post: float
     days: int = 0  # the span the counts cover, in whole days (recent: 7); 0 if unknown
     count: int | None = None  # the search's count: it stops there, whatever matches; None: no limit
+    first_day: str = ""  # the first and last days counted ("YYYY-MM-DD", UTC); "" if unknown
+    last_day: str = ""
+    note: str = ""  # a sentence about the period, said after the numbers
 
     @property
     def reads(self) -> int:
@@ -240,7 +245,8 @@ class Estimate:
 
     def describe(self) -> str:
         days = self.days or len(self.by_day)
-        span = f" ({days:,} day{'s' if days != 1 else ''})" if days else ""
+        dates = f": {self.first_day} to {self.last_day}" if self.first_day and self.last_day else ""
+        span = f" ({days:,} day{'s' if days != 1 else ''}{dates})" if days else ""
         cost = (Decimal(str(self.reads)) * Decimal(str(self.price_per_post))).quantize(Decimal("0.01"), ROUND_HALF_UP)
         price = f"{Decimal(str(self.price_per_post)):f}".rstrip("0").rstrip(".") if self.price_per_post else "0"
         reading, bound = "", "about"
@@ -251,7 +257,7 @@ class Estimate:
         return (
             f"about {self.total:,} post{'s' if self.total != 1 else ''} match{'es' if self.total == 1 else ''}{span}"
             f"{reading} -- {bound} ${cost:,} at ${price} per post read"
-        )
+        ) + (f". {self.note}" if self.note else "")
 
 
 def estimate(
@@ -314,4 +320,16 @@ def estimate(
     days = max(1, round((max(edges) - min(edges)).total_seconds() / 86400)) if edges else 0
     result = Estimate(total=total, by_day=by_day, cost=0.0, price_per_post=price, days=days, count=count)
     result.cost = result.reads * price
+    if edges:
+        # The end is exclusive: a period ending at midnight ends the day before.
+        result.first_day = min(edges).astimezone(UTC).date().isoformat()
+        result.last_day = (max(edges) - timedelta(microseconds=1)).astimezone(UTC).date().isoformat()
+    if source == "all" and not _api_time(start_time):
+        # People read "full archive" as "since 2006"; X searches (and counts) only the last 30 days then.
+        days_back = f"{ALL_DEFAULT_DAYS} days"
+        before = f"the {days_back} before its end time" if _api_time(end_time) else f"the last {days_back}"
+        result.note = (
+            f"Without a start time a full-archive search covers only {before} (X's default), the days counted "
+            "here: give a start time (From, --start) to reach further back."
+        )
     return result

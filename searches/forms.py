@@ -67,7 +67,12 @@ class SearchForm(forms.Form):
         help_text="The most posts to collect. Empty: the default for live searches, everything in an archive.",
     )
     lang = forms.CharField(required=False, max_length=16, label="Language", help_text="A code such as en or fr.")
-    start_time = forms.DateTimeField(required=False, widget=DateTimeInput(), label="From (UTC)")
+    start_time = forms.DateTimeField(
+        required=False,
+        widget=DateTimeInput(),
+        label="From (UTC)",
+        help_text="Empty: the last 7 days for a recent search, only the last 30 for a full archive (X's default).",
+    )
     end_time = forms.DateTimeField(required=False, widget=DateTimeInput(), label="Until (UTC)")
     refresh_every = refresh_every_field(
         help_text="Live X searches only: a new run collects the posts published since the last one."

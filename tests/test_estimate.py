@@ -7,13 +7,13 @@ Expected numbers are worked out by hand from the recorded data: its 500 posts we
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
 
 import pipeline.xapi_client
-from pipeline.xapi import Estimate, XApiError, estimate
+from pipeline.xapi import Estimate, XApiError, collect_live, estimate
 from tests.x_emulator import Fault
 
 pytest_plugins = ["tests.x_emulator"]  # the x_api fixture
@@ -31,7 +31,9 @@ def test_recent_counts_by_day_and_the_cost_at_the_default_price(x_api, settings)
     assert result.by_day == [(day, 500 if day == "2021-06-26" else 0) for day in days]
     assert result.total == 500
     assert result.cost == pytest.approx(2.5)
-    assert result.describe() == "about 500 posts match (7 days) -- about $2.50 at $0.005 per post read"
+    assert result.describe() == (
+        "about 500 posts match (7 days: 2021-06-19 to 2021-06-26) -- about $2.50 at $0.005 per post read"
+    )
 
 
 def test_the_configured_price_and_the_language_are_used(x_api, settings):
@@ -41,7 +43,9 @@ def test_the_configured_price_and_the_language_are_used(x_api, settings):
     assert x_api.requests[0].params["query"] == "blacklivesmatter lang:it"
     assert result.total == 203
     assert (result.price_per_post, result.cost) == (0.0075, pytest.approx(1.5225))
-    assert result.describe() == "about 203 posts match (7 days) -- about $1.52 at $0.0075 per post read"
+    assert result.describe() == (
+        "about 203 posts match (7 days: 2021-06-19 to 2021-06-26) -- about $1.52 at $0.0075 per post read"
+    )
 
 
 def test_full_archive_counts_follow_next_token_across_pages(x_api):
@@ -57,22 +61,48 @@ def test_full_archive_counts_follow_next_token_across_pages(x_api):
     assert [day for day, _ in result.by_day] == [f"2021-06-{day:02d}" for day in range(10, 30)]
     assert dict(result.by_day)["2021-06-26"] == 500
     assert result.total == 500
-    assert result.describe().startswith("about 500 posts match (20 days)")
+    assert result.describe() == (
+        "about 500 posts match (20 days: 2021-06-10 to 2021-06-29) -- about $2.50 at $0.005 per post read"
+    )  # given a start time, the count covers what the search covers: nothing more to say
 
 
 def test_the_cost_is_of_the_posts_the_count_lets_the_search_read_not_of_all_that_match(x_api):
     capped = estimate(query="blacklivesmatter", source="recent", count=100)
     assert (capped.total, capped.reads, capped.cost) == (500, 100, pytest.approx(0.5))
     assert capped.describe() == (
-        "about 500 posts match (7 days); with count 100 the search reads at most 100 "
+        "about 500 posts match (7 days: 2021-06-19 to 2021-06-26); with count 100 the search reads at most 100 "
         "-- at most $0.50 at $0.005 per post read"
     )
 
     roomy = estimate(query="blacklivesmatter", source="recent", count=1000)
     assert (roomy.reads, roomy.cost) == (500, pytest.approx(2.5))
     assert roomy.describe() == (
-        "about 500 posts match (7 days); with count 1,000 the search reads them all "
+        "about 500 posts match (7 days: 2021-06-19 to 2021-06-26); with count 1,000 the search reads them all "
         "-- about $2.50 at $0.005 per post read"
+    )
+
+
+def test_a_full_archive_estimate_without_a_start_time_says_it_counts_and_covers_only_30_days(x_api, tmp_path):
+    result = estimate(query="blacklivesmatter", source="all", count=100)
+
+    assert "start_time" not in x_api.requests[0].params
+    assert result.describe() == (
+        "about 500 posts match (30 days: 2021-05-27 to 2021-06-26); with count 100 the search reads at most 100 "
+        "-- at most $0.50 at $0.005 per post read. Without a start time a full-archive search covers only the "
+        "last 30 days (X's default), the days counted here: give a start time (From, --start) to reach further back."
+    )
+    until = estimate(query="blacklivesmatter", source="all", end_time="2021-06-27T00:00:00Z")
+    assert "(30 days: 2021-05-28 to 2021-06-26)" in until.describe()
+    assert "covers only the 30 days before its end time" in until.describe()
+
+    # The search itself covers those days and no more, as X does: a month on, neither finds the posts.
+    x_api.now += timedelta(days=31)
+    assert estimate(query="blacklivesmatter", source="all").total == 0
+    assert (
+        collect_live(
+            query="blacklivesmatter", source="all", count=100, raw_path=tmp_path / "r", state_path=tmp_path / "s"
+        ).posts
+        == 0
     )
 
 

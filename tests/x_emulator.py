@@ -16,7 +16,7 @@ pages themselves (minus twarc's `__twarc` key, and with its own next_token). The
 interpreted except `lang:xx`; `start_time` / `end_time` filter by `created_at`, `since_id` keeps only
 posts with a larger id (newer), as X does. The emulator's clock
 is when the data was recorded (`emulator.now`, 2021-06-26T19:56:43Z), for the recent window checks
-and the default counts windows.
+and the default windows (a full-archive search or count without `start_time` covers 30 days).
 
 The lookup answers each id in the order asked, with the same fields and expansions rules as the
 search: a post it has goes in `data` (its includes with it); any other id gets a per-id problem in
@@ -500,6 +500,8 @@ class XApiEmulator:
         start, end, error = self._window(path, params)
         if error:
             return 400, error
+        if path.endswith("/all") and start is None:
+            start = (end or self.now) - timedelta(days=30)  # X's default, as for the counts: not 2006 on
         since_id, error = self._since_id(params)
         if error:
             return 400, error

@@ -111,7 +111,11 @@ class Command(PlainErrors, BaseCommand):
             help="Default: archive with --archive; else sample without X_BEARER_TOKEN; else recent.",
         )
         parser.add_argument("--lang", default="", help="Only posts in this language, e.g. en.")
-        parser.add_argument("--start", help="Earliest post time, ISO 8601 (UTC if no zone).")
+        parser.add_argument(
+            "--start",
+            help="Earliest post time, ISO 8601 (UTC if no zone). Without it X searches the last 7 days (recent) "
+            "or only the last 30 (all).",
+        )
         parser.add_argument("--end", help="Latest post time (exclusive), ISO 8601.")
         parser.add_argument("--owner", help="The user the search belongs to (default: none).")
         parser.add_argument("--enqueue", action="store_true", help="Queue it for a worker and print its id.")
