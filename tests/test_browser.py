@@ -19,6 +19,7 @@ from tests.browser_helpers import ARTIFACTS, log_in, shot
 from tests.conftest import TEST_REDIS_URL
 from tests.web_helpers import make_search
 from tests.worker_helpers import worker_database_url
+from tests.x_emulator import x_api  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -230,6 +231,35 @@ def test_the_live_status_leaves_alone_the_controls_a_person_is_using(page, live_
     search.latest_run.runs().finish()
     page.wait_for_selector("#status button:has-text('Collect again')")
     assert page.locator("#status button:has-text('Cancel')").count() == 0
+@pytest.mark.parametrize("javascript", [True, False], ids=["htmx", "no-javascript"])
+def test_the_estimate_button_shows_the_estimate_under_the_form_as_filled(
+    browser,
+    live_server,
+    owner,
+    x_api,  # noqa: F811
+    javascript,
+):
+    context = browser.new_context(java_script_enabled=javascript)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    navigations = []
+    try:
+        log_in(page, live_server, "alice", "alice-password-1")
+        page.on("framenavigated", lambda frame: navigations.append(frame.url) if frame == page.main_frame else None)
+        page.fill("#id_term", "climate")
+        page.select_option("#id_source", "recent")
+        page.fill("#id_count", "100")
+        page.click("button:has-text('Estimate posts and cost')")
+        page.wait_for_selector("#estimate p")
+        said = page.locator("#estimate").inner_text()
+        assert "about 500 posts match" in said, said
+        assert page.input_value("#id_term") == "climate" and page.input_value("#id_count") == "100"
+        assert page.input_value("#id_source") == "recent"
+        # With htmx only #estimate changes; without JavaScript the whole page comes back.
+        assert navigations == ([] if javascript else [f"{live_server.url}{reverse('estimate')}"])
+        assert not Search.objects.exists() and not x_api.search_requests()
+    finally:
+        context.close()
 
 
 def test_upload_a_real_archive_on_the_form_and_the_worker_counts_every_post(

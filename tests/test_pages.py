@@ -247,6 +247,32 @@ def test_estimate_prices_only_the_posts_the_count_lets_the_search_read(owner_cli
     assert "with count 1,000 the search reads them all -- about $2.50" in default.content.decode()
 
 
+def test_without_javascript_the_estimate_button_shows_the_page_again_with_the_form_as_filled(
+    owner_client,
+    x_api,  # noqa: F811
+):
+    page = owner_client.get(reverse("home")).content.decode()
+    button = re.search(r"<button[^>]*>Estimate posts and cost</button>", page).group(0)
+    assert 'type="submit"' in button and f'formaction="{reverse("estimate")}"' in button
+
+    filled = {"title": "kept", "term": "climate", "source": "recent", "count": "100", "lang": "en"}
+    response = owner_client.post(reverse("estimate"), filled)  # as a browser without JavaScript sends it
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert 'id="search-form"' in page and 'id="own-heading"' in page  # the whole home page
+    assert 'value="climate"' in page and 'value="100"' in page and 'value="kept"' in page
+    assert '<option value="recent" selected>' in page
+    estimate = re.search(r'<div id="estimate".*?</div>', page, re.S).group(0)
+    assert "about 222 posts match" in estimate  # the recorded posts in English
+    assert not x_api.search_requests() and not Search.objects.exists()  # nothing started, nothing read
+
+
+def test_the_estimates_address_opened_without_a_form_is_the_home_page(owner_client):
+    response = owner_client.get(reverse("estimate") + "?mine=2&mine_after=40")
+    assert response.status_code == 302 and response["Location"] == reverse("home") + "?mine=2&mine_after=40"
+
+
 def test_estimate_of_a_query_x_would_refuse_says_why(owner_client, x_api):  # noqa: F811
     body = owner_client.post(reverse("estimate"), {"term": "", "source": "recent"}).content.decode()
     assert "Enter a search term" in body

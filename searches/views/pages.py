@@ -17,8 +17,9 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.text import get_valid_filename
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
 from pipeline.xapi import estimate as estimate_posts
@@ -182,9 +183,18 @@ def _estimate_id_lookup(upload: UploadedFile) -> dict:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def estimate(request: HttpRequest) -> HttpResponse:
-    """htmx: how many posts a live search would return and what it would cost, before it runs."""
+    """How many posts a live search would return and what it would cost, before it runs.
+
+    htmx gets the #estimate fragment alone. Without JavaScript the button posts the whole form here,
+    and the home page comes back with the form as filled and the estimate in it.
+    """
+    if request.method == "GET":
+        # This page's address after a plain post: its relative links (pages of the lists), a log-in's
+        # "next" and a reload without the form all mean the home page.
+        query = request.GET.urlencode()
+        return redirect(reverse("home") + (f"?{query}" if query else ""))
     form = SearchForm(request.POST, request.FILES)
     context: dict = {"estimate": None, "problem": ""}
     if not settings.X_BEARER_TOKEN:
@@ -222,4 +232,8 @@ def estimate(request: HttpRequest) -> HttpResponse:
         except Exception as exc:  # the X API or the network: say what happened, do not crash
             log.warning("estimate failed: %s", exc)
             context["problem"] = f"The estimate could not be made: {exc}"
-    return render(request, "searches/home.html#estimate", context)
+    if request.htmx:
+        return render(request, "searches/home.html#estimate", context)
+    # A browser never fills a file input in again: say so, or "Start" would be refused for want of it.
+    context["choose_file_again"] = bool(request.FILES)
+    return render(request, "searches/home.html", {**_home_context(request, form), **context})
