@@ -244,6 +244,14 @@ class _Parser:
             raise QueryError("A ')' has no matching '(': remove it or add the '('.")
         return node
 
+    def unclosed(self) -> str:
+        """The message for a query that ends with parentheses still open, saying how many."""
+        kinds = [kind for kind, _ in self.tokens]
+        missing = kinds.count("(") - kinds.count(")")
+        if missing <= 1:
+            return "A '(' is not closed: add the missing ')'."
+        return f"{missing} '(' are not closed: add the {missing} missing ')', or remove the '(' you did not mean."
+
     def parse_or(self) -> Node:
         branches = [self.parse_and()]
         while self.peek() == "OR":
@@ -262,6 +270,8 @@ class _Parser:
         if not parts:
             if self.peek() == "OR":
                 raise QueryError("OR needs something to match on both sides, as in cats OR dogs.")
+            if self.peek() is None:  # the query ended inside a '(', as in "climate (((": not empty, unclosed
+                raise QueryError(self.unclosed())
             raise QueryError("Empty parentheses: put terms inside them or remove them.")
         if len(parts) == 1:
             return parts[0]
@@ -278,7 +288,7 @@ class _Parser:
         if kind == "(":
             node = self.parse_or()
             if self.peek() != ")":
-                raise QueryError("A '(' is not closed: add the missing ')'.")
+                raise QueryError(self.unclosed())
             self.take()
             return node
         if kind == "PHRASE":

@@ -171,6 +171,7 @@ FORM_CASES = {
     "over-long query": ({"term": LONG_QUERY, "source": "recent"}, "term", "The query is 513 characters"),
     "query over any X limit": ({"term": "y" * 4097, "source": "sample"}, "term", "at most 4096 characters"),
     "a quote not closed": ({"term": '"talks resume', "source": "sample"}, "term", "quote is not closed"),
+    "parentheses not closed": ({"term": "climate (((", "source": "sample"}, "term", "3 '(' are not closed"),
     "negative count": ({"term": "c", "source": "sample", "count": "-5"}, "count", "greater than or equal to 1"),
     "huge count": ({"term": "c", "source": "recent", "count": "10" + "0" * 12}, "count", "between 1 and 100,000"),
     "count beyond any integer": ({"term": "c", "source": "sample", "count": "9" * 30}, "count", "less than or equal"),
