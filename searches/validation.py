@@ -7,11 +7,12 @@ them as they are.
 from __future__ import annotations
 
 import tempfile
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from pipeline.hydrate import estimate_lookup
 from pipeline.ids import IdFileError, read_ids
@@ -21,6 +22,8 @@ from .choices import Source
 
 # Query length limits of the self-serve X API (enterprise allows 4,096).
 MAX_QUERY_LENGTH = {"recent": 512, "all": 1024}
+# Recent search reaches back this far from the moment of the request; X answers 400 to an earlier start_time.
+RECENT_WINDOW = timedelta(days=7)
 MIN_REFRESH_EVERY = timedelta(hours=1)
 
 # The languages X tags posts with (BCP 47 codes as the API returns them in `lang`).
@@ -82,6 +85,17 @@ def validate_search(search) -> None:
 
     if search.start_time and search.end_time and search.start_time >= search.end_time:
         errors["end_time"] = "The end time must come after the start time."
+    # Only for a new search: the window moves on, and a saved one (an admin edit) was checked when it began.
+    if source == Source.RECENT and search.start_time and search._state.adding:
+        earliest = timezone.now() - RECENT_WINDOW
+        if search.start_time < earliest:
+            # Shown to the next whole minute, so that the time said is itself accepted.
+            since = (earliest.replace(second=0, microsecond=0) + timedelta(minutes=1)).astimezone(UTC)
+            since = since.strftime("%Y-%m-%d %H:%M")
+            errors["start_time"] = (
+                f"A recent search covers only the last 7 days: the start must be on or after {since} UTC (X refuses "
+                "an earlier one). Choose a later start, or a full-archive search for older posts."
+            )
 
     every = search.refresh_every
     if every is not None:

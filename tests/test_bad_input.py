@@ -144,6 +144,11 @@ PARAMETER_CASES = {
         {},
         ["--end: The end time must come after the start time."],
     ),
+    "a recent search starting before its 7 days": (
+        ["climate", "--source", "recent", "--start", "2020-01-01"],
+        {"X_BEARER_TOKEN": "t"},
+        ["--start: A recent search covers only the last 7 days", "or a full-archive search for older posts"],
+    ),
     "missing bearer token": (
         ["climate", "--source", "recent"],
         {"X_BEARER_TOKEN": ""},
@@ -172,6 +177,11 @@ FORM_CASES = {
     "query over any X limit": ({"term": "y" * 4097, "source": "sample"}, "term", "at most 4096 characters"),
     "a quote not closed": ({"term": '"talks resume', "source": "sample"}, "term", "quote is not closed"),
     "parentheses not closed": ({"term": "climate (((", "source": "sample"}, "term", "3 '(' are not closed"),
+    "a recent search starting before its 7 days": (
+        {"term": "climate", "source": "recent", "start_time": "2020-01-01T00:00"},
+        "start_time",
+        "A recent search covers only the last 7 days",
+    ),
     "negative count": ({"term": "c", "source": "sample", "count": "-5"}, "count", "greater than or equal to 1"),
     "huge count": ({"term": "c", "source": "recent", "count": "10" + "0" * 12}, "count", "between 1 and 100,000"),
     "count beyond any integer": ({"term": "c", "source": "sample", "count": "9" * 30}, "count", "less than or equal"),

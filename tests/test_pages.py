@@ -224,7 +224,7 @@ def test_estimate_asks_the_x_api_counts_and_describes_them(owner_client, x_api):
     assert f'hx-post="{reverse("estimate")}"' in page
     response = owner_client.post(
         reverse("estimate"),
-        {"term": "climate", "source": "recent", "start_time": "2021-06-20T00:00", "end_time": "2021-06-26T19:00"},
+        {"term": "climate", "source": "recent"},
         HTTP_HX_REQUEST="true",
     )
     body = response.content.decode()

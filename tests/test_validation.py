@@ -1,9 +1,10 @@
 """A search the X API would refuse is refused before anything is collected, in plain words."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from searches.models import Search, Source, Status
 from searches.services import create_search
@@ -76,3 +77,29 @@ def test_unknown_language_and_reversed_dates(token):
     )
     assert "Unknown language code 'klingon'" in errors["lang"]
     assert "end time must come after" in errors["end_time"]
+
+
+def test_a_recent_search_starting_before_its_7_days_is_refused_with_the_earliest_start(token):
+    message = errors_of(term="climate", source=Source.RECENT, count=10, start_time=datetime(2020, 1, 1, tzinfo=UTC))[
+        "start_time"
+    ]
+    earliest = timezone.now() - timedelta(days=7)
+    assert message.startswith("A recent search covers only the last 7 days: the start must be on or after ")
+    said = datetime.strptime(message.split("on or after ")[1][:16], "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+    assert earliest <= said <= earliest + timedelta(minutes=1)  # the time said is one X accepts
+    assert "Choose a later start, or a full-archive search for older posts." in message
+
+    inside = timezone.now() - timedelta(days=6, hours=23)
+    assert create_search(term="climate", source=Source.RECENT, count=10, start_time=inside, enqueue=False).pk
+    old = datetime(2020, 1, 1, tzinfo=UTC)
+    assert create_search(term="climate", source=Source.ALL, count=10, start_time=old, enqueue=False).pk
+
+
+def test_a_saved_recent_search_is_not_refused_once_its_start_leaves_the_window(token):
+    search = create_search(
+        term="climate", source=Source.RECENT, count=10, start_time=timezone.now() - timedelta(days=1), enqueue=False
+    )
+    search.start_time -= timedelta(days=10)  # as if the search were ten days old: the window has moved on
+    Search.objects.filter(pk=search.pk).update(start_time=search.start_time)
+    search.title = "renamed in the admin"
+    search.full_clean()  # the admin's change form checks the whole search again
