@@ -35,6 +35,11 @@ rounded by a spreadsheet is near 100%. The minimum count keeps a small file from
 chance: even at a true rate of 6.3%, the chance that a file of real ids trips the test is at most
 0.1% (at 50 ids, binomial), and falls quickly with more. Ids of 16 digits or fewer are not
 counted: a spreadsheet rounds a 16-digit id to one trailing zero, which this test cannot see.
+Too few to trip the test, 19-digit ids ending in 0000 (only zeros after the 15th digit) are still
+named as damaged when the file shows a spreadsheet had it (ids in scientific notation, or with
+digit-group separators): a rounded one always looks like that, a real one seldom (none of the real
+19-digit ids above does). Not so 18-digit ids ending in 000: a few percent of the real 2018 ones
+do, so they are not named one by one.
 
 Memory: the dedup is `pipeline.idset.SeenIds` (a bounded set that spills to `<folder>/.spill`),
 so millions of ids read in bounded memory; the report keeps a few examples per problem.
@@ -68,6 +73,10 @@ ID_COLUMNS = ("id", "id_str", "tweet_id", "tweetid", "tweet_id_str", "status_id"
 ROUNDED_SHARE = 0.20
 ROUNDED_MIN_COUNT = 10
 ROUNDED_MIN_DIGITS = 17
+# Signs that a spreadsheet had the file: its ids then ending in zeros past the 15th digit were rounded too.
+SPREADSHEET_DAMAGE = ("scientific-notation", "digit-grouping")
+SPREADSHEET_DIGITS = 15
+ZERO_FILLED_DIGITS = 19  # shorter ids end in zeros too often to be called rounded one by one
 # Examples kept per problem, for the report.
 MAX_EXAMPLES = 5
 # X's ids are positive 63-bit numbers.
@@ -143,6 +152,7 @@ class IdReport:
     examples: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # problem -> [(line, text)]
     long_ids: int = 0  # usable ids of ROUNDED_MIN_DIGITS digits or more (distinct)
     ending_00: int = 0  # of those, how many end in 00
+    zero_filled: int = 0  # 19-digit ids all zeros after the 15th digit, as a spreadsheet leaves them
     package_checksum: str = ""  # for a package: "ok" or "mismatch"; "" otherwise
 
     @property
@@ -153,6 +163,12 @@ class IdReport:
     def looks_rounded(self) -> bool:
         """Whether a suspicious share of the ids end in 00 (a spreadsheet rounded them)."""
         return self.ending_00 >= ROUNDED_MIN_COUNT and self.ending_00 >= ROUNDED_SHARE * self.long_ids
+
+    @property
+    def zero_filled_by_a_spreadsheet(self) -> bool:
+        """Whether ids that look rounded are damaged too: too few for `looks_rounded`, but in a file that
+        other damage shows a spreadsheet had."""
+        return bool(self.zero_filled) and any(self.damaged.get(kind) for kind in SPREADSHEET_DAMAGE)
 
     @property
     def should_refuse(self) -> bool:
@@ -182,6 +198,16 @@ class IdReport:
                 "does to ids it stored as numbers: it keeps 15 significant digits and fills the rest with zeros "
                 "(1408876829491015681 becomes 1408876829491010000), so these ids are wrong and cannot be repaired. "
                 "Export the ids again from the original data, not from the spreadsheet."
+            )
+        elif self.zero_filled_by_a_spreadsheet:
+            shown = [DAMAGE[kind][0] for kind in SPREADSHEET_DAMAGE if self.damaged.get(kind)]
+            these, are = ("this one", "it is") if self.zero_filled == 1 else ("these", "they are")
+            said.append(
+                f"{self.name}: {counted(self.zero_filled, 'id')} with only zeros after the {SPREADSHEET_DIGITS}th "
+                f"digit ({_examples(self.examples.get('zero-filled', []))}), which is what a spreadsheet leaves of "
+                f"an id it rounded (1408876829491015681 becomes 1408876829491010000). With ids {' and '.join(shown)} "
+                f"in the same file, the same spreadsheet very likely rounded {these} too: {are} wrong and cannot be "
+                "repaired. Export the ids again from the original data, not from the spreadsheet."
             )
         return said
 
@@ -213,6 +239,7 @@ class IdReport:
             "examples": {kind: [list(example) for example in found] for kind, found in self.examples.items()},
             "long_ids": self.long_ids,
             "ending_00": self.ending_00,
+            "zero_filled": self.zero_filled,
             "looks_rounded": self.looks_rounded,
             "package_checksum": self.package_checksum,
             "should_refuse": self.should_refuse,
@@ -255,6 +282,9 @@ def read_ids(source: Path, ids_path: Path, *, name: str | None = None) -> IdRepo
                     if post_id.endswith("00"):
                         report.ending_00 += 1
                         report._example("ending-00", line, post_id)
+                    if len(post_id) >= ZERO_FILLED_DIGITS and not post_id[SPREADSHEET_DIGITS:].strip("0"):
+                        report.zero_filled += 1
+                        report._example("zero-filled", line, post_id)
             if check is not None:
                 report.package_checksum = check()
             if report.ids == 0:

@@ -223,6 +223,24 @@ def test_ids_a_spreadsheet_rounded_are_detected_and_real_ids_are_not(tmp_path, r
     assert "line 2: " + rounded[0] in problem and "cannot be repaired" in problem
 
 
+def test_ids_a_spreadsheet_rounded_beside_ids_it_wrote_in_scientific_notation_are_named_too(tmp_path, real_ids):
+    # What the tester found: the E+18 line was named, the rounded id on another line was not.
+    lines = [real_ids[0], "1.40888E+18", real_ids[1], "1408876829491010000", real_ids[2]]
+    report, _ = read(tmp_path, "\n".join(lines) + "\n", name="shared.csv")
+
+    assert report.should_refuse
+    said = " ".join(report.problems())
+    assert "line 2: 1.40888E+18" in said
+    assert "shared.csv: 1 id with only zeros after the 15th digit (line 4: 1408876829491010000)" in said
+    assert "With ids in scientific notation in the same file, the same spreadsheet very likely rounded" in said
+
+
+def test_a_real_id_ending_in_0000_is_not_called_rounded_without_a_sign_of_a_spreadsheet(tmp_path, real_ids):
+    report, ids = read(tmp_path, "\n".join([*real_ids[:20], "1408876829491010000"]) + "\n")
+    assert ids[-1] == "1408876829491010000" and report.zero_filled == 1
+    assert not report.should_refuse and report.problems() == []
+
+
 def test_a_few_ids_ending_in_00_are_not_enough_to_raise_the_alarm(tmp_path, real_ids):
     ending = [i for i in real_ids if i.endswith("00")][: ROUNDED_MIN_COUNT - 1]
     report, _ = read(tmp_path, "\n".join(ending) + "\n")

@@ -76,6 +76,17 @@ def test_a_damaged_id_file_is_refused_on_the_form_before_anything_is_spent(x_api
     assert x_api.requests == []
 
 
+def test_the_form_names_every_kind_of_damage_in_a_refused_id_file(x_api, owner_client, empty_queue):
+    upload = SimpleUploadedFile("ids.csv", b"tweet_id\n1.40888E+18\n1408876829491010000\n")
+
+    response = owner_client.post(reverse("home"), {"source": "ids", "archive": upload})
+
+    errors = field_errors(response.content.decode(), "archive")
+    assert "line 2: 1.40888E+18" in errors  # in scientific notation
+    assert "line 3: 1408876829491010000" in errors and "rounded" in errors  # zero-filled by the same spreadsheet
+    assert not Search.objects.exists() and x_api.requests == []
+
+
 def test_the_form_estimates_an_id_lookup_and_then_starts_it(x_api, tmp_path, owner_client, empty_queue):
     path, _ = dataset(x_api, tmp_path)
     form = {"source": "ids"}
