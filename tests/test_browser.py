@@ -231,6 +231,8 @@ def test_the_live_status_leaves_alone_the_controls_a_person_is_using(page, live_
     search.latest_run.runs().finish()
     page.wait_for_selector("#status button:has-text('Collect again')")
     assert page.locator("#status button:has-text('Cancel')").count() == 0
+
+
 @pytest.mark.parametrize("javascript", [True, False], ids=["htmx", "no-javascript"])
 def test_the_estimate_button_shows_the_estimate_under_the_form_as_filled(
     browser,
