@@ -16,6 +16,7 @@ or once a second, never per post), and rate-limit waits through `Progress.wait`.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -189,6 +190,13 @@ def register(task_class: type[luigi.Task]) -> None:
         task_class.event_handler(event)(handler)
 
 
+# Set while a process has been asked to stop (run_search's signal handlers raise KeyboardInterrupt
+# too): where that exception was lost, swallowed by code that runs at a fork or in a __del__, the
+# next progress report stops the workflow, at a point where every step cleans up after itself.
+stop_asked = threading.Event()
+INTERRUPTED = "Interrupted from the command line. Run it again to resume: finished steps are kept."
+
+
 class Progress:
     """Progress of one running task, written to its run at a sensible rate.
 
@@ -214,6 +222,8 @@ class Progress:
         force: bool = False,
     ) -> None:
         """Record that the task is `fraction` (0..1) done; cheap to call often."""
+        if stop_asked.is_set():
+            raise WorkflowCancelled(INTERRUPTED)
         start, end = step_range(self.task.task_family, self.live)
         fraction = min(max(fraction, 0.0), 1.0)
         overall = round(start + (end - start) * fraction, 1)

@@ -12,6 +12,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError
 
+from pipeline import events
 from pipeline import tasks as pipeline_tasks
 from pipeline.contract import temporaries
 from pipeline.runner import build_workflow
@@ -274,3 +275,17 @@ def test_a_term_that_matches_nothing_finishes_with_empty_counts(tmp_path):
     assert (search.status, search.num_posts) == (Status.FINISHED, 0)
     assert (search.folder_path / "count-hashtags.csv").read_bytes() == b"hashtag,count\r\n"
     assert (search.folder_path / "tweet-ids.txt").read_text() == ""
+
+
+def test_a_stop_asked_of_the_process_ends_the_workflow_at_its_next_progress_report(tmp_path):
+    """What run_search's signal handlers set beside raising KeyboardInterrupt, for where that
+    exception is swallowed (the logging module's after-fork hook while the summary pass forks)."""
+    search = queued_archive_search(WRITERS["v1"](tmp_path / "a.jsonl"))
+    events.stop_asked.set()
+    try:
+        run = services.execute_search(search)
+    finally:
+        events.stop_asked.clear()
+
+    assert (run.status, run.error) == (Status.FAILED, events.INTERRUPTED)
+    assert not (run.folder_path / "summary.json").exists() and temporaries(run.folder_path) == []

@@ -21,7 +21,6 @@ searches/management/plain.py).
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import signal
 import threading
@@ -34,6 +33,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
+from pipeline.events import INTERRUPTED, stop_asked
 from pipeline.formats import ArchiveError, check_archive_start
 from pipeline.formats.names import FOLDER_SUFFIXES
 from pipeline.times import parse_iso
@@ -334,20 +334,25 @@ def execute_watched(search: Search, run: SearchRun, out) -> SearchRun:
     watcher = ProgressWatcher(run.pk, out, tty=out.isatty())
     watcher.start()
     try:
-        with signals_interrupt():
-            return services.execute_search(Search.objects.get(pk=search.pk))
-    except KeyboardInterrupt:
-        watcher.stop()
-        SearchRun.objects.get(pk=run.pk).this_claim().fail(
-            "Interrupted from the command line. Run it again to resume: finished steps are kept."
-        )
-        raise CommandError(
-            f"Interrupted. Search #{search.pk} keeps what it finished: resume it with "
-            f"`manage.py run_search --again {search.pk}`, or 'run again' on its page or in the admin.",
-            returncode=FAILED,
-        ) from None
+        with signals_interrupt() as stop:
+            try:
+                ended = services.execute_search(Search.objects.get(pk=search.pk))
+            except KeyboardInterrupt:
+                ended = None
+        if ended is not None and (not stop.asked or ended.status == Status.FINISHED):
+            return ended  # (a signal lost after the last progress report: the run finished all the same)
     finally:
         watcher.stop()
+    # Interrupted: at the signal, or (where that exception was lost) at the next progress report.
+    stopped = SearchRun.objects.get(pk=run.pk)
+    stopped.this_claim().fail(INTERRUPTED)
+    # The workflow has left this process, its counting processes with it: what it left is nobody's.
+    stopped.tidy_up()
+    raise CommandError(
+        f"Interrupted. Search #{search.pk} keeps what it finished: resume it with "
+        f"`manage.py run_search --again {search.pk}`, or 'run again' on its page or in the admin.",
+        returncode=FAILED,
+    )
 
 
 class signals_interrupt:  # noqa: N801 -- used as a context manager, like contextlib's
@@ -356,41 +361,33 @@ class signals_interrupt:  # noqa: N801 -- used as a context manager, like contex
     "running" with its temporary files until a reconcile sweep, and a person who runs no worker
     would never see it resume.
 
-    Where the interrupt lands in code that swallows exceptions (the logging module's after-fork
-    hook while the summary pass forks its workers, a __del__), the stop would be lost: until the
-    run has stopped, the signal is sent again every second.
+    Where that exception lands in code that swallows exceptions (the logging module's after-fork
+    hook while the summary pass forks its workers, a __del__), the stop is not lost:
+    pipeline.events.stop_asked stops the workflow at its next progress report. `asked`: whether a
+    signal came.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    AGAIN_SECONDS = 1.0
 
     def __init__(self) -> None:
         self._previous: dict[int, object] = {}
-        self._lock = threading.RLock()  # re-entrant: the handler may run while __exit__ holds it
-        self._active = False
+        self.asked = False
 
     def __enter__(self) -> signals_interrupt:
         if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
-            self._active = True
+            stop_asked.clear()
             self._previous = {number: signal.signal(number, self._interrupt) for number in self.SIGNALS}
         return self
 
     def __exit__(self, *exc_info) -> None:
-        with self._lock:
-            self._active = False
         for number, handler in self._previous.items():
             signal.signal(number, handler)
+        stop_asked.clear()
 
     def _interrupt(self, signum, frame) -> None:
-        again = threading.Timer(self.AGAIN_SECONDS, self._again, args=(signum,))
-        again.daemon = True
-        again.start()
+        self.asked = True
+        stop_asked.set()
         raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    def _again(self, signum: int) -> None:
-        with self._lock:
-            if self._active:
-                os.kill(os.getpid(), signum)
 
 
 def _disk_full_explained(record: logging.LogRecord) -> bool:
