@@ -115,23 +115,16 @@ def test_every_time_label_of_the_chart_is_whole_on_a_phone_and_a_desktop(browser
     posts.append(("2000", "2024-03-02T02:00:00+00:00", "ada", "x", 0, "", ""))
     search = make_search(owner, outputs=False)
     write_outputs(search, posts=posts)
-    for viewport in (PHONE, {"width": 1280, "height": 900}):
-        watched = Watched(browser, **viewport)
-        try:
-            page = watched.page
-            log_in(page, live_server, "alice", "alice-password-1")
-            page.goto(live_server.url + reverse("search_summary", args=[search.pk]))
-            chart = page.locator(".timeline-chart svg")
-            assert "157 bars of 10 minutes" in page.locator(".timeline-chart figcaption").inner_text()
-            box = chart.bounding_box()
-            labels = chart.locator(".axis-x .tick")
-            assert labels.last.text_content() == "02:00"
-            for label in labels.all():
-                edges = label.bounding_box()
-                inside = box["x"] <= edges["x"] and edges["x"] + edges["width"] <= box["x"] + box["width"]
-                assert inside, f"{label.text_content()!r} is cut at the chart's edge at {viewport['width']} px"
-        finally:
-            watched.close()
+    for width, page in summary_on_a_phone_and_a_desktop(browser, live_server, search):
+        chart = page.locator(".timeline-chart svg")
+        assert "157 bars of 10 minutes" in page.locator(".timeline-chart figcaption").inner_text()
+        box = chart.bounding_box()
+        labels = chart.locator(".axis-x .tick")
+        assert labels.last.text_content() == "02:00"
+        for label in labels.all():
+            edges = label.bounding_box()
+            inside = box["x"] <= edges["x"] and edges["x"] + edges["width"] <= box["x"] + box["width"]
+            assert inside, f"{label.text_content()!r} is cut at the chart's edge at {width} px"
 
 
 def test_the_summary_and_compare_fit_a_phone_even_with_a_very_long_query(browser, live_server, owner, collect):
@@ -234,19 +227,25 @@ def test_long_photo_names_stay_within_their_tiles(browser, live_server, owner):
     media = (["url", "file", "count"], [(f"https://pbs.example.com/media/{name}", name, 3) for name in names])
     search = make_search(owner, outputs=False)
     write_outputs(search, counts={**COUNTS, "count-media.csv": media})
+    for _width, page in summary_on_a_phone_and_a_desktop(browser, live_server, search):
+        tiles = page.locator("#photos ul.photos:not(.group) > li")
+        assert tiles.count() == len(names)
+        for tile, name in zip(tiles.all(), names, strict=True):
+            caption = tile.locator(":scope > .meta")
+            assert name in caption.inner_text().replace("\n", "")
+            outer, inner = tile.bounding_box(), caption.bounding_box()
+            assert inner["x"] + inner["width"] <= outer["x"] + outer["width"] + 0.5, f"{name} runs out of its tile"
+            assert caption.evaluate("(el) => el.scrollWidth <= el.clientWidth"), f"{name} runs past its caption"
+
+
+def summary_on_a_phone_and_a_desktop(browser, live_server, search):
+    """(viewport width, the owner's summary page of `search`) at phone width, then at desktop width."""
     for viewport in (PHONE, {"width": 1280, "height": 900}):
         watched = Watched(browser, **viewport)
         try:
             page = watched.page
             log_in(page, live_server, "alice", "alice-password-1")
             page.goto(live_server.url + reverse("search_summary", args=[search.pk]))
-            tiles = page.locator("#photos ul.photos:not(.group) > li")
-            assert tiles.count() == len(names)
-            for tile, name in zip(tiles.all(), names, strict=True):
-                caption = tile.locator(":scope > .meta")
-                assert name in caption.inner_text().replace("\n", "")
-                outer, inner = tile.bounding_box(), caption.bounding_box()
-                assert inner["x"] + inner["width"] <= outer["x"] + outer["width"] + 0.5, f"{name} runs out of its tile"
-                assert caption.evaluate("(el) => el.scrollWidth <= el.clientWidth"), f"{name} runs past its caption"
+            yield viewport["width"], page
         finally:
             watched.close()
