@@ -370,6 +370,7 @@ def test_compare_draws_searches_of_a_size_on_one_time_axis_in_posts(owner_client
     page = owner_client.get(reverse("compare") + f"?ids={first.pk},{second.pk}").content.decode()
 
     assert page.count('<polyline class="series-') == 2 and "Posts per 10 minutes" in page
+    assert "in each 10 minutes" not in page  # the caption says it as the table does
     rows = _over_time_rows(page)
     # One grid for both, every ten minutes from the first post of either to the last of either.
     assert rows[0][0] == "2024-03-01 10:00" and rows[-1][0] == "2024-03-02 09:30"
