@@ -237,11 +237,17 @@ class Estimate:
     first_day: str = ""  # the first and last days counted ("YYYY-MM-DD", UTC); "" if unknown
     last_day: str = ""
     note: str = ""  # a sentence about the period, said after the numbers
+    page_sizes: tuple[int, int] = (1, 1)  # the API's least and most posts a page (PAGE_SIZES)
 
     @property
     def reads(self) -> int:
-        """The posts the search would read (and pay for) at most."""
-        return self.total if self.count is None else min(self.total, self.count)
+        """The posts the search would read (and pay for) at most: up to its count, in pages of at
+        most the API's largest, the last of them at least its smallest (a count of 5 reads 10)."""
+        if self.count is None:
+            return self.total
+        smallest, largest = self.page_sizes
+        pages, rest = divmod(self.count, largest)
+        return min(self.total, pages * largest + (max(rest, smallest) if rest else 0))
 
     def describe(self) -> str:
         days = self.days or len(self.by_day)
@@ -251,7 +257,8 @@ class Estimate:
         price = f"{Decimal(str(self.price_per_post)):f}".rstrip("0").rstrip(".") if self.price_per_post else "0"
         reading, bound = "", "about"
         if self.count is not None and self.count < self.total:
-            reading, bound = f"; with count {self.count:,} the search reads at most {self.count:,}", "at most"
+            pages = f" (X's pages hold at least {self.page_sizes[0]:,} posts)" if self.reads > self.count else ""
+            reading, bound = f"; with count {self.count:,} the search reads at most {self.reads:,}{pages}", "at most"
         elif self.count is not None and self.total:
             reading = f"; with count {self.count:,} the search reads them all"
         return (
@@ -318,7 +325,15 @@ def estimate(
     price = float(price_per_post)
     edges = [edge for edge in edges if edge is not None]
     days = max(1, round((max(edges) - min(edges)).total_seconds() / 86400)) if edges else 0
-    result = Estimate(total=total, by_day=by_day, cost=0.0, price_per_post=price, days=days, count=count)
+    result = Estimate(
+        total=total,
+        by_day=by_day,
+        cost=0.0,
+        price_per_post=price,
+        days=days,
+        count=count,
+        page_sizes=PAGE_SIZES[source],
+    )
     result.cost = result.reads * price
     if edges:
         # The end is exclusive: a period ending at midnight ends the day before.

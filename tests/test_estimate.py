@@ -74,6 +74,13 @@ def test_the_cost_is_of_the_posts_the_count_lets_the_search_read_not_of_all_that
         "-- at most $0.50 at $0.005 per post read"
     )
 
+    # The search asks for what it still needs, but X's pages hold 10 posts at least: 105 reads 110.
+    small = estimate(query="blacklivesmatter", source="recent", count=105)
+    assert (small.reads, small.cost) == (110, pytest.approx(0.55))
+    assert "with count 105 the search reads at most 110 (X's pages hold at least 10 posts) -- at most $0.55" in (
+        small.describe()
+    )
+
     roomy = estimate(query="blacklivesmatter", source="recent", count=1000)
     assert (roomy.reads, roomy.cost) == (500, pytest.approx(2.5))
     assert roomy.describe() == (
