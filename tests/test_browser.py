@@ -291,6 +291,31 @@ def test_upload_a_real_archive_on_the_form_and_the_worker_counts_every_post(
     assert "500" in page.locator("#results").inner_text()
 
 
+def test_x_s_archive_zip_uploaded_as_it_comes_is_counted_under_its_owner(page, live_server, owner, worker, tmp_path):
+    """X's "download your archive" is one ZIP, and the form takes one file: it goes in as it is."""
+    from tests.test_archive_zip import twitter_archive_zip  # SYNTHETIC posts in X's layout
+
+    zipped = twitter_archive_zip(tmp_path / "twitter-2023-01-31-abc.zip")
+    log_in(page, live_server, "alice", "alice-password-1")
+    page.select_option("#id_source", "archive")
+    page.set_input_files("#id_archive", str(zipped))
+    page.click("button.primary:has-text('Start')")
+    page.wait_for_url(f"{live_server.url}/searches/*/")
+    worker.start()
+    page.wait_for_selector(
+        "#status .badge-finished, #status .badge-failed, #status .badge-cancelled", timeout=SEARCH_TIMEOUT_MS
+    )
+    assert page.locator("#status .badge-finished").count() == 1, page.locator("#status").inner_text()
+    page.click("text=Read the summary")
+    authors = page.locator("#summary dt:has-text('Authors') + dd").inner_text()
+    assert authors == "1", authors  # not 0: account.js in the ZIP names them
+    search = Search.objects.get(owner=owner)
+    assert (search.results_run.folder_path / "count-authors.csv").read_text().splitlines() == [
+        "user,posts",
+        "owner_name,2",
+    ]
+
+
 def test_a_published_search_is_visible_logged_out_and_a_private_one_is_404(page, live_server, owner):
     shared = make_search(owner, term="shared with everyone", published=True)
     private = make_search(owner, term="kept private")
