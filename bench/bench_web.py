@@ -594,7 +594,7 @@ def main() -> None:
                 {},
                 ("search-row-", f"Page {published_pages} of {published_pages}"),
             ),
-            ("status fragment (htmx poll)", f"{base}/searches/{big}/status/", owner, ('id="status"', "<table")),
+            ("status fragment (htmx poll)", f"{base}/searches/{big}/status/", owner, ('id="status-live"', "<table")),
             ("status fragment, home row", f"{base}/searches/{big}/status/?part=row", owner, (f"search-row-{big}",)),
             ("API list, owner", f"{base}/api/searches/", owner, ('{"searches": [{"id": ',)),
         ]
