@@ -170,11 +170,21 @@ def test_on_a_phone_the_steps_and_files_tables_say_they_scroll_and_every_column_
         log_in(page, live_server, "alice", "alice-password-1")
         page.goto(live_server.url + reverse("search_detail", args=[search.pk]))
         no_horizontal_scroll(page)
-        for table, last_column in ((".timeline", "State"), (".files", "Who can download")):
+        for table, last_column, region_name in (
+            (".timeline", "State", f"Steps of run {search.latest_run.number}"),
+            (".files", "Who can download", "Table of the files"),
+        ):
             # The table is wider than the screen: a line says so, and scrolling its box shows the rest.
             hint = page.locator(f".scroll-hint:near({table})").first
             assert hint.is_visible() and "Scroll" in hint.inner_text()
             scroller = page.locator(f".table-scroll:has({table})")
+            # A named region a keyboard reaches and scrolls, in every browser, not only in those that
+            # make any scroller focusable (axe-core's scrollable-region-focusable).
+            region = page.get_by_role("region", name=region_name)
+            assert region.get_attribute("tabindex") == "0"
+            region.focus()
+            page.keyboard.press("ArrowRight")
+            page.wait_for_function("(box) => box.scrollLeft > 0", arg=scroller.element_handle())
             scroller.evaluate("(box) => { box.scrollLeft = box.scrollWidth; }")
             header = scroller.locator("thead th").last
             assert header.inner_text() == last_column
