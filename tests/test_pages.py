@@ -169,6 +169,14 @@ def test_a_big_upload_is_written_on_the_data_disk_not_in_the_system_s_temporary_
     assert list(incoming.iterdir()) == [written], "the left file is removed, the one in progress kept"
 
 
+def test_an_estimate_of_ids_over_the_upload_limit_says_why_as_starting_it_does(owner_client, settings):
+    settings.X_BEARER_TOKEN = "token"
+    settings.DNFLOW_MAX_UPLOAD_BYTES = 1000
+    upload = SimpleUploadedFile("ids.txt", b"1380242611781386245\n" * 100)
+    answer = owner_client.post(reverse("estimate"), {"source": "ids", "archive": upload}, HTTP_HX_REQUEST="true")
+    assert "ids.txt is larger than the upload limit of 1000" in answer.content.decode()
+
+
 def test_an_upload_over_the_limit_is_refused_with_what_to_do_instead(owner_client, data_dir, settings):
     settings.DNFLOW_MAX_UPLOAD_BYTES = 1000
     upload = SimpleUploadedFile("huge.jsonl", b'{"id": "1", "text": "hello"}\n' * 100)

@@ -195,7 +195,7 @@ def estimate(request: HttpRequest) -> HttpResponse:
         # "next" and a reload without the form all mean the home page.
         query = request.GET.urlencode()
         return redirect(reverse("home") + (f"?{query}" if query else ""))
-    form = SearchForm(request.POST, request.FILES)
+    form = SearchForm(request.POST, request.FILES, upload_refused=getattr(request, "upload_refused", ""))
     context: dict = {"estimate": None, "problem": ""}
     if not settings.X_BEARER_TOKEN:
         context["problem"] = "Estimates need X API credentials (X_BEARER_TOKEN)."
