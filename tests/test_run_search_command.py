@@ -290,6 +290,14 @@ def test_again_collects_a_finished_search_anew_and_refuses_one_still_running(tmp
     assert f"Search #{search.pk} is still running. If the process running it was killed" in refused.stderr
     assert "`manage.py reconcile_searches`" in refused.stderr
     assert manage(data_dir, "--again", "999").stderr.strip() == "No search #999: see the admin for the ids."
+    # Run as it was saved: what would make another search (or spend on an estimate) is refused.
+    mixed = manage(data_dir, "--again", str(search.pk), "--estimate", "--count", "5", "climate")
+    assert mixed.returncode == 2
+    assert mixed.stderr.strip() == (
+        f"--again runs search #{search.pk} as it was saved, so it takes no --count, --estimate, a query: "
+        "leave them out, or start a new search with them."
+    )
+    assert search.runs.count() == 3
 
 
 def test_a_query_that_starts_with_a_minus_is_shown_where_it_goes(tmp_path, data_dir):

@@ -46,6 +46,8 @@ from searches.watchdog import alive_ttl
 from ..plain import CONFIGURATION, PlainErrors
 
 BAD_INPUT = CONFIGURATION  # 2: nothing ran, fix the command or the configuration
+# What describes a new search, or how to run one: none of it goes with --again.
+AGAIN_ALONE = ("archive", "ids", "count", "source", "lang", "start", "end", "owner", "enqueue", "estimate")
 FAILED = 1  # the search ran and failed
 POLL_SECONDS = 0.3
 
@@ -130,6 +132,14 @@ class Command(PlainErrors, BaseCommand):
 
     def handle(self, *args, **options) -> None:
         if options["again"] is not None:
+            given = [f"--{name}" for name in AGAIN_ALONE if options[name]] + (["a query"] if options["term"] else [])
+            if given:
+                # The search runs again as it was saved: a new query, archive or count is a new search.
+                raise CommandError(
+                    f"--again runs search #{options['again']} as it was saved, so it takes no {', '.join(given)}: "
+                    "leave them out, or start a new search with them.",
+                    returncode=BAD_INPUT,
+                )
             self.run_again(options["again"])
             return
         source = options["source"] or (
