@@ -127,6 +127,35 @@ def test_a_member_that_would_land_outside_its_folder_is_not_unpacked(tmp_path):
 
     assert [p.id for p in posts] == ["3"]
     assert not (tmp_path / "escaped.jsonl").exists() and not (tmp_path / "search" / "escaped.jsonl").exists()
+    # Left out, and said so.
+    skipped = json.loads((tmp_path / "search" / "sources.json").read_text())["skipped"]
+    assert skipped[:2] == [
+        "sneaky.zip/../escaped.jsonl (outside the ZIP's folder: not unpacked)",
+        "sneaky.zip//abs.jsonl (outside the ZIP's folder: not unpacked)",
+    ]
+
+
+def test_an_empty_zip_and_one_damaged_past_its_start_are_refused_in_words(tmp_path, real_data):
+    empty = tmp_path / "empty.zip"
+    zipfile.ZipFile(empty, "w").close()
+    for check in (check_archive_start, lambda path: copy_archive([path], tmp_path / "out" / "tweets.jsonl")):
+        with pytest.raises(ArchiveError, match="empty.zip is an empty ZIP file: it holds no file"):
+            check(empty)
+
+    # Damage inside a member's compressed data: said in words, whether found early or while unpacking.
+    damaged = tmp_path / "collection.zip"
+    with zipfile.ZipFile(damaged, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.write(real_data / "v2-pages-twarc-network.jsonl", "collection/pages.jsonl")
+    data = bytearray(damaged.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = b"\xff" * 64  # an invalid deflate block: zlib's error, not a CRC's
+    damaged.write_bytes(bytes(data))
+    for check in (check_archive_start, lambda path: copy_archive([path], tmp_path / "out2" / "tweets.jsonl")):
+        with pytest.raises(
+            ArchiveError, match=r"collection.zip is damaged \(collection/pages.jsonl: .*download or copy"
+        ):
+            check(damaged)
+    assert list((tmp_path / "out2").iterdir()) == []
 
 
 @pytest.mark.django_db

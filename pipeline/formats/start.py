@@ -22,7 +22,7 @@ from typing import BinaryIO
 from .copying import copy_stream, gzip_errors, input_files
 from .reading import GZIP_MAGIC
 from .report import ArchiveError
-from .zipped import ZIP_MAGIC, chosen_members, is_zip, member, opened
+from .zipped import EMPTY_ZIP, ZIP_MAGIC, chosen_members, is_zip, member, opened
 
 # Enough for the first lines of any format (a v2 page of 500 posts is about 2 MB) and for the
 # first items of a big document; read in a few milliseconds.
@@ -86,8 +86,9 @@ def _head_of(raw: BinaryIO) -> Iterator[_Head]:
         yield _Head(raw, HEAD_BYTES)
 
 
-def _check(raw: BinaryIO, name: str, size: int | None = None) -> None:
-    """`size`: the file's, when known (a ZIP member's: seeking to its end would unpack all of it)."""
+def _check(raw: BinaryIO, name: str, size: int | None = None, *, damage=gzip_errors) -> None:
+    """`size`: the file's, when known (a ZIP member's: seeking to its end would unpack all of it).
+    `damage(name)`: a context that says in words what a damaged compressed stream raises."""
     if size is None:
         raw.seek(0, os.SEEK_END)
         size = raw.tell()
@@ -97,7 +98,7 @@ def _check(raw: BinaryIO, name: str, size: int | None = None) -> None:
         _head_of(raw) as stream,
         open(os.devnull, "wb") as devnull,
         tempfile.TemporaryDirectory(prefix="dnflow-check-") as scratch,
-        gzip_errors(name),
+        damage(name),
         contextlib.suppress(_HeadReached),
     ):
         copy_stream(stream, _Nowhere(devnull), name, reopen=lambda: _head_of(raw), workdir=Path(scratch))
@@ -122,7 +123,7 @@ def check_archive_upload(upload: BinaryIO, name: str) -> None:
     Django keeps in memory): seekable, read from its start, left open and rewound."""
     try:
         upload.seek(0)
-        if upload.read(len(ZIP_MAGIC)) == ZIP_MAGIC:
+        if upload.read(len(ZIP_MAGIC)) in (ZIP_MAGIC, EMPTY_ZIP):
             upload.seek(0)
             with opened(upload, name) as archive:
                 _check_zip(archive, name)
@@ -137,4 +138,5 @@ def _check_zip(archive: zipfile.ZipFile, name: str) -> None:
     chosen, _beside, _left_out = chosen_members(archive, name)
     for info in chosen:
         with member(archive, info, name) as source:
-            _check(source, f"{name}/{info.filename}", size=info.file_size)
+            # A zlib error here is the ZIP's (member() says so), not a gzip's.
+            _check(source, f"{name}/{info.filename}", size=info.file_size, damage=lambda _: contextlib.nullcontext())

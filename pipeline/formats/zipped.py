@@ -13,8 +13,10 @@ The copy then reads the unpacked files as it reads any folder; sources.json name
 
 from __future__ import annotations
 
+import gzip
 import shutil
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -25,13 +27,14 @@ from .names import ARCHIVE_MARKERS, FOLDER_SUFFIXES, TWEETS_JS_NAME
 from .report import ArchiveError
 
 ZIP_MAGIC = b"PK\x03\x04"
+EMPTY_ZIP = b"PK\x05\x06"  # a ZIP of no file is its end record alone
 _UNPACK_CHUNK = 1024 * 1024
 
 
 def is_zip(path: Path) -> bool:
     try:
         with Path(path).open("rb") as handle:
-            return handle.read(4) == ZIP_MAGIC
+            return handle.read(4) in (ZIP_MAGIC, EMPTY_ZIP)
     except IsADirectoryError:
         return False
 
@@ -56,7 +59,14 @@ def chosen_members(
 
     Raises ArchiveError when none would be read.
     """
-    members = [info for info in archive.infolist() if not info.is_dir() and _safe_parts(info.filename)]
+    files = [info for info in archive.infolist() if not info.is_dir()]
+    if not files:
+        raise ArchiveError(f"{name} is an empty ZIP file: it holds no file, so there is nothing to import.")
+    members = [info for info in files if _safe_parts(info.filename)]
+    # Never unpacked, and said so: a name that would land outside the folder it is unpacked into.
+    outside = [
+        f"{name}/{info.filename} (outside the ZIP's folder: not unpacked)" for info in files if info not in members
+    ]
     shown = [info for info in members if not any(part.startswith(".") for part in _safe_parts(info.filename))]
     by_path = {PurePosixPath(info.filename): info for info in shown}
     archive_dirs = {path.parent for path in by_path if path.name in ARCHIVE_MARKERS}
@@ -73,13 +83,13 @@ def chosen_members(
     else:
         chosen = [info for path, info in by_path.items() if path.name.lower().endswith(FOLDER_SUFFIXES)]
     if not chosen:
-        found = ", ".join(PurePosixPath(info.filename).name for info in shown[:5]) or "nothing"
+        found = ", ".join(PurePosixPath(info.filename).name for info in (shown or files)[:5])
         raise ArchiveError(
             f"The ZIP file {name} holds no archive file (found: {found}). Choose the ZIP X gave you "
             "(with data/tweets.js), or a ZIP of JSON lines files."
         )
     kept = {info.filename for info in chosen + beside}
-    left_out = [f"{name}/{info.filename}" for info in shown if info.filename not in kept]
+    left_out = outside + [f"{name}/{info.filename}" for info in shown if info.filename not in kept]
     return chosen, beside, left_out
 
 
@@ -123,7 +133,8 @@ def member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> Iterat
             f"{name} is compressed in a way Python cannot undo ({info.filename}: method {info.compress_type}, "
             "such as the Deflate64 of large ZIPs made by Windows): unzip it first, then import the folder."
         ) from None
-    except zipfile.BadZipFile as error:
+    except (zipfile.BadZipFile, zlib.error, EOFError, gzip.BadGzipFile) as error:
+        # A member damaged past its start: found while it is unpacked, said as any damage is.
         raise ArchiveError(f"{name} is damaged ({info.filename}: {error}): download or copy it again.") from None
 
 
