@@ -83,10 +83,13 @@ class UploadSizeLimit(FileUploadHandler):
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
         limit = settings.DNFLOW_MAX_UPLOAD_BYTES
         if limit and start + len(raw_data) > limit:
+            # Compressing it again would not make it smaller.
+            compressed = (self.file_name or "").lower().endswith((".gz", ".zip"))
             self.request.upload_refused = (
                 f"{self.file_name or 'This file'} is larger than the upload limit of {filesizeformat(limit)} "
                 "(DNFLOW_MAX_UPLOAD_BYTES). Import it on the server instead, with "
-                "manage.py run_search --archive FILE, or compress it with gzip and upload that."
+                "manage.py run_search --archive FILE"
+                + ("." if compressed else ", or compress it with gzip and upload that.")
             )
             raise SkipFile
         return raw_data

@@ -193,6 +193,56 @@ def test_an_upload_shows_how_far_it_has_gone_and_a_refused_form_comes_back_in_pl
     assert Path(search.archive_path).read_bytes() == archive.read_bytes()
 
 
+def test_what_the_server_would_refuse_after_the_whole_upload_is_refused_before_sending(
+    page, live_server, owner, real_data, settings
+):
+    """A file for a source that takes none, or over the upload limit, was sent whole (hours for a
+    big one) and then refused. During an upload every button waits, and leaving asks first."""
+    archive = real_data / "v2-pages-twarc-network.jsonl"  # 1.8 MB
+    settings.X_BEARER_TOKEN = "token"  # the Estimate button shows
+    sent = []
+    page.on("request", lambda request: sent.append(request.url) if request.method == "POST" else None)
+    log_in(page, live_server, "alice", "alice-password-1")
+    said = page.locator("#upload-progress")
+
+    page.select_option("#id_source", "sample")
+    page.set_input_files("#id_archive", str(archive))
+    page.click("button.primary:has-text('Start')")
+    said.wait_for()
+    assert said.inner_text().strip().startswith("To use this file, choose “Archive file” or “Tweet ids” as the source")
+
+    settings.DNFLOW_MAX_UPLOAD_BYTES = 1_000_000  # the page says it to the script as it loads
+    page.reload()
+    page.select_option("#id_source", "archive")
+    page.set_input_files("#id_archive", str(archive))
+    page.click("button.primary:has-text('Start')")
+    said.wait_for()
+    too_big = "v2-pages-twarc-network.jsonl is 1.8 MiB, larger than the upload limit of 1.0 MiB"
+    assert said.inner_text().strip().startswith(f"{too_big} (DNFLOW_MAX_UPLOAD_BYTES): nothing was sent.")
+    assert sent == [f"{live_server.url}/accounts/login/"] and not Search.objects.exists()
+
+    settings.DNFLOW_MAX_UPLOAD_BYTES = 0
+    page.reload()
+    network = page.context.new_cdp_session(page)
+    network.send("Network.enable")
+    network.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 200_000},
+    )
+    page.select_option("#id_source", "archive")
+    page.set_input_files("#id_archive", str(archive))
+    page.click("button.primary:has-text('Start')")
+    page.wait_for_function("() => document.querySelector('#upload-progress progress').value > 0")
+    assert page.locator("button:has-text('Estimate posts and cost')").is_disabled(), "it would send the file again"
+    asked = []
+    page.on("dialog", lambda dialog: (asked.append(dialog.type), dialog.dismiss()))
+    page.evaluate("() => { location.href = '/compare/'; }")
+    page.wait_for_timeout(500)
+    assert asked == ["beforeunload"] and page.url == f"{live_server.url}/"
+    page.evaluate("() => htmx.trigger('#search-form', 'htmx:abort')")  # not to end after the test
+    page.wait_for_function("() => !document.querySelector('button.primary').disabled")
+
+
 def test_without_javascript_the_form_uploads_as_a_plain_form(browser, live_server, owner, real_data):
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()

@@ -71,6 +71,9 @@ def _home_context(request: HttpRequest, form: SearchForm) -> dict:
         "own_page": page_of(own, request.GET, "mine") if own is not None else None,
         "published_page": page_of(published, request.GET, "published"),
         "can_estimate": bool(settings.X_BEARER_TOKEN),
+        # For upload.js, which refuses before sending what the server would refuse once it all arrived.
+        "max_upload_bytes": settings.DNFLOW_MAX_UPLOAD_BYTES,
+        "file_sources": " ".join(source.value for source in Source if source.reads_a_file),
     }
 
 

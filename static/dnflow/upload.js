@@ -40,12 +40,55 @@
     return form && form.id === FORM && chosenFile(form) ? form : null;
   }
 
+  // What the server would refuse only once every byte had arrived (hours for a big file), refused
+  // before sending: a file over DNFLOW_MAX_UPLOAD_BYTES, or a file with a source that takes none.
+  function refusal(form) {
+    var file = chosenFile(form);
+    var limit = Number(form.dataset.maxUploadBytes || 0);
+    if (limit && file.size > limit) {
+      return file.name + " is " + readableSize(file.size) + ", larger than the upload limit of " +
+        readableSize(limit) + " (DNFLOW_MAX_UPLOAD_BYTES): nothing was sent. Import it on the server " +
+        "instead, with manage.py run_search --archive FILE.";
+    }
+    var source = form.querySelector("[name=source]");
+    var sources = (form.dataset.fileSources || "").split(" ");
+    if (source && sources.indexOf(source.value) < 0) {
+      return "To use this file, choose “Archive file” or “Tweet ids” as the source (or remove the file): nothing was sent.";
+    }
+    return "";
+  }
+
+  var uploading = false;
+
+  // Leaving the page drops the upload: the browser asks first.
+  window.addEventListener("beforeunload", function (event) {
+    if (uploading) event.preventDefault();
+  });
+
   document.addEventListener("htmx:beforeRequest", function (event) {
     var form = ours(event);
     if (!form) return;
+    var refused = refusal(form);
+    if (refused) {
+      event.preventDefault();
+      show(form, 0, refused);
+      form.querySelector("#upload-progress").classList.add("error");
+      return;
+    }
+    form.querySelector("#upload-progress").classList.remove("error");
     // The last refusal's messages no longer apply to what is being sent; the answer brings its own.
-    form.querySelectorAll(".field-errors, .error").forEach(function (old) { old.hidden = true; });
+    form.querySelectorAll(".field-errors, .error:not(#upload-progress)").forEach(function (old) { old.hidden = true; });
+    uploading = true;
+    // Every button waits (htmx disables Start): Estimate would send the whole file a second time.
+    form.querySelectorAll("button").forEach(function (button) { button.disabled = true; });
     show(form, 0, "Uploading " + chosenFile(form).name + "…");
+  });
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var form = ours(event);
+    if (!form) return;
+    uploading = false;
+    form.querySelectorAll("button").forEach(function (button) { button.disabled = false; });
   });
 
   document.addEventListener("htmx:xhr:progress", function (event) {
