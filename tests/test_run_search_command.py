@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -238,10 +239,13 @@ def test_make_demo_s_search_is_its_owner_s_on_the_web(client, data_dir, django_u
     assert f"#{search.pk} climate" in client.get("/").content.decode()
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
-def test_a_foreground_run_stopped_by_a_signal_keeps_what_it_finished_and_resumes_with_again(tmp_path, data_dir, stop):
+@pytest.mark.parametrize(
+    "stops", [[signal.SIGTERM], [signal.SIGHUP], [signal.SIGINT] * 3], ids=["SIGTERM", "SIGHUP", "Ctrl-C thrice"]
+)
+def test_a_foreground_run_stopped_by_a_signal_keeps_what_it_finished_and_resumes_with_again(tmp_path, data_dir, stops):
     """A closed terminal (SIGHUP), `timeout` or a service manager (SIGTERM) stop a foreground run
-    as Ctrl-C does: it ends as failed, leaves no temporary file, and `--again` finishes it."""
+    as Ctrl-C does: it ends as failed, leaves no temporary file, and `--again` finishes it. Ctrl-C
+    pressed again while it stops does not cut its clean-up short (the process died of it, exit 130)."""
     archive = tmp_path / "synthetic.jsonl"  # SYNTHETIC, about 90 MiB: counted for a few seconds
     archive.write_bytes(b"".join(orjson.dumps(post) + b"\n" for post in generate_posts(60000, seed=5, fmt="v1")))
     env = {**manage_env(data_dir), "DNFLOW_FETCH_PHOTOS": "0"}
@@ -253,7 +257,9 @@ def test_a_foreground_run_stopped_by_a_signal_keeps_what_it_finished_and_resumes
     while not SearchRun.objects.filter(status=Status.RUNNING, step__startswith="Counting").exists():
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
         time.sleep(0.05)
-    process.send_signal(stop)
+    for stop in stops:
+        process.send_signal(stop)
+        time.sleep(0.03)
     out, err = process.communicate(timeout=60)
 
     search = Search.objects.with_runs().get()
@@ -272,6 +278,17 @@ def test_a_foreground_run_stopped_by_a_signal_keeps_what_it_finished_and_resumes
     search = Search.objects.with_runs().get()
     assert (search.runs.count(), search.latest_run.status, search.latest_run.num_posts) == (1, Status.FINISHED, 60000)
     assert Path(last_line(again.stdout)) == search.latest_run.folder_path.resolve()
+
+
+def test_a_reader_that_goes_away_gets_no_traceback(tmp_path, data_dir):
+    archive = WRITERS["v1"](tmp_path / "climate.jsonl")
+    command = f"{sys.executable} manage.py run_search --archive {archive} | head -1"
+    piped = subprocess.run(
+        ["bash", "-c", command], cwd=PROJECT, env=manage_env(data_dir), capture_output=True, text=True, timeout=120
+    )
+    assert re.match(r"Search #\d+ finished: 5 posts", piped.stdout), piped.stdout
+    assert "Traceback" not in piped.stderr and "BrokenPipeError" not in piped.stderr, piped.stderr
+    assert Search.objects.get().status == Status.FINISHED
 
 
 def test_again_collects_a_finished_search_anew_and_refuses_one_still_running(tmp_path, data_dir):

@@ -8,6 +8,7 @@ bad setting: see manage.py). An unexpected error keeps its traceback: that is a 
 
 from __future__ import annotations
 
+import os
 import sys
 from urllib.parse import urlsplit, urlunsplit
 
@@ -36,6 +37,13 @@ class PlainErrors:
                 raise  # call_command: the caller decides
             self.stderr.write(str(exc))  # red on a terminal: stderr's default style
             sys.exit(exc.returncode)
+        except BrokenPipeError:
+            # The reader went away (`| head -1`): nothing more can be said to it, and Python would
+            # print a traceback as it flushed stdout at exit. Done as any program is when its pipe closes.
+            if not getattr(self, "_called_from_command_line", False):
+                raise
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
 
 
 def database_problem(exc: DatabaseError) -> CommandError | None:

@@ -349,15 +349,16 @@ def execute_watched(search: Search, run: SearchRun, out) -> SearchRun:
                 ended = services.execute_search(Search.objects.get(pk=search.pk))
             except KeyboardInterrupt:
                 ended = None
-        if ended is not None and (not stop.asked or ended.status == Status.FINISHED):
-            return ended  # (a signal lost after the last progress report: the run finished all the same)
+            if ended is not None and (not stop.asked or ended.status == Status.FINISHED):
+                return ended  # (a signal lost after the last progress report: the run finished all the same)
+            # Interrupted: at the signal, or (where that exception was lost) at the next progress report.
+            # Still within the handlers, which ignore a second Ctrl-C: this must not be cut short.
+            stopped = SearchRun.objects.get(pk=run.pk)
+            stopped.this_claim().fail(INTERRUPTED)
+            # The workflow has left this process, its counting processes with it: what it left is nobody's.
+            stopped.tidy_up()
     finally:
         watcher.stop()
-    # Interrupted: at the signal, or (where that exception was lost) at the next progress report.
-    stopped = SearchRun.objects.get(pk=run.pk)
-    stopped.this_claim().fail(INTERRUPTED)
-    # The workflow has left this process, its counting processes with it: what it left is nobody's.
-    stopped.tidy_up()
     raise CommandError(
         f"Interrupted. Search #{search.pk} keeps what it finished: resume it with "
         f"`manage.py run_search --again {search.pk}`, or 'run again' on its page or in the admin.",
@@ -390,11 +391,20 @@ class signals_interrupt:  # noqa: N801 -- used as a context manager, like contex
         return self
 
     def __exit__(self, *exc_info) -> None:
+        if self.asked:
+            # Stopping: the command ends next. Another Ctrl-C meanwhile must not turn its exit (1,
+            # "Interrupted...") into death by a signal (130): ignored by the system itself, as Python
+            # puts back the default of a signal it handled when it shuts down, but not of an ignored one.
+            for number in self._previous:
+                signal.signal(number, signal.SIG_IGN)
+            return
         for number, handler in self._previous.items():
             signal.signal(number, handler)
         stop_asked.clear()
 
     def _interrupt(self, signum, frame) -> None:
+        if self.asked:
+            return  # pressed again: the stop is under way, and its clean-up must not be cut short
         self.asked = True
         stop_asked.set()
         raise KeyboardInterrupt(signal.Signals(signum).name)
