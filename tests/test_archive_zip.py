@@ -57,6 +57,7 @@ def test_x_s_archive_as_it_comes_is_read_as_its_folder_would_be(tmp_path):
     assert [entry["name"] for entry in sources["files"]] == [f"{inside}/tweets.js", f"{inside}/tweets-part1.js"]
     # The owner's likes, messages and media are left out, said so, and never unpacked.
     assert f"{inside}/like.js" in sources["skipped"] and f"{inside}/tweets_media/41-photo.jpg" in sources["skipped"]
+    assert f"{inside}/account.js" not in sources["skipped"]  # read: it names the author
     assert sorted(p.name for p in raw.parent.iterdir()) == ["sources.json", "tweets.jsonl"]
     assert report.authorless == 0
 
@@ -70,6 +71,7 @@ def test_a_zip_of_json_lines_gives_what_the_files_give(tmp_path, real_data):
         archive.writestr("collection/README.txt", "Collected with twarc2.\n")
         archive.writestr("__MACOSX/collection/._twarc2-flat.jsonl", b"\x00\x05\x16\x07")
 
+    check_archive_start(zipped)  # the form's check, as the import, leaves the README out
     from_zip, _ = import_files([zipped], tmp_path / "a" / "tweets.jsonl")
     from_files, _ = import_files([real_data / name for name in sorted(names)], tmp_path / "b" / "tweets.jsonl")
 

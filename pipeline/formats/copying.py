@@ -37,7 +37,7 @@ from .checks import (
 from .documents import Reopen, copy_array, copy_object, copy_tweets_js, scanner_for
 from .limits import DEFAULT_MAX_ARCHIVE_BYTES, FileMeter, ImportBudget, MeteredStream
 from .linking import link_archive
-from .names import ARCHIVE_MARKERS, FOLDER_SUFFIXES, TWEETS_JS_NAME
+from .names import ARCHIVE_MARKERS, FOLDER_SUFFIXES, TWEETS_JS_NAME, TXT_SNIFF, maybe_posts
 from .pagecache import MIN_BYTES as PAGE_CACHE_MIN_BYTES
 from .pagecache import DropBehind
 from .reading import GZIP_MAGIC, MAX_LINE_BYTES
@@ -112,14 +112,10 @@ def _natural_key(path: Path) -> list:
 
 
 def _maybe_posts(path: Path) -> bool:
-    """Whether a file of a folder may hold posts. A .txt file does when it starts as JSON does (some
-    people save JSON lines as .txt); a README.txt or notes.txt beside the archive do not, and are
-    left out as a README.md is, instead of stopping the import."""
     if not path.name.lower().endswith(".txt"):
         return True
     with path.open("rb") as handle:
-        start = handle.read(4096).removeprefix(BOM).lstrip()
-    return start[:1] in (b"{", b"[") or start.startswith(GZIP_MAGIC)
+        return maybe_posts(path.name, handle.read(TXT_SNIFF))
 
 
 def input_files(paths: list[Path]) -> tuple[list[tuple[Path, str]], list[str]]:
@@ -147,7 +143,9 @@ def input_files(paths: list[Path]) -> tuple[list[tuple[Path, str]], list[str]]:
             f for f in inside if TWEETS_JS_NAME.match(f.name) and (f.parent in archive_dirs or f.parent.name == "data")
         ]
         chosen = tweets_js or [f for f in inside if f.name.lower().endswith(FOLDER_SUFFIXES) and _maybe_posts(f)]
-        skipped += [str(f.relative_to(path.parent)) for f in inside if f not in chosen]
+        # account.js is read too, beside tweets.js (it names their author): not left out.
+        read = set(chosen) | {f for f in inside if tweets_js and f.name == "account.js" and f.parent in archive_dirs}
+        skipped += [str(f.relative_to(path.parent)) for f in inside if f not in read]
         if not chosen:
             found = ", ".join(f.name for f in inside[:5]) or "nothing"
             raise ArchiveError(

@@ -17,3 +17,18 @@ FOLDER_SUFFIXES = (".jsonl", ".ndjson", ".jl", ".json", ".js", ".gz", ".txt")
 TWEETS_JS_NAME = re.compile(r"^tweets?(-part\d+)?\.js$")
 # Files only Twitter's archive has: the folder holding one is such an archive.
 ARCHIVE_MARKERS = ("account.js", "manifest.js")
+# How far into a .txt file maybe_posts looks.
+TXT_SNIFF = 4096
+
+
+def maybe_posts(name: str, start: bytes) -> bool:
+    """Whether a file of a folder (or ZIP) may hold posts, by its name and first TXT_SNIFF bytes.
+
+    A .txt file does when it starts as JSON does (some people save JSON lines as .txt); a README.txt
+    or notes.txt beside the archive do not, and are left out as a README.md is, instead of stopping
+    the import. Other endings are judged by their name alone.
+    """
+    if not name.lower().endswith(".txt"):
+        return True
+    start = start.removeprefix(b"\xef\xbb\xbf").lstrip()
+    return start[:1] in (b"{", b"[") or start.startswith(b"\x1f\x8b")

@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from .limits import size_text
-from .names import ARCHIVE_MARKERS, FOLDER_SUFFIXES, TWEETS_JS_NAME
+from .names import ARCHIVE_MARKERS, FOLDER_SUFFIXES, TWEETS_JS_NAME, TXT_SNIFF, maybe_posts
 from .report import ArchiveError
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -81,7 +81,11 @@ def chosen_members(
         # Its author is named in account.js beside it: unpacked too, so the copy finds it there.
         beside = [by_path[path] for path in by_path if path.name == "account.js" and path.parent in archive_dirs]
     else:
-        chosen = [info for path, info in by_path.items() if path.name.lower().endswith(FOLDER_SUFFIXES)]
+        chosen = [
+            info
+            for path, info in by_path.items()
+            if path.name.lower().endswith(FOLDER_SUFFIXES) and maybe_posts(path.name, _start(archive, info, name))
+        ]
     if not chosen:
         found = ", ".join(PurePosixPath(info.filename).name for info in (shown or files)[:5])
         raise ArchiveError(
@@ -136,6 +140,14 @@ def member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> Iterat
     except (zipfile.BadZipFile, zlib.error, EOFError, gzip.BadGzipFile) as error:
         # A member damaged past its start: found while it is unpacked, said as any damage is.
         raise ArchiveError(f"{name} is damaged ({info.filename}: {error}): download or copy it again.") from None
+
+
+def _start(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> bytes:
+    """The first bytes of a .txt member, for maybe_posts (other members are judged by name)."""
+    if not info.filename.lower().endswith(".txt"):
+        return b""
+    with member(archive, info, name) as source:
+        return source.read(TXT_SNIFF)
 
 
 def _safe_parts(filename: str) -> tuple[str, ...]:
