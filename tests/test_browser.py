@@ -281,6 +281,7 @@ def test_the_live_status_leaves_alone_the_controls_a_person_is_using(page, live_
     search.latest_run.runs().finish()
     page.wait_for_selector("#status button:has-text('Collect again')")
     assert page.locator("#status button:has-text('Cancel')").count() == 0
+    assert schedule.input_value() == chosen, "a choice not yet saved stays when the actions change"
 
 
 @pytest.mark.parametrize("javascript", [True, False], ids=["htmx", "no-javascript"])
