@@ -8,6 +8,7 @@ are the real recorded fixtures.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 from pathlib import Path
@@ -58,6 +59,13 @@ def test_x_s_archive_as_it_comes_is_read_as_its_folder_would_be(tmp_path):
     # The owner's likes, messages and media are left out, said so, and never unpacked.
     assert f"{inside}/like.js" in sources["skipped"] and f"{inside}/tweets_media/41-photo.jpg" in sources["skipped"]
     assert f"{inside}/account.js" not in sources["skipped"]  # read: it names the author
+    # The ZIP as the person holds it, to check it against the record.
+    whole = {
+        "name": zipped.name,
+        "size": zipped.stat().st_size,
+        "sha256": hashlib.sha256(zipped.read_bytes()).hexdigest(),
+    }
+    assert sources["zips"] == [whole]
     assert sorted(p.name for p in raw.parent.iterdir()) == ["sources.json", "tweets.jsonl"]
     assert report.authorless == 0
 

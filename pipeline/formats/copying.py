@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import os
 import re
 import tempfile
@@ -361,16 +362,25 @@ def _copy_one(
     return entry
 
 
-def _unzipped(paths: list[Path], into: Path, max_bytes: int) -> tuple[list[Path], list[str]]:
+def _unzipped(paths: list[Path], into: Path, max_bytes: int) -> tuple[list[Path], list[str], list[dict]]:
     """The paths, each ZIP file among them replaced by the folder of what an import reads in it;
-    and the names of the ZIPs' members left out."""
-    result, left_out = [], []
+    the names of the ZIPs' members left out; and each ZIP's name, size and SHA-256, so that the
+    file a person holds can be checked against the record (its members' checksums are the copy's)."""
+    result, left_out, zips = [], [], []
     for path in map(Path, paths):
         if path.is_file() and is_zip(path):
+            with path.open("rb") as whole:
+                zips.append(
+                    {
+                        "name": path.name,
+                        "size": path.stat().st_size,
+                        "sha256": hashlib.file_digest(whole, "sha256").hexdigest(),
+                    }
+                )
             path, left = unpack(path, into, max_bytes=max_bytes)
             left_out += left
         result.append(path)
-    return result, left_out
+    return result, left_out, zips
 
 
 def _write_atomically(dest: Path, write) -> None:
@@ -428,7 +438,7 @@ def copy_archive(
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=COPY_WORK_PREFIX) as scratch:
         staged = Path(scratch) / dest.name
         # A ZIP is read as the folder it unpacks to; what it unpacks goes with the working folder.
-        paths, left_in_zips = _unzipped(list(paths), Path(scratch) / "unzipped", max_bytes)
+        paths, left_in_zips, zips = _unzipped(list(paths), Path(scratch) / "unzipped", max_bytes)
         files, skipped = input_files(paths)
         skipped = left_in_zips + skipped
         total = sum(path.stat().st_size for path, _ in files)
@@ -454,7 +464,7 @@ def copy_archive(
             entries.append({**linked, "first_line": 1})
         else:
             _write_atomically(staged, write_raw)
-        document = {"raw": dest.name, "files": entries, "skipped": skipped}
+        document = {"raw": dest.name, "files": entries, "skipped": skipped} | ({"zips": zips} if zips else {})
         _write_atomically(provenance, lambda out: out.write(orjson.dumps(document, option=orjson.OPT_INDENT_2)))
         os.replace(staged, dest)
     report.sources = entries
