@@ -14,6 +14,7 @@ With a central scheduler (DNFLOW_LUIGI_SCHEDULER_URL, luigid) two more things ca
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -36,6 +37,21 @@ from .purge_task import finishing_task
 from .tasks import RunTask
 
 log = logging.getLogger("dnflow.pipeline")
+
+# Set while Luigi runs a workflow's tasks in forked processes (DNFLOW_LUIGI_WORKERS > 1).
+_forking_tasks = False
+
+
+def _close_connections_before_a_fork() -> None:
+    """Luigi forks a process per task while it schedules in this one, and scheduling reads the
+    database (each task's run). A connection open at a fork is shared by both ends: on PostgreSQL
+    the children read each other's replies ("generator raised StopIteration" in a row, a run that
+    "does not exist"). Closed before every fork, each process opens its own."""
+    if _forking_tasks:
+        connections.close_all()
+
+
+os.register_at_fork(before=_close_connections_before_a_fork)
 
 OK_STATUSES = (LuigiStatusCode.SUCCESS, LuigiStatusCode.SUCCESS_WITH_RETRY)
 STATUS_REASONS = {
@@ -110,9 +126,8 @@ def build_workflow(run: SearchRun) -> WorkflowResult:
             return WorkflowResult(ok=False, error=problem)
     else:
         options["local_scheduler"] = True
-    if workers > 1:
-        # Luigi forks a process per task: a database connection shared across a fork breaks both ends.
-        connections.close_all()
+    global _forking_tasks
+    _forking_tasks = workers > 1
 
     began = timezone.now()
     final = finishing_task(run)
@@ -125,6 +140,8 @@ def build_workflow(run: SearchRun) -> WorkflowResult:
         )
         log.warning("%s failed: %s", run, reason)
         return WorkflowResult(ok=False, error=reason)
+    finally:
+        _forking_tasks = False
     if result.status not in OK_STATUSES:
         reason = _failure_reason(run.pk, began) or STATUS_REASONS.get(result.status) or "The workflow failed."
     elif final.complete():

@@ -4,6 +4,7 @@ re-runs that redo only what did not finish, rate-limit waits, and handler failur
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections import Counter
 
@@ -289,3 +290,20 @@ def test_a_stop_asked_of_the_process_ends_the_workflow_at_its_next_progress_repo
 
     assert (run.status, run.error) == (Status.FAILED, events.INTERRUPTED)
     assert not (run.folder_path / "summary.json").exists() and temporaries(run.folder_path) == []
+
+
+def test_while_luigi_forks_tasks_no_database_connection_crosses_a_fork(monkeypatch):
+    """Shared across a fork, a PostgreSQL connection's replies are read by the wrong process: seen
+    in CI as "generator raised StopIteration" in forked BuildNetworks and FetchPhotos."""
+    from django.db import connection
+
+    from pipeline import runner
+
+    monkeypatch.setattr(runner, "_forking_tasks", True, raising=False)  # as in luigi.build, several workers
+    SearchRun.objects.exists()  # the scheduling process has used its connection
+    assert connection.connection is not None
+    child = os.fork()
+    if child == 0:
+        os._exit(0 if connection.connection is None else 1)  # the child starts with none of its own
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
