@@ -20,6 +20,7 @@ searches/management/plain.py).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import signal
@@ -31,7 +32,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection
+from django.db import DatabaseError, connection, connections
 
 from pipeline.events import INTERRUPTED, stop_asked
 from pipeline.formats import ArchiveError, check_archive_start
@@ -353,6 +354,11 @@ def execute_watched(search: Search, run: SearchRun, out) -> SearchRun:
                 return ended  # (a signal lost after the last progress report: the run finished all the same)
             # Interrupted: at the signal, or (where that exception was lost) at the next progress report.
             # Still within the handlers, which ignore a second Ctrl-C: this must not be cut short.
+            # The signal may have landed in the middle of a query: that connection is in no state to
+            # carry another (PostgreSQL: "another command is already in progress"). A new one does.
+            for each in connections.all(initialized_only=True):
+                with contextlib.suppress(DatabaseError):
+                    each.close()
             stopped = SearchRun.objects.get(pk=run.pk)
             stopped.this_claim().fail(INTERRUPTED)
             # The workflow has left this process, its counting processes with it: what it left is nobody's.
