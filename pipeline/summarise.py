@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -45,12 +46,13 @@ from .contract import (
     SAMPLE,
     SPILL_FOLDER,
     SUMMARISED,
+    SUMMARY,
     TWEET_IDS,
     TWEETS_CSV,
 )
 from .countstore import CountStore
 from .idset import remove_spill_folder
-from .outputs import FORMULA_STARTS, OutputSet, csv_records, neutralise, write_csv
+from .outputs import FORMULA_STARTS, OutputSet, csv_records, neutralise
 from .records import Post
 from .tally import (
     Sample,
@@ -498,5 +500,11 @@ def write_sample(folder: Path, size: int, *, search_id: int) -> Path:
         for position, row in enumerate(reader):
             sample.offer(sample.key(row[0]), position, row)
     # The cells are already neutralised (neutralising is idempotent), so they are written unchanged.
-    write_csv(folder / SAMPLE, header, sample.rows(), TWEET_TEXT_COLUMNS)
+    # The summaries that give the sample's size say the new one, put in place with the sample.
+    with OutputSet() as out:
+        out.csv(folder / SAMPLE, header, TWEET_TEXT_COLUMNS).writerows(sample.rows())
+        for name in (SUMMARISED, SUMMARY):
+            if (folder / name).is_file():
+                document = json.loads((folder / name).read_text(encoding="utf-8"))
+                out.json(folder / name, document | {"sample_size": size})
     return folder / SAMPLE

@@ -186,10 +186,16 @@ def test_sample_is_reproducible_and_redrawn_from_tweets_csv(tmp_path, settings, 
 
     # Redrawn from tweets.csv alone (the raw posts are gone): the same rows for the same size.
     (folder / "tweets.jsonl").unlink()
+    summary_before = json.loads((folder / "summary.json").read_text())
     write_sample(search.folder_path, 2, search_id=search.search_id)
     assert len(read_rows(folder / "sample.csv")) == 3
+    # The summaries say the size the sample now has, and nothing else of them changes.
+    for name in ("summary.json", "summarised.json"):
+        assert json.loads((folder / name).read_text())["sample_size"] == 2
+    assert json.loads((folder / "summary.json").read_text()) == summary_before | {"sample_size": 2}
     write_sample(search.folder_path, 3, search_id=search.search_id)
     assert (folder / "sample.csv").read_bytes() == first
+    assert json.loads((folder / "summary.json").read_text()) == summary_before
 
 
 COMPARED = [
