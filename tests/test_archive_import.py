@@ -620,3 +620,14 @@ def test_two_documents_run_together_on_a_line_are_named_so_with_the_fix(real_dat
     assert reason.startswith(
         "two JSON documents run together on one line, none of its posts read: put each on a line of its own"
     )
+
+
+@pytest.mark.parametrize("size", [0, 1, 1000, 64 * 1024 - 1, 64 * 1024, 256 * 1024 + 7, 8 * 1024 * 1024])
+def test_the_copys_line_count_is_every_newline_of_a_chunk(size):
+    from pipeline.formats.checks import newlines
+
+    # Newlines at irregular places, at both ends, and runs of them: as a real chunk cut anywhere.
+    chunk = bytes((10 if (i * 7919) % 97 < 3 or i in (0, size - 1) else 65 + i % 26) for i in range(size))
+    assert newlines(chunk) == chunk.count(b"\n")
+    assert newlines(b"\n" * size) == size
+    assert newlines(b"x" * size) == 0

@@ -22,6 +22,8 @@ CHUNK = 1024 * 1024
 # The copy of a JSONL file goes in chunks this big: few system calls, and hashlib hashes each in
 # one call without the GIL (see BackgroundChecksum).
 COPY_CHUNK = 8 * 1024 * 1024
+# Below this size bytes.count finds the newlines of a chunk sooner than numpy is called.
+_VECTOR_COUNT_BYTES = 64 * 1024
 # Lines sniffed to recognise the data (a v1.1 stream may open with a run of delete notices).
 _SNIFF_LINES = 200
 BOM = codecs.BOM_UTF8
@@ -36,6 +38,20 @@ ACCEPTED = (
     "posts, a v1.1 search response, a v2 response page, or Twitter's own archive (data/tweets.js, or "
     "the ZIP X gives), any of them gzipped or several in a ZIP"
 )
+
+
+def newlines(chunk: bytes) -> int:
+    """chunk.count(b"\\n"), several times as fast on a big chunk: bytes.count looks at one byte at
+    a time, numpy at a vector of them. On a 3.4 GiB archive the copy's line count took a second of
+    its four. (numpy is imported here, by the copy only, when first needed.)"""
+    if len(chunk) < _VECTOR_COUNT_BYTES:
+        return chunk.count(b"\n")
+    import numpy
+
+    octets = numpy.frombuffer(chunk, dtype=numpy.uint8)
+    # Slice by slice, so that each slice and its comparison's result stay in the CPU's cache.
+    step = _VECTOR_COUNT_BYTES * 4
+    return sum(int(numpy.count_nonzero(octets[at : at + step] == 0x0A)) for at in range(0, len(octets), step))
 
 
 class BackgroundChecksum:

@@ -34,6 +34,7 @@ from .checks import (
     Utf8Check,
     check_text_start,
     first_lines_recognised,
+    newlines,
 )
 from .documents import Reopen, copy_array, copy_object, copy_tweets_js, scanner_for
 from .limits import DEFAULT_MAX_ARCHIVE_BYTES, FileMeter, ImportBudget, MeteredStream
@@ -182,7 +183,7 @@ def _copy_jsonl(buffered: bytes, stream, out, name: str, *, lines: int = 0) -> i
         utf8.check(chunk, lines)
         out.write(chunk)
         drop.advance(out.tell())
-        lines += chunk.count(b"\n")
+        lines += newlines(chunk)
         last = chunk[-1:]
         chunk = stream.read(COPY_CHUNK)
     utf8.finish(lines)

@@ -21,7 +21,15 @@ from pathlib import Path
 
 import orjson
 
-from .checks import CHUNK, COPY_CHUNK, BackgroundChecksum, Utf8Check, check_text_start, first_lines_recognised
+from .checks import (
+    CHUNK,
+    COPY_CHUNK,
+    BackgroundChecksum,
+    Utf8Check,
+    check_text_start,
+    first_lines_recognised,
+    newlines,
+)
 from .pagecache import MIN_BYTES, DropBehind
 from .reading import GZIP_MAGIC
 
@@ -90,7 +98,7 @@ def _checksum_and_lines(path: Path, name: str, on_read: Callable[[int], None] | 
             while chunk := handle.read(COPY_CHUNK):
                 checksum.update(chunk)
                 utf8.check(chunk, lines)
-                lines += chunk.count(b"\n")
+                lines += newlines(chunk)
                 position += len(chunk)
                 if drop is not None:
                     drop.advance(position)
