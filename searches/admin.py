@@ -3,14 +3,17 @@ pages (each one calls the service the pages call). The query of a saved search i
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
 from . import services
+from .forms import DateTimeInput
 from .models import QUERY_FIELDS, Search, SearchRun, TaskEvent
 from .templatetags.dnflow import number, seconds
 
@@ -27,6 +30,7 @@ def posts_number(count: int | None) -> str | None:
 
 
 class ReadOnlyInline(admin.TabularInline):
+    template = "admin/searches/readonly_tabular.html"
     extra = 0
     can_delete = False
     show_change_link = False
@@ -110,6 +114,9 @@ class SearchAdmin(admin.ModelAdmin):
     date_hierarchy = "created"
     inlines = [SearchRunInline]
     readonly_fields = ["published_at", "created", "summary_link"]
+    # One labelled date-and-time input, as on the web form: the admin's pair of date and time
+    # boxes has one label for the two, which names neither (axe: "form elements must have labels").
+    formfield_overrides = {models.DateTimeField: {"form_class": forms.DateTimeField, "widget": DateTimeInput}}
     actions = [
         "run_again",
         "collect_again",

@@ -77,3 +77,45 @@ def test_every_kind_of_page_passes_axe_core(browser, live_server, owner, width):
 
     found = {name: rules for name, rules in pages.items() if rules}
     assert found == {}, "\n".join(f"{name}: {rule}" for name, rules in found.items() for rule in rules)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_admin_pages_pass_axe_core(browser, live_server, owner, staff_user, width):
+    """The admin is where searches are managed: its pages, as dnflow's models and actions shape them."""
+    finished = make_search(owner, term="heat wave")
+    add_events(finished, ("CollectPosts", "SummarisePosts", "PackageOutputs"))
+    make_search(owner, term="flood", status=Status.RUNNING, step="Counting: 2,000 posts", progress=40.0)
+    visitor = Watched(browser, width=width, height=900)
+    try:
+        page = visitor.page
+        pages = {}
+        page.goto(live_server.url + reverse("admin:login"))
+        pages["admin log-in"] = violations(page)
+        page.fill("#id_username", "carol")
+        page.fill("#id_password", "carol-password-1")
+        page.click("input[type=submit]")
+        page.wait_for_url(f"{live_server.url}{reverse('admin:index')}")
+        run = finished.latest_run
+        for name, url in (
+            ("admin index", reverse("admin:index")),
+            ("searches", reverse("admin:searches_search_changelist")),
+            ("a search", reverse("admin:searches_search_change", args=[finished.pk])),
+            ("add a search", reverse("admin:searches_search_add")),
+            ("runs", reverse("admin:searches_searchrun_changelist")),
+            ("a run", reverse("admin:searches_searchrun_change", args=[run.pk])),
+            ("delete a search?", reverse("admin:searches_search_delete", args=[finished.pk])),
+        ):
+            page.goto(live_server.url + url)
+            pages[name] = violations(page)
+        # A bulk action's confirmation, dnflow's own page.
+        page.goto(live_server.url + reverse("admin:searches_search_changelist"))
+        page.check(f"input[name=_selected_action][value='{finished.pk}']")
+        page.select_option("select[name=action]", "delete_with_files")
+        page.click("button[name=index]")
+        page.wait_for_selector("input[name=delete][value=yes]", state="attached")
+        pages["bulk delete?"] = violations(page)
+    finally:
+        visitor.close()
+
+    found = {name: rules for name, rules in pages.items() if rules}
+    assert found == {}, "\n".join(f"{name}: {rule}" for name, rules in found.items() for rule in rules)

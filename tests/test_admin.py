@@ -96,10 +96,9 @@ def test_staff_change_a_search_s_title_and_notes_and_find_it_by_its_title(admin_
     page = admin_client.get(url).content.decode()
     assert 'name="title"' in page and 'name="notes"' in page
 
-    # The runs inline's management form, as the browser sends it back.
-    management = r'<input type="hidden" name="([\w-]+-(?:TOTAL|INITIAL|MIN_NUM|MAX_NUM)_FORMS)"[^>]*value="(\d+)"'
-    hidden = dict(re.findall(management, page))
-    assert hidden, "the page has the runs inline"
+    # Every hidden field, as the browser sends it back: the runs inline's management form, its rows' ids.
+    hidden = dict(re.findall(r'<input type="hidden" name="([\w-]+)" value="([^"]*)"', page))
+    assert "runs-TOTAL_FORMS" in hidden and "runs-0-id" in hidden, "the page has the runs inline"
     response = admin_client.post(
         url, {**hidden, "owner": owner.pk, "title": "Floods, March", "notes": "For the newsroom's archive."}
     )
@@ -132,6 +131,34 @@ def test_a_search_added_in_the_admin_belongs_to_the_staff_member_who_adds_it(adm
     # Someone else may still be chosen.
     other = admin_client.get(add, {"owner": ""}).content.decode()
     assert "selected>carol</option>" not in re.search(r'<select name="owner".*?</select>', other, re.S).group(0)
+
+
+def test_a_search_added_in_the_admin_takes_its_time_window_in_one_labelled_box_each(admin_client, staff_user, queue):
+    add = reverse("admin:searches_search_add")
+    page = admin_client.get(add).content.decode()
+    for name in ("start_time", "end_time"):
+        # One input a label names (the admin's own date and time pair had one label for both).
+        assert re.search(rf'<input type="datetime-local" name="{name}"[^>]*id="id_{name}"', page)
+        assert f'<label for="id_{name}">' in page
+        assert f'name="{name}_0"' not in page
+    response = admin_client.post(
+        add,
+        {
+            "owner": staff_user.pk,
+            "term": "storm",
+            "source": "sample",
+            "start_time": "2024-03-01T10:00",
+            "end_time": "2024-03-02T00:30",
+            "runs-TOTAL_FORMS": 0,
+            "runs-INITIAL_FORMS": 0,
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    search = Search.objects.get(term="storm")
+    assert (search.start_time.isoformat(), search.end_time.isoformat()) == (
+        "2024-03-01T10:00:00+00:00",
+        "2024-03-02T00:30:00+00:00",
+    )
 
 
 def test_publish_then_unpublish(admin_client, owner):
