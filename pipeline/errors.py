@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import errno
 
+from django.db import InterfaceError, OperationalError
+
 from .formats.report import ArchiveError
 from .ids import IdFileError
 from .purge import PurgeError
@@ -28,6 +30,13 @@ def plain_reason(exc: BaseException, step_label: str = "") -> str:
             f"Disk full: {step_label or 'a step of the workflow'} could not write its files. Free some space where "
             "dnflow keeps its data (DNFLOW_DATA_DIR), then run the search again: completed steps are kept."
         )
-    where = f"{step_label} failed" if step_label else "A step of the workflow failed"
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{where}: {type(exc).__name__}{': ' + detail if detail else ''}"
+    kind = f"{type(exc).__name__}{': ' + detail if detail else ''}"
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # Locked, restarted, refusing connections: the database's trouble, not the posts'.
+        return (
+            f"Database unavailable: {step_label or 'a step of the workflow'} could not use dnflow's database "
+            f"({kind}). Once it answers again (DATABASE_URL), run the search again: completed steps are kept."
+        )
+    where = f"{step_label} failed" if step_label else "A step of the workflow failed"
+    return f"{where}: {kind}"

@@ -235,7 +235,11 @@ class SummarisePosts(RunTask):
             facts = summarise_posts(
                 posts, folder, on_progress=lambda num_posts: on_progress(report.lines_read, num_posts), **writing
             )
-        run.runs().report_progress(num_posts=facts["num_tweets"])
+        # Shown while the last steps run; the run's final count is taken from summary.json when it
+        # finishes, so a database that fails just now (a progress report logs it) loses nothing.
+        progress.update(
+            1.0, step_text=f"Counted: {facts['num_tweets']:,} posts", num_posts=facts["num_tweets"], force=True
+        )
         if report.bad_lines or report.duplicates or report.not_posts or report.unavailable or report.authorless:
             progress.note(f"Import: {report.summary()}")
         how = f", {len(parts)} processes" if parts else ""

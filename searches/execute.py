@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from pipeline.runner import build_workflow
 
+from . import run_files
 from .choices import ACTIVE_STATUSES
 from .models import SearchRun, Status
 from .reconcile import recover_lost
@@ -98,12 +99,20 @@ def _tidy_before(run: SearchRun) -> None:
 def _record_outcome(run: SearchRun, ok: bool, error: str) -> None:
     claim = run.this_claim()
     if ok:
-        claim.finish()
+        claim.finish(num_posts=posts_in_outputs(run))
     else:
         claim.fail(error)
     # The workflow has returned: nothing writes in the folder now. A finished run has no
     # temporaries; a failed or cancelled one may have.
     run.tidy_up()
+
+
+def posts_in_outputs(run: SearchRun) -> int | None:
+    """The posts the finished outputs hold (summary.json's num_tweets), or None where they do not
+    say (a purge's run). The count the counting step recorded can be short or missing: the database
+    may have failed just then, and a resumed run does not count again."""
+    posts = run_files.read_summary(run.folder_path).get("num_tweets")
+    return posts if type(posts) is int and posts >= 0 else None
 
 
 def job_failed(job, connection, exc_type, exc_value, traceback) -> None:

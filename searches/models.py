@@ -325,9 +325,11 @@ class RunQuerySet(models.QuerySet):
         changed = rows.update(status=Status.RUNNING, started=now, finished=None, step="Starting", error="", tidy=False)
         return now if changed else None
 
-    def finish(self) -> int:
+    def finish(self, *, num_posts: int | None = None) -> int:
         """Running -> finished; the run becomes its search's results (a purge has none: the
-        results stay those of the run it purged for)."""
+        results stay those of the run it purged for). `num_posts`: the posts its outputs hold,
+        where they say (otherwise the count its progress reports left)."""
+        counted = {} if num_posts is None else {"num_posts": num_posts}
         with transaction.atomic():
             finished = list(self.filter(status=Status.RUNNING).values_list("pk", "search_id", "kind"))
             changed = self.filter(pk__in=[pk for pk, _, _ in finished], status=Status.RUNNING).update(
@@ -337,6 +339,7 @@ class RunQuerySet(models.QuerySet):
                 error="",
                 finished=timezone.now(),
                 rate_limited_until=None,
+                **counted,
             )
             if changed:
                 for run_id, search_id, kind in finished:

@@ -163,6 +163,53 @@ def test_a_connection_dropped_at_the_end_of_a_run_still_records_its_outcome(tmp_
     assert SearchRun.objects.get(pk=search.pk).status == Status.FINISHED
 
 
+def test_a_connection_dropped_as_the_counting_ends_still_gives_the_run_its_exact_count(tmp_path, monkeypatch, caplog):
+    """The drop comes once the counting step has written its files, before it records how many
+    posts it counted: that record is lost, the run is not, and its count is the outputs' own."""
+    import pipeline.tasks
+
+    real = pipeline.tasks.summarise_posts
+    dropped = []
+
+    def summarise_then_drop(*args, **kwargs):
+        facts = real(*args, **kwargs)
+        dropped.append(facts["num_tweets"])
+        drop_database_connection()
+        return facts
+
+    monkeypatch.setattr(pipeline.tasks, "summarise_posts", summarise_then_drop)
+    search = queued_archive_search(small_archive(tmp_path / "a.jsonl", posts=7))
+
+    with caplog.at_level(logging.ERROR, logger="dnflow.events"):
+        search = services.execute_search(search)
+
+    assert dropped == [7], "the fault was never injected"
+    assert search.status == Status.FINISHED, search.error
+    assert SearchRun.objects.get(pk=search.pk).num_posts == 7
+    assert any("could not record progress of SummarisePosts" in r.getMessage() for r in caplog.records)
+
+
+def test_a_run_resumed_after_its_counting_step_gets_the_count_its_outputs_hold(tmp_path):
+    """A run failed after counting, with a count its progress reports left short (the database
+    failed as the count was recorded): the resumed run does not count again, and still ends with
+    the outputs' count, which the pages, the admin and the API show."""
+    run = services.execute_search(queued_archive_search(small_archive(tmp_path / "a.jsonl", posts=7)))
+    assert run.status == Status.FINISHED, run.error
+    # What the later steps write goes; the counting step's files stay, as a failure in them leaves it.
+    (run.folder_path / "summary.json").unlink()
+    (run.folder_path / f"{run.folder}.zip").unlink()
+    SearchRun.objects.filter(pk=run.pk).update(status=Status.FAILED, num_posts=3, error="database is locked")
+
+    services.rerun_search(Search.objects.get(pk=run.search_id), enqueue=False)
+    resumed = services.execute_search(Search.objects.get(pk=run.search_id))
+
+    assert resumed.status == Status.FINISHED, resumed.error
+    assert resumed.pk == run.pk, "resumed in its own run"
+    counting = TaskEvent.objects.filter(run=run, task_family="SummarisePosts", event=EventKind.START)
+    assert counting.count() == 1, "the resumed run counted again"
+    assert resumed.num_posts == 7
+
+
 # --- the disk full while outputs are written ------------------------------------------------------
 
 
@@ -329,3 +376,15 @@ def test_a_storm_past_the_budget_fails_the_search_clearly_and_keeps_what_was_col
     services.rerun_search(search.search, enqueue=False)  # X is fine again: the rerun resumes and finishes
     search = services.execute_search(search.search)
     assert (search.status, search.num_posts) == (Status.FINISHED, 250)
+
+
+@pytest.mark.parametrize("error", ["database is locked", "terminating connection due to administrator command"])
+def test_a_step_the_database_failed_says_so_and_how_to_go_on(error):
+    """As Django raises them when SQLite stays locked or PostgreSQL drops the connection."""
+    from django.db import OperationalError
+
+    from pipeline.errors import plain_reason
+
+    reason = plain_reason(OperationalError(error), "Counting hashtags, mentions, URLs and more")
+    assert reason.startswith("Database unavailable: Counting hashtags, mentions, URLs and more could not use")
+    assert error in reason and "DATABASE_URL" in reason and "run the search again: completed steps are kept" in reason
