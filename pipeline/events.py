@@ -23,7 +23,7 @@ from datetime import datetime
 
 import luigi
 from django.db import Error as DatabaseError
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from searches.models import EventKind, SearchRun, TaskEvent
@@ -108,6 +108,17 @@ def _record(task, kind: str, message: str = "", duration: float | None = None) -
     )
 
 
+def _log_lost(exc: BaseException, message: str, *args) -> None:
+    """A record that could not be written. A database that is locked, restarting or unreachable is
+    no bug: one line says so (a foreground run_search prints this log, and would show a traceback
+    for every progress report). Anything else comes with its traceback."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        log.error(message + " (the database: %s%s)", *args, type(exc).__name__, f": {detail}" if detail else "")
+    else:
+        log.exception(message, *args)
+
+
 def _renew_connection_after(exc: BaseException) -> None:
     """After a failed database write, let the next query open a new connection: one that dropped (a
     database restart, a network cut) would otherwise fail every write for the rest of the run."""
@@ -128,7 +139,7 @@ def _guarded(what: str):
             except WorkflowCancelled:
                 pass  # the task itself stops at its next progress report
             except Exception as exc:
-                log.exception("could not record %s of %s for run #%s", what, task.task_id, task.run_id)
+                _log_lost(exc, "could not record %s of %s for run #%s", what, task.task_id, task.run_id)
                 _renew_connection_after(exc)
 
         run.__name__ = handler.__name__
@@ -172,7 +183,7 @@ def on_failure(task, exc: BaseException) -> None:
     try:
         _record(task, kind, reason)
     except Exception as exc:
-        log.exception("could not record the failure of %s for run #%s (%s)", task.task_id, task.run_id, reason)
+        _log_lost(exc, "could not record the failure of %s for run #%s (%s)", task.task_id, task.run_id, reason)
         _renew_connection_after(exc)
 
 
@@ -252,7 +263,7 @@ class Progress:
             if event:
                 _record(self.task, EventKind.PROGRESS, event)
         except Exception as exc:
-            log.exception("could not record progress of %s for run #%s", self.task.task_id, self.task.run_id)
+            _log_lost(exc, "could not record progress of %s for run #%s", self.task.task_id, self.task.run_id)
             _renew_connection_after(exc)
             return
         if not updated:
@@ -265,7 +276,7 @@ class Progress:
         try:
             _record(self.task, EventKind.NOTE, message)
         except Exception as exc:
-            log.exception("could not record a note of %s for run #%s", self.task.task_id, self.task.run_id)
+            _log_lost(exc, "could not record a note of %s for run #%s", self.task.task_id, self.task.run_id)
             _renew_connection_after(exc)
 
     def wait(self, until: datetime | None, reason: str) -> None:
@@ -284,5 +295,5 @@ class Progress:
                 runs.report_progress(step=step[:200])
             _record(self.task, EventKind.RATE_LIMIT if rate_limit else EventKind.RETRY, step)
         except Exception as exc:
-            log.exception("could not record a wait of %s for run #%s", self.task.task_id, self.task.run_id)
+            _log_lost(exc, "could not record a wait of %s for run #%s", self.task.task_id, self.task.run_id)
             _renew_connection_after(exc)

@@ -135,7 +135,8 @@ def test_a_connection_dropped_while_an_event_is_written_loses_that_event_only(tm
     assert dropped, "the fault was never injected"
     assert search.status == Status.FINISHED, search.error
     lost = [r.getMessage() for r in caplog.records if r.name == "dnflow.events"]
-    assert lost == [f"could not record the start of {dropped[0]} for run #{search.pk}"]
+    # (With what the database said, on one line: PostgreSQL's terminated connection is an OperationalError.)
+    assert len(lost) == 1 and lost[0].startswith(f"could not record the start of {dropped[0]} for run #{search.pk}")
     # The lost event is the only one missing: the rest of the run was recorded on a new connection.
     assert not TaskEvent.objects.filter(run=search, task_family="SummarisePosts", event=EventKind.START).exists()
     assert TaskEvent.objects.filter(run=search, task_family="SummarisePosts", event=EventKind.SUCCESS).exists()
@@ -388,3 +389,21 @@ def test_a_step_the_database_failed_says_so_and_how_to_go_on(error):
     reason = plain_reason(OperationalError(error), "Counting hashtags, mentions, URLs and more")
     assert reason.startswith("Database unavailable: Counting hashtags, mentions, URLs and more could not use")
     assert error in reason and "DATABASE_URL" in reason and "run the search again: completed steps are kept" in reason
+
+
+def test_a_record_the_database_refused_is_logged_in_one_line_and_a_bug_with_its_traceback(caplog):
+    """A foreground run_search prints this log: a locked database is said once a report, not as a traceback."""
+    from django.db import OperationalError
+
+    with caplog.at_level(logging.ERROR, logger="dnflow.events"):
+        for error in (OperationalError("database is locked\nmore"), KeyError("step")):
+            try:
+                raise error
+            except Exception as exc:  # noqa: BLE001 -- as the event writers catch it
+                events._log_lost(exc, "could not record progress of %s for run #%s", "SummarisePosts_x", 7)
+    database, bug = caplog.records
+    assert database.getMessage() == (
+        "could not record progress of SummarisePosts_x for run #7 (the database: OperationalError: database is locked)"
+    )
+    assert database.exc_info is None
+    assert bug.getMessage() == "could not record progress of SummarisePosts_x for run #7" and bug.exc_info
