@@ -247,7 +247,13 @@ class SearchAdmin(admin.ModelAdmin):
     def delete_with_files(self, request, queryset):
         """Like Django's delete: a page that says what goes, then the same action again, confirmed."""
         if request.POST.get("delete") == "yes":
-            _apply(self, request, queryset, services.delete_search, "Deleted")
+
+            def delete(search: Search) -> None:
+                name, not_here = str(search), services.delete_search(search)
+                if not_here:
+                    self.message_user(request, services.folders_not_here_text(name, not_here), messages.WARNING)
+
+            _apply(self, request, queryset, delete, "Deleted")
             return None
         context = {
             **self.admin_site.each_context(request),
@@ -274,7 +280,9 @@ class SearchAdmin(admin.ModelAdmin):
         self.message_user(request, f"Reconcile: {outcome}.", messages.SUCCESS if outcome.changed else messages.INFO)
 
     def delete_model(self, request, obj: Search) -> None:
-        services.delete_search(obj)
+        name, not_here = str(obj), services.delete_search(obj)
+        if not_here:
+            self.message_user(request, services.folders_not_here_text(name, not_here), messages.WARNING)
 
     def get_deleted_objects(self, objs, request):
         # A search's runs go with it (delete_model), though no one may delete a run on its own: without

@@ -108,6 +108,8 @@ def search_detail(request: HttpRequest, pk: int) -> JsonResponse:
             "results_run": _run(search.results_run),
             "runs": [_run(run) for run in search.runs.order_by("-number")[:RUNS_LISTED]],
             "counts": {k: summary[k] for k in counts_keys if k in summary},
+            # Finished, but its folder is not on this server: counts and files are unknown here, not none.
+            "files_missing": bool(search.results_run and search.results_run.folder_missing),
             "first_post_at": summary.get("first_tweet_at"),
             "last_post_at": summary.get("last_tweet_at"),
             "files": [
@@ -148,6 +150,9 @@ def search_counts(request: HttpRequest, pk: int, kind: str) -> JsonResponse:
         return _error(f"limit must be a whole number from 1 to {MAX_LIMIT} (got {raw_limit!r}).", 400)
     if not search.has_results:
         return _error(f"Search #{pk} is {search.status}: counts exist once a run of it has finished.", 409)
+    if search.results_run.folder_missing:
+        # Not an empty list: the counts exist, on a disk this server does not see (DNFLOW_DATA_DIR).
+        return _error(f"Search #{pk} finished, but its files are not on this server: ask its administrator.", 503)
     spec = run_files.COUNT_KINDS[kind]
     rows = run_files.read_counts(search.results_dir, kind, limit)
     columns = [spec.key_column, "file", spec.value_column] if kind == "media" else [spec.key_column, spec.value_column]

@@ -491,6 +491,13 @@ class SearchRun(models.Model):
         return Path(settings.DNFLOW_DATA_DIR) / self.folder
 
     @property
+    def folder_missing(self) -> bool:
+        """Finished, yet its folder is not in this process's DNFLOW_DATA_DIR: another machine's
+        worker wrote it under another DNFLOW_DATA_DIR, or the folder was moved. Its files cannot be
+        read here, and must not be shown as an empty collection."""
+        return self.status == Status.FINISHED and not self.folder_path.is_dir()
+
+    @property
     def duration(self) -> float | None:
         if self.started and self.finished:
             return (self.finished - self.started).total_seconds()

@@ -362,14 +362,28 @@ def unpublish_search(search: Search) -> Search:
     return search
 
 
-def delete_search(search: Search) -> None:
-    """Stop its run if one is active, then remove every run's files, its upload, and its rows."""
+def delete_search(search: Search) -> list[str]:
+    """Stop its run if one is active, then remove every run's files, its upload, and its rows.
+    Returns the folders of finished runs that were not on this server to remove (another machine's
+    DNFLOW_DATA_DIR may hold them): the person deleting must hear of them."""
     run = SearchRun.objects.filter(pk=search.latest_run_id).first()
     if run is not None and not run.is_done:
         run.runs().cancel()
         queue.stop_job(run)
+    not_here = [run.folder for run in search.runs.all() if run.folder_missing]
     search.delete_files()
     leftovers = [folder for folder in (search.own_upload(), search.own_links()) if folder is not None]
     search.delete()
     for folder in leftovers:
         shutil.rmtree(folder, ignore_errors=True)  # never follows a link: the archives stay
+    return not_here
+
+
+def folders_not_here_text(name: str, folders: list[str]) -> str:
+    """What to say of a deleted search whose folders this server did not have."""
+    return (
+        f"{name}: the folder{'s' if len(folders) != 1 else ''} {', '.join(folders)} "
+        f"{'were' if len(folders) != 1 else 'was'} not in this server's DNFLOW_DATA_DIR, so nothing of "
+        f"{'them' if len(folders) != 1 else 'it'} was removed here. If another machine keeps its runs elsewhere, "
+        "remove them there, and give every machine the same DNFLOW_DATA_DIR."
+    )

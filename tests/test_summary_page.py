@@ -232,11 +232,12 @@ def test_only_known_files_are_served_and_no_path_escapes_the_folder(client, owne
     assert response.status_code == 404
 
 
-def test_a_search_without_files_still_has_a_summary_page(owner_client, owner):
+def test_a_finished_search_without_its_folder_still_has_a_summary_page_that_says_so(owner_client, owner):
     search = make_search(owner, outputs=False)
     page = summary_page(owner_client, search)
-    assert "No files yet." in page
-    assert "None in this collection." in page
+    # Not "None in this collection": a finished run's files are somewhere this server does not see.
+    assert "but its files are not on this server, so its results cannot be shown" in page
+    assert "None in this collection." not in page
 
 
 def test_damaged_outputs_do_not_break_the_page(owner_client, owner):

@@ -99,8 +99,10 @@ def search_delete(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method != "POST":
         return render(request, "searches/confirm_delete.html", {"search": search})
     name = str(search)
-    services.delete_search(search)
+    not_here = services.delete_search(search)
     messages.success(request, f"Deleted {name} and its files.")
+    if not_here:
+        messages.warning(request, services.folders_not_here_text(name, not_here))
     return redirect("home")
 
 

@@ -34,6 +34,10 @@ def results_context(request: HttpRequest, search: Search) -> dict:
         return {"results": None}
     folder = search.results_dir
     manager = can_manage(request.user, search)
+    if search.results_run.folder_missing:
+        log.warning("search #%s: the folder of its results, %s, does not exist on this server", search.pk, folder)
+        # Not an empty collection: files this server cannot see. Where they are is for staff to know.
+        return {"results": search.results_run, "folder_missing": True, "missing_folder": folder, "can_manage": manager}
     files = run_files.output_files(folder, include_private=manager)
     summary = run_files.read_summary(folder)
     charts = []

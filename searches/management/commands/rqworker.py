@@ -9,10 +9,14 @@ running, it waits out a Redis outage (searches/worker.py).
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
+from django.conf import settings
 from django.db import connections
 from django_rq.management.commands.rqworker import Command as DjangoRQWorkerCommand
 from redis.exceptions import RedisError
 
+from searches.models import SearchRun, Status
 from searches.reconcile import reconcile
 
 from ..plain import PlainErrors, redis_problem
@@ -36,4 +40,36 @@ class Command(PlainErrors, DjangoRQWorkerCommand):
             connections.close_all()  # the work horses are forked from this process
         if options["verbosity"] > 0:
             self.stdout.write(f"Reconcile at start: {outcome}")
+            self.stdout.write(where_this_worker_works())
+        unseen = finished_folders_not_here()
+        if unseen:
+            self.stderr.write(unseen)
         super().handle(*args, **options)
+
+
+def where_this_worker_works() -> str:
+    """The data folder and the Luigi scheduler: on several machines, every worker must say the same."""
+    scheduler = urlsplit(settings.DNFLOW_LUIGI_SCHEDULER_URL)
+    if scheduler.username or scheduler.password:  # never a password in a log
+        scheduler = scheduler._replace(netloc=scheduler.hostname + (f":{scheduler.port}" if scheduler.port else ""))
+    return (
+        f"Data folder: {settings.DNFLOW_DATA_DIR}; Luigi scheduler: "
+        f"{urlunsplit(scheduler) if settings.DNFLOW_LUIGI_SCHEDULER_URL else 'local, one in each job'}"
+    )
+
+
+RECENT_RUNS_CHECKED = 20
+
+
+def finished_folders_not_here() -> str:
+    """A warning when none of the newest finished runs' folders is in this worker's data folder:
+    it would write its runs where the web processes and the other workers do not look."""
+    recent = list(SearchRun.objects.filter(status=Status.FINISHED).order_by("-finished")[:RECENT_RUNS_CHECKED])
+    if not recent or not all(run.folder_missing for run in recent):
+        return ""
+    return (
+        f"Warning: none of the {len(recent)} newest finished runs has its folder in DNFLOW_DATA_DIR "
+        f"({settings.DNFLOW_DATA_DIR}). If the other workers and the web processes use another folder, this "
+        "worker would write its runs where they cannot be shown: give every process the same DNFLOW_DATA_DIR, "
+        "a folder they all share (the README's More than one machine)."
+    )
