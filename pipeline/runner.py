@@ -58,7 +58,9 @@ STATUS_REASONS = {
     LuigiStatusCode.SCHEDULING_FAILED: "The workflow could not be scheduled: a task could not say whether it was "
     "complete (the worker's log has the details).",
     LuigiStatusCode.NOT_RUN: "The Luigi scheduler (DNFLOW_LUIGI_SCHEDULER_URL) did not let this worker run the "
-    "workflow's steps: is it paused? Unpause it, then run the search again: completed steps are kept.",
+    "workflow's steps: it may be paused, or it took this worker for gone after more than a minute without a "
+    "word from it (a machine that was suspended or starved). Unpause it if it is, then run the search again: "
+    "completed steps are kept.",
     LuigiStatusCode.MISSING_EXT: "A file the workflow needs is missing.",
 }
 TAKEN_BY_ANOTHER_WORKER = (
