@@ -317,6 +317,27 @@ def test_again_collects_a_finished_search_anew_and_refuses_one_still_running(tmp
     assert search.runs.count() == 3
 
 
+def test_again_with_enqueue_hands_the_resumed_run_to_a_worker_and_prints_the_id(tmp_path, data_dir, empty_queue):
+    archive = WRITERS["v1"](tmp_path / "climate.jsonl")
+    assert manage(data_dir, "--archive", str(archive)).returncode == 0
+    search = Search.objects.get()
+    run = search.latest_run
+    SearchRun.objects.filter(pk=run.pk).update(status=Status.FAILED, error="the machine went down")
+
+    queued = manage(data_dir, "--again", str(search.pk), "--enqueue")
+
+    assert queued.returncode == 0, queued.stderr
+    assert queued.stdout.strip() == str(search.pk)
+    run.refresh_from_db()
+    assert run.status == Status.QUEUED and run.rq_job_id, "resumed in its own run, on the queue"
+    assert [job.id for job in empty_queue.get_jobs()] == [run.rq_job_id]
+    # Queued already: nothing is queued twice.
+    twice = manage(data_dir, "--again", str(search.pk), "--enqueue")
+    assert twice.returncode == 2
+    assert f"Search #{search.pk} is queued already: a worker runs it once one is free" in twice.stderr
+    assert len(empty_queue.get_jobs()) == 1
+
+
 def test_a_query_that_starts_with_a_minus_is_shown_where_it_goes(tmp_path, data_dir):
     archive = WRITERS["v1"](tmp_path / "climate.jsonl")
 

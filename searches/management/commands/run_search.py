@@ -48,7 +48,7 @@ from ..plain import CONFIGURATION, PlainErrors
 
 BAD_INPUT = CONFIGURATION  # 2: nothing ran, fix the command or the configuration
 # What describes a new search, or how to run one: none of it goes with --again.
-AGAIN_ALONE = ("archive", "ids", "count", "source", "lang", "start", "end", "owner", "enqueue", "estimate")
+AGAIN_ALONE = ("archive", "ids", "count", "source", "lang", "start", "end", "owner", "estimate")
 FAILED = 1  # the search ran and failed
 POLL_SECONDS = 0.3
 
@@ -127,8 +127,8 @@ class Command(PlainErrors, BaseCommand):
             "--again",
             type=int,
             metavar="ID",
-            help="Run search ID again, here, as the page's 'run again' does: a failed or cancelled run "
-            "resumes (finished steps are kept), a finished search is collected again.",
+            help="Run search ID again, here (with --enqueue: by a worker), as the page's 'run again' does: a "
+            "failed or cancelled run resumes (finished steps are kept), a finished search is collected again.",
         )
 
     def handle(self, *args, **options) -> None:
@@ -141,7 +141,7 @@ class Command(PlainErrors, BaseCommand):
                     "leave them out, or start a new search with them.",
                     returncode=BAD_INPUT,
                 )
-            self.run_again(options["again"])
+            self.run_again(options["again"], enqueue=options["enqueue"])
             return
         source = options["source"] or (
             Source.IDS
@@ -181,11 +181,7 @@ class Command(PlainErrors, BaseCommand):
         except ValidationError as exc:
             raise CommandError(self.describe_invalid(exc), returncode=BAD_INPUT) from None
         if options["enqueue"]:
-            run = search.latest_run
-            run.refresh_from_db()
-            if not run.rq_job_id:
-                self.stderr.write(run.step or "Saved, but not queued yet: the job queue is unreachable.", PLAIN)
-            self.stdout.write(str(search.pk))
+            self.report_queued(search, search.latest_run)
             return
         self.run_in_foreground(search)
 
@@ -282,12 +278,18 @@ class Command(PlainErrors, BaseCommand):
         for day, posts in result.by_day:
             self.stdout.write(f"  {day}  {posts:>{width},}")
 
-    def run_again(self, search_id: int) -> None:
+    def run_again(self, search_id: int, *, enqueue: bool = False) -> None:
         search = search_from_argument(search_id)
         latest = SearchRun.objects.filter(pk=search.latest_run_id).first()
+        if enqueue and latest is not None and latest.status == Status.QUEUED:
+            raise CommandError(
+                f"Search #{search.pk} is queued already: a worker runs it once one is free "
+                "(`manage.py reconcile_searches` queues it again if Redis lost it).",
+                returncode=BAD_INPUT,
+            )
         if latest is None or latest.status != Status.QUEUED:  # a queued run (not started yet) just runs here
             try:
-                services.rerun_search(search, enqueue=False)
+                run = services.rerun_search(search, enqueue=enqueue)
             except services.ActionRefused as exc:
                 still_running = latest is not None and latest.status == Status.RUNNING
                 hint = (
@@ -297,7 +299,17 @@ class Command(PlainErrors, BaseCommand):
                     else ""
                 )
                 raise CommandError(f"{exc}{hint}", returncode=BAD_INPUT) from None
+            if enqueue:
+                self.report_queued(search, run)
+                return
         self.run_in_foreground(Search.objects.with_runs().get(pk=search.pk))
+
+    def report_queued(self, search: Search, run: SearchRun) -> None:
+        """The search's id, for scripts; and a word when Redis did not take the job."""
+        run.refresh_from_db()
+        if not run.rq_job_id:
+            self.stderr.write(run.step or "Saved, but not queued yet: the job queue is unreachable.", PLAIN)
+        self.stdout.write(str(search.pk))
 
     def run_in_foreground(self, search: Search) -> None:
         what = search.term or search.title or (Path(search.archive_path).name if search.archive_path else "")
