@@ -117,6 +117,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so that it sees a view's database errors first (its process_exception runs before the others').
+    "searches.middleware.DatabaseUnavailable",
 ]
 
 ROOT_URLCONF = "dnflow_site.urls"

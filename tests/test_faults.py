@@ -407,3 +407,46 @@ def test_a_record_the_database_refused_is_logged_in_one_line_and_a_bug_with_its_
     )
     assert database.exc_info is None
     assert bug.getMessage() == "could not record progress of SummarisePosts_x for run #7" and bug.exc_info
+
+
+@pytest.fixture
+def database_not_answering(tmp_path):
+    """The database fails this process's next query as it does when it is unavailable: PostgreSQL
+    drops the connection (a restart); SQLite stays locked by another process past the wait."""
+    if connection.vendor == "postgresql":
+        connection.ensure_connection()
+        drop_database_connection()
+        yield
+        return
+    import sqlite3
+
+    connection.close()
+    options = connection.settings_dict.setdefault("OPTIONS", {})
+    waited = options.get("timeout")
+    options["timeout"] = 0.2  # the lock outlasts this process's wait (20 s in production)
+    holder = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        connection.close()
+        options["timeout"] = waited
+
+
+def test_a_page_the_database_cannot_serve_is_a_503_that_says_so(owner_client, owner, request):
+    from django.urls import reverse
+
+    from .web_helpers import make_search
+
+    search = make_search(owner, status=Status.RUNNING)
+    request.getfixturevalue("database_not_answering")
+
+    response = owner_client.post(reverse("search_cancel", args=[search.pk]))
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30"
+    page = response.content.decode()
+    assert "The database is not answering" in page and "what you asked for may not have been done" in page
+    assert "Something went wrong" not in page
