@@ -109,24 +109,22 @@ def test_staff_change_a_search_s_title_and_notes_and_find_it_by_its_title(admin_
     assert f"/admin/searches/search/{search.pk}/change/" in found
 
 
+def add_in_the_admin(admin_client, **fields) -> Search:
+    """Send the admin's "Add search" form (with the runs inline's empty management form); the search."""
+    response = admin_client.post(
+        reverse("admin:searches_search_add"), {**fields, "runs-TOTAL_FORMS": 0, "runs-INITIAL_FORMS": 0}
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return Search.objects.get(term=fields["term"])
+
+
 def test_a_search_added_in_the_admin_belongs_to_the_staff_member_who_adds_it(admin_client, staff_user, queue):
     add = reverse("admin:searches_search_add")
     page = admin_client.get(add).content.decode()
     owner_field = re.search(r'<select name="owner".*?</select>', page, re.S).group(0)
     assert re.search(rf'<option value="{staff_user.pk}" selected>carol</option>', owner_field)
     # Sent as the page shows it, the owner left as chosen for them.
-    response = admin_client.post(
-        add,
-        {
-            "owner": staff_user.pk,
-            "term": "storm",
-            "source": "sample",
-            "runs-TOTAL_FORMS": 0,
-            "runs-INITIAL_FORMS": 0,
-        },
-    )
-    assert response.status_code == 302, response.content.decode()[:2000]
-    search = Search.objects.get(term="storm")
+    search = add_in_the_admin(admin_client, owner=staff_user.pk, term="storm", source="sample")
     assert search.owner == staff_user
     # Someone else may still be chosen.
     other = admin_client.get(add, {"owner": ""}).content.decode()
@@ -141,20 +139,14 @@ def test_a_search_added_in_the_admin_takes_its_time_window_in_one_labelled_box_e
         assert re.search(rf'<input type="datetime-local" name="{name}"[^>]*id="id_{name}"', page)
         assert f'<label for="id_{name}">' in page
         assert f'name="{name}_0"' not in page
-    response = admin_client.post(
-        add,
-        {
-            "owner": staff_user.pk,
-            "term": "storm",
-            "source": "sample",
-            "start_time": "2024-03-01T10:00",
-            "end_time": "2024-03-02T00:30",
-            "runs-TOTAL_FORMS": 0,
-            "runs-INITIAL_FORMS": 0,
-        },
+    search = add_in_the_admin(
+        admin_client,
+        owner=staff_user.pk,
+        term="storm",
+        source="sample",
+        start_time="2024-03-01T10:00",
+        end_time="2024-03-02T00:30",
     )
-    assert response.status_code == 302, response.content.decode()[:2000]
-    search = Search.objects.get(term="storm")
     assert (search.start_time.isoformat(), search.end_time.isoformat()) == (
         "2024-03-01T10:00:00+00:00",
         "2024-03-02T00:30:00+00:00",

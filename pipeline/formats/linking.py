@@ -21,15 +21,8 @@ from pathlib import Path
 
 import orjson
 
-from .checks import (
-    CHUNK,
-    COPY_CHUNK,
-    BackgroundChecksum,
-    Utf8Check,
-    check_text_start,
-    first_lines_recognised,
-    newlines,
-)
+from . import checks
+from .checks import CHUNK, COPY_CHUNK, BackgroundChecksum, Utf8Check, check_text_start, first_lines_recognised
 from .pagecache import MIN_BYTES, DropBehind
 from .reading import GZIP_MAGIC
 
@@ -98,7 +91,7 @@ def _checksum_and_lines(path: Path, name: str, on_read: Callable[[int], None] | 
             while chunk := handle.read(COPY_CHUNK):
                 checksum.update(chunk)
                 utf8.check(chunk, lines)
-                lines += newlines(chunk)
+                lines += checks.newlines(chunk)
                 position += len(chunk)
                 if drop is not None:
                     drop.advance(position)
