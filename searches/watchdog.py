@@ -34,6 +34,7 @@ import threading
 
 from django.conf import settings
 from django.db import close_old_connections, connections
+from django.utils import timezone
 
 from .choices import Status
 from .models import SearchRun
@@ -73,6 +74,24 @@ def redis_connection():
     from redis import Redis
 
     return Redis.from_url(settings.RQ_QUEUES["default"]["URL"], socket_connect_timeout=3, socket_timeout=5)
+
+
+def heartbeat_missing(run: SearchRun) -> bool:
+    """True when a run that has been running for more than a heartbeat's life has none: the process
+    behind it stopped (its worker killed, its machine gone) and no sweep has put it back yet. False
+    when it beats, when it only just started, and when Redis cannot say (a page must not wait on it)."""
+    if run.status != Status.RUNNING or run.started is None:
+        return False
+    if (timezone.now() - run.started).total_seconds() < alive_ttl():
+        return False
+    from redis import Redis
+
+    try:
+        client = Redis.from_url(settings.RQ_QUEUES["default"]["URL"], socket_connect_timeout=0.3, socket_timeout=0.3)
+        with client:
+            return not client.exists(alive_key(run.pk))
+    except Exception:  # noqa: BLE001 -- Redis down or slow: the page says nothing rather than a guess
+        return False
 
 
 def end_this_process() -> None:

@@ -227,3 +227,33 @@ def test_a_long_run_shows_every_step_however_many_progress_reports_came_after_it
         assert re.search(rf'<tr class="task-{state}">\s*<th scope="row">{family}</th>', body), family
     assert "FetchPhotos progress 300" in body
     assert "the most recent only" not in body
+
+
+def test_a_running_search_whose_process_stopped_beating_says_so_until_it_beats_again(owner_client, owner, settings):
+    """The worker behind it was killed: the page said "Running" as if all were well until a sweep."""
+    import redis
+
+    from searches.models import SearchRun
+    from searches.watchdog import alive_key, alive_ttl
+
+    search = make_search(owner, status=Status.RUNNING, step="Counting: 39,000 posts so far", progress=16.0)
+    run = search.latest_run
+    poll = reverse("search_status", args=[search.pk])
+    says = "No word from the process running this search for a while: it may have stopped"
+
+    assert says not in owner_client.get(poll).content.decode(), "only just started: no beat is due yet"
+    SearchRun.objects.filter(pk=run.pk).update(started=timezone.now() - timedelta(seconds=alive_ttl() + 5))
+    assert says in owner_client.get(poll).content.decode()
+    assert says in owner_client.get(search.get_absolute_url()).content.decode()
+
+    beats = redis.Redis.from_url(settings.REDIS_URL)
+    beats.set(alive_key(run.pk), "4242", ex=alive_ttl())
+    try:
+        assert says not in owner_client.get(poll).content.decode()
+    finally:
+        beats.delete(alive_key(run.pk))
+    # Redis unreachable: the page does not guess, and does not wait.
+    settings.RQ_QUEUES = {"default": {"URL": "redis://127.0.0.1:9/0"}}
+    began = timezone.now()
+    assert says not in owner_client.get(poll).content.decode()
+    assert (timezone.now() - began).total_seconds() < 2

@@ -8,7 +8,7 @@ out-of-band swap), so the live page ends up the same as a reload of it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from django.http import HttpRequest, HttpResponse
@@ -21,6 +21,7 @@ from pipeline.events import of_this_step, step_percent
 from .. import services
 from ..forms import DescribeForm, ScheduleForm
 from ..models import EventKind, Search, SearchRun, Status, TaskEvent
+from ..watchdog import heartbeat_missing
 from .access import can_manage, visible_search
 from .summary import results_context
 
@@ -151,6 +152,7 @@ class RunView:
     run: SearchRun
     steps: Steps
     waiting_until: datetime | None
+    silent: bool = False  # running, yet no heartbeat: its process stopped (see watchdog.heartbeat_missing)
 
 
 def run_view(run: SearchRun, search: Search) -> RunView:
@@ -163,9 +165,10 @@ def run_view(run: SearchRun, search: Search) -> RunView:
 def panel_context(request: HttpRequest, search: Search) -> dict:
     """The newest run, live: what the polling endpoint renders."""
     manager = can_manage(request.user, search)
+    current = run_view(search.latest_run, search)
     return {
         "search": search,
-        "current": run_view(search.latest_run, search),
+        "current": replace(current, silent=heartbeat_missing(current.run)),
         "can_manage": manager,
         "can_recheck": manager and not services.why_not_recheck(search),
         "schedule_form": ScheduleForm(initial={"refresh_every": _hours_of(search.refresh_every)}) if manager else None,
