@@ -143,7 +143,7 @@ try:
     DATABASES = {
         "default": dj_database_url.parse(
             env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'dnflow.sqlite3'}"),
-            conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+            conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0),
         )
     }
 except ValueError as exc:  # dj_database_url's UnknownSchemeError and malformed URLs

@@ -4,6 +4,7 @@ pages (each one calls the service the pages call). The query of a saved search i
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
@@ -21,6 +22,10 @@ from .templatetags.dnflow import number, seconds
 admin.site.site_header = "dnflow administration"
 admin.site.site_title = "dnflow admin"
 admin.site.index_title = "Searches, runs and people"
+
+
+# What a saved search's change page may change; the query is read-only, the rest its runs' to set.
+EDITABLE_FIELDS = ("owner", "title", "notes")
 
 
 def posts_number(count: int | None) -> str | None:
@@ -117,6 +122,14 @@ class SearchAdmin(admin.ModelAdmin):
     # One labelled date-and-time input, as on the web form: the admin's pair of date and time
     # boxes has one label for the two, which names neither (axe: "form elements must have labels").
     formfield_overrides = {models.DateTimeField: {"form_class": forms.DateTimeField, "widget": DateTimeInput}}
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name in ("start_time", "end_time"):
+            # As the web form says it: the times are read in the server's zone, UTC unless TIME_ZONE says.
+            field.label = f"{field.label} ({settings.TIME_ZONE})"
+        return field
+
     actions = [
         "run_again",
         "collect_again",
@@ -133,7 +146,7 @@ class SearchAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         return [
             # Title and notes describe the search and stay editable, as on its page.
-            (None, {"fields": ["owner", "title", "notes", *QUERY_FIELDS]}),
+            (None, {"fields": [*EDITABLE_FIELDS, *QUERY_FIELDS]}),
             ("State", {"fields": self.readonly_fields}),
         ]
 
@@ -176,7 +189,11 @@ class SearchAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj: Search, form, change: bool) -> None:
         if change:
-            super().save_model(request, obj, form, change)
+            # Only what the form changed: a whole-row save wrote back the run pointers it had read,
+            # and a run that started or finished meanwhile lost its place (latest_run, results_run).
+            changed = [name for name in form.changed_data if name in EDITABLE_FIELDS]
+            if changed:
+                obj.save(update_fields=changed)
             return
         # A search added here starts like one from the web form: its first run, queued.
         services.start_first_run(obj)
@@ -321,6 +338,10 @@ class SearchRunAdmin(admin.ModelAdmin):
     readonly_fields = fields
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Shown, never saved: a Save wrote the whole row back, racing its worker's updates.
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:

@@ -246,3 +246,42 @@ def test_collect_again_queues_a_new_run_and_keeps_the_results(
     assert search.latest_run.number == 2 and search.status == Status.QUEUED
     assert search.results_run == first and first.folder_path.is_dir()
     assert [job.args for job in queue.get_jobs()] == [(search.latest_run_id,)]
+
+
+def test_saving_a_search_s_title_keeps_a_run_that_started_meanwhile(admin_client, owner):
+    """The admin saved the whole row it had read: a run started (or finished) between its reading
+    the search and its saving it lost its place as the search's newest run (or its results)."""
+    from django.db.models.signals import pre_save
+
+    search = make_search(owner, outputs=False)
+    url = reverse("admin:searches_search_change", args=[search.pk])
+    page = admin_client.get(url).content.decode()
+    hidden = dict(re.findall(r'<input type="hidden" name="([\w-]+)" value="([^"]*)"', page))
+    started = []
+
+    def a_run_starts_meanwhile(sender, instance, **kwargs):
+        # As `run_search --again` or a schedule does, in the moment between the admin's read and write.
+        if instance.pk == search.pk and not started:
+            started.append(Search.objects.get(pk=search.pk).start_run())
+
+    pre_save.connect(a_run_starts_meanwhile, sender=Search)
+    try:
+        response = admin_client.post(url, {**hidden, "owner": owner.pk, "title": "Floods", "notes": ""})
+    finally:
+        pre_save.disconnect(a_run_starts_meanwhile, sender=Search)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert started, "no run started meanwhile"
+    saved = Search.objects.get(pk=search.pk)
+    assert saved.title == "Floods"
+    assert saved.latest_run_id == started[0].pk
+
+
+def test_a_run_is_shown_in_the_admin_but_never_saved_there(admin_client, owner):
+    run = make_search(owner, outputs=False).latest_run
+    url = reverse("admin:searches_searchrun_change", args=[run.pk])
+    page = admin_client.get(url).content.decode()
+    assert 'name="_save"' not in page
+    assert admin_client.post(url, {"number": 5}).status_code == 403
+    run.refresh_from_db()
+    assert run.number == 1

@@ -450,3 +450,68 @@ def test_a_page_the_database_cannot_serve_is_a_503_that_says_so(owner_client, ow
     page = response.content.decode()
     assert "The database is not answering" in page and "what you asked for may not have been done" in page
     assert "Something went wrong" not in page
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="only PostgreSQL drops a reader's connection")
+def test_the_command_s_progress_goes_on_after_the_database_dropped_its_connection(owner):
+    """run_search's progress thread died with a traceback at the first dropped connection, and the
+    terminal showed no more progress for the rest of the run."""
+    import io
+    import time
+
+    import psycopg
+
+    from searches.management.commands.run_search import ProgressWatcher
+
+    from .web_helpers import make_search
+
+    run = make_search(owner, status=Status.RUNNING, step="Copying", progress=5.0).latest_run
+    from django.core.management.base import OutputWrapper
+
+    printed = io.StringIO()
+    watcher = ProgressWatcher(run.pk, OutputWrapper(printed), tty=False)
+
+    def shows(step: str) -> bool:
+        for _ in range(50):
+            if step in printed.getvalue():
+                return True
+            time.sleep(0.1)
+        return False
+
+    watcher.start()
+    try:
+        assert shows("Copying")
+        with psycopg.connect(connection.connection.info.dsn, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() AND pid <> %s",
+                [connection.connection.info.backend_pid],
+            )
+        SearchRun.objects.filter(pk=run.pk).update(step="Counting: 2,000 posts so far", progress=40.0)
+        assert shows("Counting: 2,000 posts so far"), printed.getvalue()
+    finally:
+        watcher.stop()
+
+
+def test_a_foreground_run_whose_end_the_database_could_not_record_says_how_to_resume_it(tmp_path, monkeypatch):
+    """Recording the outcome failed on the first connection and on a new one: the general advice
+    ("run this again") would have started another search and left this one "running"."""
+    from django.core.management import CommandError, call_command
+    from django.db import OperationalError
+
+    from searches import execute
+
+    def database_gone(run, ok, error):
+        raise OperationalError("terminating connection due to administrator command")
+
+    monkeypatch.setattr(execute, "_record_outcome", database_gone)
+    archive = small_archive(tmp_path / "a.jsonl")
+
+    with pytest.raises(CommandError) as refused:
+        call_command("run_search", "--archive", str(archive))
+
+    search = Search.objects.get()
+    assert refused.value.returncode == 1
+    message = str(refused.value)
+    assert message.startswith(f"The database stopped answering while search #{search.pk} ran (OperationalError: ")
+    assert f"`manage.py run_search --again {search.pk}` resumes it, or says how to" in message

@@ -100,9 +100,11 @@ def search_delete(request: HttpRequest, pk: int) -> HttpResponse:
         return render(request, "searches/confirm_delete.html", {"search": search})
     name = str(search)
     not_here = services.delete_search(search)
-    messages.success(request, f"Deleted {name} and its files.")
     if not_here:
+        messages.success(request, f"Deleted {name}.")
         messages.warning(request, services.folders_not_here_text(name, not_here))
+    else:
+        messages.success(request, f"Deleted {name} and its files.")
     return redirect("home")
 
 

@@ -323,6 +323,16 @@ class Command(PlainErrors, BaseCommand):
         luigi_log.addFilter(_disk_full_explained)
         try:
             run = execute_watched(search, search.latest_run, self.stderr)
+        except DatabaseError as exc:
+            # Said of this search: "run this again" (the general advice) would start another one,
+            # and leave this one "running" with nobody behind it.
+            raise CommandError(
+                f"The database stopped answering while search #{search.pk} ran ({type(exc).__name__}: "
+                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no detail'}), so how it ended may not be "
+                f"recorded. Once the database answers again (DATABASE_URL), `manage.py run_search --again {search.pk}` "
+                "resumes it, or says how to: completed steps are kept.",
+                returncode=FAILED,
+            ) from None
         finally:
             pipeline_log.setLevel(level)
             luigi_log.removeFilter(_disk_full_explained)
@@ -456,7 +466,12 @@ class ProgressWatcher:
     def _run(self) -> None:
         try:
             while not self._stop.wait(POLL_SECONDS):
-                self._show()
+                try:
+                    self._show()
+                except DatabaseError:
+                    # The database dropped or locked this thread's connection: the run says so itself,
+                    # and the bar goes on at the next poll, on a new connection (it died here before).
+                    connection.close()
         finally:
             connection.close()  # this thread's own connection
 
