@@ -30,6 +30,11 @@ class ActionRefused(Exception):
     """The action does not fit the search's current state; the message says why."""
 
 
+class RefreshUnfinished(ActionRefused):
+    """The last collection of new posts stopped part-way: a new one would pay X again for what it
+    stored (it asks from the same newest post). Resuming it is the way on."""
+
+
 def create_search(
     *,
     owner=None,
@@ -144,9 +149,15 @@ def refresh_search(search: Search, *, enqueue: bool = True) -> SearchRun:
     once. Live X searches only."""
     if not Source(search.source).is_live:
         raise ActionRefused("Only a live X search can collect new posts: an archive or a list of ids does not grow.")
-    _latest_done_run(search)
+    latest = _latest_done_run(search)
     if not search.has_results:
         raise ActionRefused("Collect new posts once a first collection has finished.")
+    if latest.kind == RunKind.REFRESH and latest.status in (Status.FAILED, Status.CANCELLED):
+        raise RefreshUnfinished(
+            f"The last collection of new posts (run {latest.number}) stopped before it finished: 'Run again' "
+            "resumes it where it stopped, without asking X again for the posts it stored. Collect new posts "
+            "once it has finished."
+        )
     since = newest_id(search.results_dir / contract.TWEET_IDS) or ""
     return _start_run(search, enqueue=enqueue, kind=RunKind.REFRESH, builds_on=search.results_run, since_id=since)
 
@@ -286,7 +297,12 @@ def refresh_on_schedule(search_id: int, slot_text: str) -> str:
     if search is None or not schedule.take_slot(search, slot):
         return "not this one's to run"
     try:
-        run = refresh_search(search)
+        try:
+            run = refresh_search(search)
+        except RefreshUnfinished:
+            if search.latest_run.status != Status.FAILED:
+                raise  # cancelled by a person: theirs to resume
+            run = rerun_search(search)  # the failed refresh collects what is due, paying nothing twice
     except ActionRefused as exc:
         if search.latest_run_id:
             TaskEvent.objects.create(

@@ -229,3 +229,35 @@ def test_a_recheck_leaves_the_photos_of_posts_no_longer_on_x_out_of_its_media(x_
     assert len(list((run.folder_path / "media").glob("*.jpg"))) > 10  # the others' photos stay
     services.publish_search(Search.objects.get(pk=search.pk))
     assert Client().get(reverse("search_file", args=[search.pk, f"media/{name}"])).status_code == 404
+
+
+def test_a_refresh_that_stopped_part_way_is_resumed_not_started_again_which_would_pay_twice(
+    x_api, owner, owner_client, settings, empty_queue
+):
+    from .x_emulator import Fault
+
+    newest = [post["id"] for post in x_api.posts[:150]]
+    x_api.delete_posts(*newest)
+    search = live_search(owner, count=300)
+    x_api.deleted_posts.difference_update(newest)  # 150 new posts: two pages of 100
+    settings.DNFLOW_API_RETRIES = 0
+    x_api.fail_next(Fault.normal(), Fault.server_error(503))  # the second page fails
+    failed = services.execute_search(Search.objects.get(pk=services.refresh_search(search, enqueue=False).search_id))
+    assert (failed.kind, failed.status) == (RunKind.REFRESH, Status.FAILED)
+    asked = len(x_api.search_requests())
+
+    # A new refresh would ask again from the same newest post, for the page already stored.
+    with pytest.raises(services.RefreshUnfinished, match="'Run again' resumes it where it stopped"):
+        services.refresh_search(Search.objects.with_runs().get(pk=search.pk), enqueue=False)
+    page = owner_client.get(search.get_absolute_url()).content.decode()
+    assert ">Run again</button>" in page and ">Collect new posts</button>" not in page
+
+    # The schedule's slot resumes it instead, and X is asked only for the page that was missing.
+    Search.objects.filter(pk=search.pk).update(refresh_every=timedelta(hours=1), next_refresh_at=timezone.now())
+    slot = Search.objects.get(pk=search.pk).next_refresh_at
+    assert services.refresh_on_schedule(search.pk, slot.isoformat()) == "started"
+    resumed = services.execute_search(Search.objects.get(pk=search.pk))
+    assert resumed.pk == failed.pk and resumed.status == Status.FINISHED, resumed.error
+    again = x_api.search_requests()[asked:]
+    assert len(again) == 1 and again[0].params.get("next_token"), [r.params for r in again]
+    assert json.loads((resumed.folder_path / "summary.json").read_text())["num_tweets"] == 450
