@@ -306,6 +306,9 @@ def test_again_collects_a_finished_search_anew_and_refuses_one_still_running(tmp
     assert refused.returncode == 2
     assert f"Search #{search.pk} is still running. If the process running it was killed" in refused.stderr
     assert "`manage.py reconcile_searches`" in refused.stderr
+    # Not "run this again": a worker resumes it once reconcile has queued it, and two would pay twice.
+    assert "a running worker then resumes it" in refused.stderr
+    assert f"`manage.py run_search --again {search.pk}` resumes it here once reconcile has queued it" in refused.stderr
     assert manage(data_dir, "--again", "999").stderr.strip() == "No search #999: see the admin for the ids."
     # Run as it was saved: what would make another search (or spend on an estimate) is refused.
     mixed = manage(data_dir, "--again", str(search.pk), "--estimate", "--count", "5", "climate")
@@ -315,6 +318,24 @@ def test_again_collects_a_finished_search_anew_and_refuses_one_still_running(tmp
         "leave them out, or start a new search with them."
     )
     assert search.runs.count() == 3
+
+
+def test_again_does_not_quietly_collect_a_finished_x_api_search_anew(tmp_path, data_dir, owner):
+    """Killed, then resumed by a worker unseen: `--again` found it finished and read every post from
+    X again, paid twice. A new collection of a search that reads X is asked for in words."""
+    from tests.web_helpers import make_search
+
+    search = make_search(owner, source=Source.RECENT, term="#kpop", count=100)
+
+    refused = manage(data_dir, "--again", str(search.pk))
+
+    assert refused.returncode == 2
+    assert f"Search #{search.pk} has finished (run 1, " in refused.stderr
+    assert "there is nothing to resume" in refused.stderr and "add --collect-again" in refused.stderr
+    assert search.runs.count() == 1
+    asked = manage(data_dir, "--again", str(search.pk), "--collect-again")
+    assert "nothing to resume" not in asked.stderr
+    assert search.runs.count() == 2, asked.stderr
 
 
 def test_again_with_enqueue_hands_the_resumed_run_to_a_worker_and_prints_the_id(tmp_path, data_dir, empty_queue):

@@ -16,7 +16,7 @@ from searches import run_files, services
 from searches.models import Status
 
 from ..plain import PlainErrors
-from .run_search import BAD_INPUT, FAILED, PLAIN, execute_watched, search_from_argument
+from .run_search import BAD_INPUT, FAILED, PLAIN, execute_watched, search_from_argument, still_running_hint
 
 
 class Command(PlainErrors, BaseCommand):
@@ -31,7 +31,9 @@ class Command(PlainErrors, BaseCommand):
         try:
             run = services.recheck_search(search, enqueue=options["enqueue"])
         except services.ActionRefused as exc:
-            raise CommandError(str(exc), returncode=BAD_INPUT) from None
+            running = search.latest_run is not None and search.latest_run.status == Status.RUNNING
+            hint = still_running_hint(search.pk) if running else ""
+            raise CommandError(f"{exc}{hint}", returncode=BAD_INPUT) from None
         if options["enqueue"]:
             self.stdout.write(f"Search #{search.pk}: recheck queued as run {run.number}.")
             return

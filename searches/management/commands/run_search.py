@@ -128,7 +128,13 @@ class Command(PlainErrors, BaseCommand):
             type=int,
             metavar="ID",
             help="Run search ID again, here (with --enqueue: by a worker), as the page's 'run again' does: a "
-            "failed or cancelled run resumes (finished steps are kept), a finished search is collected again.",
+            "failed or cancelled run resumes (finished steps are kept), a finished search is collected again "
+            "(one that reads the X API only with --collect-again: it pays for every post again).",
+        )
+        parser.add_argument(
+            "--collect-again",
+            action="store_true",
+            help="With --again: collect a finished X API search again into a new run, paying again.",
         )
 
     def handle(self, *args, **options) -> None:
@@ -141,7 +147,7 @@ class Command(PlainErrors, BaseCommand):
                     "leave them out, or start a new search with them.",
                     returncode=BAD_INPUT,
                 )
-            self.run_again(options["again"], enqueue=options["enqueue"])
+            self.run_again(options["again"], enqueue=options["enqueue"], collect_again=options["collect_again"])
             return
         source = options["source"] or (
             Source.IDS
@@ -278,7 +284,7 @@ class Command(PlainErrors, BaseCommand):
         for day, posts in result.by_day:
             self.stdout.write(f"  {day}  {posts:>{width},}")
 
-    def run_again(self, search_id: int, *, enqueue: bool = False) -> None:
+    def run_again(self, search_id: int, *, enqueue: bool = False, collect_again: bool = False) -> None:
         search = search_from_argument(search_id)
         latest = SearchRun.objects.filter(pk=search.latest_run_id).first()
         if enqueue and latest is not None and latest.status == Status.QUEUED:
@@ -287,17 +293,25 @@ class Command(PlainErrors, BaseCommand):
                 "(`manage.py reconcile_searches` queues it again if Redis lost it).",
                 returncode=BAD_INPUT,
             )
+        if (
+            latest is not None
+            and latest.status == Status.FINISHED
+            and Source(search.source).uses_api
+            and not collect_again
+        ):
+            # The person may believe it stopped (it was killed, then a worker resumed it): collecting a
+            # finished search anew reads everything from X again, at a cost, and is asked for in words.
+            raise CommandError(
+                f"Search #{search.pk} has finished (run {latest.number}, {latest.num_posts or 0:,} posts): there "
+                "is nothing to resume. To collect it again from X into a new run, paying for every post again, "
+                f"add --collect-again; to collect only what is newer, use 'Collect new posts' on its page.",
+                returncode=BAD_INPUT,
+            )
         if latest is None or latest.status != Status.QUEUED:  # a queued run (not started yet) just runs here
             try:
                 run = services.rerun_search(search, enqueue=enqueue)
             except services.ActionRefused as exc:
-                still_running = latest is not None and latest.status == Status.RUNNING
-                hint = (
-                    " If the process running it was killed, `manage.py reconcile_searches` finds that out "
-                    f"({alive_ttl()} s after its last heartbeat) and queues it; then run this again."
-                    if still_running
-                    else ""
-                )
+                hint = still_running_hint(search.pk) if latest is not None and latest.status == Status.RUNNING else ""
                 raise CommandError(f"{exc}{hint}", returncode=BAD_INPUT) from None
             if enqueue:
                 self.report_queued(search, run)
@@ -350,6 +364,16 @@ class Command(PlainErrors, BaseCommand):
         report = run_files.read_summary(run.folder_path).get("import") or {}
         if any(report.get(key) for key in ("bad_lines", "duplicates", "not_posts", "authorless")):
             self.stderr.write(f"Import: {report.get('summary', '')}", PLAIN)
+
+
+def still_running_hint(search_id: int) -> str:
+    """What to do about a search that says it is running, when its process may have been killed."""
+    return (
+        " If the process running it was killed, `manage.py reconcile_searches` finds that out "
+        f"({alive_ttl()} s after its last heartbeat) and queues it again: a running worker then resumes it "
+        "(its page shows how far it got), and starting it anew would pay X twice. With no worker running, "
+        f"`manage.py run_search --again {search_id}` resumes it here once reconcile has queued it."
+    )
 
 
 def search_from_argument(search_id: int) -> Search:
