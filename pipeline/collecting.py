@@ -65,6 +65,16 @@ def collect_from_x(search, folder: Path, progress, *, since_id: str = "") -> str
     # The file appears under its final name only once the collection is done.
     (folder / LIVE_PARTIAL).replace(folder / RAW_POSTS)
     newer = " newer than the last collection" if since_id else ""
+    if since_id and result.more_left:
+        # X gives the newest first: what the count cut off lies between the last collection and these,
+        # and the next refresh starts after the newest post, so it would never come unless said.
+        progress.note(
+            f"X had more new posts than this search's count of {search.count:,}: the {search.count:,} newest were "
+            "collected, and the older new ones, posted between the last collection and these, were not. Later "
+            "collections of new posts start after the newest post, so they will not fetch them either: to have "
+            "them, start a new search for that period (From and Until), or raise the count next time."
+        )
+        newer += ", stopped at the count with more left on X (not collected: see the note)"
     return f"Collected {counted(result.posts, 'post')}{newer} in {counted(result.pages, 'page')}" + (
         " (resumed)" if result.resumed else ""
     )

@@ -75,6 +75,7 @@ class CollectResult:
     posts: int
     pages: int
     resumed: bool
+    more_left: bool = False  # it stopped at its count while X had more posts to give (a next_token)
 
 
 def collect_live(
@@ -121,7 +122,9 @@ def collect_live(
     else:
         _check_same_search(state, asked, state_path)
         if state.get("done"):
-            return CollectResult(posts=state["posts"], pages=state["pages"], resumed=True)
+            return CollectResult(
+                posts=state["posts"], pages=state["pages"], resumed=True, more_left=bool(state.get("next_token"))
+            )
     api = api or ApiConfig.from_django_settings()
     client = raw_client(api)  # before touching any file: a missing token changes nothing on disk
     truncate_to_recorded(raw_path, state["raw_bytes"], state_path)
@@ -165,7 +168,9 @@ def collect_live(
         write_state(state_path, state)
         if on_progress:
             on_progress(state["posts"], count)
-    return CollectResult(posts=state["posts"], pages=state["pages"], resumed=resumed)
+    return CollectResult(
+        posts=state["posts"], pages=state["pages"], resumed=resumed, more_left=bool(state.get("next_token"))
+    )
 
 
 def read_state(state_path: Path) -> dict | None:

@@ -59,6 +59,7 @@ def test_collect_new_posts_asks_only_for_newer_ones_and_adds_them_once(x_api, ow
     assert sum(len(json.loads(line).get("data", [])) for line in (run.folder_path / "tweets.jsonl").open()) == 20
     assert sorted(collected_ids(run)) == sorted([*collected_ids(first), *newest])
     assert json.loads((run.folder_path / "summary.json").read_text())["num_tweets"] == 120
+    assert not run.events.filter(message__startswith="X had more new posts"), "all 20 fitted in the count"
     search = Search.objects.with_runs().get(pk=search.pk)
     assert search.results_run == run and first.folder_path.is_dir()
 
@@ -261,3 +262,25 @@ def test_a_refresh_that_stopped_part_way_is_resumed_not_started_again_which_woul
     again = x_api.search_requests()[asked:]
     assert len(again) == 1 and again[0].params.get("next_token"), [r.params for r in again]
     assert json.loads((resumed.folder_path / "summary.json").read_text())["num_tweets"] == 450
+
+
+def test_a_refresh_cut_off_by_its_count_says_which_new_posts_it_left_on_x(x_api, owner, owner_client):
+    """300 new posts, a count of 100: the 100 newest came, and the 200 between the last collection
+    and them were silently never collected (the next refresh starts after the newest)."""
+    from searches.models import EventKind, TaskEvent
+
+    newest = [post["id"] for post in x_api.posts[:300]]
+    x_api.delete_posts(*newest)
+    search = live_search(owner, count=100)
+    x_api.deleted_posts.difference_update(newest)
+
+    run = services.execute_search(Search.objects.get(pk=services.refresh_search(search, enqueue=False).search_id))
+
+    assert run.status == Status.FINISHED, run.error
+    assert sorted(collected_ids(run)) == sorted([*collected_ids(search.results_run), *newest[:100]])
+    notes = TaskEvent.objects.filter(run=run, event=EventKind.NOTE).values_list("message", flat=True)
+    said = [n for n in notes if n.startswith("X had more new posts than this search's count of 100")]
+    assert said and "were not" in said[0] and "start a new search for that period" in said[0]
+    outcome = TaskEvent.objects.filter(run=run, task_family="CollectPosts", event=EventKind.SUCCESS).get().message
+    assert "stopped at the count with more left on X" in outcome
+    assert said[0] in owner_client.get(search.get_absolute_url()).content.decode().replace("&#x27;", "'")
