@@ -175,6 +175,7 @@ def call_api(
     api: ApiConfig | None = None,
     on_wait: WaitCallback | None = None,
     collecting: bool = False,
+    wait_for_rate_limits: bool = True,
 ) -> tuple[requests.Response, object]:
     """Send one request, waiting out rate limits and retrying transient failures.
 
@@ -182,6 +183,8 @@ def call_api(
     in refusals. Returns the response and its parsed JSON body. Raises XApiError with a plain
     explanation when it cannot succeed. `collecting` adds to messages that the posts stored so far
     are kept. Without `api`, dnflow's Django settings give the retries and the longest wait.
+    `wait_for_rate_limits=False`: a 429 is refused at once with the time X gives (an estimate, which
+    a person waits for on a web page, must not hold it for minutes).
     """
     api = api or ApiConfig.from_django_settings()
     failures = 0
@@ -208,10 +211,25 @@ def call_api(
                     retryable=False,
                 ) from None
             rate_limits += 1
+            reset = _rate_limit_reset(exc.response)
+            if not wait_for_rate_limits:
+                when = f" until {_local(reset):%H:%M:%S}" if reset else ""
+                raise XApiError(
+                    f"The X API is limiting this app's requests{when} (HTTP 429 'too many requests'): try again "
+                    "then. Nothing was read or spent.",
+                    retryable=True,
+                ) from None
             if rate_limits > MAX_RATE_LIMIT_WAITS:
+                beyond = (
+                    f" X gave {_local(reset):%H:%M:%S} as the time its limit resets, further off than "
+                    f"DNFLOW_MAX_RATE_LIMIT_WAIT ({api.max_rate_limit_wait:,.0f} s) lets a search wait at a time: "
+                    "run it again after then, or raise that setting."
+                    if reset and (reset - datetime.now(UTC)).total_seconds() > api.max_rate_limit_wait
+                    else " Another program may be using the same app's quota; try again later."
+                )
                 raise XApiError(
                     f"The X API still answered 'too many requests' after {MAX_RATE_LIMIT_WAITS} waits for its "
-                    f"rate limit. Another program may be using the same app's quota; try again later.{kept}",
+                    f"rate limit.{beyond}{kept}",
                     retryable=True,
                 ) from None
             until = _rate_limit_until(exc.response, rate_limits, api.max_rate_limit_wait)
@@ -272,6 +290,14 @@ def _rate_limit_until(response: requests.Response, attempt: int, longest: float)
         seconds = RATE_LIMIT_FALLBACK_SECONDS * 2 ** (attempt - 1)
     seconds = min(max(seconds, RATE_LIMIT_MARGIN_SECONDS), longest)
     return datetime.fromtimestamp(now + seconds, UTC)
+
+
+def _rate_limit_reset(response: requests.Response) -> datetime | None:
+    """When X says the rate limit's window resets (x-rate-limit-reset), or None if it does not say."""
+    try:
+        return datetime.fromtimestamp(int(response.headers["x-rate-limit-reset"]), UTC)
+    except (KeyError, ValueError, OverflowError, OSError):
+        return None
 
 
 def _problem(response: requests.Response) -> dict:

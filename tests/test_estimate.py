@@ -153,3 +153,32 @@ def test_no_token_is_explained_before_any_request(x_api, settings):
     with pytest.raises(XApiError, match="X_BEARER_TOKEN"):
         estimate(query="blacklivesmatter", source="recent")
     assert x_api.requests == []
+
+
+def test_an_estimate_the_rate_limit_holds_up_answers_at_once_with_the_time_x_gives(x_api):
+    """On the web form a person waits for it: it held the request for the whole wait (21.5 s for a
+    20 s reset; up to 8 waits of 16 minutes by default)."""
+    x_api.fail_next(Fault.rate_limit(reset_in=600))
+    began = datetime.now()
+    with pytest.raises(XApiError) as refused:
+        estimate(query="blacklivesmatter", source="recent")
+    assert (datetime.now() - began).total_seconds() < 5
+    reset = timezone.localtime(timezone.now() + timedelta(seconds=600))
+    message = str(refused.value)
+    assert message.startswith("The X API is limiting this app's requests until ")
+    assert f"{reset:%H:%M}" in message and "Nothing was read or spent" in message
+    assert len(x_api.requests) == 1
+
+
+def test_a_rate_limit_that_resets_beyond_the_longest_wait_says_when_and_which_setting(x_api, tmp_path, settings):
+    settings.DNFLOW_MAX_RATE_LIMIT_WAIT = 0.05  # X's reset is ten minutes off: each wait stops here
+    x_api.fail_next(*[Fault.rate_limit(reset_in=600)] * 9)
+    with pytest.raises(XApiError) as failed:
+        collect_live(
+            query="blacklivesmatter", source="recent", count=10, raw_path=tmp_path / "r", state_path=tmp_path / "s"
+        )
+    message = str(failed.value)
+    assert "after 8 waits for its rate limit" in message
+    assert "as the time its limit resets, further off than DNFLOW_MAX_RATE_LIMIT_WAIT (0 s)" in message
+    assert "run it again after then, or raise that setting" in message
+    assert "Another program" not in message
