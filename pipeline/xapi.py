@@ -310,7 +310,7 @@ def estimate(
             return count_posts(full_query, **params, **extra)
 
         # Answered at once or not at all: a person waits for an estimate (on a page, too).
-        _, body = call_api(send, source=source, api=api, wait_for_rate_limits=False)
+        _, body = call_api(send, source=f"counts_{source}", api=api, wait_for_rate_limits=False)
         if not isinstance(body, dict):
             raise XApiError("The X API answered the count with something unexpected; try again later.")
         for bucket in body.get("data") or []:

@@ -350,9 +350,11 @@ def _explain(exc: tweepy.HTTPException, *, source: str, api_url: str) -> XApiErr
             "(pipeline.ids.read_ids), fix or drop what it reports, and run the lookup again."
         )
     if status == 400:
+        what = "count" if source.startswith("counts") else "search"
         return XApiError(
-            f"The X API refused the search (HTTP 400): {said or 'invalid request'}. Fix the search terms, "
-            "operators or dates and run the search again."
+            f"The X API refused the {what} (HTTP 400): {said or 'invalid request'}. Fix the search terms, "
+            "operators or dates in a new search: a saved search keeps its query, so running it again would "
+            "send the same one."
         )
     if status == 401:
         return XApiError(
@@ -368,7 +370,13 @@ def _explain(exc: tweepy.HTTPException, *, source: str, api_url: str) -> XApiErr
             "In the X developer portal, make sure the app is attached to a Project and that its access level "
             "or plan includes "
         )
-        if source == "all":
+        if source.startswith("counts"):
+            kind = "full-archive" if source.endswith("all") else "recent"
+            advice += (
+                f"counting posts ({kind} counts, which the estimate asks for). A plan may search without "
+                "counting: the search itself can still run, without an estimate."
+            )
+        elif source == "all":
             advice += "full-archive search (not every plan does; recent search, the last 7 days, may work instead)."
         elif source == "lookup":
             advice += "looking up posts by id (GET /2/tweets)."

@@ -182,3 +182,20 @@ def test_a_rate_limit_that_resets_beyond_the_longest_wait_says_when_and_which_se
     assert "as the time its limit resets, further off than DNFLOW_MAX_RATE_LIMIT_WAIT (0 s)" in message
     assert "run it again after then, or raise that setting" in message
     assert "Another program" not in message
+
+
+def test_a_plan_that_may_search_but_not_count_is_told_so_by_the_estimate(x_api):
+    x_api.fail_next(Fault.not_enrolled())
+    with pytest.raises(XApiError) as refused:
+        estimate(query="blacklivesmatter", source="recent")
+    message = str(refused.value)
+    assert "counting posts (recent counts, which the estimate asks for)" in message
+    assert "the search itself can still run, without an estimate" in message
+
+
+def test_a_query_x_refuses_says_to_start_a_new_search_not_to_run_the_same_one_again(x_api, tmp_path):
+    x_api.fail_next(Fault.bad_request("Ambiguous use of and as a keyword (at position 5)"))
+    with pytest.raises(XApiError) as refused:
+        collect_live(query="cats and", source="recent", count=10, raw_path=tmp_path / "r", state_path=tmp_path / "s")
+    assert "Fix the search terms, operators or dates in a new search" in str(refused.value)
+    assert "running it again would send the same one" in str(refused.value)

@@ -367,3 +367,10 @@ def test_a_query_that_starts_with_a_minus_is_shown_where_it_goes(tmp_path, data_
     assert refused.returncode == 2
     assert "A query that starts with '-' goes after --: run_search ... -- '-is:retweet'" in refused.stderr
     assert manage(data_dir, "--archive", str(archive), "--", "-is:retweet").returncode == 0
+
+
+def test_an_estimate_without_a_token_says_the_token_is_missing(data_dir):
+    refused = manage(data_dir, "--estimate", "climate")
+    assert refused.returncode == 2
+    assert "X_BEARER_TOKEN is not set: set it to your app's bearer token" in refused.stderr
+    assert "archives and the sample cost nothing" not in refused.stderr

@@ -254,6 +254,13 @@ class Command(PlainErrors, BaseCommand):
         return " ".join(exc.messages)
 
     def estimate(self, term: str, source: str, lang: str, start, end, count: int | None) -> None:
+        if Source(source) == Source.SAMPLE and not settings.X_BEARER_TOKEN:
+            # The sample was chosen for them: without a token there is no X to ask.
+            raise CommandError(
+                "An estimate asks the X API how many posts match, and X_BEARER_TOKEN is not set: set it to your "
+                "app's bearer token (X developer portal), then run this again.",
+                returncode=BAD_INPUT,
+            )
         if not Source(source).is_live:
             raise CommandError(
                 "Estimates are for live X searches (--source recent or all): archives and the sample cost nothing.",
