@@ -143,6 +143,21 @@ def collect_again(search: Search, *, enqueue: bool = True) -> SearchRun:
     return _start_run(search, enqueue=enqueue)
 
 
+def paid_reads(search: Search, action: str) -> int | None:
+    """How many posts (or ids) `action` ("collect_again" or "recheck") reads from the X API, at most,
+    for the person to agree to what it costs; None when it reads nothing that is paid for (collecting
+    an archive again)."""
+    results = search.results_run if search.has_results else None
+    if action == "recheck":  # every post is looked up on X, an archive's too
+        return (results.num_posts or 0) if results else 0
+    if not Source(search.source).uses_api:
+        return None
+    if Source(search.source) == Source.IDS:
+        asked = run_files.read_summary(search.results_dir).get("ids_requested") if results else None
+        return asked if isinstance(asked, int) else (results.num_posts or 0) if results else 0
+    return search.count or 0
+
+
 def refresh_search(search: Search, *, enqueue: bool = True) -> SearchRun:
     """Collect new posts: a run that asks X only for posts newer than the newest one collected so
     far (since_id) and builds on the search's results, so its summary covers every run, each post

@@ -37,6 +37,7 @@ def test_every_kind_of_page_passes_axe_core(browser, live_server, owner, width):
     finished = make_search(owner, term="heat wave")
     add_events(finished, ("CollectPosts", "SummarisePosts", "PackageOutputs"))
     other = make_search(owner, term="drought")
+    live = make_search(owner, term="#kpop", source="recent", count=100)
     running = make_search(owner, term="flood", status=Status.RUNNING, step="Counting: 2,000 posts", progress=40.0)
     add_events(running, ("CollectPosts", "SummarisePosts"))
     visitor = Watched(browser, width=width, height=900)
@@ -56,6 +57,7 @@ def test_every_kind_of_page_passes_axe_core(browser, live_server, owner, width):
             ("compare", reverse("compare") + f"?ids={finished.pk},{other.pk}"),
             ("compare's picker", reverse("compare")),
             ("delete?", reverse("search_delete", args=[finished.pk])),
+            ("collect again, at a cost?", reverse("search_collect_again", args=[live.pk])),
             ("not found", "/no-such-page/"),
         ):
             page.goto(live_server.url + url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -40,9 +41,25 @@ def search_rerun(request: HttpRequest, pk: int) -> HttpResponse:
     return _act(request, pk, services.rerun_search, "{search} queued again.")
 
 
-@require_POST
+def _agreed_to_pay(request: HttpRequest, pk: int, action: str) -> HttpResponse | None:
+    """None when the action may go ahead: it reads nothing paid for, or the person confirmed what it
+    costs. Otherwise the page that says what it reads from X and costs, and asks (without JavaScript
+    too: the buttons post here, and the page's own button posts again, confirmed)."""
+    search = manageable_search(request, pk)
+    reads = services.paid_reads(search, action)
+    if reads is None or (request.method == "POST" and request.POST.get("confirmed") == "yes"):
+        return None if request.method == "POST" else redirect(search)
+    price = settings.DNFLOW_PRICE_PER_POST
+    return render(
+        request,
+        "searches/confirm_spend.html",
+        {"search": search, "action": action, "reads": reads, "price": price, "cost": reads * price},
+    )
+
+
 def search_collect_again(request: HttpRequest, pk: int) -> HttpResponse:
-    return _act(
+    """GET (or a POST not yet confirmed): what a new collection reads from X and costs; POST, confirmed: queue it."""
+    return _agreed_to_pay(request, pk, "collect_again") or _act(
         request, pk, services.collect_again, "{search}: a new collection is queued; its earlier results stay meanwhile."
     )
 
@@ -57,9 +74,11 @@ def search_refresh(request: HttpRequest, pk: int) -> HttpResponse:
     return _act(request, pk, services.refresh_search, "{search}: collecting the posts newer than the last collection.")
 
 
-@require_POST
 def search_recheck(request: HttpRequest, pk: int) -> HttpResponse:
-    return _act(request, pk, services.recheck_search, "{search}: looking every post up again on X.")
+    """GET (or a POST not yet confirmed): what looking every post up again costs; POST, confirmed: queue it."""
+    return _agreed_to_pay(request, pk, "recheck") or _act(
+        request, pk, services.recheck_search, "{search}: looking every post up again on X."
+    )
 
 
 @require_POST
