@@ -288,7 +288,7 @@ class Progress:
                 return
             rate_limit = reason.lower().startswith("waiting for the rate limit")
             if rate_limit:
-                step = f"Waiting for the rate limit until {timezone.localtime(until):%H:%M}"
+                step = f"Waiting for the rate limit until {timezone.localtime(until):%H:%M:%S}"
                 runs.wait_until(until, step)
             else:
                 step = reason[:1].upper() + reason[1:]

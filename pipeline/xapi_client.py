@@ -233,7 +233,7 @@ def call_api(
                     retryable=True,
                 ) from None
             until = _rate_limit_until(exc.response, rate_limits, api.max_rate_limit_wait)
-            _wait(until, f"waiting for the rate limit until {_local(until):%H:%M}", on_wait)
+            _wait(until, f"waiting for the rate limit until {_local(until):%H:%M:%S}", on_wait)
             continue
         except tweepy.TwitterServerError as exc:
             failure = f"the X API answered {exc.response.status_code} {exc.response.reason} (a problem on X's side)"

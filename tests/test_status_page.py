@@ -128,7 +128,7 @@ def test_rate_limit_wait_is_shown_with_its_end_time(owner_client, owner, setting
         run=search.latest_run, task_family="CollectPosts", event=EventKind.RATE_LIMIT, message="429: waiting 12 minutes"
     )
     section = status_section(owner_client.get(reverse("search_detail", args=[search.pk])).content.decode())
-    assert f"Waiting for the rate limit until {until:%H:%M} UTC" in section
+    assert f"Waiting for the rate limit until {until:%H:%M:%S} UTC" in section
     assert "429: waiting 12 minutes" in section
 
 
@@ -257,3 +257,12 @@ def test_a_running_search_whose_process_stopped_beating_says_so_until_it_beats_a
     began = timezone.now()
     assert says not in owner_client.get(poll).content.decode()
     assert (timezone.now() - began).total_seconds() < 2
+
+
+def test_a_finished_recheck_says_how_many_posts_are_still_on_x_not_that_it_collected_them(owner_client, owner):
+    from searches.models import RunKind, SearchRun
+
+    search = make_search(owner)
+    SearchRun.objects.filter(pk=search.latest_run_id).update(kind=RunKind.RECHECK, num_posts=136)
+    page = owner_client.get(search.get_absolute_url()).content.decode()
+    assert "136 posts still on X, in the results." in page and "136 posts collected" not in page

@@ -176,7 +176,7 @@ def test_a_rate_limit_is_waited_out_until_its_reset_and_the_collection_completes
         until.tzinfo is not None
         and abs(until.timestamp() - (reset + pipeline.xapi_client.RATE_LIMIT_MARGIN_SECONDS)) < 0.01
     )
-    assert reason == f"waiting for the rate limit until {timezone.localtime(until):%H:%M}"
+    assert reason == f"waiting for the rate limit until {timezone.localtime(until):%H:%M:%S}"
     assert (end, end_reason) == (None, "")
     assert elapsed < 6  # the wait (2-3 s past the reset) and three quick pages
     assert counted_ids(tmp_path) == [post["id"] for post in x_api.posts[:300]]
