@@ -15,7 +15,7 @@ from django.utils.html import format_html
 
 from . import services
 from .forms import DateTimeInput
-from .models import QUERY_FIELDS, Search, SearchRun, TaskEvent
+from .models import QUERY_FIELDS, Search, SearchRun, Status, TaskEvent
 from .templatetags.dnflow import number, seconds
 
 # The admin says whose it is, not "Django administration".
@@ -204,21 +204,64 @@ class SearchAdmin(admin.ModelAdmin):
         actions.pop("delete_selected", None)
         return actions
 
-    @admin.action(description="Run again (resume a failed or cancelled run; collect again a finished one)")
-    def run_again(self, request, queryset) -> None:
-        _apply(self, request, queryset, services.rerun_search, "Queued")
+    def _agreed_to_pay(self, request, queryset, action_name: str, spends: str, finished_only: bool = False):
+        """None when the action may go ahead: nothing it does is paid for, or the person confirmed the
+        cost. Otherwise the page that lists what each search reads from X and what it costs, and asks."""
+        if request.POST.get("spend") == "yes":
+            return None
+        searches = list(queryset.with_runs())
+        spending = []
+        for search in searches:
+            latest = search.latest_run
+            if finished_only and (latest is None or latest.status != Status.FINISHED):
+                continue  # a failed or cancelled run resumes: what it stored is not read again
+            reads = services.paid_reads(search, spends)
+            if reads:
+                spending.append((search, reads))
+        if not spending:
+            return None
+        price = settings.DNFLOW_PRICE_PER_POST
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Read from the X API again, at a cost?",
+            "searches": searches,
+            "spending": spending,
+            "action": spends,
+            "action_name": action_name,
+            "price": price,
+            "cost": sum(reads for _, reads in spending) * price,
+            "opts": self.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/searches/spend_confirmation.html", context)
 
-    @admin.action(description="Collect again into a new run (the earlier results stay)")
-    def collect_again(self, request, queryset) -> None:
+    @admin.action(description="Run again (resume a failed or cancelled run; collect again a finished one)")
+    def run_again(self, request, queryset):
+        asked = self._agreed_to_pay(request, queryset, "run_again", "collect_again", finished_only=True)
+        if asked is not None:
+            return asked
+        _apply(self, request, queryset, services.rerun_search, "Queued")
+        return None
+
+    @admin.action(description="Collect again into a new run (the earlier results stay; asks first if X charges)")
+    def collect_again(self, request, queryset):
+        asked = self._agreed_to_pay(request, queryset, "collect_again", "collect_again")
+        if asked is not None:
+            return asked
         _apply(self, request, queryset, services.collect_again, "Queued")
+        return None
 
     @admin.action(description="Collect new posts (live searches: only what is newer, added to the results)")
     def collect_new_posts(self, request, queryset) -> None:
         _apply(self, request, queryset, services.refresh_search, "Queued")
 
-    @admin.action(description="Recheck availability: look every post up again, leave out what is gone")
-    def recheck(self, request, queryset) -> None:
+    @admin.action(description="Recheck availability: look every post up again, leave out what is gone (asks first)")
+    def recheck(self, request, queryset):
+        asked = self._agreed_to_pay(request, queryset, "recheck", "recheck")
+        if asked is not None:
+            return asked
         _apply(self, request, queryset, services.recheck_search, "Queued")
+        return None
 
     @admin.action(description="Purge the posts a recheck found gone from the owner's copies (asks first)")
     def purge_unavailable(self, request, queryset):
