@@ -82,6 +82,19 @@ class TaskEventInline(ReadOnlyInline):
         return seconds(obj.duration) or "-"
 
 
+def _confirming(modeladmin, searches, action_name: str, confirm: str, yes: str, no: str) -> dict:
+    """What an action's question page needs for its answer (admin/searches/_confirm_form.html)."""
+    return {
+        "searches": searches,
+        "action_name": action_name,
+        "confirm": confirm,
+        "yes": yes,
+        "no": no,
+        "opts": modeladmin.model._meta,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+    }
+
+
 def _apply(modeladmin, request, queryset, action, verb: str) -> None:
     """Run one service action per selected search and report each refusal by name."""
     done = 0
@@ -221,17 +234,15 @@ class SearchAdmin(admin.ModelAdmin):
         if not spending:
             return None
         price = settings.DNFLOW_PRICE_PER_POST
+        cost = sum(reads for _, reads in spending) * price
         context = {
             **self.admin_site.each_context(request),
             "title": "Read from the X API again, at a cost?",
-            "searches": searches,
             "spending": spending,
             "action": spends,
-            "action_name": action_name,
             "price": price,
-            "cost": sum(reads for _, reads in spending) * price,
-            "opts": self.model._meta,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "cost": cost,
+            **_confirming(self, searches, action_name, "spend", f"Yes, about ${cost:,.2f}", "No, not now"),
         }
         return TemplateResponse(request, "admin/searches/spend_confirmation.html", context)
 
@@ -281,8 +292,14 @@ class SearchAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "title": "Purge the posts X no longer gives?",
             "plans": plans,
-            "opts": self.model._meta,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            **_confirming(
+                self,
+                [plan.search for plan in plans],
+                "purge_unavailable",
+                "purge",
+                "Yes, purge them" if len(plans) == 1 else f"Yes, purge the posts of these {len(plans)} searches",
+                "No, keep them",
+            ),
         }
         return TemplateResponse(request, "admin/searches/purge_confirmation.html", context)
 
@@ -315,14 +332,20 @@ class SearchAdmin(admin.ModelAdmin):
 
             _apply(self, request, queryset, delete, "Deleted")
             return None
+        searches = list(queryset.with_runs())
         context = {
             **self.admin_site.each_context(request),
             "title": "Delete these searches and all their files?",
-            "searches": list(queryset.with_runs()),
-            "opts": self.model._meta,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            **_confirming(
+                self,
+                searches,
+                "delete_with_files",
+                "delete",
+                "Yes, delete it" if len(searches) == 1 else f"Yes, delete these {len(searches)} searches",
+                "No, keep it" if len(searches) == 1 else "No, keep them",
+            ),
         }
-        return TemplateResponse(request, "admin/searches/delete_confirmation.html", context)
+        return TemplateResponse(request, "admin/searches/delete_with_files.html", context)
 
     @admin.action(description="Reconcile: queue runs that never reached a worker, recover lost ones")
     def reconcile(self, request, queryset) -> None:

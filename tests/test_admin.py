@@ -285,3 +285,13 @@ def test_a_run_is_shown_in_the_admin_but_never_saved_there(admin_client, owner):
     assert admin_client.post(url, {"number": 5}).status_code == 403
     run.refresh_from_db()
     assert run.number == 1
+
+
+def test_deleting_one_search_from_its_page_lists_its_runs_and_says_its_files_go(admin_client, owner):
+    """Django's own page for one object: it showed the bulk action's page, with no search listed."""
+    search = make_search(owner)
+    page = admin_client.get(reverse("admin:searches_search_delete", args=[search.pk])).content.decode()
+    assert "also removes every file it collected" in page
+    assert f'Search run: <a href="/admin/searches/searchrun/{search.latest_run_id}/change/">' in page
+    admin_client.post(reverse("admin:searches_search_delete", args=[search.pk]), {"post": "yes"})
+    assert not Search.objects.filter(pk=search.pk).exists() and not search.results_dir.exists()
