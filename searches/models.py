@@ -420,6 +420,12 @@ class RunQuerySet(models.QuerySet):
         return self.filter(status__in=DONE_STATUSES, tidy=False)
 
 
+def run_reads_from_x(source: str, kind: str) -> bool:
+    """A run whose first step asks the X API (a live search, ids looked up, any recheck): that step
+    takes most of its time, and the progress bar is weighted so (pipeline.events.STEPS)."""
+    return Source(source).uses_api or kind == RunKind.RECHECK
+
+
 class SearchRun(models.Model):
     """One collection of a search: its folder, its state, its events."""
 
@@ -502,6 +508,10 @@ class SearchRun(models.Model):
         if self.started and self.finished:
             return (self.finished - self.started).total_seconds()
         return None
+
+    @property
+    def reads_from_x(self) -> bool:
+        return run_reads_from_x(self.search.source, self.kind)
 
     @property
     def collects_posts(self) -> bool:

@@ -693,3 +693,33 @@ def test_a_new_schedule_counts_from_now_and_its_former_slot_is_dropped(owner_cli
     archive = make_search(owner, source=Source.ARCHIVE, term="x")
     answer = owner_client.post(reverse("search_schedule", args=[archive.pk]), {"refresh_every": ""}, follow=True)
     assert "Only a live X search can collect new posts on a schedule." in answer.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("source", "kind", "asks_x"),
+    [
+        ("ids", "collect", True),
+        ("recent", "collect", True),
+        ("archive", "recheck", True),
+        ("archive", "collect", False),
+    ],
+)
+def test_a_run_whose_first_step_asks_x_weighs_it_as_most_of_the_bar(owner_client, owner, source, kind, asks_x):
+    """An id lookup or a recheck was weighed as an archive's copy: 10% of the bar, so the paid
+    lookups sat at 2-8% while most of the work was done."""
+    from pipeline.tasks import CollectPosts
+    from searches.models import Source
+
+    search = make_search(owner, status=Status.RUNNING, source=Source(source), count=100 if source == "recent" else None)
+    run = search.latest_run
+    SearchRun.objects.filter(pk=run.pk).update(kind=kind)
+    task = CollectPosts(run_id=run.pk, folder=run.folder, claim="c")
+    assert task.is_live is asks_x  # the weights its progress reports are written with
+    start, end = step_range("CollectPosts", asks_x)
+    family = "CheckAvailability" if kind == "recheck" else "CollectPosts"
+    TaskEvent.objects.create(run=run, task_family=family, task_id="c", event=EventKind.START)
+    SearchRun.objects.filter(pk=run.pk).update(progress=start + (end - start) * 0.5, step="Looking up ids on X")
+
+    page = owner_client.get(reverse("search_status", args=[search.pk])).content.decode()
+
+    assert "50% of this step" in page

@@ -20,7 +20,7 @@ from pipeline.events import of_this_step, step_percent
 
 from .. import services
 from ..forms import DescribeForm, ScheduleForm
-from ..models import EventKind, Search, SearchRun, Status, TaskEvent
+from ..models import EventKind, Search, SearchRun, Status, TaskEvent, run_reads_from_x
 from ..watchdog import heartbeat_missing
 from .access import can_manage, visible_search
 from .summary import results_context
@@ -63,7 +63,7 @@ OPEN_STEP_ENDINGS = {Status.CANCELLED: "cancelled", Status.FAILED: "stopped", St
 
 
 def run_steps(run: SearchRun, *, live: bool) -> Steps:
-    """The rows of a run's steps table and its notes; `live`: the run's search is a live X search."""
+    """The rows of a run's steps table and its notes; `live`: its first step asks X (run_reads_from_x)."""
     newest = run.events.order_by("-created", "-pk")[:TIMELINE_EVENTS]
     step_events, truncated = _step_events(run)
     # Oldest first, each event once (the newest may be among the steps' starts and ends too).
@@ -159,7 +159,8 @@ def run_view(run: SearchRun, search: Search) -> RunView:
     waiting_until = run.rate_limited_until
     if waiting_until is not None and (run.is_done or waiting_until <= timezone.now()):
         waiting_until = None
-    return RunView(run=run, steps=run_steps(run, live=search.is_live), waiting_until=waiting_until)
+    live = run_reads_from_x(search.source, run.kind)  # (the search at hand: no query per run)
+    return RunView(run=run, steps=run_steps(run, live=live), waiting_until=waiting_until)
 
 
 def panel_context(request: HttpRequest, search: Search) -> dict:
