@@ -18,6 +18,16 @@ class WorkflowCancelled(Exception):
     """The run was cancelled (or taken over) while its workflow ran: stop at the next progress report."""
 
 
+# A database that is locked past its wait, restarting or unreachable: its trouble, not a bug in dnflow.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+
+
+def error_kind(exc: BaseException) -> str:
+    """The error's class and the first line of what it says ("OperationalError: database is locked")."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
 # Errors whose message is already written for the person who asked: shown as they are.
 EXPLAINED_ERRORS = (ArchiveError, IdFileError, PurgeError, XApiError, QueryError, WorkflowCancelled)
 
@@ -30,9 +40,8 @@ def plain_reason(exc: BaseException, step_label: str = "") -> str:
             f"Disk full: {step_label or 'a step of the workflow'} could not write its files. Free some space where "
             "dnflow keeps its data (DNFLOW_DATA_DIR), then run the search again: completed steps are kept."
         )
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    kind = f"{type(exc).__name__}{': ' + detail if detail else ''}"
-    if isinstance(exc, (OperationalError, InterfaceError)):
+    kind = error_kind(exc)
+    if isinstance(exc, DATABASE_UNAVAILABLE):
         # Locked, restarted, refusing connections: the database's trouble, not the posts'.
         return (
             f"Database unavailable: {step_label or 'a step of the workflow'} could not use dnflow's database "

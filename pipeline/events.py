@@ -23,12 +23,12 @@ from datetime import datetime
 
 import luigi
 from django.db import Error as DatabaseError
-from django.db import InterfaceError, OperationalError, connection
+from django.db import connection
 from django.utils import timezone
 
 from searches.models import EventKind, SearchRun, TaskEvent
 
-from .errors import WorkflowCancelled, plain_reason
+from .errors import DATABASE_UNAVAILABLE, WorkflowCancelled, error_kind, plain_reason
 
 log = logging.getLogger("dnflow.events")
 
@@ -112,9 +112,8 @@ def _log_lost(exc: BaseException, message: str, *args) -> None:
     """A record that could not be written. A database that is locked, restarting or unreachable is
     no bug: one line says so (a foreground run_search prints this log, and would show a traceback
     for every progress report). Anything else comes with its traceback."""
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        log.error(message + " (the database: %s%s)", *args, type(exc).__name__, f": {detail}" if detail else "")
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        log.error(message + " (the database: %s)", *args, error_kind(exc))
     else:
         log.exception(message, *args)
 

@@ -282,10 +282,10 @@ def _rate_limit_until(response: requests.Response, attempt: int, longest: float)
     """When to try again after a 429: the window's reset, never further than `longest` seconds."""
     longest = float(longest)
     now = time.time()
-    try:
-        reset = int(response.headers["x-rate-limit-reset"])
-        seconds = reset - now + RATE_LIMIT_MARGIN_SECONDS
-    except (KeyError, ValueError):
+    reset = _rate_limit_reset(response)
+    if reset is not None:
+        seconds = reset.timestamp() - now + RATE_LIMIT_MARGIN_SECONDS
+    else:
         # No reset time: back off, doubling, rather than hammering the API (tweepy retries at once).
         seconds = RATE_LIMIT_FALLBACK_SECONDS * 2 ** (attempt - 1)
     seconds = min(max(seconds, RATE_LIMIT_MARGIN_SECONDS), longest)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import logging
 
-from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
+
+from pipeline.errors import DATABASE_UNAVAILABLE, error_kind
 
 log = logging.getLogger("dnflow.web")
 
@@ -23,15 +24,9 @@ class DatabaseUnavailable:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not isinstance(exception, (OperationalError, InterfaceError)):
+        if not isinstance(exception, DATABASE_UNAVAILABLE):
             return None
-        log.warning(
-            "%s %s: the database did not answer (%s: %s)",
-            request.method,
-            request.path,
-            type(exception).__name__,
-            str(exception).strip().splitlines()[0] if str(exception).strip() else "",
-        )
+        log.warning("%s %s: the database did not answer (%s)", request.method, request.path, error_kind(exception))
         page = render_to_string("503.html", {"write": request.method not in ("GET", "HEAD", "OPTIONS")})
         response = HttpResponse(page, status=503)
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)

@@ -69,11 +69,13 @@ def timeout_reason(seconds: int) -> str:
     )
 
 
-def redis_connection():
+def redis_connection(*, connect_timeout: float = 3, timeout: float = 5):
     """A client for heartbeats with short timeouts: an unreachable Redis must never hold up a run."""
     from redis import Redis
 
-    return Redis.from_url(settings.RQ_QUEUES["default"]["URL"], socket_connect_timeout=3, socket_timeout=5)
+    return Redis.from_url(
+        settings.RQ_QUEUES["default"]["URL"], socket_connect_timeout=connect_timeout, socket_timeout=timeout
+    )
 
 
 def heartbeat_missing(run: SearchRun) -> bool:
@@ -84,11 +86,8 @@ def heartbeat_missing(run: SearchRun) -> bool:
         return False
     if (timezone.now() - run.started).total_seconds() < alive_ttl():
         return False
-    from redis import Redis
-
     try:
-        client = Redis.from_url(settings.RQ_QUEUES["default"]["URL"], socket_connect_timeout=0.3, socket_timeout=0.3)
-        with client:
+        with redis_connection(connect_timeout=0.3, timeout=0.3) as client:  # a page polled every 2 s
             return not client.exists(alive_key(run.pk))
     except Exception:  # noqa: BLE001 -- Redis down or slow: the page says nothing rather than a guess
         return False

@@ -34,6 +34,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection, connections
 
+from pipeline.errors import error_kind
 from pipeline.events import INTERRUPTED, stop_asked
 from pipeline.formats import ArchiveError, check_archive_start
 from pipeline.formats.names import FOLDER_SUFFIXES
@@ -348,10 +349,9 @@ class Command(PlainErrors, BaseCommand):
             # Said of this search: "run this again" (the general advice) would start another one,
             # and leave this one "running" with nobody behind it.
             raise CommandError(
-                f"The database stopped answering while search #{search.pk} ran ({type(exc).__name__}: "
-                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no detail'}), so how it ended may not be "
-                f"recorded. Once the database answers again (DATABASE_URL), `manage.py run_search --again {search.pk}` "
-                "resumes it, or says how to: completed steps are kept.",
+                f"The database stopped answering while search #{search.pk} ran ({error_kind(exc)}), so how it "
+                "ended may not be recorded. Once the database answers again (DATABASE_URL), "
+                f"`manage.py run_search --again {search.pk}` resumes it, or says how to: completed steps are kept.",
                 returncode=FAILED,
             ) from None
         finally:
