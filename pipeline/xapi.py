@@ -238,6 +238,8 @@ class Estimate:
     cost: float  # of the posts the search reads (`reads`), not of every post that matches
     price_per_post: float
     days: int = 0  # the span the counts cover, in whole days (recent: 7); 0 if unknown
+    # The span in seconds when it is known exactly: a window of minutes or hours is said as such.
+    span_seconds: float = 0
     count: int | None = None  # the search's count: it stops there, whatever matches; None: no limit
     first_day: str = ""  # the first and last days counted ("YYYY-MM-DD", UTC); "" if unknown
     last_day: str = ""
@@ -254,10 +256,27 @@ class Estimate:
         pages, rest = divmod(self.count, largest)
         return min(self.total, pages * largest + (max(rest, smallest) if rest else 0))
 
+    def span_text(self) -> str:
+        """The period counted in the unit it is best read in: "7 days", "6 hours", "15 minutes"."""
+        if 0 < self.span_seconds < 86400 * 1.5:
+            # Under a day and a half, whole days would say "1 day" for a quarter of an hour.
+            amount, unit = (
+                (round(self.span_seconds / 3600), "hour")
+                if self.span_seconds >= 3600 * 1.5
+                else (max(1, round(self.span_seconds / 60)), "minute")
+            )
+            if unit == "hour" and amount == 24:
+                amount, unit = 1, "day"
+        else:
+            amount, unit = self.days or len(self.by_day), "day"
+        return f"{amount:,} {unit}{'s' if amount != 1 else ''}" if amount else ""
+
     def describe(self) -> str:
-        days = self.days or len(self.by_day)
         dates = f": {self.first_day} to {self.last_day}" if self.first_day and self.last_day else ""
-        span = f" ({days:,} day{'s' if days != 1 else ''}{dates})" if days else ""
+        if self.first_day and self.first_day == self.last_day:
+            dates = f": {self.first_day}"
+        span_text = self.span_text()
+        span = f" ({span_text}{dates})" if span_text else ""
         cost = (Decimal(str(self.reads)) * Decimal(str(self.price_per_post))).quantize(Decimal("0.01"), ROUND_HALF_UP)
         price = f"{Decimal(str(self.price_per_post)):f}".rstrip("0").rstrip(".") if self.price_per_post else "0"
         reading, bound = "", "about"
@@ -282,12 +301,15 @@ def estimate(
     count: int | None = None,
     api: ApiConfig | None = None,
     price_per_post: float | None = None,
+    start_field: str = "--start",
 ) -> Estimate:
     """How many posts the query matches, by day, and what the search would cost. Spends no reads.
 
     count: the search's count. The search stops there, so it reads (and pays for) at most that many
     however many match; None prices every post that matches.
     api and price_per_post default to Django's settings (X_BEARER_TOKEN..., DNFLOW_PRICE_PER_POST).
+    start_field: what the person asking calls the start time (the form's "From", the command's
+    "--start"), named where the estimate says to give one.
     """
     if source not in PAGE_SIZES:
         raise ValueError(f"source must be 'recent' or 'all', not {source!r}")
@@ -330,13 +352,15 @@ def estimate(
         price_per_post = settings.DNFLOW_PRICE_PER_POST
     price = float(price_per_post)
     edges = [edge for edge in edges if edge is not None]
-    days = max(1, round((max(edges) - min(edges)).total_seconds() / 86400)) if edges else 0
+    span_seconds = (max(edges) - min(edges)).total_seconds() if edges else 0
+    days = max(1, round(span_seconds / 86400)) if edges else 0
     result = Estimate(
         total=total,
         by_day=by_day,
         cost=0.0,
         price_per_post=price,
         days=days,
+        span_seconds=span_seconds,
         count=count,
         page_sizes=PAGE_SIZES[source],
     )
@@ -351,6 +375,6 @@ def estimate(
         before = f"the {days_back} before its end time" if _api_time(end_time) else f"the last {days_back}"
         result.note = (
             f"Without a start time a full-archive search covers only {before} (X's default), the days counted "
-            "here: give a start time (From, --start) to reach further back."
+            f"here: give a start time ({start_field}) to reach further back."
         )
     return result

@@ -96,7 +96,7 @@ def test_a_full_archive_estimate_without_a_start_time_says_it_counts_and_covers_
     assert result.describe() == (
         "about 500 posts match (30 days: 2021-05-27 to 2021-06-26); with count 100 the search reads at most 100 "
         "-- at most $0.50 at $0.005 per post read. Without a start time a full-archive search covers only the "
-        "last 30 days (X's default), the days counted here: give a start time (From, --start) to reach further back."
+        "last 30 days (X's default), the days counted here: give a start time (--start) to reach further back."
     )
     until = estimate(query="blacklivesmatter", source="all", end_time="2021-06-27T00:00:00Z")
     assert "(30 days: 2021-05-28 to 2021-06-26)" in until.describe()
@@ -111,6 +111,31 @@ def test_a_full_archive_estimate_without_a_start_time_says_it_counts_and_covers_
         ).posts
         == 0
     )
+
+
+def test_a_window_shorter_than_a_day_is_said_in_minutes_or_hours_not_as_a_day(x_api):
+    quarter = estimate(
+        query="blacklivesmatter", source="recent", start_time="2021-06-26T19:30:00Z", end_time="2021-06-26T19:45:00Z"
+    )
+    assert 0 < quarter.total < 500
+    assert f"about {quarter.total} posts match (15 minutes: 2021-06-26) -- " in quarter.describe()
+
+    evening = estimate(
+        query="blacklivesmatter", source="recent", start_time="2021-06-26T13:00:00Z", end_time="2021-06-26T19:00:00Z"
+    )
+    assert "(6 hours: 2021-06-26)" in evening.describe()
+
+    # A day and more is said in days, as before.
+    two_days = estimate(
+        query="blacklivesmatter", source="recent", start_time="2021-06-24T20:00:00Z", end_time="2021-06-26T20:00:00Z"
+    )
+    assert "(2 days: 2021-06-24 to 2021-06-26)" in two_days.describe()
+
+
+def test_the_start_time_is_named_as_the_person_asking_calls_it(x_api):
+    on_the_page = estimate(query="blacklivesmatter", source="all", start_field="From")
+    assert "give a start time (From) to reach further back" in on_the_page.describe()
+    assert "--start" not in on_the_page.describe()
 
 
 def test_describe_in_plain_words_with_thousands_and_cents():

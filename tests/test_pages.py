@@ -243,6 +243,15 @@ def test_estimate_asks_the_x_api_counts_and_describes_them(owner_client, x_api):
     assert not x_api.search_requests(), "an estimate spends no reads"
 
 
+def test_a_full_archive_estimate_on_the_page_names_the_forms_field_not_the_commands_option(
+    owner_client,
+    x_api,  # noqa: F811
+):
+    said = owner_client.post(reverse("estimate"), {"term": "climate", "source": "all"}).content.decode()
+    assert "give a start time (From) to reach further back" in said
+    assert "--start" not in said
+
+
 def test_estimate_prices_only_the_posts_the_count_lets_the_search_read(owner_client, x_api):  # noqa: F811
     capped = owner_client.post(reverse("estimate"), {"term": "climate", "source": "recent", "count": "100"})
     said = capped.content.decode()

@@ -228,6 +228,7 @@ def estimate(request: HttpRequest) -> HttpResponse:
                 start_time=search.start_time,
                 end_time=search.end_time,
                 count=search.count,
+                start_field="From",
             )
             context["estimate"] = result.describe()
         except ValidationError as exc:
