@@ -91,7 +91,7 @@ def look_up_ids(dataset: Path, folder: Path, progress) -> str:
         if report.should_refuse:
             # Nothing was looked up; a run again must read (and refuse) the dataset again.
             requested.unlink(missing_ok=True)
-            raise IdFileError(" ".join(report.problems()), report)
+            raise IdFileError("\n".join(report.refusal()), report)
         if report.duplicates or report.damaged_total or report.blank:
             progress.note(f"Ids: {report.summary()}")
     result = hydrate(

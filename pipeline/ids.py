@@ -187,8 +187,7 @@ class IdReport:
         for kind, count in self.damaged.items():
             what, advice = DAMAGE[kind]
             said.append(
-                f"{self.name}: {counted(count, 'id')} {what}, left out "
-                f"({_examples(self.examples.get(kind, []))}): {advice}"
+                f"{self.name}: {counted(count, 'id')} {what} ({_examples(self.examples.get(kind, []))}): {advice}"
             )
         if self.looks_rounded:
             share = self.ending_00 / self.long_ids
@@ -211,13 +210,21 @@ class IdReport:
             )
         return said
 
+    def refusal(self) -> list[str]:
+        """Why the whole file is refused, a paragraph each: what was (not) done, then each problem.
+
+        A damaged id is not left out and the rest looked up: the damage says a program changed the
+        file, so any id in it may be wrong, and every lookup is paid for.
+        """
+        return [f"{self.name} was refused: nothing in it was looked up, and nothing was spent.", *self.problems()]
+
     def summary(self) -> str:
         """One paragraph for a page or a command line."""
         parts = [f"{self.name} ({self.kind}): {counted(self.ids, 'id')} to look up"]
         if self.duplicates:
             parts.append(f"{counted(self.duplicates, 'duplicate')} dropped")
         if self.damaged_total:
-            parts.append(f"{counted(self.damaged_total, 'damaged row')} left out")
+            parts.append(counted(self.damaged_total, "damaged row"))
         if self.blank:
             parts.append(f"{counted(self.blank, 'empty row')} skipped")
         text = ", ".join(parts) + "."
@@ -490,8 +497,8 @@ def _nothing_usable(report: IdReport) -> str:
             f"{report.name} holds no ids: it is empty{' but for its header' if report.header else ''}. Give a text "
             "file with one post id a line, a CSV file with the ids in its first column, or a dnflow package."
         )
-    return f"{report.name} holds no usable id: all {counted(report.rows, 'row')} are damaged. " + " ".join(
-        report.problems()
+    return "\n".join(
+        [f"{report.name} holds no usable id: all {counted(report.rows, 'row')} are damaged.", *report.problems()]
     )
 
 

@@ -128,8 +128,9 @@ def check_id_dataset(path: Path, *, name: str = "") -> str:
         try:
             report = read_ids(Path(path), ids_path, name=name or Path(path).name)
         except IdFileError as exc:
-            raise ValidationError({"archive_path": str(exc)}) from None
+            raise ValidationError({"archive_path": str(exc).split("\n")}) from None
         if report.should_refuse:
-            raise ValidationError({"archive_path": " ".join(report.problems())})
+            # A message each, which the form lists one under the other.
+            raise ValidationError({"archive_path": report.refusal()})
         estimate = estimate_lookup(ids_path, price_per_post=settings.DNFLOW_PRICE_PER_POST)
     return f"{report.summary()} Looking them up: {estimate.describe()}."

@@ -161,7 +161,7 @@ def test_a_file_with_nothing_usable_is_refused_and_writes_nothing(tmp_path):
 # --- damage, explained with line numbers ------------------------------------------------------------------
 
 
-def test_damaged_ids_are_left_out_counted_and_explained_with_their_line_numbers(tmp_path, real_ids):
+def test_damaged_ids_are_counted_and_explained_with_their_line_numbers_and_the_file_refused(tmp_path, real_ids):
     lines = [
         "id",  # 1
         real_ids[0],  # 2
@@ -191,16 +191,20 @@ def test_damaged_ids_are_left_out_counted_and_explained_with_their_line_numbers(
     assert report.should_refuse
     problems = report.problems()
     assert problems[0] == (
-        "shared.csv: 2 ids in scientific notation, left out (line 3: 1.40887682949102E+18; line 9: 1.40887E+18): "
+        "shared.csv: 2 ids in scientific notation (line 3: 1.40887682949102E+18; line 9: 1.40887E+18): "
         "a spreadsheet took the ids for numbers and kept only about 15 significant digits, so the real ids are "
         "lost. Export the ids again from the original data, not from the spreadsheet, or import the file into "
         "the spreadsheet with the id column set to Text."
     )
-    assert f"1 id with a decimal part, left out (line 4: {real_ids[1]}.0)" in problems[1]
+    assert f"1 id with a decimal part (line 4: {real_ids[1]}.0)" in problems[1]
     assert "the number after /status/" in problems[-1]
-    assert report.summary().startswith(
-        "shared.csv (text): 2 ids to look up, 7 damaged rows left out. shared.csv: 2 ids"
-    )
+    assert report.summary().startswith("shared.csv (text): 2 ids to look up, 7 damaged rows. shared.csv: 2 ids")
+    # The whole file is refused, not the damaged rows left out: it says so first, then a paragraph a problem.
+    assert report.refusal() == [
+        "shared.csv was refused: nothing in it was looked up, and nothing was spent.",
+        *problems,
+    ]
+    assert not any("left out" in problem for problem in problems)
     assert json.loads(json.dumps(report.as_dict()))["should_refuse"] is True
 
 

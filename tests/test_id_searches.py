@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -72,6 +73,11 @@ def test_a_damaged_id_file_is_refused_on_the_form_before_anything_is_spent(x_api
     assert response.status_code == 200
     errors = field_errors(response.content.decode(), "archive")
     assert "scientific notation" in errors and "Export the ids again" in errors
+    # First what happened to the file, then each problem in an item of its own.
+    items = [item.strip() for item in re.findall(r"<p>(.*?)</p>", errors, re.S)]
+    assert items[0] == "ids.csv was refused: nothing in it was looked up, and nothing was spent."
+    assert items[1].startswith("ids.csv: 1 id in scientific notation (line 2: 1.40888E+18)")
+    assert "left out" not in errors
     assert not Search.objects.exists() and empty_queue.count == 0
     assert x_api.requests == []
 
@@ -139,4 +145,7 @@ def test_run_search_ids_prints_the_cost_first_and_the_folder_last(x_api, tmp_pat
         timeout=60,
     )
     assert refused.returncode == 2 and "scientific notation" in refused.stderr
+    said = refused.stderr.strip().splitlines()
+    assert said[0] == "damaged.txt holds no usable id: all 2 rows are damaged."
+    assert said[1].startswith("damaged.txt: 2 ids in scientific notation (line 1: 1.40888E+18; line 2: ")
     assert "Traceback" not in refused.stderr

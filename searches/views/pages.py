@@ -182,7 +182,7 @@ def _estimate_id_lookup(upload: UploadedFile) -> dict:
         try:
             return {"estimate": check_id_dataset(Path(copy.name), name=upload.name)}
         except ValidationError as exc:
-            return {"problem": " ".join(exc.messages)}
+            return {"problem": "\n".join(exc.messages)}
 
 
 @login_required

@@ -239,7 +239,7 @@ class Command(PlainErrors, BaseCommand):
         try:
             self.stderr.write(check_id_dataset(dataset), PLAIN)
         except ValidationError as exc:
-            raise CommandError(" ".join(exc.messages), returncode=BAD_INPUT) from None
+            raise CommandError("\n".join(exc.messages), returncode=BAD_INPUT) from None
         return str(dataset)
 
     def describe_invalid(self, exc: ValidationError) -> str:
