@@ -99,6 +99,12 @@ def write_record(path: Path, gone: list[GonePost], purged_at: datetime) -> None:
     write_csv(path, RECORD_HEADER, ((post.tweet_id, post.reason, post.checked_at, when) for post in gone))
 
 
+def read_record(path: Path) -> list[str]:
+    """The ids of the posts a purge's record (contract.PURGE_RECORD) lists."""
+    with Path(path).open(newline="", encoding="utf-8") as handle:
+        return [row["tweet_id"] for row in csv.DictReader(handle) if row.get("tweet_id")]
+
+
 def record_time(path: Path) -> str:
     """When the record at `path` says its posts were purged ("" for an empty record)."""
     with Path(path).open(newline="", encoding="utf-8") as handle:

@@ -35,7 +35,7 @@ from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 
-from searches.models import RunKind, SearchRun, Source
+from searches.models import RunKind, SearchRun, Source, Status
 
 from . import events
 from .collecting import collect_from_x, copy_posts, link_earlier_photos, look_up_ids, recheck_collection
@@ -48,6 +48,7 @@ from .contract import (
     PHOTO_CHECKSUMS,
     PHOTO_FAILURES,
     PHOTOS_RECORD,
+    PURGE_RECORD,
     RAW_POSTS,
     SOURCES,
     SUMMARISED,
@@ -61,7 +62,14 @@ from .outputs import OutputSet, write_json
 from .package import build_package, package_path
 from .parallel import default_processes, plan_parts, summarise_parts
 from .photos import PhotoResult, fetch_photos, keep_only_photos, match_photos, read_media_counts
-from .purge import posts_purged_within_limit
+from .purge import (
+    counted_in_collection,
+    posts_purged_within_limit,
+    purge_folder,
+    purge_notes,
+    read_record,
+    record_time,
+)
 from .query import compile_query
 from .sample import local_photo_path
 from .summarise import PASS_OUTPUTS, sample_seed, summarise_posts
@@ -198,6 +206,12 @@ class SummarisePosts(RunTask):
         search = run.search
         folder = self.folder_path
         inputs = self.input()
+        if run.kind == RunKind.COLLECT and Source(search.source) in (Source.ARCHIVE, Source.SAMPLE):
+            # Here, not in CollectPosts: its file is complete once copied, and a kill between the
+            # copy and the purge must not leave the purged posts in (this runs again until it finishes).
+            left_out = reapply_purges(run, folder)
+            if left_out:
+                self.progress().note(left_out)
         raws = [Path(target.path) for target in inputs["posts"]]
         limits = [collection_limit(search, raw) for raw in raws]
         checked = inputs.get("checked")
@@ -245,6 +259,48 @@ class SummarisePosts(RunTask):
             progress.note(f"Import: {report.summary()}")
         how = f", {len(parts)} processes" if parts else ""
         self.outcome = f"{counted(facts['num_tweets'], 'post')} summarised ({report.summary()}{how})"
+
+
+def reapply_purges(run: SearchRun, folder: Path) -> str:
+    """A new copy of an archive the search's posts were purged from holds those posts again (the
+    file on the server, or the sample, is never changed): purge it of them as each purge did the
+    earlier runs, each recorded in the folder's SOURCES. Returns what it left out, in words ("": none).
+
+    Done again after a kill, it changes nothing it changed already (pipeline.purge)."""
+    search = run.search
+    purges = search.runs.filter(kind=RunKind.PURGE, status=Status.FINISHED, number__lt=run.number)
+    query = collection_query(search)
+    said = []
+    for purge_run in purges.order_by("number"):
+        record = purge_run.folder_path / PURGE_RECORD
+        ids = frozenset(read_record(record))
+        if not ids:
+            continue
+        purge = {
+            "record": f"{purge_run.folder}/{PURGE_RECORD}",
+            "purged_at": record_time(record),
+            "why": "This copy of the archive held again posts that an earlier purge of the search removed (the "
+            "archive itself is never changed): they were removed from it the same way, so its size and checksum "
+            "are the ones below, not the archive's.",
+        }
+
+        def within_limit(raw: Path, ids=ids, purge=purge) -> int:
+            return counted_in_collection(
+                raw, ids, limit=collection_limit(search, raw, except_purge=purge["record"]), **query
+            )
+
+        purge_folder(folder, ids, purge=purge, within_limit=within_limit)
+        note = next((n for n in purge_notes(folder) if n.get("record") == purge["record"]), {})
+        removed = ((note.get("files") or {}).get(RAW_POSTS) or {}).get("posts_removed", 0)
+        if removed:
+            when = purge["purged_at"] or f"run {purge_run.number}"
+            said.append(f"{counted(removed, 'post')} that the purge of {when} removed")
+    if not said:
+        return ""
+    return (
+        f"Left out again {' and '.join(said)} (X no longer gave them): the archive still holds them, this "
+        "run's copy does not."
+    )
 
 
 def collection_limit(search, raw: Path, *, except_purge: str = "") -> int | None:

@@ -251,6 +251,41 @@ def test_an_archive_on_the_server_is_never_touched(x_api, owner, tmp_path, real_
     assert json.loads((run.folder_path / PURGE_REPORT).read_text())["upload"]["why"] == "it is a file on the server"
 
 
+def test_collecting_an_archive_on_the_server_again_leaves_the_purged_posts_out_again(x_api, owner, tmp_path, real_data):
+    """What the tester found: the archive on the server still holds the purged posts, and "Collect
+    again" (run_search --again) copied them back into every file, with no word, while the page said
+    they were removed. The new copy is purged of them, within the same limit, and says so."""
+    archive = tmp_path / "mine" / PAGES
+    archive.parent.mkdir()
+    shutil.copyfile(real_data / PAGES, archive)
+    search = services.create_search(
+        owner=owner, source=Source.ARCHIVE, archive_path=str(archive), count=300, enqueue=False
+    )
+    first = services.execute_search(search)
+    collection = collected(first)
+    gone = deleted_on_x(x_api)
+    assert gone <= set(collection)
+    rechecked(search)
+    purge_run = purged(search)
+
+    services.collect_again(Search.objects.with_runs().get(pk=search.pk), enqueue=False)
+    again = services.execute_search(Search.objects.get(pk=search.pk))
+
+    assert (again.kind, again.status) == (RunKind.COLLECT, Status.FINISHED), again.error
+    assert collected(again) == [i for i in collection if i not in gone]  # the same 300, less the purged
+    assert again.num_posts == 300 - len(gone)
+    assert not gone & set(objects_in(again.folder_path / RAW_POSTS))
+    for name in ("tweets.csv", "sample.csv", "retweeted-posts.csv"):
+        assert not any(text_of(x_api, g).encode() in (again.folder_path / name).read_bytes() for g in gone), name
+    # On record in the copy's sources.json (which the package holds), and said in the run's steps.
+    [note] = json.loads((again.folder_path / SOURCES).read_text())["purges"]
+    assert note["record"] == f"{purge_run.folder}/{PURGE_RECORD}"
+    assert note["files"][RAW_POSTS]["posts_removed"] == len(gone)
+    said = " ".join(again.events.values_list("message", flat=True))
+    assert f"Left out again {len(gone)} posts that the purge of " in said
+    assert archive.read_bytes() == (real_data / PAGES).read_bytes()  # the archive itself, untouched
+
+
 def test_a_purge_is_refused_while_a_run_is_queued_and_no_run_starts_while_it_is(x_api, owner, data_dir, real_data):
     search, _ = archive_search(owner, data_dir, real_data)
     deleted_on_x(x_api)
