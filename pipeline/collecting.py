@@ -158,17 +158,38 @@ def import_by_link() -> bool:
     return mode == "link"
 
 
-def recheck_collection(earlier: Path, gone_before: Path | None, folder: Path, paths: RecheckPaths, progress) -> str:
+def recheck_collection(
+    earlier: Path,
+    gone_before: Path | None,
+    folder: Path,
+    paths: RecheckPaths,
+    progress,
+    *,
+    purged: frozenset[str] = frozenset(),
+) -> str:
     """Look up again every id of the collection in `earlier` (and those an earlier recheck found
-    gone, which may be back): the newest recheck speaks for every post ever collected."""
+    gone, which may be back): the newest recheck speaks for every post ever collected. Except the
+    posts a purge removed (`purged`): they are no longer in any copy and cannot come back into the
+    collection, so looking them up would be paid for nothing, and would call them available in a
+    recheck of a collection that does not hold them."""
     requested = folder / IDS_REQUESTED
+    left_out = 0
     if not requested.exists():
         with OutputSet() as out:
             ids = out.open(requested, "wb")
             with (earlier / TWEET_IDS).open("rb") as collected:
-                shutil.copyfileobj(collected, ids)
+                if not purged:
+                    shutil.copyfileobj(collected, ids)
+                else:
+                    for line in collected:
+                        if line.strip().decode() in purged:
+                            left_out += 1
+                        else:
+                            ids.write(line)
             if gone_before is not None:
-                ids.writelines(f"{post_id}\n".encode() for post_id in sorted(read_availability(gone_before).gone))
+                again = sorted(read_availability(gone_before).gone)
+                left_out += sum(1 for post_id in again if post_id in purged)
+                ids.writelines(f"{post_id}\n".encode() for post_id in again if post_id not in purged)
     result = recheck(
         ids_path=requested,
         paths=paths,
@@ -179,8 +200,10 @@ def recheck_collection(earlier: Path, gone_before: Path | None, folder: Path, pa
         on_wait=progress.wait,
     )
     gone = sum(result.unavailable_by_reason.values())
-    return f"Rechecked {counted(result.ids_checked, 'post')}: {result.available:,} still there, {gone:,} gone" + (
-        " (resumed)" if result.resumed else ""
+    not_asked = f"; {counted(left_out, 'purged post')} not looked up again" if left_out else ""
+    return (
+        f"Rechecked {counted(result.ids_checked, 'post')}: {result.available:,} still there, {gone:,} gone{not_asked}"
+        + (" (resumed)" if result.resumed else "")
     )
 
 

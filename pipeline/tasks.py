@@ -159,6 +159,7 @@ class CheckAvailability(RunTask):
             folder,
             self.paths(),
             self.progress(),
+            purged=frozenset(post_id for _, record in finished_purges(run) for post_id in read_record(record)),
         )
 
 
@@ -261,6 +262,12 @@ class SummarisePosts(RunTask):
         self.outcome = f"{counted(facts['num_tweets'], 'post')} summarised ({report.summary()}{how})"
 
 
+def finished_purges(run: SearchRun) -> list[tuple[SearchRun, Path]]:
+    """The search's purges finished before `run`, oldest first, each with its record of the posts."""
+    purges = run.search.runs.filter(kind=RunKind.PURGE, status=Status.FINISHED, number__lt=run.number)
+    return [(purge, purge.folder_path / PURGE_RECORD) for purge in purges.order_by("number")]
+
+
 def reapply_purges(run: SearchRun, folder: Path) -> str:
     """A new copy of an archive the search's posts were purged from holds those posts again (the
     file on the server, or the sample, is never changed): purge it of them as each purge did the
@@ -268,11 +275,9 @@ def reapply_purges(run: SearchRun, folder: Path) -> str:
 
     Done again after a kill, it changes nothing it changed already (pipeline.purge)."""
     search = run.search
-    purges = search.runs.filter(kind=RunKind.PURGE, status=Status.FINISHED, number__lt=run.number)
     query = collection_query(search)
     said = []
-    for purge_run in purges.order_by("number"):
-        record = purge_run.folder_path / PURGE_RECORD
+    for purge_run, record in finished_purges(run):
         ids = frozenset(read_record(record))
         if not ids:
             continue

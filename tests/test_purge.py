@@ -187,6 +187,32 @@ def test_after_a_purge_a_recheck_keeps_the_collection_within_its_limit(x_api, ow
     assert json.loads((again.folder_path / "summary.json").read_text())["num_tweets"] == 300 - len(gone)
 
 
+def test_a_recheck_after_a_purge_does_not_pay_for_the_purged_posts_or_call_them_available(
+    x_api, owner, data_dir, real_data
+):
+    """What the tester found: with the gone posts back on X (an account made public again), the
+    recheck after the purge looked them up again and its availability file called them available,
+    in a package whose ids and summary leave them out."""
+    search, first = archive_search(owner, data_dir, real_data)
+    gone = deleted_on_x(x_api)
+    rechecked(search)
+    purged(search)
+    x_api.deleted_posts.difference_update(gone)  # back on X
+    looked_up_before = len(x_api.requests)
+
+    again = rechecked(search)
+
+    looked_up = {i for r in x_api.requests[looked_up_before:] for i in r.params.get("ids", "").split(",") if i}
+    assert looked_up and not looked_up & gone  # nothing paid for posts no copy holds
+    summary = json.loads((again.folder_path / "summary.json").read_text())
+    assert summary["num_tweets"] == 500 - len(gone)
+    assert summary["availability"]["checked"] == summary["availability"]["available"] == 500 - len(gone)
+    availability = next((again.folder_path / "rechecks").glob("availability-*.csv"))
+    assert not gone & set(table_ids(availability))
+    said = " ".join(again.events.values_list("message", flat=True))
+    assert f"{len(gone)} purged posts not looked up again" in said
+
+
 def test_a_live_collection_is_purged_page_by_page_and_new_posts_add_to_the_same_collection(x_api, owner):
     newest = [post["id"] for post in x_api.posts[:20]]
     x_api.delete_posts(*newest)  # not posted yet when the search first runs
