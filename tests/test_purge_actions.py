@@ -4,6 +4,8 @@ and staff may purge; anyone else gets a 404, and asking never changes anything."
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -148,7 +150,8 @@ def test_the_command_says_what_goes_purges_only_with_yes_and_exits_2_when_it_can
     assert done.returncode == 0, done.stderr
     [run] = purge_runs(rechecked_search)
     assert run.status == Status.FINISHED
-    assert f"Search #{pk}: purged the 7 posts X no longer gave from" in done.stdout
+    # How many files held them depends on the sample, which is drawn by the search's id.
+    assert re.search(rf"Search #{pk}: purged 7 posts X no longer gave from [2-4] files of 1 run\.", done.stdout)
     assert "The uploaded archive was deleted." in done.stdout
     assert done.stdout.strip().splitlines()[-1] == str(run.folder_path.resolve())
 
@@ -160,6 +163,26 @@ def test_the_command_says_what_goes_purges_only_with_yes_and_exits_2_when_it_can
         assert refused.returncode == 2, refused.stderr
         said = refused.stderr.strip()
         assert says in said and len(said.splitlines()) == 1 and "Traceback" not in said, said
+
+
+def test_a_purge_stopped_by_a_kill_is_not_waited_for_the_command_says_how_to_finish_it(rechecked_search, data_dir):
+    """What the tester found: a purge killed with kill -9 stays "running", and asking again said to
+    wait for the run to end, which it never does."""
+    pk = rechecked_search.pk
+    run = services.purge_unavailable(Search.objects.with_runs().get(pk=pk), enqueue=False)
+
+    queued = manage(data_dir, "purge_unavailable", str(pk), "--yes")
+    assert queued.returncode == 2
+    assert f"`manage.py run_search --again {pk}` carries the queued run out here and finishes the purge" in (
+        queued.stderr
+    )
+
+    assert run.runs().claim()  # its process then killed: nothing will end it
+    running = manage(data_dir, "purge_unavailable", str(pk), "--yes")
+    assert running.returncode == 2
+    said = running.stderr
+    assert "has a run running: a purge waits" in said
+    assert "`manage.py reconcile_searches` finds that out" in said and f"run_search --again {pk}` resumes it" in said
 
 
 @pytest.mark.worker

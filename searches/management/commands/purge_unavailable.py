@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
+from pipeline.words import counted
 from searches import run_files, services
-from searches.models import Status
+from searches.models import RunKind, SearchRun, Status
 
 from ..plain import PlainErrors
-from .run_search import BAD_INPUT, FAILED, PLAIN, execute_watched, search_from_argument
+from .run_search import BAD_INPUT, FAILED, PLAIN, execute_watched, search_from_argument, still_running_hint
 
 UPLOAD = {
     "removed": "The archive uploaded for it ({name}) is deleted too: it holds them as well.",
@@ -40,7 +41,7 @@ class Command(PlainErrors, BaseCommand):
         try:
             plan = services.plan_purge(search)
         except services.ActionRefused as exc:
-            raise CommandError(str(exc), returncode=BAD_INPUT) from None
+            raise CommandError(str(exc) + self.active_run_hint(search), returncode=BAD_INPUT) from None
         if not options["yes"]:
             self.describe(plan)
             raise CommandError(
@@ -65,20 +66,37 @@ class Command(PlainErrors, BaseCommand):
         report = run_files.read_purge_report(run.folder_path)
         files = sum(len(entry.get("files") or {}) for entry in report.get("runs") or [])
         upload = " The uploaded archive was deleted." if "removed" in report["upload"] else ""
+        runs = counted(len(report.get("runs") or []), "run")
         self.stdout.write(
-            f"Search #{search.pk}: purged the {plan.gone:,} posts X no longer gave from {files:,} files of "
-            f"{len(report.get('runs') or []):,} runs.{upload}"
+            f"Search #{search.pk}: purged {counted(plan.gone, 'post')} X no longer gave from "
+            f"{counted(files, 'file')} of {runs}.{upload}"
         )
         self.stderr.write(f"The record of the posts is in run {run.number}'s folder:", PLAIN)
         self.stdout.write(str(run.folder_path.resolve()))
+
+    def active_run_hint(self, search) -> str:
+        """How to get past a run that stands in the purge's way, when its process may be gone (a
+        killed purge is such a run: waiting for it to end would wait for ever)."""
+        latest = SearchRun.objects.filter(pk=search.latest_run_id).first()
+        if latest is None or latest.is_done:
+            return ""
+        if latest.status == Status.RUNNING:
+            return still_running_hint(search.pk)
+        return (
+            f" With no worker running, `manage.py run_search --again {search.pk}` carries the queued run out here"
+            + (" and finishes the purge." if latest.kind == RunKind.PURGE else ".")
+        )
 
     def describe(self, plan: services.PurgePlan) -> None:
         when = f"{plan.checked_at:%Y-%m-%d %H:%M} UTC" if plan.checked_at else f"run {plan.recheck.number}"
         reasons = "; ".join(f"{reason}: {count:,}" for reason, count in plan.reasons.items())
         self.stdout.write(
-            f"Search #{plan.search.pk}: the recheck of {when} found {plan.gone:,} posts no longer on X ({reasons})."
+            f"Search #{plan.search.pk}: the recheck of {when} found {counted(plan.gone, 'post')} no longer on X "
+            f"({reasons})."
         )
-        self.stdout.write("A purge removes them, and the copies of them other posts carry, from:")
+        self.stdout.write(
+            "A purge removes them, and the copies of them other posts carry, from those of these files that hold them:"
+        )
         for run, names in plan.files:
             self.stdout.write(f"  run {run.number} ({run.get_kind_display().lower()}): {', '.join(names)}")
         if plan.upload:
