@@ -15,8 +15,11 @@ from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from pipeline import contract
+from pipeline.describe import bag_info
 from pipeline.ids import newest_id
+from pipeline.package import build_package, package_path
 from pipeline.purge import PURGED_FILES
+from pipeline.summarise import write_sample
 from pipeline.times import parse_iso
 
 from . import execute, queue, reconcile, run_files, schedule
@@ -418,3 +421,14 @@ def folders_not_here_text(name: str, folders: list[str]) -> str:
         f"{'them' if len(folders) != 1 else 'it'} was removed here. If another machine keeps its runs elsewhere, "
         "remove them there, and give every machine the same DNFLOW_DATA_DIR."
     )
+
+
+def draw_sample(search: Search, size: int) -> None:
+    """The results' sample drawn again at `size` (pipeline.summarise.write_sample), and their package
+    made again: the bag holds no sample (its posts' text stays out), but its summary.json says the
+    sample's size, and a deposited package must say what the folder says."""
+    folder = search.results_dir
+    write_sample(folder, size, search_id=search.pk)
+    if package_path(folder).is_file():
+        summary = run_files.read_summary(folder)
+        build_package(folder, bag_info(search, search.results_run, summary), summary)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import zipfile
 
 import bagit
 import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
 
 import dnflow_site
 from pipeline.package import build_package
 from pipeline.runner import build_workflow
+from searches.models import Search
 
 from .pipeline_helpers import WRITERS, archive_search
 
@@ -99,3 +103,30 @@ def test_live_collection_files_and_temporaries_stay_out(tmp_path):
     bag = bagit.Bag(str(tmp_path / "out" / folder.name))
     bag.validate()
     assert bag.info["Dnflow-Query"] == "climate OR weather"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_sample_makes_the_package_again_so_that_it_says_what_the_folder_says(tmp_path, settings, client):
+    """What the tester found: after "Draw a new sample" the folder's summary.json said the new size
+    and the package's the old one (the bag was not made again), and the form still offered the old."""
+    settings.DNFLOW_FETCH_PHOTOS = False
+    settings.DNFLOW_SAMPLE_SIZE = 3
+    run = archive_search(WRITERS["v1"](tmp_path / "climate.jsonl"))
+    assert build_workflow(run).ok
+    run.runs().finish()
+    search = Search.objects.with_runs().get(pk=run.search_id)
+    owner = get_user_model().objects.create_user("archivist", password="x")
+    Search.objects.filter(pk=search.pk).update(owner=owner)
+    client.force_login(owner)
+
+    client.post(reverse("search_sample", args=[search.pk]), {"size": 5})
+
+    folder = run.folder_path
+    unzip(folder / f"{folder.name}.zip", tmp_path / "unzipped")
+    bag = bagit.Bag(str(tmp_path / "unzipped" / folder.name))
+    bag.validate()
+    bagged = (tmp_path / "unzipped" / folder.name / "data" / "summary.json").read_bytes()
+    assert json.loads(bagged)["sample_size"] == 5
+    assert (folder / "summary.json").read_bytes() == bagged
+    page = client.get(search.get_absolute_url()).content.decode()
+    assert re.search(r'<input[^>]*name="size"[^>]*value="5"', page), "the form offers the size drawn last"

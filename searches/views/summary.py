@@ -12,7 +12,6 @@ from django.views.decorators.http import require_POST
 
 from pipeline import contract
 from pipeline.networks import read_view
-from pipeline.summarise import write_sample
 
 from .. import run_files, services
 from ..forms import SampleForm
@@ -65,9 +64,15 @@ def results_context(request: HttpRequest, search: Search) -> dict:
         "missing_ids_file": contract.MISSING_IDS,
         "rechecks": _rechecks(search),
         **_purges(search, manager),
-        "sample_form": SampleForm() if manager else None,
+        # The size of the sample the folder holds now, not the default it was first drawn at.
+        "sample_form": SampleForm(initial=_sample_size(summary)) if manager else None,
         "can_manage": manager,
     }
+
+
+def _sample_size(summary: dict) -> dict:
+    size = summary.get("sample_size")
+    return {"size": size} if isinstance(size, int) and size > 0 else {}
 
 
 NETWORK_ROWS = 10
@@ -184,7 +189,7 @@ def search_sample(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         size = form.cleaned_data["size"]
         try:
-            write_sample(search.results_dir, size, search_id=search.pk)
+            services.draw_sample(search, size)
         except Exception as exc:  # the person must learn why, whatever broke in the workflow's code
             log.exception("search #%s: sample of %s failed", search.pk, size)
             messages.error(request, f"The sample could not be written: {exc}")
