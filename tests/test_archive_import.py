@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import shutil
 
 import orjson
 import pytest
@@ -290,6 +291,34 @@ def test_a_folder_of_mixed_files_and_its_provenance(tmp_path):
         "tweets.js (Twitter archive)",
         "JSONL (v1.1 tweet)",
     }
+
+
+def test_the_raw_copy_kept_can_be_checked_against_sources_json_whatever_the_input(tmp_path, real_data):
+    """What the tester found: a file without a last newline is kept with one added, a gzip kept
+    decompressed, and sources.json had only the inputs' checksums, so the copy itself could not be
+    checked. It now records the raw file's own size and SHA-256 too."""
+    broken_end = real_data / "v2-stream-broken-last-line.jsonl"
+    assert not broken_end.read_bytes().endswith(b"\n")
+    with_bom = tmp_path / "bom.jsonl"
+    with_bom.write_bytes(b"\xef\xbb\xbf" + (real_data / "twarc2-flat.jsonl").read_bytes())
+    assert make_each_format(tmp_path / "folder")
+    cases = {
+        "byte for byte": [real_data / "v1-streaming-lines.jsonl"],
+        "a missing last newline": [broken_end],
+        "gzip": [gzipped(shutil.copyfile(real_data / "twarc2-flat.jsonl", tmp_path / "flat.jsonl"))],
+        "a byte order mark": [with_bom],
+        "a folder of every format": [tmp_path / "folder"],
+    }
+    for case, inputs in cases.items():
+        raw = tmp_path / case / "tweets.jsonl"
+        import_files(inputs, raw)
+        sources = json.loads(raw.with_name("sources.json").read_text())
+        assert sources["raw_size"] == raw.stat().st_size, case
+        assert sources["raw_sha256"] == hashlib.sha256(raw.read_bytes()).hexdigest(), case
+        if case == "byte for byte":
+            assert sources["raw_sha256"] == sources["files"][0]["sha256"]
+        elif case != "a folder of every format":
+            assert sources["raw_sha256"] != sources["files"][0]["sha256"], case
 
 
 def test_duplicates_across_two_files_keep_the_first(tmp_path):

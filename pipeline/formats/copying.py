@@ -401,6 +401,21 @@ def _write_atomically(dest: Path, write) -> None:
         raise
 
 
+def _raw_checksum(raw: Path, entries: list[dict]) -> dict:
+    """The raw file's own size and SHA-256, so that the copy kept can be checked against the record
+    too: it is not always the input's bytes (a gzip is kept decompressed, several files one after
+    the other, an array or tweets.js a post a line, a missing last newline added, a UTF-8 BOM
+    dropped). A single input copied byte for byte (the common case) has the input's checksum,
+    known already; any other copy is read once more."""
+    size = raw.stat().st_size
+    if len(entries) == 1 and entries[0]["size"] == size and entries[0].get("line_for_line") is not False:
+        if not entries[0]["format"].startswith("gzip"):
+            # Same length, every byte copied as read (a JSONL copy adds or drops bytes only at the ends).
+            return {"raw_size": size, "raw_sha256": entries[0]["sha256"]}
+    with raw.open("rb") as handle:
+        return {"raw_size": size, "raw_sha256": hashlib.file_digest(handle, "sha256").hexdigest()}
+
+
 def _link(files: list[tuple[Path, str]], staged: Path, on_read: Callable[[int], None] | None) -> dict | None:
     if len(files) != 1:
         return None
@@ -465,7 +480,9 @@ def copy_archive(
             entries.append({**linked, "first_line": 1})
         else:
             _write_atomically(staged, write_raw)
-        document = {"raw": dest.name, "files": entries, "skipped": skipped} | ({"zips": zips} if zips else {})
+        document = {"raw": dest.name, **_raw_checksum(staged, entries), "files": entries, "skipped": skipped} | (
+            {"zips": zips} if zips else {}
+        )
         _write_atomically(provenance, lambda out: out.write(orjson.dumps(document, option=orjson.OPT_INDENT_2)))
         os.replace(staged, dest)
     report.sources = entries
