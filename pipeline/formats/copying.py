@@ -408,10 +408,14 @@ def _raw_checksum(raw: Path, entries: list[dict]) -> dict:
     dropped). A single input copied byte for byte (the common case) has the input's checksum,
     known already; any other copy is read once more."""
     size = raw.stat().st_size
-    if len(entries) == 1 and entries[0]["size"] == size and entries[0].get("line_for_line") is not False:
-        if not entries[0]["format"].startswith("gzip"):
-            # Same length, every byte copied as read (a JSONL copy adds or drops bytes only at the ends).
-            return {"raw_size": size, "raw_sha256": entries[0]["sha256"]}
+    if (
+        len(entries) == 1
+        and entries[0]["size"] == size
+        and entries[0].get("line_for_line") is not False
+        and not entries[0]["format"].startswith("gzip")
+    ):
+        # Same length, every byte copied as read (a JSONL copy adds or drops bytes only at the ends).
+        return {"raw_size": size, "raw_sha256": entries[0]["sha256"]}
     with raw.open("rb") as handle:
         return {"raw_size": size, "raw_sha256": hashlib.file_digest(handle, "sha256").hexdigest()}
 
