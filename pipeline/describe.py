@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 import dnflow_site
+from searches.choices import Source
 
 from .contract import package_name
 from .formats import ImportReport
@@ -133,10 +134,13 @@ def summary_document(
 
 def bag_info(search, run, summary: dict) -> dict[str, object]:
     """The fields of the package's bag-info.txt beyond what BagIt writes itself."""
+    if search.source == Source.IDS:  # a dataset of ids looked up: no query, and no archive of posts either
+        described = f"the posts of the id dataset {Path(search.archive_path).name} found on X"
+    else:
+        described = f"the query {search.term}" if search.term else "a whole archive"
     info = {
         "Source-Organization": "dnflow",
-        "External-Description": f"dnflow search #{search.pk}, run {run.number}: post ids and summaries of "
-        + (f"the query {search.term}" if search.term else "a whole archive"),
+        "External-Description": f"dnflow search #{search.pk}, run {run.number}: post ids and summaries of {described}",
         "External-Identifier": run.folder,
         "Dnflow-Query": search.term,
         "Dnflow-Source": search.get_source_display(),

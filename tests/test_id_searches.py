@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -58,6 +59,10 @@ def test_an_id_search_finds_what_x_still_has_and_says_what_is_missing(x_api, tmp
     with (folder / "missing-ids.csv").open(newline="") as handle:
         assert list(csv.reader(handle)) == [["tweet_id", "reason"], *[[i, "resource-not-found"] for i in ids[:3]]]
     assert len(x_api.lookup_requests()) == 1  # 40 distinct ids: one request, never the duplicates again
+    # The package says what it is: the posts of an id dataset, not "a whole archive".
+    with zipfile.ZipFile(folder / f"{folder.name}.zip") as package:
+        info = package.read(f"{folder.name}/bag-info.txt").decode()
+    assert f"post ids and summaries of the posts of the id dataset {path.name} found on X" in info
     # The page says it.
     client.force_login(owner)
     page = client.get(search.get_absolute_url()).content.decode()
