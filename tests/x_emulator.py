@@ -53,7 +53,11 @@ connection without an answer), `Fault.stall(seconds)` (answers normally, late: f
 A wrong or missing bearer token always gets the real 401 problem body. Recorded requests never hold
 the token: the Authorization header is dropped and `authorized` says whether it was right.
 
-Outside pytest: `XApiEmulator(token="t")` starts it, `.url` is its address, `.stop()` ends it.
+Outside pytest: `XApiEmulator(token="t")` starts it, `.url` is its address, `.stop()` ends it. From a
+shell, to try the paid paths by hand (`--help` for the rest):
+
+    .venv/bin/python -m tests.x_emulator --token t --delete 1408876650968846337 &
+    # it prints the two settings to export, DNFLOW_X_API_URL=... and X_BEARER_TOKEN=t, and serves until stopped
 
 PYTEST_DONT_REWRITE: test modules import this before pytest loads it as a plugin (for `x_api`);
 it asserts nothing, so it needs no assertion rewriting, and this marker spares the warning.
@@ -690,3 +694,36 @@ def x_api(settings):
         yield emulator
     finally:
         emulator.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the emulator until interrupted; print the settings that point dnflow at it."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(prog="python -m tests.x_emulator", description=__doc__.split("\n")[0])
+    parser.add_argument("--token", default="emulator-token", help="the bearer token it accepts")
+    parser.add_argument("--pages", type=Path, default=REAL_PAGES, help="recorded v2 pages to serve")
+    parser.add_argument("--delete", nargs="*", default=[], metavar="ID", help="posts gone from X")
+    parser.add_argument("--protect", nargs="*", default=[], metavar="USER_ID", help="authors who protect theirs")
+    parser.add_argument("--suspend", nargs="*", default=[], metavar="USER_ID", help="suspended authors")
+    parser.add_argument("--page-delay", type=float, default=0.0, help="seconds before each search page")
+    options = parser.parse_args(argv)
+    emulator = XApiEmulator(token=options.token, pages_file=options.pages)
+    emulator.delete_posts(*options.delete)
+    emulator.protect_authors(*options.protect)
+    emulator.suspend_authors(*options.suspend)
+    emulator.page_delay = options.page_delay
+    print(f"DNFLOW_X_API_URL={emulator.url}", f"X_BEARER_TOKEN={options.token}", sep="\n", flush=True)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
+
+
+if __name__ == "__main__":
+    main()
