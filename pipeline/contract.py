@@ -135,6 +135,11 @@ NETWORK_FILES = (MENTIONS_GEXF, MENTIONS_GRAPHML, HASHTAGS_GEXF, HASHTAGS_GRAPHM
 # way of counting the same collection must reproduce line for line (the benchmark, the tests).
 TEXT_FREE_FILES = (*COUNT_FILES, HASHTAG_EDGES, MENTION_EDGES, TWEET_IDS)
 
+# Said of each file whose cells hold posts' text (pipeline.outputs.neutralise is the rule).
+SPREADSHEET_GUARD = (
+    " A text that begins with =, +, -, @ (a reply's \"@name ...\"), a tab or a carriage return has an added ' "
+    "first, so that a spreadsheet shows it rather than runs it: drop that ' for the text as posted."
+)
 FILES: tuple[RunFile, ...] = (
     RunFile(SUMMARY, Access.PUBLIC, True, "What was asked and found: the query, dates, counts, import problems."),
     RunFile(COUNT_HASHTAGS, Access.PUBLIC, True, "Every hashtag, lower-cased, with how often it was used."),
@@ -165,11 +170,23 @@ FILES: tuple[RunFile, ...] = (
     RunFile(PHOTO_CHECKSUMS, Access.PUBLIC, True, "The MD5 checksum of every downloaded photo (md5sum -c)."),
     RunFile(PHOTO_FAILURES, Access.PUBLIC, True, "Each photo that could not be downloaded, and why."),
     RunFile(
-        SOURCES, Access.INTERNAL, True, "Each imported file: its name, size, SHA-256 and lines; and any purge of it."
+        SOURCES,
+        Access.INTERNAL,
+        True,
+        "Each imported file: its name, size, SHA-256 and lines; the raw copy's own size and SHA-256; any purge of it.",
     ),
-    RunFile(TWEETS_CSV, Access.PRIVATE, False, "Every collected post as a table, with its full text."),
-    RunFile(RETWEETED_POSTS, Access.PRIVATE, False, "The most retweeted posts' time, author and full text."),
-    RunFile(SAMPLE, Access.PRIVATE, False, "A reproducible random sample of the posts, with their text."),
+    RunFile(
+        TWEETS_CSV, Access.PRIVATE, False, "Every collected post as a table, with its full text." + SPREADSHEET_GUARD
+    ),
+    RunFile(
+        RETWEETED_POSTS,
+        Access.PRIVATE,
+        False,
+        "The most retweeted posts' time, author and full text." + SPREADSHEET_GUARD,
+    ),
+    RunFile(
+        SAMPLE, Access.PRIVATE, False, "A reproducible random sample of the posts, with their text." + SPREADSHEET_GUARD
+    ),
     RunFile(RAW_POSTS, Access.PRIVATE, False, "The posts exactly as the API or the archive gave them."),
     RunFile(LIVE_PARTIAL, Access.INTERNAL, False, "A live collection in progress."),
     RunFile(LIVE_STATE, Access.INTERNAL, False, "Where a live collection stands, to resume it."),

@@ -188,6 +188,17 @@ def test_files_are_listed_and_served_with_their_content(owner_client, owner):
     assert "sandbox" in hashtags["Content-Security-Policy"]
 
 
+def test_the_files_with_posts_text_say_how_a_spreadsheet_guarded_cell_reads_back(owner_client, owner):
+    """What the tester found: a third of the texts (every reply, "@name ...") start with an added ',
+    and only the README said so. The page's list of files says it beside each file that does it."""
+    page = summary_page(owner_client, make_search(owner))
+    for name in ("tweets.csv", "sample.csv"):
+        row = re.search(rf'<tr>(?:(?!</tr>).)*?/files/{re.escape(name)}"(?:(?!</tr>).)*</tr>', page, re.S).group(0)
+        assert "drop that &#x27; for the text as posted" in row, name
+    row = re.search(r'<tr>(?:(?!</tr>).)*?/files/count-hashtags\.csv"(?:(?!</tr>).)*</tr>', page, re.S).group(0)
+    assert "drop that" not in row
+
+
 def test_downloaded_files_are_named_after_their_search_so_two_searches_do_not_collide(owner_client, owner):
     first, second = make_search(owner), make_search(owner, term="drought")
     for search in (first, second):
