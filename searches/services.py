@@ -124,8 +124,17 @@ def rerun_search(search: Search, *, enqueue: bool = True) -> SearchRun:
     latest = _latest_done_run(search)
     if latest.status == Status.FINISHED:
         return collect_again(search, enqueue=enqueue)
+    ended, how = latest.finished, latest.get_status_display().lower()
     if not latest.runs().resume():
         raise ActionRefused(f"Search #{search.pk} changed meanwhile: reload the page and try again.")
+    # Resuming clears the run's end: its history keeps when and how it had ended.
+    when = f" at {timezone.localtime(ended):%Y-%m-%d %H:%M:%S %Z}" if ended else ""
+    TaskEvent.objects.create(
+        run=latest,
+        task_family="Run again",
+        event=EventKind.NOTE,
+        message=f"Resumed: the run had {how}{when}. Completed steps are kept; the others start again.",
+    )
     latest.refresh_from_db()
     if enqueue:
         enqueue_run(search, latest)
@@ -367,7 +376,14 @@ def cancel_search(search: Search) -> SearchRun:
         raise ActionRefused(f"Search #{search.pk} has already {what}.")
     # The database first: from here on no worker can claim the run, and a running work horse's
     # watchdog stops it even if rq's stop message never reaches its worker.
-    run.runs().cancel()
+    where = f" at “{run.step}” ({run.progress:.0f}%)" if run.status == Status.RUNNING and run.step else ""
+    if run.runs().cancel():
+        TaskEvent.objects.create(
+            run=run,
+            task_family="Cancel",
+            event=EventKind.NOTE,
+            message=f"Cancelled{where}. Run again resumes it: completed steps are kept.",
+        )
     queue.stop_job(run)
     run.refresh_from_db()
     return run

@@ -60,7 +60,8 @@ def test_cancel_stops_the_running_search_and_the_queued_one_never_runs(workers, 
     waiting_run = newest_run(waiting)
     assert waiting_run.status == Status.CANCELLED
     assert waiting_run.started is None and not waiting_run.folder_path.exists()
-    assert not waiting_run.events.exists()
+    # It never ran: its one event is the cancel, on record.
+    assert list(waiting_run.events.values_list("task_family", "event")) == [("Cancel", "note")]
 
 
 @pytest.mark.worker

@@ -1,5 +1,6 @@
 """The home page's form, the buttons on a search, compare, the Atom feed and robots.txt."""
 
+import html
 import os
 import re
 import time
@@ -661,6 +662,24 @@ def test_a_cancelled_step_says_how_long_it_ran_and_stays_stopped_while_run_again
     services.rerun_search(Search.objects.with_runs().get(pk=search.pk), enqueue=False)  # queued again
     waiting = summarise_row()
     assert 'class="task-stopped"' in waiting and "60% of this step" not in waiting
+
+
+def test_a_cancel_and_a_run_again_stay_in_the_runs_history(owner_client, owner, empty_queue):
+    """What the tester found: once run again, nothing said the run had been cancelled, or when."""
+    search = make_search(owner, status=Status.RUNNING, progress=40.0)
+    run = search.latest_run
+    SearchRun.objects.filter(pk=run.pk).update(step="Counting: 10,000 posts so far")
+    TaskEvent.objects.create(run=run, task_family="SummarisePosts", task_id="t", event=EventKind.START)
+
+    services.cancel_search(Search.objects.with_runs().get(pk=search.pk))
+    cancelled_at = SearchRun.objects.get(pk=run.pk).finished
+    services.rerun_search(Search.objects.with_runs().get(pk=search.pk), enqueue=False)
+
+    page = owner_client.get(reverse("search_detail", args=[search.pk])).content.decode()
+    notes = re.search(r'<ul class="notes">(.*?)</ul>', page, re.S).group(1)
+    assert "(Cancel): Cancelled at “Counting: 10,000 posts so far” (40%)." in html.unescape(notes)
+    when = timezone.localtime(cancelled_at).strftime("%Y-%m-%d %H:%M:%S")
+    assert f"(Run again): Resumed: the run had cancelled at {when}" in html.unescape(notes)
 
 
 def test_a_search_that_matched_nothing_says_so_above_its_empty_sections(owner_client, owner, data_dir):
