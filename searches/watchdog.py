@@ -93,6 +93,22 @@ def heartbeat_missing(run: SearchRun) -> bool:
         return False
 
 
+def no_worker_running(run: SearchRun) -> bool:
+    """True when a queued run waits and no rq worker is there to take it: nothing will happen until
+    a person starts one (`make run` starts none). False when one is registered (a worker killed
+    without a word stays registered a while: then the page says nothing rather than a guess), and
+    when Redis cannot say."""
+    if run.status != Status.QUEUED:
+        return False
+    try:
+        from rq import Worker
+
+        with redis_connection(connect_timeout=0.3, timeout=0.3) as client:
+            return Worker.count(connection=client) == 0
+    except Exception:  # noqa: BLE001 -- Redis down or slow: the page says nothing rather than a guess
+        return False
+
+
 def end_this_process() -> None:
     """Stop at once, Luigi task processes included: no cleanup code may write more outputs.
 

@@ -259,6 +259,34 @@ def test_a_running_search_whose_process_stopped_beating_says_so_until_it_beats_a
     assert (timezone.now() - began).total_seconds() < 2
 
 
+def test_a_queued_search_says_when_no_worker_runs_to_take_it(owner_client, owner, empty_queue, settings):
+    """What the tester found: with no worker running (`make run` starts none), a search said
+    "Waiting for a worker" for ever, and nothing said that none ran or how to start one."""
+    from rq import Worker
+    from rq.worker_registration import REDIS_WORKER_KEYS, WORKERS_BY_QUEUE_KEY
+
+    connection = empty_queue.connection
+    # Workers killed by earlier tests stay registered a while: this test starts from none.
+    connection.delete(REDIS_WORKER_KEYS, WORKERS_BY_QUEUE_KEY % empty_queue.name)
+    search = make_search(owner, status=Status.QUEUED, step="Waiting for a worker")
+    poll = reverse("search_status", args=[search.pk])
+    says = "No worker is running, so nothing takes this search from the queue. Start one (<code>make worker</code>"
+
+    assert says in owner_client.get(poll).content.decode()
+    assert says in owner_client.get(search.get_absolute_url()).content.decode()
+
+    worker = Worker([empty_queue], connection=connection, name="test-worker-waiting")
+    worker.register_birth()
+    try:
+        assert says not in owner_client.get(poll).content.decode()
+    finally:
+        worker.register_death()
+    assert says in owner_client.get(poll).content.decode()
+    # Redis unreachable: the page does not guess.
+    settings.RQ_QUEUES = {"default": {"URL": "redis://127.0.0.1:9/0"}}
+    assert says not in owner_client.get(poll).content.decode()
+
+
 def test_a_finished_recheck_says_how_many_posts_are_still_on_x_not_that_it_collected_them(owner_client, owner):
     from searches.models import RunKind, SearchRun
 

@@ -21,7 +21,7 @@ from pipeline.events import of_this_step, step_percent
 from .. import services
 from ..forms import DescribeForm, ScheduleForm
 from ..models import EventKind, Search, SearchRun, Status, TaskEvent, run_reads_from_x
-from ..watchdog import heartbeat_missing
+from ..watchdog import heartbeat_missing, no_worker_running
 from .access import can_manage, visible_search
 from .summary import results_context
 
@@ -153,6 +153,7 @@ class RunView:
     steps: Steps
     waiting_until: datetime | None
     silent: bool = False  # running, yet no heartbeat: its process stopped (see watchdog.heartbeat_missing)
+    unattended: bool = False  # queued, and no worker runs to take it (see watchdog.no_worker_running)
 
 
 def run_view(run: SearchRun, search: Search) -> RunView:
@@ -169,7 +170,7 @@ def panel_context(request: HttpRequest, search: Search) -> dict:
     current = run_view(search.latest_run, search)
     return {
         "search": search,
-        "current": replace(current, silent=heartbeat_missing(current.run)),
+        "current": replace(current, silent=heartbeat_missing(current.run), unattended=no_worker_running(current.run)),
         "can_manage": manager,
         "can_recheck": manager and not services.why_not_recheck(search),
         "schedule_form": ScheduleForm(initial={"refresh_every": _hours_of(search.refresh_every)}) if manager else None,
