@@ -664,6 +664,24 @@ def test_a_cancelled_step_says_how_long_it_ran_and_stays_stopped_while_run_again
     assert 'class="task-stopped"' in waiting and "60% of this step" not in waiting
 
 
+def test_a_form_refused_for_another_field_says_to_choose_the_file_again(owner_client, real_data, empty_queue):
+    """What the tester found: a term error brought the form back with "No file chosen", and nothing
+    said the file had to be chosen again (the estimate said so, the form did not)."""
+    again = "Choose the file again: the form came back to be corrected"
+    archive = (real_data / "twarc2-flat.jsonl").read_bytes()
+
+    def start(**fields) -> str:
+        data = {"source": "archive", **fields}
+        return owner_client.post(reverse("home"), data).content.decode()
+
+    refused = start(term="obama (", archive=SimpleUploadedFile("flat.jsonl", archive))
+    assert "A &#x27;(&#x27; is not closed" in refused and again in refused
+    assert again not in start(term="obama (")  # no file was chosen: nothing to choose again
+    bad_file = start(term="obama", archive=SimpleUploadedFile("empty.jsonl", b""))
+    assert again not in bad_file  # the file itself was refused, and its own error says why
+    assert not Search.objects.exists()
+
+
 def test_a_cancel_and_a_run_again_stay_in_the_runs_history(owner_client, owner, empty_queue):
     """What the tester found: once run again, nothing said the run had been cancelled, or when."""
     search = make_search(owner, status=Status.RUNNING, progress=40.0)

@@ -49,7 +49,11 @@ def home(request: HttpRequest) -> HttpResponse:
             return redirect(search)
     else:
         form = SearchForm()
-    return render(request, "searches/home.html", _home_context(request, form))
+    context = _home_context(request, form)
+    # A browser never fills a file input in again: a form refused for another field must say so,
+    # or the person finds out only when Start is refused for want of the file.
+    context["file_not_kept"] = bool(request.FILES) and not form.has_error("archive")
+    return render(request, "searches/home.html", context)
 
 
 def _home_context(request: HttpRequest, form: SearchForm) -> dict:
