@@ -118,6 +118,24 @@ def test_broken_last_line_of_a_stream_is_skipped_and_named(real_data, tmp_path):
     assert photo_post.urls == ["https://twitter.com/Manie_DS/status/1377640162566496258"]
 
 
+def test_a_line_cut_inside_a_text_is_called_truncated_not_a_control_character(real_data, tmp_path):
+    """What the tester found (`head -c 20000` of a real stream): the cut line was reported as
+    "invalid JSON (unexpected control character in string ...)", sending people after a character
+    that is not there; it is the line's own break, met inside the text the cut left open."""
+    whole = (real_data / "v1-streaming-lines.jsonl").read_bytes()
+    cut = tmp_path / "cut.jsonl"
+    cut.write_bytes(whole[:20000])
+    lines = whole[:20000].split(b"\n")
+    assert len(lines) == 5 and b'"' in lines[-1]  # four whole lines, the fifth cut inside a string
+    with pytest.raises(orjson.JSONDecodeError, match="control character"):
+        orjson.loads(lines[-1] + b"\n")
+
+    posts, report = import_files([cut], tmp_path / "search" / "tweets.jsonl")
+
+    assert len(posts) == 4
+    assert report.problems == [("cut.jsonl", 5, "truncated JSON")]
+
+
 def test_twarc2_s_empty_last_page_is_a_page_not_a_broken_post(real_data, tmp_path):
     # twarc2 writes the search's last, empty page with its own "__twarc" mark, as every page.
     real = real_data / "v2-pages-twarc-network.jsonl"

@@ -76,11 +76,14 @@ def kind_of(doc: object) -> str | None:
     return None
 
 
-def _problem_reason(error: orjson.JSONDecodeError) -> str:
+def _problem_reason(error: orjson.JSONDecodeError, line: bytes = b"") -> str:
     message = str(error)
     if message.startswith("str is not valid UTF-8"):
         return "not valid UTF-8 text"  # the copy keeps such a line as it was; here it is skipped
     if "unexpected end" in message.lower() or "EOF" in message:
+        return "truncated JSON"
+    if message.startswith("unexpected control character in string") and _ends_inside_a_string(line):
+        # A line cut in the middle of a text: its own line break is what the parser stumbled on.
         return "truncated JSON"
     if "after document" in message:
         # Files joined without a line break between them: a whole page of posts may be on that line.
@@ -89,6 +92,14 @@ def _problem_reason(error: orjson.JSONDecodeError) -> str:
             f"of its own ({message})"
         )
     return f"invalid JSON ({message})"
+
+
+def _ends_inside_a_string(line: bytes) -> bool:
+    try:
+        orjson.loads(line.rstrip(b"\r\n"))
+    except orjson.JSONDecodeError as error:
+        return str(error).startswith("unexpected end")
+    return False
 
 
 def _has_author_id(tweet: dict) -> bool:
@@ -330,7 +341,7 @@ def iter_posts(
                     doc = loads(line)
                 except decode_error as error:
                     name, at, note = sources.where(number)
-                    report.add_problem(name, at, _problem_reason(error) + note)
+                    report.add_problem(name, at, _problem_reason(error, line) + note)
                     continue
 
                 if _is_v1_tweet(doc):
