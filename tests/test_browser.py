@@ -155,6 +155,8 @@ def test_an_upload_shows_how_far_it_has_gone_and_a_refused_form_comes_back_in_pl
     slowed to about 0.6 MB/s so that the 1.8 MB real archive takes three seconds."""
     archive = real_data / "v2-pages-twarc-network.jsonl"
     log_in(page, live_server, "alice", "alice-password-1")
+    # Nothing is uploading: no empty bar under Start (its stylesheet's display rule showed it).
+    assert page.locator("#upload-progress").is_hidden()
 
     # Refused: no file for an archive search. The errors come back in the form, the page stays.
     page.select_option("#id_source", "archive")
