@@ -44,6 +44,11 @@ class CountKind:
     label: str
     sorted_by_value: bool = True  # count files are sorted by the spec; the user tables may not be
 
+    @property
+    def in_a_sentence(self) -> str:
+        """The label inside a sentence: lower-cased, but for an initialism ("Top URLs", not "urls")."""
+        return self.label if self.label[:2].isupper() else self.label.lower()
+
 
 COUNT_KINDS: dict[str, CountKind] = {
     "hashtags": CountKind(contract.COUNT_HASHTAGS, "hashtag", "count", "Hashtags"),

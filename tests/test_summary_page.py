@@ -58,6 +58,11 @@ def test_bar_charts_rank_counts_highest_first(owner_client, owner):
     assert 'style="width: 100.0%"' in page and 'style="width: 66.7%"' in page
 
 
+def test_the_headings_keep_initialisms_in_capitals(owner_client, owner):
+    page = summary_page(owner_client, make_search(owner))
+    assert ">Top URLs</h3>" in page and ">Top hashtags</h3>" in page and "Top urls" not in page
+
+
 def test_hashtags_accounts_sites_and_links_lead_where_they_live(owner_client, owner):
     page = summary_page(owner_client, make_search(owner))
     leaves = 'rel="noopener noreferrer" target="_blank"'

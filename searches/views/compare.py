@@ -30,6 +30,10 @@ class Comparison:
     pairs: list[tuple[Search, Search, int, float]]  # two searches, shared keys, Jaccard
 
     @property
+    def in_a_sentence(self) -> str:
+        return run_files.COUNT_KINDS[self.kind].in_a_sentence
+
+    @property
     def jaccard(self) -> float:
         return self.shared / self.union if self.union else 0.0
 

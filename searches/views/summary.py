@@ -42,7 +42,10 @@ def results_context(request: HttpRequest, search: Search) -> dict:
     charts = []
     for kind in CHARTS:
         rows = run_files.read_counts(folder, kind, TOP)
-        charts.append({"kind": kind, "label": run_files.COUNT_KINDS[kind].label, "rows": rows, "max": _max(rows)})
+        spec = run_files.COUNT_KINDS[kind]
+        charts.append(
+            {"kind": kind, "label": spec.label, "in_a_sentence": spec.in_a_sentence, "rows": rows, "max": _max(rows)}
+        )
     return {
         "results": search.results_run,
         "summary": summary,
