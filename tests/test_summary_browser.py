@@ -84,6 +84,16 @@ def test_the_owner_reads_time_retweets_and_networks_of_a_real_collection(browser
         assert chart.locator(".axis-x .tick").count() >= 3 and chart.locator(".axis-y .tick").count() >= 2
         assert chart.bounding_box()["height"] > 100
 
+        # Every key of the top lists is whole on the page: two sites that differ only at the end
+        # (theglobalstructurenetwork.blogspot.com and .com, in this collection) looked the same.
+        cut = page.evaluate(
+            "[...document.querySelectorAll('.bars th')].filter((th) => th.scrollWidth > th.clientWidth + 1)"
+            ".map((th) => th.textContent.trim())"
+        )
+        assert cut == []
+        domains = page.locator("#chart-domains .bars th").all_inner_texts()
+        assert "theglobalstructurenetwork.blogspot.com" in domains and "theglobalstructurenetwork.com" in domains
+
         # The most retweeted post: its text and its author, from the copy the archive holds.
         first = page.locator("#retweets ol.retweets > li").first
         assert top["user"] and top["text"]
