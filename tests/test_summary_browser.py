@@ -9,6 +9,7 @@ process; the pages come from the live test server. Screenshots go to test-artifa
 from __future__ import annotations
 
 import csv
+import itertools
 from urllib.parse import urlsplit
 
 import pytest
@@ -64,6 +65,24 @@ def no_horizontal_scroll(page) -> None:
             widths["view"],
         )
         pytest.fail(f"the page is {widths['page']} px wide in a {widths['view']} px window: {wide}")
+
+
+def labels_whole_and_apart(chart, width: int) -> None:
+    """Every tick and axis title of a time chart inside its drawing, and no two x ticks on top of
+    each other (the tester saw "2021-06-122021-06-25", and a y title cut off on a phone)."""
+    box = chart.bounding_box()
+    for label in [*chart.locator(".tick").all(), *chart.locator(".axis-label").all()]:
+        edges = label.bounding_box()
+        inside = (
+            box["x"] - 1 <= edges["x"]
+            and edges["x"] + edges["width"] <= box["x"] + box["width"] + 1
+            and box["y"] - 1 <= edges["y"]
+            and edges["y"] + edges["height"] <= box["y"] + box["height"] + 1
+        )
+        assert inside, f"{label.text_content()!r} is cut at the chart's edge at {width} px"
+    ticks = [label.bounding_box() for label in chart.locator(".axis-x .tick").all()]
+    for left, right in itertools.pairwise(ticks):
+        assert left["x"] + left["width"] < right["x"], f"x labels run together at {width} px"
 
 
 def test_the_owner_reads_time_retweets_and_networks_of_a_real_collection(browser, live_server, owner, collect):
@@ -128,13 +147,8 @@ def test_every_time_label_of_the_chart_is_whole_on_a_phone_and_a_desktop(browser
     for width, page in summary_on_a_phone_and_a_desktop(browser, live_server, search):
         chart = page.locator(".timeline-chart svg")
         assert "157 bars of 10 minutes" in page.locator(".timeline-chart figcaption").inner_text()
-        box = chart.bounding_box()
-        labels = chart.locator(".axis-x .tick")
-        assert labels.last.text_content() == "02:00"
-        for label in labels.all():
-            edges = label.bounding_box()
-            inside = box["x"] <= edges["x"] and edges["x"] + edges["width"] <= box["x"] + box["width"]
-            assert inside, f"{label.text_content()!r} is cut at the chart's edge at {width} px"
+        assert chart.locator(".axis-x .tick").last.text_content() == "02:00"
+        labels_whole_and_apart(chart, width)
 
 
 def test_the_summary_and_compare_fit_a_phone_even_with_a_very_long_query(browser, live_server, owner, collect):
@@ -161,6 +175,7 @@ def test_the_summary_and_compare_fit_a_phone_even_with_a_very_long_query(browser
         lines = page.locator("#compare-over-time polyline")
         assert lines.count() == 2
         no_horizontal_scroll(page)
+        labels_whole_and_apart(page.locator("#compare-over-time svg[role=img]"), PHONE["width"])
         shot(page, "compare-phone")
 
         assert foreign_requests(watched, live_server) == []

@@ -162,7 +162,8 @@ def every(value) -> str:
 
 
 # The chart's drawing area, in SVG units: the viewBox scales to the page's width.
-CHART = {"width": 720, "height": 230, "left": 66, "right": 12, "top": 12, "bottom": 52}
+# The y axis's title is written above it, level (a rotated one is longer than the axis on a phone).
+CHART = {"width": 720, "height": 254, "left": 66, "right": 12, "top": 40, "bottom": 52}
 CHART_GAP = 1
 X_TICKS = 6
 # How a bucket's start is written under the axis and in the table, by bucket size.
@@ -218,12 +219,21 @@ def _axes(starts: list, bucket: str, peak: int, *, percent: bool = False) -> dic
     top = ticks[-1] or 1
     slot = plot_w / max(len(starts), 1)
     label, full = LABELS[bucket], FULL.get(bucket, LABELS[bucket])
-    tick_every = max(1, round(len(starts) / X_TICKS))
+    # At most as many ticks as their labels fit side by side, at the biggest type, with a gap.
+    label_width = len(starts[0].strftime(label)) * CHARACTER_WIDTH * TICK_TYPE + TICK_TYPE
+    fitting = max(1, int(plot_w // label_width))
+    tick_every = max(1, round(len(starts) / X_TICKS), -(-len(starts) // fitting))
     first, last = starts[0], starts[-1]
-    x_ticks = []
+    x_ticks, ends_at = [], float("-inf")
     for i in range(0, len(starts), tick_every):
         x, text = CHART["left"] + (i + 0.5) * slot, starts[i].strftime(label)
-        x_ticks.append({"x": f"{x:.1f}", "label": text, "anchor": tick_anchor(x, text)})
+        anchor = tick_anchor(x, text)
+        width = len(text) * CHARACTER_WIDTH * TICK_TYPE
+        left = {"start": x, "middle": x - width / 2, "end": x - width}[anchor]
+        if left < ends_at + TICK_TYPE / 2:
+            continue  # pushed against the edge, it would run into the one before (the last, say)
+        x_ticks.append({"x": f"{x:.1f}", "label": text, "anchor": anchor})
+        ends_at = left + width
     return {
         "plot_w": plot_w,
         "plot_h": plot_h,
@@ -243,8 +253,8 @@ def _axes(starts: list, bucket: str, peak: int, *, percent: bool = False) -> dic
         "axis_right": width - CHART["right"],
         "tick_label_y": CHART["top"] + plot_h + 18,
         "x_title_y": height - 8,
-        "y_title_x": 14,
-        "y_title_y": CHART["top"] + plot_h / 2,
+        "y_title_x": 4,
+        "y_title_y": CHART["top"] - 16,
         "plot_center": CHART["left"] + plot_w / 2,
         "unit": bucket,
         "span": bucket_span(bucket),
