@@ -339,6 +339,26 @@ def test_the_raw_copy_kept_can_be_checked_against_sources_json_whatever_the_inpu
             assert sources["raw_sha256"] != sources["files"][0]["sha256"], case
 
 
+def test_a_file_of_a_folder_that_holds_no_posts_says_how_to_import_the_rest(tmp_path, real_data):
+    """A collection's folder often holds a file of notes or settings in JSON: it stops the import
+    (its posts might be in a format dnflow does not read), and the refusal says how to go on."""
+    folder = tmp_path / "collection"
+    folder.mkdir()
+    shutil.copyfile(real_data / "v1-streaming-lines.jsonl", folder / "posts.jsonl")
+    (folder / "settings.json").write_text('{"collected_by": "twarc", "query": "x"}\n')
+
+    with pytest.raises(ArchiveError) as refused:
+        import_files([folder], tmp_path / "s" / "tweets.jsonl")
+
+    said = str(refused.value)
+    assert said.startswith("collection/settings.json is JSON lines, but none of its first lines is an X/Twitter post")
+    assert said.endswith("take it out of the folder or the ZIP and import again: nothing was imported.")
+    assert not (tmp_path / "s" / "tweets.jsonl").exists()
+    with pytest.raises(ArchiveError) as alone:
+        import_files([folder / "settings.json"], tmp_path / "t" / "tweets.jsonl")
+    assert "take it out of the folder" not in str(alone.value)  # a file given alone is simply refused
+
+
 def test_duplicates_across_two_files_keep_the_first(tmp_path):
     first = write_jsonl(tmp_path / "a.jsonl", [v1_tweet("61", "kept"), v1_tweet("62", "x")])
     second = write_jsonl(tmp_path / "b.jsonl", [v1_tweet("61", "dropped"), v1_tweet("63", "y")])

@@ -43,7 +43,7 @@ from .names import ARCHIVE_MARKERS, FOLDER_SUFFIXES, TWEETS_JS_NAME, TXT_SNIFF, 
 from .pagecache import MIN_BYTES as PAGE_CACHE_MIN_BYTES
 from .pagecache import DropBehind
 from .reading import GZIP_MAGIC, MAX_LINE_BYTES
-from .report import ArchiveError, ImportReport
+from .report import ArchiveError, ImportReport, NotPosts
 from .zipped import is_zip, unpack
 
 # A first line longer than the reader's limit would be skipped as a line: such a file is read as
@@ -196,7 +196,7 @@ def _copy_jsonl(buffered: bytes, stream, out, name: str, *, lines: int = 0) -> i
 def _as_jsonl(buffered: bytes, stream, out, name: str, *, lines: int = 0) -> tuple[str, int, bool]:
     kind = first_lines_recognised(buffered)
     if kind is None:
-        raise ArchiveError(
+        raise NotPosts(
             f"{name} is JSON lines, but none of its first lines is an X/Twitter post or response page. {ACCEPTED}."
         )
     return f"JSONL ({kind})", _copy_jsonl(buffered, stream, out, name, lines=lines), True
@@ -221,7 +221,7 @@ def copy_stream(stream, out, name: str, *, reopen: Reopen, workdir: Path) -> tup
             buffered = b""
         more = stream.read(CHUNK)
         if not more:
-            raise ArchiveError(f"{name} is empty: there is nothing to import. Choose the file the export wrote.")
+            raise NotPosts(f"{name} is empty: there is nothing to import. Choose the file the export wrote.")
         buffered += more
 
     def take_back_blank_lines() -> None:
@@ -274,12 +274,12 @@ def copy_stream(stream, out, name: str, *, reopen: Reopen, workdir: Path) -> tup
         return jsonl(buffered, stream)
     first = buffered.lstrip().split(b"\n", 1)[0].strip()
     if _POST_ID.fullmatch(first):
-        raise ArchiveError(
+        raise NotPosts(
             f'{name} is a list of post ids, not of posts: look them up instead ("Tweet ids" on the form, '
             f"or manage.py run_search --ids {name}; X API credentials needed)."
         )
     snippet = buffered.lstrip()[:40].decode("utf-8", "replace")
-    raise ArchiveError(f"{name} is not in a format dnflow reads: it starts with {snippet!r}. {ACCEPTED}.")
+    raise NotPosts(f"{name} is not in a format dnflow reads: it starts with {snippet!r}. {ACCEPTED}.")
 
 
 def _archive_owner(tweets_js: Path) -> str:
@@ -329,7 +329,7 @@ def _copy_one(
 ) -> dict:
     size = path.stat().st_size
     if size == 0:
-        raise ArchiveError(f"{name} is empty (0 bytes): there is nothing to import. Choose the file the export wrote.")
+        raise NotPosts(f"{name} is empty (0 bytes): there is nothing to import. Choose the file the export wrote.")
     checksum = BackgroundChecksum()
     try:
         with path.open("rb", buffering=0) as raw:
@@ -473,7 +473,16 @@ def copy_archive(
             next_line = 1
             before = 0
             for path, name in files:
-                entry = _copy_one(path, name, out, budget, Path(scratch), read_so_far(before))
+                try:
+                    entry = _copy_one(path, name, out, budget, Path(scratch), read_so_far(before))
+                except NotPosts as refused:
+                    if len(files) == 1:
+                        raise
+                    # One file of a folder or ZIP stops the whole import: say how to go on without it.
+                    raise ArchiveError(
+                        f"{refused} If {name} is not meant to be imported (notes, settings), take it out of the "
+                        "folder or the ZIP and import again: nothing was imported."
+                    ) from None
                 entry["first_line"] = next_line
                 next_line += entry["lines"]
                 before += entry["size"]

@@ -17,6 +17,10 @@ class ArchiveError(Exception):
     """An archive that cannot be imported; the message names the file, the problem and the fix."""
 
 
+class NotPosts(ArchiveError):
+    """A file that holds no posts dnflow reads (empty, ids, other JSON, another format)."""
+
+
 @dataclass
 class ImportReport:
     lines_read: int = 0
