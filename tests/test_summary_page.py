@@ -100,6 +100,9 @@ def test_posts_over_time_has_bars_that_fit_the_span_and_labelled_axes(owner_clie
     x_ticks = re.findall(r'<g class="axis axis-x">.*?</g>', svg, re.S)[0].count('class="tick"')
     y_ticks = re.findall(r'<text class="tick"[^>]*text-anchor="end"[^>]*>([^<]+)</text>', svg)
     assert 4 <= x_ticks <= 8 and y_ticks == ["0", "1"]
+    # The x axis and the grid lines span the plot, from the y axis to the right edge.
+    level = [(float(a), float(b)) for a, b in re.findall(r'<line x1="([\d.]+)" x2="([\d.]+)" y1=', svg) if a != b]
+    assert len(level) == 3 and set(level) == {(66, 708)}  # two grid lines and the axis
     assert "5 posts from 2024-03-01 10:00 to 2024-03-02 09:30 UTC, 142 bars of 10 minutes, at most 1 in one." in svg
     assert "at most 1 in 10 minutes" in svg  # what a screen reader says of the drawing
     table = re.search(r"<summary>As a table</summary>.*?</table>", page, re.S).group(0)

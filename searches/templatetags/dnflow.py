@@ -228,12 +228,12 @@ def _axes(starts: list, bucket: str, peak: int, *, percent: bool = False) -> dic
     for i in range(0, len(starts), tick_every):
         x, text = CHART["left"] + (i + 0.5) * slot, starts[i].strftime(label)
         anchor = tick_anchor(x, text)
-        width = len(text) * CHARACTER_WIDTH * TICK_TYPE
-        left = {"start": x, "middle": x - width / 2, "end": x - width}[anchor]
+        text_width = len(text) * CHARACTER_WIDTH * TICK_TYPE
+        left = {"start": x, "middle": x - text_width / 2, "end": x - text_width}[anchor]
         if left < ends_at + TICK_TYPE / 2:
             continue  # pushed against the edge, it would run into the one before (the last, say)
         x_ticks.append({"x": f"{x:.1f}", "label": text, "anchor": anchor})
-        ends_at = left + width
+        ends_at = left + text_width
     return {
         "plot_w": plot_w,
         "plot_h": plot_h,
