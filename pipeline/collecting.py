@@ -168,24 +168,18 @@ def recheck_collection(
     purged: frozenset[str] = frozenset(),
 ) -> str:
     """Look up again every id of the collection in `earlier` (and those an earlier recheck found
-    gone, which may be back): the newest recheck speaks for every post ever collected. Except the
-    posts a purge removed (`purged`): they are no longer in any copy and cannot come back into the
-    collection, so looking them up would be paid for nothing, and would call them available in a
-    recheck of a collection that does not hold them."""
+    gone, which may be back): the newest recheck speaks for every post ever collected. Of those
+    found gone, not the ones a purge removed (`purged`): no copy holds them any more, so they cannot
+    come back into the collection, and looking them up would be paid for nothing (and would call
+    them available in a recheck of a collection without them). A purged post that a later
+    collection from X holds again is in `earlier`'s ids, and is looked up as any other."""
     requested = folder / IDS_REQUESTED
     left_out = 0
     if not requested.exists():
         with OutputSet() as out:
             ids = out.open(requested, "wb")
             with (earlier / TWEET_IDS).open("rb") as collected:
-                if not purged:
-                    shutil.copyfileobj(collected, ids)
-                else:
-                    for line in collected:
-                        if line.strip().decode() in purged:
-                            left_out += 1
-                        else:
-                            ids.write(line)
+                shutil.copyfileobj(collected, ids)
             if gone_before is not None:
                 again = sorted(read_availability(gone_before).gone)
                 left_out += sum(1 for post_id in again if post_id in purged)

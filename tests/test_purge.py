@@ -213,6 +213,29 @@ def test_a_recheck_after_a_purge_does_not_pay_for_the_purged_posts_or_call_them_
     assert f"{len(gone)} purged posts not looked up again" in said
 
 
+def test_purged_posts_a_new_collection_from_x_holds_again_are_rechecked_like_any_other(x_api, owner):
+    """What the second check found: the recheck skipped every purged id, so posts that a collection
+    from X held again (their author public again) were never rechecked: deleted for real later,
+    they stayed in the results, and the recheck said "0 gone"."""
+    search = services.create_search(owner=owner, term="#kpop", source=Source.RECENT, count=500, enqueue=False)
+    first = services.execute_search(search)
+    gone = set(collected(first)[10:13])
+    x_api.delete_posts(*gone)
+    rechecked(search)
+    purged(search)
+    x_api.deleted_posts.difference_update(gone)  # back on X
+    services.collect_again(Search.objects.with_runs().get(pk=search.pk), enqueue=False)
+    again = services.execute_search(Search.objects.get(pk=search.pk))
+    assert gone <= set(collected(again))  # X gives them: the new collection holds them
+
+    x_api.delete_posts(*gone)  # and now they are deleted for real
+    recheck = rechecked(search)
+
+    summary = json.loads((recheck.folder_path / "summary.json").read_text())
+    assert summary["availability"]["unavailable_by_reason"] == {"resource-not-found": len(gone)}
+    assert not gone & set(collected(recheck))
+
+
 def test_a_live_collection_is_purged_page_by_page_and_new_posts_add_to_the_same_collection(x_api, owner):
     newest = [post["id"] for post in x_api.posts[:20]]
     x_api.delete_posts(*newest)  # not posted yet when the search first runs
