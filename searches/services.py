@@ -16,9 +16,10 @@ from django.utils import timezone
 
 from pipeline import contract
 from pipeline.describe import bag_info
+from pipeline.hydrate import recheck_paths
 from pipeline.ids import newest_id
 from pipeline.package import build_package, package_path
-from pipeline.purge import PURGED_FILES
+from pipeline.purge import PURGED_FILES, read_gone
 from pipeline.summarise import write_sample
 from pipeline.times import parse_iso
 
@@ -185,8 +186,23 @@ def refresh_search(search: Search, *, enqueue: bool = True) -> SearchRun:
             "resumes it where it stopped, without asking X again for the posts it stored. Collect new posts "
             "once it has finished."
         )
-    since = newest_id(search.results_dir / contract.TWEET_IDS) or ""
-    return _start_run(search, enqueue=enqueue, kind=RunKind.REFRESH, builds_on=search.results_run, since_id=since)
+    return _start_run(
+        search, enqueue=enqueue, kind=RunKind.REFRESH, builds_on=search.results_run, since_id=_newest_collected(search)
+    )
+
+
+def _newest_collected(search: Search) -> str:
+    """The newest post ever collected: of the results, or of the posts their newest recheck found
+    gone (left out of the results, purged perhaps). Were a refresh to start after the newest of the
+    results only, X would be asked, and paid, again for a newer post found gone: one back on X
+    would be collected again, into the owner's copies that a purge had cleared of it."""
+    newest = [newest_id(search.results_dir / contract.TWEET_IDS) or ""]
+    recheck = search.results_run.newest_recheck()
+    if recheck is not None:
+        availability = recheck_paths(recheck.folder_path, started=recheck.created).availability
+        if availability.is_file():
+            newest += [post.tweet_id for post in read_gone(availability) if post.tweet_id.isdigit()]
+    return max(newest, key=lambda post_id: int(post_id or 0))
 
 
 def recheck_search(search: Search, *, enqueue: bool = True) -> SearchRun:

@@ -236,6 +236,28 @@ def test_purged_posts_a_new_collection_from_x_holds_again_are_rechecked_like_any
     assert not gone & set(collected(recheck))
 
 
+def test_new_posts_start_after_the_newest_ever_collected_not_after_the_newest_left(x_api, owner):
+    """What the second check found: with the newest post gone and purged, "Collect new posts" asked
+    X for posts newer than the newest left, paid for that post again (back on X) and stored its
+    text again in the owner's copies."""
+    search = services.create_search(owner=owner, term="#kpop", source=Source.RECENT, count=500, enqueue=False)
+    first = services.execute_search(search)
+    newest = max(collected(first), key=int)
+    x_api.delete_posts(newest)
+    rechecked(search)
+    purged(search)
+    x_api.deleted_posts.discard(newest)  # back on X
+    asked_before = len(x_api.search_requests())
+
+    services.refresh_search(Search.objects.with_runs().get(pk=search.pk), enqueue=False)
+    refresh = services.execute_search(Search.objects.get(pk=search.pk))
+
+    assert refresh.status == Status.FINISHED, refresh.error
+    [asked] = x_api.search_requests()[asked_before:]
+    assert asked.params["since_id"] == newest
+    assert newest not in objects_in(refresh.folder_path / RAW_POSTS)
+
+
 def test_a_live_collection_is_purged_page_by_page_and_new_posts_add_to_the_same_collection(x_api, owner):
     newest = [post["id"] for post in x_api.posts[:20]]
     x_api.delete_posts(*newest)  # not posted yet when the search first runs
