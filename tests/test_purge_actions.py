@@ -185,6 +185,20 @@ def test_a_purge_stopped_by_a_kill_is_not_waited_for_the_command_says_how_to_fin
     assert "`manage.py reconcile_searches` finds that out" in said and f"run_search --again {pk}` resumes it" in said
 
 
+def test_run_search_again_that_carries_out_a_purge_says_what_it_purged_not_0_posts(rechecked_search, data_dir):
+    """The refusals send people to `run_search --again` to finish a purge: it said "finished: 0
+    posts", which reads as a search emptied."""
+    pk = str(rechecked_search.pk)
+    services.purge_unavailable(Search.objects.with_runs().get(pk=rechecked_search.pk), enqueue=False)
+
+    done = manage(data_dir, "run_search", "--again", pk)
+
+    assert done.returncode == 0, done.stderr
+    assert re.search(rf"^Search #{pk}: purged 7 posts X no longer gave from [2-4] files of 1 run\.", done.stdout, re.M)
+    assert "0 posts" not in done.stdout
+    assert purge_runs(rechecked_search)[0].status == Status.FINISHED
+
+
 @pytest.mark.worker
 def test_a_worker_carries_out_the_purge_asked_for_on_the_page(rechecked_search, owner_client, workers):
     owner_client.post(reverse("search_purge", args=[rechecked_search.pk]))

@@ -14,11 +14,19 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from pipeline.words import counted
-from searches import run_files, services
+from searches import services
 from searches.models import RunKind, SearchRun, Status
 
 from ..plain import PlainErrors
-from .run_search import BAD_INPUT, FAILED, PLAIN, execute_watched, search_from_argument, still_running_hint
+from .run_search import (
+    BAD_INPUT,
+    FAILED,
+    PLAIN,
+    execute_watched,
+    purge_line,
+    search_from_argument,
+    still_running_hint,
+)
 
 UPLOAD = {
     "removed": "The archive uploaded for it ({name}) is deleted too: it holds them as well.",
@@ -63,14 +71,7 @@ class Command(PlainErrors, BaseCommand):
                 f"(manage.py purge_unavailable {search.pk} --yes) to finish it: what is purged stays purged.",
                 returncode=FAILED,
             )
-        report = run_files.read_purge_report(run.folder_path)
-        files = sum(len(entry.get("files") or {}) for entry in report.get("runs") or [])
-        upload = " The uploaded archive was deleted." if "removed" in report["upload"] else ""
-        runs = counted(len(report.get("runs") or []), "run")
-        self.stdout.write(
-            f"Search #{search.pk}: purged {counted(plan.gone, 'post')} X no longer gave from "
-            f"{counted(files, 'file')} of {runs}.{upload}"
-        )
+        self.stdout.write(purge_line(search, run))
         self.stderr.write(f"The record of the posts is in run {run.number}'s folder:", PLAIN)
         self.stdout.write(str(run.folder_path.resolve()))
 

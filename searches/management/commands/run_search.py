@@ -39,8 +39,9 @@ from pipeline.events import INTERRUPTED, stop_asked
 from pipeline.formats import ArchiveError, check_archive_start
 from pipeline.formats.names import FOLDER_SUFFIXES
 from pipeline.times import parse_iso
+from pipeline.words import counted
 from searches import run_files, services
-from searches.models import Search, SearchRun, Source, Status
+from searches.models import RunKind, Search, SearchRun, Source, Status
 from searches.uploads import is_disk_full, new_upload_folder
 from searches.validation import check_id_dataset
 from searches.watchdog import alive_ttl
@@ -362,8 +363,12 @@ class Command(PlainErrors, BaseCommand):
                 f"Search #{search.pk} {run.get_status_display().lower()}: {run.error or run.step}",
                 returncode=FAILED,
             )
-        self.stdout.write(f"Search #{search.pk} finished: {run.num_posts or 0:,} posts.")
-        self.report_import(run)
+        if run.kind == RunKind.PURGE:
+            # A purge collects nothing: "0 posts" would read as a search emptied. What it did, instead.
+            self.stdout.write(purge_line(search, run))
+        else:
+            self.stdout.write(f"Search #{search.pk} finished: {run.num_posts or 0:,} posts.")
+            self.report_import(run)
         self.stdout.write(str(run.folder_path.resolve()))
 
     def report_import(self, run: SearchRun) -> None:
@@ -371,6 +376,18 @@ class Command(PlainErrors, BaseCommand):
         report = run_files.read_summary(run.folder_path).get("import") or {}
         if any(report.get(key) for key in ("bad_lines", "duplicates", "not_posts", "authorless")):
             self.stderr.write(f"Import: {report.get('summary', '')}", PLAIN)
+
+
+def purge_line(search: Search, run: SearchRun) -> str:
+    """What a finished purge did, in a line."""
+    report = run_files.read_purge_report(run.folder_path)
+    files = sum(len(entry.get("files") or {}) for entry in report.get("runs") or [])
+    runs = counted(len(report.get("runs") or []), "run")
+    upload = " The uploaded archive was deleted." if "removed" in report["upload"] else ""
+    return (
+        f"Search #{search.pk}: purged {counted(report.get('posts', 0), 'post')} X no longer gave from "
+        f"{counted(files, 'file')} of {runs}.{upload}"
+    )
 
 
 def still_running_hint(search_id: int) -> str:
