@@ -322,7 +322,9 @@ def test_an_archive_on_the_server_is_never_touched(x_api, owner, tmp_path, real_
     assert json.loads((run.folder_path / PURGE_REPORT).read_text())["upload"]["why"] == "it is a file on the server"
 
 
-def test_collecting_an_archive_on_the_server_again_leaves_the_purged_posts_out_again(x_api, owner, tmp_path, real_data):
+def test_collecting_an_archive_on_the_server_again_leaves_the_purged_posts_out_again(
+    x_api, owner, owner_client, tmp_path, real_data
+):
     """What the tester found: the archive on the server still holds the purged posts, and "Collect
     again" (run_search --again) copied them back into every file, with no word, while the page said
     they were removed. The new copy is purged of them, within the same limit, and says so."""
@@ -337,6 +339,9 @@ def test_collecting_an_archive_on_the_server_again_leaves_the_purged_posts_out_a
     gone = deleted_on_x(x_api)
     assert gone <= set(collection)
     rechecked(search)
+    # The page that asks before purging says what collecting again will do.
+    asking = owner_client.get(reverse("search_purge", args=[search.pk])).content.decode()
+    assert "Collecting it again leaves these posts out again" in asking
     purge_run = purged(search)
 
     services.collect_again(Search.objects.with_runs().get(pk=search.pk), enqueue=False)

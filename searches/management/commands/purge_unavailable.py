@@ -31,7 +31,8 @@ from .run_search import (
 UPLOAD = {
     "removed": "The archive uploaded for it ({name}) is deleted too: it holds them as well.",
     "shared": "The archive uploaded for it ({name}) stays: another search uses it too.",
-    "server": "The archive on the server ({name}) is never touched: it is the owner's file, not dnflow's.",
+    "server": "The archive on the server ({name}) is never touched: it is the owner's file, not dnflow's. "
+    "Collecting it again leaves these posts out again.",
     "ids": "The id dataset uploaded for it ({name}) stays as given: a list of ids.",
 }
 
