@@ -210,6 +210,8 @@ class SummarisePosts(RunTask):
         if run.kind == RunKind.COLLECT and Source(search.source) in (Source.ARCHIVE, Source.SAMPLE):
             # Here, not in CollectPosts: its file is complete once copied, and a kill between the
             # copy and the purge must not leave the purged posts in (this runs again until it finishes).
+            if finished_purges(run):
+                self.progress().update(0.0, step_text="Leaving out again the posts a purge removed")
             left_out = reapply_purges(run, folder)
             if left_out:
                 self.progress().note(left_out)
@@ -299,11 +301,13 @@ def reapply_purges(run: SearchRun, folder: Path) -> str:
         removed = ((note.get("files") or {}).get(RAW_POSTS) or {}).get("posts_removed", 0)
         if removed:
             when = purge["purged_at"] or f"run {purge_run.number}"
-            said.append(f"{counted(removed, 'post')} that the purge of {when} removed")
+            # A post may be in the archive many times (a stream's repeats): copies, not posts.
+            copies = f"{removed:,} cop{'y' if removed == 1 else 'ies'} in the archive"
+            said.append(f"the {counted(len(ids), 'post')} that the purge of {when} removed ({copies})")
     if not said:
         return ""
     return (
-        f"Left out again {' and '.join(said)} (X no longer gave them): the archive still holds them, this "
+        f"Left out again {' and '.join(said)}: X no longer gave them. The archive still holds them; this "
         "run's copy does not."
     )
 
