@@ -187,6 +187,25 @@ def test_after_a_purge_a_recheck_keeps_the_collection_within_its_limit(x_api, ow
     assert json.loads((again.folder_path / "summary.json").read_text())["num_tweets"] == 300 - len(gone)
 
 
+def test_collecting_again_an_archive_whose_every_post_was_purged_says_so(x_api, owner, tmp_path, real_data):
+    """It said "holds no valid post ... check that the archive is X/Twitter data" of real X data."""
+    archive = tmp_path / "mine" / PAGES
+    archive.parent.mkdir()
+    shutil.copyfile(real_data / PAGES, archive)
+    search = services.create_search(owner=owner, source=Source.ARCHIVE, archive_path=str(archive), enqueue=False)
+    services.execute_search(search)
+    x_api.delete_posts(*(post["id"] for post in x_api.posts))
+    rechecked(search)
+    purged(search)
+
+    services.collect_again(Search.objects.with_runs().get(pk=search.pk), enqueue=False)
+    again = services.execute_search(Search.objects.get(pk=search.pk))
+
+    assert again.status == Status.FAILED
+    assert "no post is left to summarise, because a purge removed every post this search held" in again.error
+    assert "Check that the archive is X/Twitter data" not in again.error
+
+
 def test_a_recheck_after_a_purge_does_not_pay_for_the_purged_posts_or_call_them_available(
     x_api, owner, data_dir, real_data
 ):

@@ -511,12 +511,30 @@ def collection(
             return
 
 
+def _purged_from(raw_path: Path) -> int:
+    """How many posts purges removed from this raw file, as its sources.json records (pipeline.purge)."""
+    try:
+        recorded = orjson.loads(raw_path.with_name(SOURCES).read_bytes())
+        notes = recorded.get("purges") or []
+        return sum(
+            int(((note.get("files") or {}).get(raw_path.name) or {}).get("posts_removed") or 0) for note in notes
+        )
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0
+
+
 def no_valid_post(raw_path: Path, report: ImportReport) -> ArchiveError:
     # Named as the person knows it (the files they imported), not as the run's copy of it.
     names = [entry["name"] for entry in SourceMap(raw_path).entries if entry.get("name")]
     what = (
         ", ".join(names[:3]) + (f" and {len(names) - 3:,} more" if len(names) > 3 else "") if names else raw_path.name
     )
+    if _purged_from(raw_path):
+        # Not a file of the wrong kind: a file whose every post a purge removed (and collecting it again did too).
+        return ArchiveError(
+            f"{what}: no post is left to summarise, because a purge removed every post this search held from it "
+            "(X no longer gave them). There is nothing to collect; the purge's record keeps which posts they were."
+        )
     return ArchiveError(
         f"{what} {'holds' if len(names) < 2 else 'hold'} no valid post ({report.summary()}). Check that the "
         "archive is X/Twitter data: v1.1 tweets, v2 response pages, twarc2 output or Twitter's tweets.js."
