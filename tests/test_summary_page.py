@@ -85,6 +85,26 @@ def test_a_link_that_is_not_a_web_address_is_shown_not_followed(owner_client, ow
     assert "aaaaaaaaaaaaaaaaaaaaaaaaaaaa…aaaaaaaaaaaaaaaaa" in section  # the middle left out, never the end
 
 
+def test_two_links_that_would_look_the_same_shortened_are_shown_whole(owner_client, owner):
+    """What the second check found: two articles of one day with the same tracking tail both read
+    "nytimes.com/2021/06/26/us/po…tml?smid=tw-share"."""
+    day = "https://www.nytimes.com/2021/06/26/us/politics/"
+    links = [
+        (day + "biden-infrastructure-deal.html?smid=tw-share", 3),
+        (day + "trump-rally-ohio.html?smid=tw-share", 2),
+    ]
+    other = ("https://www.example.org/a/long/path/of/one/article/that/stands/alone.html?ref=x", 1)
+    counts = {**COUNTS, "count-urls.csv": (["url", "count"], [*links, other])}
+    search = make_search(owner, outputs=False)
+    write_outputs(search, counts=counts)
+
+    section = chart_section(summary_page(owner_client, search), "urls")
+
+    for url, _ in links:
+        assert f">{url.removeprefix('https://www.')}</a>" in section
+    assert "example.org/a/long/path/of/o…/alone.html?ref=x</a>" in section  # alone, it is still shortened
+
+
 def test_posts_over_time_has_bars_that_fit_the_span_and_labelled_axes(owner_client, owner):
     page = summary_page(owner_client, make_search(owner))
     svg = re.search(r'<figure class="timeline-chart">.*?</figure>', page, re.S).group(0)

@@ -94,17 +94,26 @@ SHORT_URL = 46
 
 
 @register.filter
-def short_url(url: str) -> str:
-    """A long URL shown by its start and its end, which is what tells links apart (the whole URL is
-    in the link's title): "twitter.com/scientist/status/14…/photo/1"."""
+def short_url(url: str, among=()) -> str:
+    """A long URL shown by its start and its end, which is what tells links apart most often (the
+    whole URL is in the link's title): "twitter.com/scientist/status/14…/photo/1". `among`: the
+    other URLs shown with it; where two would look the same, both are shown whole (two articles
+    of one day, with the same tracking tail)."""
+    text = _without_scheme(url)
+    if len(text) <= SHORT_URL:
+        return text
+    short = text[: SHORT_URL - 18] + "…" + text[-17:]
+    if any(other != url and short_url(other) == short for other in among):
+        return text
+    return short
+
+
+def _without_scheme(url) -> str:
     text = str(url)
     for scheme in ("https://", "http://"):
         if text.lower().startswith(scheme):
             text = text[len(scheme) :]
-    text = text.removeprefix("www.")
-    if len(text) <= SHORT_URL:
-        return text
-    return text[: SHORT_URL - 18] + "…" + text[-17:]
+    return text.removeprefix("www.")
 
 
 @register.filter

@@ -44,7 +44,14 @@ def results_context(request: HttpRequest, search: Search) -> dict:
         rows = run_files.read_counts(folder, kind, TOP)
         spec = run_files.COUNT_KINDS[kind]
         charts.append(
-            {"kind": kind, "label": spec.label, "in_a_sentence": spec.in_a_sentence, "rows": rows, "max": _max(rows)}
+            {
+                "kind": kind,
+                "label": spec.label,
+                "in_a_sentence": spec.in_a_sentence,
+                "rows": rows,
+                "keys": [row.key for row in rows],  # what each key is shown among (see dnflow.short_url)
+                "max": _max(rows),
+            }
         )
     return {
         "results": search.results_run,
