@@ -125,7 +125,7 @@ def rerun_search(search: Search, *, enqueue: bool = True) -> SearchRun:
     latest = _latest_done_run(search)
     if latest.status == Status.FINISHED:
         return collect_again(search, enqueue=enqueue)
-    ended, how = latest.finished, latest.get_status_display().lower()
+    ended, how = latest.finished, "was cancelled" if latest.status == Status.CANCELLED else "had failed"
     if not latest.runs().resume():
         raise ActionRefused(f"Search #{search.pk} changed meanwhile: reload the page and try again.")
     # Resuming clears the run's end: its history keeps when and how it had ended.
@@ -134,7 +134,7 @@ def rerun_search(search: Search, *, enqueue: bool = True) -> SearchRun:
         run=latest,
         task_family="Run again",
         event=EventKind.NOTE,
-        message=f"Resumed: the run had {how}{when}. Completed steps are kept; the others start again.",
+        message=f"Resumed: the run {how}{when}. Completed steps are kept; the others start again.",
     )
     latest.refresh_from_db()
     if enqueue:

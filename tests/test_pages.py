@@ -697,7 +697,7 @@ def test_a_cancel_and_a_run_again_stay_in_the_runs_history(owner_client, owner, 
     notes = re.search(r'<ul class="notes">(.*?)</ul>', page, re.S).group(1)
     assert "(Cancel): Cancelled at “Counting: 10,000 posts so far” (40%)." in html.unescape(notes)
     when = timezone.localtime(cancelled_at).strftime("%Y-%m-%d %H:%M:%S")
-    assert f"(Run again): Resumed: the run had cancelled at {when}" in html.unescape(notes)
+    assert f"(Run again): Resumed: the run was cancelled at {when}" in html.unescape(notes)
 
 
 def test_a_search_that_matched_nothing_says_so_above_its_empty_sections(owner_client, owner, data_dir):

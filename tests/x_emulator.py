@@ -68,6 +68,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import re
 import secrets
 import socket
@@ -82,7 +83,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-REAL_PAGES = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real" / "v2-pages-twarc-network.jsonl"
+# The team's real recorded data, where the tests find it (conftest: DNFLOW_REAL_DATA, else beside the checkout).
+REAL_PAGES = (
+    Path(
+        os.environ.get("DNFLOW_REAL_DATA") or Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real"
+    )
+    / "v2-pages-twarc-network.jsonl"
+)
 SEARCH_PATHS = {"/2/tweets/search/recent": 100, "/2/tweets/search/all": 500}  # path -> largest max_results
 COUNT_PATHS = ("/2/tweets/counts/recent", "/2/tweets/counts/all")
 LOOKUP_PATH = "/2/tweets"
@@ -703,12 +710,16 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m tests.x_emulator", description=__doc__.split("\n")[0])
     parser.add_argument("--token", default="emulator-token", help="the bearer token it accepts")
-    parser.add_argument("--pages", type=Path, default=REAL_PAGES, help="recorded v2 pages to serve")
+    parser.add_argument(
+        "--pages", type=Path, default=REAL_PAGES, help=f"recorded v2 pages to serve (default: {REAL_PAGES})"
+    )
     parser.add_argument("--delete", nargs="*", default=[], metavar="ID", help="posts gone from X")
     parser.add_argument("--protect", nargs="*", default=[], metavar="USER_ID", help="authors who protect theirs")
     parser.add_argument("--suspend", nargs="*", default=[], metavar="USER_ID", help="suspended authors")
     parser.add_argument("--page-delay", type=float, default=0.0, help="seconds before each search page")
     options = parser.parse_args(argv)
+    if not options.pages.is_file():
+        parser.error(f"no recorded pages at {options.pages}: give --pages FILE, or set DNFLOW_REAL_DATA")
     emulator = XApiEmulator(token=options.token, pages_file=options.pages)
     emulator.delete_posts(*options.delete)
     emulator.protect_authors(*options.protect)
