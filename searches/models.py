@@ -256,6 +256,14 @@ class Search(models.Model):
         return f"search-{self.pk}-{timezone.now():%Y%m%dT%H%M%S%f}"
 
     @property
+    def archive_is_gone(self) -> bool:
+        """An archive search whose file is no longer on this server (a purge deleted the upload, or
+        someone moved it): it cannot be collected again."""
+        return (
+            Source(self.source) == Source.ARCHIVE and bool(self.archive_path) and not Path(self.archive_path).exists()
+        )
+
+    @property
     def archive_was_uploaded(self) -> bool:
         """Its archive (or id dataset) came through the web form, and dnflow keeps it in uploads/;
         a file given on the server (run_search --archive) is the person's own, never dnflow's to

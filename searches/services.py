@@ -146,7 +146,7 @@ def collect_again(search: Search, *, enqueue: bool = True) -> SearchRun:
     """A new run into a new folder; the earlier runs and their files are kept until the search is
     deleted, and the search goes on showing its newest finished results until the new run finishes."""
     _latest_done_run(search)
-    if Source(search.source) == Source.ARCHIVE and search.archive_path and not Path(search.archive_path).exists():
+    if search.archive_is_gone:
         purged = search.runs.filter(kind=RunKind.PURGE, status=Status.FINISHED).exists()
         why = ": it was removed when the posts no longer on X were purged" if purged else ""
         raise ActionRefused(

@@ -305,17 +305,22 @@ def test_a_live_collection_is_purged_page_by_page_and_new_posts_add_to_the_same_
     assert sorted(collected(refresh)) == sorted([*newest, *(i for i in collection if i not in gone)])
 
 
-def test_the_uploaded_archive_goes_with_the_purge_and_cannot_be_collected_again(x_api, owner, data_dir, real_data):
+def test_the_uploaded_archive_goes_with_the_purge_and_cannot_be_collected_again(
+    x_api, owner, owner_client, data_dir, real_data
+):
     search, first = archive_search(owner, data_dir, real_data)
     deleted_on_x(x_api)
     rechecked(search)
     assert Path(search.archive_path).is_file()
+    assert "Collect again</button>" in owner_client.get(search.get_absolute_url()).content.decode()
 
     purged(search)
 
     assert not Path(search.archive_path).parent.exists()
     with pytest.raises(services.ActionRefused, match="removed when the posts no longer on X were purged"):
         services.collect_again(Search.objects.with_runs().get(pk=search.pk), enqueue=False)
+    # Nor does the page offer it (it did, and refused the click).
+    assert "Collect again" not in owner_client.get(search.get_absolute_url()).content.decode()
 
 
 @pytest.mark.parametrize("import_mode", ["copy", "link"])
