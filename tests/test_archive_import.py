@@ -7,11 +7,13 @@ import gzip
 import hashlib
 import json
 import shutil
+import zipfile
 
 import orjson
 import pytest
 
 from pipeline.formats import ArchiveError, ImportReport, copy_archive, iter_collection, iter_posts, reading
+from pipeline.formats.start import check_archive_start, check_archive_upload
 from pipeline.query import QueryError
 from tests.formats_helpers import (
     gzipped,
@@ -357,6 +359,19 @@ def test_a_file_of_a_folder_that_holds_no_posts_says_how_to_import_the_rest(tmp_
     with pytest.raises(ArchiveError) as alone:
         import_files([folder / "settings.json"], tmp_path / "t" / "tweets.jsonl")
     assert "take it out of the folder" not in str(alone.value)  # a file given alone is simply refused
+    # The same before anything is copied: on the command line (the folder) and on the form (a ZIP).
+    with pytest.raises(ArchiveError, match="take it out of the folder or the ZIP and import again"):
+        check_archive_start(folder)
+    packed = tmp_path / "collection.zip"
+    with zipfile.ZipFile(packed, "w") as archive:
+        for file in sorted(folder.iterdir()):
+            archive.write(file, file.name)
+    with packed.open("rb") as upload, pytest.raises(ArchiveError) as zipped:
+        check_archive_upload(upload, packed.name)
+    assert str(zipped.value).endswith(
+        "If collection.zip/settings.json is not meant to be imported (notes, settings), "
+        "take it out of the folder or the ZIP and import again: nothing was imported."
+    )
 
 
 def test_duplicates_across_two_files_keep_the_first(tmp_path):

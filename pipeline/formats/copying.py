@@ -401,6 +401,14 @@ def _write_atomically(dest: Path, write) -> None:
         raise
 
 
+def one_of_many(refused: NotPosts, name: str) -> ArchiveError:
+    """One file of a folder or ZIP that holds no posts stops the whole import: how to go on without it."""
+    return ArchiveError(
+        f"{refused} If {name} is not meant to be imported (notes, settings), take it out of the folder or the "
+        "ZIP and import again: nothing was imported."
+    )
+
+
 def _raw_checksum(raw: Path, entries: list[dict]) -> dict:
     """The raw file's own size and SHA-256, so that the copy kept can be checked against the record
     too: it is not always the input's bytes (a gzip is kept decompressed, several files one after
@@ -478,11 +486,7 @@ def copy_archive(
                 except NotPosts as refused:
                     if len(files) == 1:
                         raise
-                    # One file of a folder or ZIP stops the whole import: say how to go on without it.
-                    raise ArchiveError(
-                        f"{refused} If {name} is not meant to be imported (notes, settings), take it out of the "
-                        "folder or the ZIP and import again: nothing was imported."
-                    ) from None
+                    raise one_of_many(refused, name) from None
                 entry["first_line"] = next_line
                 next_line += entry["lines"]
                 before += entry["size"]

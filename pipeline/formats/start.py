@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .copying import copy_stream, gzip_errors, input_files
+from .copying import copy_stream, gzip_errors, input_files, one_of_many
 from .reading import GZIP_MAGIC
-from .report import ArchiveError
+from .report import NotPosts
 from .zipped import EMPTY_ZIP, ZIP_MAGIC, chosen_members, is_zip, member, opened
 
 # Enough for the first lines of any format (a v2 page of 500 posts is about 2 MB) and for the
@@ -93,7 +93,7 @@ def _check(raw: BinaryIO, name: str, size: int | None = None, *, damage=gzip_err
         raw.seek(0, os.SEEK_END)
         size = raw.tell()
     if size == 0:
-        raise ArchiveError(f"{name} is empty (0 bytes): there is nothing to import. Choose the file the export wrote.")
+        raise NotPosts(f"{name} is empty (0 bytes): there is nothing to import. Choose the file the export wrote.")
     with (
         _head_of(raw) as stream,
         open(os.devnull, "wb") as devnull,
@@ -115,7 +115,12 @@ def check_archive_start(path: Path) -> None:
     files, _skipped = input_files([path])
     for file, name in files:
         with file.open("rb") as raw:
-            _check(raw, name)
+            try:
+                _check(raw, name)
+            except NotPosts as refused:
+                if len(files) == 1:
+                    raise
+                raise one_of_many(refused, name) from None
 
 
 def check_archive_upload(upload: BinaryIO, name: str) -> None:
@@ -139,4 +144,10 @@ def _check_zip(archive: zipfile.ZipFile, name: str) -> None:
     for info in chosen:
         with member(archive, info, name) as source:
             # A zlib error here is the ZIP's (member() says so), not a gzip's.
-            _check(source, f"{name}/{info.filename}", size=info.file_size, damage=lambda _: contextlib.nullcontext())
+            member_name = f"{name}/{info.filename}"
+            try:
+                _check(source, member_name, size=info.file_size, damage=lambda _: contextlib.nullcontext())
+            except NotPosts as refused:
+                if len(chosen) == 1:
+                    raise
+                raise one_of_many(refused, member_name) from None
