@@ -211,7 +211,8 @@ class SummarisePosts(RunTask):
             # Here, not in CollectPosts: its file is complete once copied, and a kill between the
             # copy and the purge must not leave the purged posts in (this runs again until it finishes).
             if finished_purges(run):
-                self.progress().update(0.0, step_text="Leaving out again the posts a purge removed")
+                # Forced: the step's start was just written, and this would wait for the throttle.
+                self.progress().update(0.0, step_text="Leaving out again the posts a purge removed", force=True)
             left_out = reapply_purges(run, folder)
             if left_out:
                 self.progress().note(left_out)

@@ -104,6 +104,12 @@ def test_two_links_that_would_look_the_same_shortened_are_shown_whole(owner_clie
         assert f">{url.removeprefix('https://www.')}</a>" in section
     assert "example.org/a/long/path/of/o…/alone.html?ref=x</a>" in section  # alone, it is still shortened
 
+    # Two that differ only by their scheme (or www.) keep it, or they would read the same.
+    schemes = [("http://example.com/a", 2), ("https://example.com/a", 1)]
+    write_outputs(search, counts={**COUNTS, "count-urls.csv": (["url", "count"], schemes)})
+    section = chart_section(summary_page(owner_client, search), "urls")
+    assert ">http://example.com/a</a>" in section and ">https://example.com/a</a>" in section
+
 
 def test_posts_over_time_has_bars_that_fit_the_span_and_labelled_axes(owner_client, owner):
     page = summary_page(owner_client, make_search(owner))

@@ -100,6 +100,8 @@ def short_url(url: str, among=()) -> str:
     other URLs shown with it; where two would look the same, both are shown whole (two articles
     of one day, with the same tracking tail)."""
     text = _without_scheme(url)
+    if any(other != url and _without_scheme(other) == text for other in among):
+        return str(url)  # http:// and https://, or with www. and without: the difference is shown
     if len(text) <= SHORT_URL:
         return text
     short = text[: SHORT_URL - 18] + "…" + text[-17:]
