@@ -190,6 +190,10 @@ def test_run_search_again_that_carries_out_a_purge_says_what_it_purged_not_0_pos
     posts", which reads as a search emptied."""
     pk = str(rechecked_search.pk)
     services.purge_unavailable(Search.objects.with_runs().get(pk=rechecked_search.pk), enqueue=False)
+    # Asked to collect again, it does not carry out the queued purge instead, without a word.
+    other = manage(data_dir, "run_search", "--again", pk, "--collect-again")
+    assert other.returncode == 2 and "queued (purge of the posts found gone): it runs before anything" in other.stderr
+    assert purge_runs(rechecked_search)[0].status == Status.QUEUED
 
     done = manage(data_dir, "run_search", "--again", pk)
 

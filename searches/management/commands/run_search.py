@@ -302,6 +302,14 @@ class Command(PlainErrors, BaseCommand):
                 "(`manage.py reconcile_searches` queues it again if Redis lost it).",
                 returncode=BAD_INPUT,
             )
+        if collect_again and latest is not None and latest.status == Status.QUEUED:
+            # Carrying out the queued run (a purge, say) is not what was asked: say so, run nothing.
+            raise CommandError(
+                f"Search #{search.pk} has run {latest.number} queued ({latest.get_kind_display().lower()}): it "
+                f"runs before anything else. `manage.py run_search --again {search.pk}` carries it out here; "
+                "collect again once it has finished.",
+                returncode=BAD_INPUT,
+            )
         if (
             latest is not None
             and latest.status == Status.FINISHED
