@@ -116,10 +116,11 @@ def reschedule_lost(now: datetime | None = None) -> list[int]:
         slot = search.next_refresh_at
         if slot is not None and Job.exists(slot_job_id(search.pk, slot), connection=conn):
             continue
-        if slot is None or slot <= now:
-            # A slot missed while nothing could run it: the refresh is due now, once.
+        if slot is None:
             slot = now + timedelta(seconds=1)
             Search.objects.filter(pk=search.pk).update(next_refresh_at=slot)
+        # A slot missed while nothing could run it keeps its time: its job, due already, runs now,
+        # once, and the next slot is the series' first to come (take_slot), not an hour from now.
         schedule_slot(search.pk, slot)
         again.append(search.pk)
     return again

@@ -182,6 +182,24 @@ def test_a_scheduled_refresh_runs_once_per_slot_with_two_workers(x_api, owner, w
     assert following == missed + 4 * timedelta(hours=1)
 
 
+def test_a_missed_slot_whose_job_redis_lost_runs_now_and_keeps_the_series(x_api, owner, empty_queue):
+    """A worker's sweep finds a slot with no job (Redis lost it, or it was missed): the refresh runs
+    at once, and the next slot is the series' next, not an hour after the sweep. (The sweep moved the
+    slot to now + 1 s, so the series shifted; the two-worker test above failed by that when a sweep
+    came between its setting the missed slot and scheduling its job.)"""
+    search = live_search(owner)
+    missed = timezone.now() - timedelta(hours=3, minutes=10)
+    Search.objects.filter(pk=search.pk).update(refresh_every=timedelta(hours=1), next_refresh_at=missed)
+
+    assert schedule.reschedule_lost() == [search.pk]
+
+    assert Search.objects.get(pk=search.pk).next_refresh_at == missed
+    assert schedule.slot_job_id(search.pk, missed) in empty_queue.scheduled_job_registry.get_job_ids()
+    search = Search.objects.get(pk=search.pk)
+    assert schedule.take_slot(search, missed)
+    assert Search.objects.get(pk=search.pk).next_refresh_at == missed + 4 * timedelta(hours=1)
+
+
 def test_a_recheck_leaves_the_photos_of_posts_no_longer_on_x_out_of_its_media(x_api, owner, tmp_path, settings):
     """The real archive with its photo URLs pointed at a local server (a test-only rewrite: the
     pictures are SYNTHETIC): a recheck run starts from the earlier run's photos, and must not keep
