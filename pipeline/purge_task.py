@@ -27,18 +27,16 @@ from django.utils import timezone
 from searches.models import RunKind, SearchRun, Source
 
 from .contract import PURGE_RECORD, PURGE_REPORT
-from .hydrate import recheck_paths
 from .outputs import write_json
 from .purge import (
     PurgeError,
-    counted_in_collection,
     purge_folder,
     purge_notes,
     read_gone,
     record_time,
     write_record,
 )
-from .tasks import RunTask, claim_of, collection_limit, collection_query, final_task
+from .tasks import RunTask, claim_of, final_task, purged_within_limit
 from .words import counted
 
 
@@ -55,7 +53,7 @@ class PurgeUnavailable(RunTask):
         recheck = run.builds_on.newest_recheck() if run.builds_on_id else None
         if recheck is None:
             raise PurgeError("The results this purge was started for were never rechecked: there is nothing to purge.")
-        availability = recheck_paths(recheck.folder_path, started=recheck.created).availability
+        availability = recheck.availability_file
         gone = read_gone(availability)
         ids = frozenset(post.tweet_id for post in gone)
         folder = self.folder_path
@@ -70,12 +68,7 @@ class PurgeUnavailable(RunTask):
             "why": "The posts listed in the record were removed from the files below because X no longer gave "
             "them when rechecked: their sizes and checksums are the ones below, not those of the files imported.",
         }
-        query = collection_query(search)
-
-        def within_limit(raw: Path) -> int:
-            limit = collection_limit(search, raw, except_purge=purge["record"])
-            return counted_in_collection(raw, ids, limit=limit, **query)
-
+        within_limit = purged_within_limit(search, ids, purge["record"])
         others = list(search.runs.exclude(pk=run.pk).order_by("number"))
         progress = self.progress()
         purged = []

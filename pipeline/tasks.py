@@ -26,6 +26,7 @@ PackageOutputs writes summary.json after the package: a folder with a summary.js
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC
 from functools import cached_property
 from pathlib import Path
@@ -178,7 +179,7 @@ def _raw_posts_of(earlier: SearchRun) -> EarlierOutput:
 
 
 def _availability_input(recheck_run: SearchRun) -> EarlierOutput:
-    return EarlierOutput(path=str(recheck_paths(recheck_run.folder_path, started=recheck_run.created).availability))
+    return EarlierOutput(path=str(recheck_run.availability_file))
 
 
 class SummarisePosts(RunTask):
@@ -210,10 +211,11 @@ class SummarisePosts(RunTask):
         if run.kind == RunKind.COLLECT and Source(search.source) in (Source.ARCHIVE, Source.SAMPLE):
             # Here, not in CollectPosts: its file is complete once copied, and a kill between the
             # copy and the purge must not leave the purged posts in (this runs again until it finishes).
-            if finished_purges(run):
+            purges = finished_purges(run)
+            if purges:
                 # Forced: the step's start was just written, and this would wait for the throttle.
                 self.progress().update(0.0, step_text="Leaving out again the posts a purge removed", force=True)
-            left_out = reapply_purges(run, folder)
+            left_out = reapply_purges(run, folder, purges)
             if left_out:
                 self.progress().note(left_out)
         raws = [Path(target.path) for target in inputs["posts"]]
@@ -271,16 +273,15 @@ def finished_purges(run: SearchRun) -> list[tuple[SearchRun, Path]]:
     return [(purge, purge.folder_path / PURGE_RECORD) for purge in purges.order_by("number")]
 
 
-def reapply_purges(run: SearchRun, folder: Path) -> str:
+def reapply_purges(run: SearchRun, folder: Path, purges: list[tuple[SearchRun, Path]]) -> str:
     """A new copy of an archive the search's posts were purged from holds those posts again (the
     file on the server, or the sample, is never changed): purge it of them as each purge did the
     earlier runs, each recorded in the folder's SOURCES. Returns what it left out, in words ("": none).
 
     Done again after a kill, it changes nothing it changed already (pipeline.purge)."""
     search = run.search
-    query = collection_query(search)
     said = []
-    for purge_run, record in finished_purges(run):
+    for purge_run, record in purges:
         ids = frozenset(read_record(record))
         if not ids:
             continue
@@ -291,13 +292,7 @@ def reapply_purges(run: SearchRun, folder: Path) -> str:
             "archive itself is never changed): they were removed from it the same way, so its size and checksum "
             "are the ones below, not the archive's.",
         }
-
-        def within_limit(raw: Path, ids=ids, purge=purge) -> int:
-            return counted_in_collection(
-                raw, ids, limit=collection_limit(search, raw, except_purge=purge["record"]), **query
-            )
-
-        purge_folder(folder, ids, purge=purge, within_limit=within_limit)
+        purge_folder(folder, ids, purge=purge, within_limit=purged_within_limit(search, ids, purge["record"]))
         note = next((n for n in purge_notes(folder) if n.get("record") == purge["record"]), {})
         removed = ((note.get("files") or {}).get(RAW_POSTS) or {}).get("posts_removed", 0)
         if removed:
@@ -311,6 +306,17 @@ def reapply_purges(run: SearchRun, folder: Path) -> str:
         f"Left out again {' and '.join(said)}: X no longer gave them. The archive still holds them; this "
         "run's copy does not."
     )
+
+
+def purged_within_limit(search, ids: frozenset[str], record: str) -> Callable[[Path], int]:
+    """purge_folder's `within_limit` for the purge whose record is `record`: how many of its posts
+    the collection takes from a raw file towards its limit (the limit less earlier purges')."""
+
+    def within_limit(raw: Path) -> int:
+        limit = collection_limit(search, raw, except_purge=record)
+        return counted_in_collection(raw, ids, limit=limit, **collection_query(search))
+
+    return within_limit
 
 
 def collection_limit(search, raw: Path, *, except_purge: str = "") -> int | None:

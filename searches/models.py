@@ -26,7 +26,7 @@ from django.db.models import F, Max, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from pipeline.contract import remove_temporaries
+from pipeline.contract import recheck_names, remove_temporaries
 
 from .choices import ACTIVE_STATUSES, DONE_STATUSES, EventKind, RunKind, Source, Status
 from .uploads import uploads_dir
@@ -534,6 +534,11 @@ class SearchRun(models.Model):
         while chain[0].builds_on_id is not None:
             chain.insert(0, earlier[chain[0].builds_on_id])
         return chain
+
+    @property
+    def availability_file(self) -> Path:
+        """A recheck run's availability file, named by the run's creation (which a resume keeps)."""
+        return self.folder_path / recheck_names(self.created)[0]
 
     def newest_recheck(self) -> SearchRun | None:
         """The newest recheck in this run's chain: the one its results leave the gone posts out for."""

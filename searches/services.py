@@ -16,7 +16,6 @@ from django.utils import timezone
 
 from pipeline import contract
 from pipeline.describe import bag_info
-from pipeline.hydrate import recheck_paths
 from pipeline.ids import newest_id
 from pipeline.package import build_package, package_path
 from pipeline.purge import PURGED_FILES, read_gone
@@ -198,10 +197,8 @@ def _newest_collected(search: Search) -> str:
     would be collected again, into the owner's copies that a purge had cleared of it."""
     newest = [newest_id(search.results_dir / contract.TWEET_IDS) or ""]
     recheck = search.results_run.newest_recheck()
-    if recheck is not None:
-        availability = recheck_paths(recheck.folder_path, started=recheck.created).availability
-        if availability.is_file():
-            newest += [post.tweet_id for post in read_gone(availability) if post.tweet_id.isdigit()]
+    if recheck is not None and recheck.availability_file.is_file():
+        newest += [post.tweet_id for post in read_gone(recheck.availability_file) if post.tweet_id.isdigit()]
     return max(newest, key=lambda post_id: int(post_id or 0))
 
 
