@@ -138,8 +138,9 @@ class CheckAvailability(RunTask):
 
     def requires(self):
         run = self.load_run()
-        earlier = [r for r in run.chain() if r.kind == RunKind.RECHECK and r.pk != run.pk]
-        return {"checked_before": _availability_input(earlier[-1])} if earlier else {}
+        # The recheck the collection's results leave posts out for: its gone posts are looked up again.
+        earlier = run.builds_on.newest_recheck()
+        return {"checked_before": _availability_input(earlier)} if earlier is not None else {}
 
     def output(self):
         return self.target(self.paths().availability.relative_to(self.folder_path).as_posix())
@@ -193,12 +194,12 @@ class SummarisePosts(RunTask):
             for earlier in chain
             if earlier.collects_posts
         ]
-        rechecks = [r for r in chain if r.kind == RunKind.RECHECK]
-        if not rechecks:
+        recheck = run.newest_recheck()
+        if recheck is None:
             return {"posts": posts}
-        if rechecks[-1].pk == run.pk:
+        if recheck.pk == run.pk:
             return {"posts": posts, "checked": self.same_run(CheckAvailability)}
-        return {"posts": posts, "checked": _availability_input(rechecks[-1])}
+        return {"posts": posts, "checked": _availability_input(recheck)}
 
     def output(self):
         return {name: self.target(name) for name in PASS_OUTPUTS}
@@ -263,8 +264,22 @@ class SummarisePosts(RunTask):
         )
         if report.bad_lines or report.duplicates or report.not_posts or report.unavailable or report.authorless:
             progress.note(f"Import: {report.summary()}")
+        if availability is not None and run.kind == RunKind.COLLECT and report.unavailable:
+            progress.note(_left_out_for_an_earlier_recheck(run, availability, report.unavailable))
         how = f", {len(parts)} processes" if parts else ""
         self.outcome = f"{counted(facts['num_tweets'], 'post')} summarised ({report.summary()}{how})"
+
+
+def _left_out_for_an_earlier_recheck(run: SearchRun, availability, left_out: int) -> str:
+    """A new collection of an archive leaves out what the search's newest recheck before it found
+    gone (SearchRun.newest_recheck): said, since nothing else in the run asked X."""
+    number = run.newest_recheck().number
+    checked = availability.checked_at[:16].replace("T", " ")
+    which = f"{checked} UTC (run {number})" if checked else f"run {number}"
+    return (
+        f"Left out {counted(left_out, 'post')} that the recheck of {which} found no longer on X: the archive "
+        f"still holds {'it' if left_out == 1 else 'them'}, these results do not. Recheck to look them up again."
+    )
 
 
 def finished_purges(run: SearchRun) -> list[tuple[SearchRun, Path]]:

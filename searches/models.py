@@ -541,8 +541,20 @@ class SearchRun(models.Model):
         return self.folder_path / recheck_names(self.created)[0]
 
     def newest_recheck(self) -> SearchRun | None:
-        """The newest recheck in this run's chain: the one its results leave the gone posts out for."""
-        return next((run for run in reversed(self.chain()) if run.kind == RunKind.RECHECK), None)
+        """The recheck this run's results leave the gone posts out for: the newest in its chain.
+
+        A new collection of an archive has none in its chain, but the archive still holds every
+        post that the search's rechecks before it found gone: the newest of them speaks for it,
+        or the posts would come back into the results, the package and what is published. (A new
+        collection from X needs none: X gives no gone post, and gives back one that is back.)"""
+        chain = self.chain()
+        own = next((run for run in reversed(chain) if run.kind == RunKind.RECHECK), None)
+        if own is not None or chain[0].kind != RunKind.COLLECT or Source(self.search.source) != Source.ARCHIVE:
+            return own
+        earlier = SearchRun.objects.filter(
+            search_id=self.search_id, kind=RunKind.RECHECK, status=Status.FINISHED, number__lt=chain[0].number
+        )
+        return earlier.order_by("-number").first()
 
     def runs(self) -> RunQuerySet:
         """This run as a queryset, for its transitions: `run.runs().finish()`."""

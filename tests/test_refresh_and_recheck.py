@@ -18,6 +18,7 @@ from searches import schedule, services
 from searches.models import RunKind, Search, SearchRun, Source, Status
 
 from .pipeline_helpers import PhotoServer, drawn_image, image_bytes, read_rows
+from .purge_helpers import objects_in
 from .worker_helpers import REAL_ARCHIVE
 
 pytest_plugins = ["tests.x_emulator"]  # the x_api fixture
@@ -147,6 +148,53 @@ def test_a_recheck_leaves_out_what_was_deleted_from_the_published_outputs_and_th
     assert collected_ids(again) == [i for i in everyone if i not in deleted]
     page = Client().get(reverse("search_summary", args=[search.pk])).content.decode()
     assert "Posts still there, recheck after recheck" in page
+
+
+def test_collecting_an_archive_again_after_a_recheck_leaves_out_what_it_found_gone(x_api, owner):
+    """What the second check found: the archive still holds the posts a recheck found gone, and
+    collecting it again put them back into the results, the package and what is published, with no
+    word. The newest recheck before the new collection speaks for it, and the next recheck looks
+    those posts up again."""
+    search = services.create_search(owner=owner, source=Source.ARCHIVE, archive_path=str(REAL_ARCHIVE), enqueue=False)
+    everyone = collected_ids(services.execute_search(search))
+    services.publish_search(Search.objects.get(pk=search.pk))
+    deleted, protected_author = everyone[:7], x_api.posts[10]["author_id"]
+    x_api.delete_posts(*deleted)
+    x_api.protect_authors(protected_author)
+    gone = set(deleted) | {p["id"] for p in x_api.posts if p["author_id"] == protected_author}
+    services.recheck_search(Search.objects.get(pk=search.pk), enqueue=False)
+    recheck = services.execute_search(Search.objects.get(pk=search.pk))
+    assert recheck.status == Status.FINISHED, recheck.error
+
+    services.collect_again(Search.objects.with_runs().get(pk=search.pk), enqueue=False)
+    again = services.execute_search(Search.objects.get(pk=search.pk))
+
+    assert (again.kind, again.status) == (RunKind.COLLECT, Status.FINISHED), again.error
+    kept = [i for i in everyone if i not in gone]
+    assert collected_ids(again) == kept
+    visitor = Client()
+    ids = b"".join(visitor.get(reverse("search_file", args=[search.pk, "tweet-ids.txt"])).streaming_content)
+    assert ids.decode().split() == kept
+    with zipfile.ZipFile(again.folder_path / f"{again.folder}.zip") as package:
+        assert package.read(f"{again.folder}/data/tweet-ids.txt").decode().split() == kept
+    summary = json.loads((again.folder_path / "summary.json").read_text())
+    assert (summary["num_tweets"], summary["availability"]["left_out"]) == (len(kept), len(gone))
+    page = visitor.get(reverse("search_summary", args=[search.pk])).content.decode()
+    assert f"{len(gone)} posts X no longer gives are left out of these results and of everything published" in page
+    said = " ".join(again.events.values_list("message", flat=True))
+    assert f"Left out {len(gone)} posts that the recheck of " in said
+    assert f"(run {recheck.number}) found no longer on X: the archive still holds them" in said
+    # Nothing was purged: the new copy of the archive holds them, as the archive does.
+    assert gone <= set(objects_in(again.folder_path / "tweets.jsonl"))
+    # ... and the owner may still purge them.
+    assert services.plan_purge(Search.objects.with_runs().get(pk=search.pk)).gone == len(gone)
+
+    # The next recheck looks them up again (the protected account came back), not only the results' ids.
+    x_api.protected_authors.clear()
+    services.recheck_search(Search.objects.get(pk=search.pk), enqueue=False)
+    after = services.execute_search(Search.objects.get(pk=search.pk))
+    assert after.status == Status.FINISHED, after.error
+    assert collected_ids(after) == [i for i in everyone if i not in deleted]
 
 
 @pytest.mark.worker
