@@ -281,6 +281,15 @@ class PurgePlan:
         return latest if latest is not None and latest.status in (Status.FAILED, Status.CANCELLED) else None
 
     @property
+    def stopped_purge(self) -> SearchRun | None:
+        """The newest run, if it is a purge of these results that failed or was cancelled: purging
+        now finishes it."""
+        stopped = self.stopped_run
+        if stopped is None or stopped.kind != RunKind.PURGE or stopped.builds_on_id != self.search.results_run_id:
+            return None
+        return stopped
+
+    @property
     def upload_name(self) -> str:
         return Path(self.search.archive_path).name
 
@@ -325,7 +334,11 @@ def purge_unavailable(search: Search, *, enqueue: bool = True) -> SearchRun:
     recheck can start while the files change, and the purge cannot start while one of them runs.
     It writes where a worker writes, and can take as long as a big archive needs.
     """
-    plan_purge(search)
+    plan = plan_purge(search)
+    if plan.stopped_purge is not None:
+        # It is resumed, not started anew: one record of the posts and one purge time for every
+        # file, where a new purge would leave the files it had changed naming a cancelled run.
+        return rerun_search(search, enqueue=enqueue)
     return _start_run(search, enqueue=enqueue, kind=RunKind.PURGE, builds_on=search.results_run)
 
 

@@ -4,12 +4,15 @@ and staff may purge; anyone else gets a 404, and asking never changes anything."
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 
+from pipeline.contract import PURGE_RECORD, PURGE_REPORT
+from pipeline.purge import purge_notes
 from searches import services
 from searches.models import RunKind, Search, SearchRun, Status
 
@@ -215,3 +218,36 @@ def test_a_worker_carries_out_the_purge_asked_for_on_the_page(rechecked_search, 
     page = owner_client.get(reverse("search_detail", args=[rechecked_search.pk])).content.decode()
     assert "the 7 posts X no longer gave were removed from the owner's copies too" in page
     assert "PurgeUnavailable" in page  # its step, in the run's steps table
+
+
+def test_a_purge_that_stopped_part_way_is_finished_not_started_again(rechecked_search, owner_client, data_dir):
+    """What the check found: asking again after a purge stopped part-way started a second purge, so
+    the files the first one had changed named a record kept by a failed run, and the rest another."""
+    pk = rechecked_search.pk
+    collection, recheck = SearchRun.objects.filter(search_id=pk).order_by("number")
+    broken = recheck.folder_path / "tweets.csv"
+    table = broken.read_bytes()
+    broken.write_bytes(b"\xff\xfe not a table\n")  # the purge fails there, after the first run's folder
+    services.purge_unavailable(Search.objects.with_runs().get(pk=pk), enqueue=False)
+    stopped = services.execute_search(Search.objects.get(pk=pk))
+    assert (stopped.kind, stopped.status) == (RunKind.PURGE, Status.FAILED)
+    [first_note] = purge_notes(collection.folder_path)
+    assert first_note["record"] == f"{stopped.folder}/{PURGE_RECORD}"
+    broken.write_bytes(table)
+    text = owner_client.get(reverse("search_purge", args=[pk])).content.decode()
+    assert f"Run {stopped.number}, a purge of these posts, failed part-way: purging now finishes it" in text
+    asked = manage(data_dir, "purge_unavailable", str(pk))
+    assert f"Run {stopped.number}, a purge of these posts, failed part-way" in asked.stdout
+
+    finished = manage(data_dir, "purge_unavailable", str(pk), "--yes")
+
+    assert finished.returncode == 0, finished.stderr
+    [purge] = purge_runs(rechecked_search)
+    assert (purge.pk, purge.status) == (stopped.pk, Status.FINISHED)
+    # One record, one time: what it purged before it stopped is in its report, named by its record.
+    assert purge_notes(collection.folder_path) == [first_note]
+    report = json.loads((purge.folder_path / PURGE_REPORT).read_text())
+    assert report["purged_at"] == first_note["purged_at"]
+    assert {"tweets.jsonl", "tweets.csv"} <= set(first_note["files"])
+    assert [(done["run"], done["files"]) for done in report["runs"]] == [(collection.number, first_note["files"])]
+    assert "Resumed: the run had failed at" in " ".join(purge.events.values_list("message", flat=True))

@@ -103,3 +103,9 @@ class Command(PlainErrors, BaseCommand):
             self.stdout.write(f"  run {run.number} ({run.get_kind_display().lower()}): {', '.join(names)}")
         if plan.upload:
             self.stdout.write(UPLOAD[plan.upload].format(name=plan.upload_name))
+        if plan.stopped_purge is not None:
+            run = plan.stopped_purge
+            self.stdout.write(
+                f"Run {run.number}, a purge of these posts, {run.get_status_display().lower()} part-way: purging now "
+                "finishes it, with the same record of the posts."
+            )
