@@ -54,6 +54,7 @@ from .contract import (
     SOURCES,
     SUMMARISED,
     SUMMARY,
+    TWEET_IDS,
 )
 from .describe import bag_info, pass_facts, summary_document
 from .formats import ImportReport, iter_collection
@@ -523,9 +524,23 @@ class PackageOutputs(RunTask):
             synthetic=search.source == Source.SAMPLE,
             lookup=lookup_outcome(self.folder_path / LOOKUP_STATE),
         )
+        back = purged_posts_back(run, self.folder_path / TWEET_IDS)
+        if back:
+            summary["purged_back"] = back
         self.progress().update(0.2, step_text="Packaging a BagIt archive")
         package = build_package(self.folder_path, bag_info(search, run, summary), summary)
         self.outcome = f"{package.name} written"
+
+
+def purged_posts_back(run: SearchRun, collected_ids: Path) -> int:
+    """How many posts an earlier purge removed are in this run's results again: a collection from
+    X gave them again (they are back on X). The page says so beside the purge, which said they
+    were removed. Only read when the search was purged."""
+    purged = {post_id for _, record in finished_purges(run) for post_id in read_record(record)}
+    if not purged or not collected_ids.is_file():
+        return 0
+    with collected_ids.open(encoding="ascii") as ids:
+        return sum(1 for line in ids if line.rstrip("\n") in purged)
 
 
 def _read_json(target: luigi.LocalTarget):

@@ -232,10 +232,11 @@ def test_a_recheck_after_a_purge_does_not_pay_for_the_purged_posts_or_call_them_
     assert f"{len(gone)} purged posts not looked up again" in said
 
 
-def test_purged_posts_a_new_collection_from_x_holds_again_are_rechecked_like_any_other(x_api, owner):
+def test_purged_posts_a_new_collection_from_x_holds_again_are_rechecked_like_any_other(x_api, owner, owner_client):
     """What the second check found: the recheck skipped every purged id, so posts that a collection
     from X held again (their author public again) were never rechecked: deleted for real later,
-    they stayed in the results, and the recheck said "0 gone"."""
+    they stayed in the results, and the recheck said "0 gone". And the page went on saying only
+    that they were purged, while the results held them again."""
     search = services.create_search(owner=owner, term="#kpop", source=Source.RECENT, count=500, enqueue=False)
     first = services.execute_search(search)
     gone = set(collected(first)[10:13])
@@ -246,6 +247,9 @@ def test_purged_posts_a_new_collection_from_x_holds_again_are_rechecked_like_any
     services.collect_again(Search.objects.with_runs().get(pk=search.pk), enqueue=False)
     again = services.execute_search(Search.objects.get(pk=search.pk))
     assert gone <= set(collected(again))  # X gives them: the new collection holds them
+    assert json.loads((again.folder_path / "summary.json").read_text())["purged_back"] == len(gone)
+    page = owner_client.get(reverse("search_summary", args=[search.pk])).content.decode()
+    assert "Purged " in page and "3 of the purged posts are in these results again: a later collection" in page
 
     x_api.delete_posts(*gone)  # and now they are deleted for real
     recheck = rechecked(search)
