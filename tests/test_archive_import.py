@@ -138,6 +138,23 @@ def test_a_line_cut_inside_a_text_is_called_truncated_not_a_control_character(re
     assert report.problems == [("cut.jsonl", 5, "truncated JSON")]
 
 
+def test_a_line_cut_just_after_a_backslash_is_truncated_and_a_bad_escape_is_not(real_data, tmp_path):
+    """The check found a cut that fell just after a backslash (an escaped quote, or \\n, in a
+    text) still called "invalid escaped character": the line break read as the escape."""
+    [first, *_] = (real_data / "v1-streaming-lines.jsonl").read_bytes().split(b"\n")
+    backslash = first.index(b"\\")
+    assert backslash > 0
+    archive = tmp_path / "cut.jsonl"
+    archive.write_bytes(first + b"\n" + first[: backslash + 1] + b"\n" + first.replace(b"\\", b"\\q", 1) + b"\n")
+
+    posts, report = import_files([archive], tmp_path / "search" / "tweets.jsonl")
+
+    assert len(posts) == 1
+    [(_, cut_line, cut), (_, bad_line, bad)] = report.problems
+    assert (cut_line, cut) == (2, "truncated JSON")
+    assert bad_line == 3 and bad.startswith("invalid JSON (invalid escaped character in string")
+
+
 def test_twarc2_s_empty_last_page_is_a_page_not_a_broken_post(real_data, tmp_path):
     # twarc2 writes the search's last, empty page with its own "__twarc" mark, as every page.
     real = real_data / "v2-pages-twarc-network.jsonl"

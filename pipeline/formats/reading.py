@@ -82,8 +82,9 @@ def _problem_reason(error: orjson.JSONDecodeError, line: bytes = b"") -> str:
         return "not valid UTF-8 text"  # the copy keeps such a line as it was; here it is skipped
     if "unexpected end" in message.lower() or "EOF" in message:
         return "truncated JSON"
-    if message.startswith("unexpected control character in string") and _ends_inside_a_string(line):
-        # A line cut in the middle of a text: its own line break is what the parser stumbled on.
+    if message.startswith(("unexpected control character in string", "invalid escape")) and _ends_inside_a_string(line):
+        # A line cut in the middle of a text: its own line break is what the parser stumbled on
+        # (read as an escape when the cut fell just after a backslash).
         return "truncated JSON"
     if "after document" in message:
         # Files joined without a line break between them: a whole page of posts may be on that line.
