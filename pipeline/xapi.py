@@ -260,9 +260,10 @@ class Estimate:
         """The period counted in the unit it is best read in: "7 days", "6 hours", "15 minutes"."""
         if 0 < self.span_seconds < 86400 * 1.5:
             # Under a day and a half, whole days would say "1 day" for a quarter of an hour.
+            # Under two hours in minutes: 90 minutes rounded to hours would be "2 hours".
             amount, unit = (
-                (round(self.span_seconds / 3600), "hour")
-                if self.span_seconds >= 3600 * 1.5
+                (int(self.span_seconds / 3600 + 0.5), "hour")
+                if self.span_seconds >= 3600 * 2
                 else (max(1, round(self.span_seconds / 60)), "minute")
             )
             if unit == "hour" and amount == 24:
