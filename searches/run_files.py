@@ -120,8 +120,10 @@ def read_summary(folder: Path | None) -> dict:
         return {}
     try:
         data = json.loads((folder / contract.SUMMARY).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}  # a run that has not finished, or one that writes none (a purge)
     except (OSError, ValueError) as exc:
-        log.info("no readable summary in %s: %s", folder, exc)
+        log.warning("%s is not readable: %s", folder / contract.SUMMARY, exc)
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -242,6 +242,8 @@ def test_a_purge_that_stopped_part_way_is_finished_not_started_again(rechecked_s
     finished = manage(data_dir, "purge_unavailable", str(pk), "--yes")
 
     assert finished.returncode == 0, finished.stderr
+    # Nothing but what it did: no log line about the summary a purge never writes.
+    assert finished.stderr.splitlines() == [f"The record of the posts is in run {stopped.number}'s folder:"]
     [purge] = purge_runs(rechecked_search)
     assert (purge.pk, purge.status) == (stopped.pk, Status.FINISHED)
     # One record, one time: what it purged before it stopped is in its report, named by its record.
