@@ -130,6 +130,8 @@ def test_start_a_sample_search_watch_it_finish_live_and_read_its_summary(page, l
     assert search.status == Status.FINISHED and search.results_run.num_posts
     # The summary came with the last update: the live page is what a reload shows.
     assert page.locator("#results #summary").count() == 1
+    # "Search ... started" was about a run that has ended: it goes (the check found it stayed).
+    assert page.locator(".message").count() == 0
     # ...networks drawn too: the script that draws them runs on what htmx put in.
     page.wait_for_function("document.querySelectorAll('.network-view[data-network-ready=\"true\"]').length === 2")
 
