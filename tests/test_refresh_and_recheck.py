@@ -34,6 +34,23 @@ def collected_ids(run: SearchRun) -> list[str]:
     return (run.folder_path / "tweet-ids.txt").read_text().split()
 
 
+def gone_from_x(x_api, collected: list[str]) -> tuple[list[str], set[str]]:
+    """Seven of the collected posts deleted on X and one author's posts protected: (deleted, all gone)."""
+    deleted, protected_author = collected[:7], x_api.posts[10]["author_id"]
+    x_api.delete_posts(*deleted)
+    x_api.protect_authors(protected_author)
+    return deleted, set(deleted) | {p["id"] for p in x_api.posts if p["author_id"] == protected_author}
+
+
+def ids_everywhere(visitor: Client, run: SearchRun) -> list[list[str]]:
+    """The ids of the run's results: in its folder, as a visitor downloads them from the search's
+    page (the run must be the search's results), and in its package."""
+    response = visitor.get(reverse("search_file", args=[run.search_id, "tweet-ids.txt"]))
+    with zipfile.ZipFile(run.folder_path / f"{run.folder}.zip") as package:
+        packaged = package.read(f"{run.folder}/data/tweet-ids.txt").decode().split()
+    return [collected_ids(run), b"".join(response.streaming_content).decode().split(), packaged]
+
+
 def live_search(owner, count: int = 100) -> Search:
     search = services.create_search(owner=owner, term="#kpop", source=Source.RECENT, count=count, enqueue=False)
     assert services.execute_search(search).status == Status.FINISHED
@@ -108,25 +125,18 @@ def test_a_recheck_leaves_out_what_was_deleted_from_the_published_outputs_and_th
     services.publish_search(Search.objects.get(pk=search.pk))
     everyone = collected_ids(first)
     assert len(everyone) == 500
-    deleted, protected_author = everyone[:7], x_api.posts[10]["author_id"]
-    x_api.delete_posts(*deleted)
-    x_api.protect_authors(protected_author)
-    gone = set(deleted) | {p["id"] for p in x_api.posts if p["author_id"] == protected_author}
+    deleted, gone = gone_from_x(x_api, everyone)
 
     run = services.recheck_search(Search.objects.get(pk=search.pk), enqueue=False)
     run = services.execute_search(Search.objects.get(pk=search.pk))
 
     assert (run.kind, run.status) == (RunKind.RECHECK, Status.FINISHED), run.error
     kept = [i for i in everyone if i not in gone]
-    assert collected_ids(run) == kept
     # What anyone gets: the ids, the counts and the package leave the gone posts out.
     visitor = Client()
-    ids = b"".join(visitor.get(reverse("search_file", args=[search.pk, "tweet-ids.txt"])).streaming_content)
-    assert ids.decode().split() == kept
+    assert ids_everywhere(visitor, run) == [kept] * 3
     with zipfile.ZipFile(run.folder_path / f"{run.folder}.zip") as package:
-        bagged = package.read(f"{run.folder}/data/tweet-ids.txt").decode().split()
-        availability = [n for n in package.namelist() if "/data/rechecks/availability-" in n]
-    assert bagged == kept and len(availability) == 1
+        assert len([n for n in package.namelist() if "/data/rechecks/availability-" in n]) == 1
     summary = json.loads((run.folder_path / "summary.json").read_text())
     assert summary["num_tweets"] == len(kept)
     assert summary["availability"]["left_out"] == len(gone)
@@ -158,10 +168,7 @@ def test_collecting_an_archive_again_after_a_recheck_leaves_out_what_it_found_go
     search = services.create_search(owner=owner, source=Source.ARCHIVE, archive_path=str(REAL_ARCHIVE), enqueue=False)
     everyone = collected_ids(services.execute_search(search))
     services.publish_search(Search.objects.get(pk=search.pk))
-    deleted, protected_author = everyone[:7], x_api.posts[10]["author_id"]
-    x_api.delete_posts(*deleted)
-    x_api.protect_authors(protected_author)
-    gone = set(deleted) | {p["id"] for p in x_api.posts if p["author_id"] == protected_author}
+    deleted, gone = gone_from_x(x_api, everyone)
     services.recheck_search(Search.objects.get(pk=search.pk), enqueue=False)
     recheck = services.execute_search(Search.objects.get(pk=search.pk))
     assert recheck.status == Status.FINISHED, recheck.error
@@ -171,12 +178,8 @@ def test_collecting_an_archive_again_after_a_recheck_leaves_out_what_it_found_go
 
     assert (again.kind, again.status) == (RunKind.COLLECT, Status.FINISHED), again.error
     kept = [i for i in everyone if i not in gone]
-    assert collected_ids(again) == kept
     visitor = Client()
-    ids = b"".join(visitor.get(reverse("search_file", args=[search.pk, "tweet-ids.txt"])).streaming_content)
-    assert ids.decode().split() == kept
-    with zipfile.ZipFile(again.folder_path / f"{again.folder}.zip") as package:
-        assert package.read(f"{again.folder}/data/tweet-ids.txt").decode().split() == kept
+    assert ids_everywhere(visitor, again) == [kept] * 3
     summary = json.loads((again.folder_path / "summary.json").read_text())
     assert (summary["num_tweets"], summary["availability"]["left_out"]) == (len(kept), len(gone))
     page = visitor.get(reverse("search_summary", args=[search.pk])).content.decode()
