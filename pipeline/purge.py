@@ -177,10 +177,16 @@ def purge_folder(
                 continue
             out = OutputSet()
             staged.append(out)
-            if name in TABLES:
-                change = _purge_table(path, TABLES[name], ids, out)
-            else:
-                change = _purge_raw(path, numbers, ids, out)
+            try:
+                if name in TABLES:
+                    change = _purge_table(path, TABLES[name], ids, out)
+                else:
+                    change = _purge_raw(path, numbers, ids, out)
+            except (UnicodeDecodeError, csv.Error) as exc:
+                raise PurgeError(
+                    f"{path} is not the table dnflow wrote ({exc}), so its gone posts cannot be found: nothing was "
+                    "changed in that folder. Put the file back as it was, or delete it, then purge again."
+                ) from None
             if not change.changed:
                 staged.pop().discard()
                 continue

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from django.utils import timezone
 
-from searches.models import RunKind, SearchRun, Source
+from searches.models import RunKind, SearchRun, Source, Status
 
 from .contract import PURGE_RECORD, PURGE_REPORT
 from .outputs import write_json
@@ -80,6 +80,7 @@ class PurgeUnavailable(RunTask):
                 if files:
                     purged.append({"run": other.number, "folder": other.folder, "files": files})
         upload = _purge_upload(search)
+        earlier = _earlier_attempts(run, others)
         write_json(
             folder / PURGE_REPORT,
             {
@@ -88,14 +89,52 @@ class PurgeUnavailable(RunTask):
                 "posts": len(ids),
                 "runs": purged,
                 "upload": upload,
+                **({"earlier_attempts": earlier} if earlier else {}),
             },
         )
         files = sum(len(entry["files"]) for entry in purged)
         removed = "" if "removed" not in upload else "; the uploaded archive was removed"
+        completes = "".join(f"; it completes {_attempt_in_words(attempt)}" for attempt in earlier)
         self.outcome = (
             f"{counted(len(ids), 'post')} no longer on X purged: {counted(files, 'file')} of "
-            f"{counted(len(purged), 'run')} rewritten{removed}"
+            f"{counted(len(purged), 'run')} rewritten{removed}{completes}"
         )
+
+
+def _earlier_attempts(run: SearchRun, others: list[SearchRun]) -> list[dict]:
+    """The purges of the search that stopped part-way (failed or cancelled) since its last finished
+    one, and what each had changed: once another run came between, purging again is a new purge,
+    and the files those attempts changed name their records, not this one's. Its report lists
+    them, so that the record of what left the owner's copies is whole in one place."""
+    purges = run.search.runs.filter(kind=RunKind.PURGE, number__lt=run.number)
+    last_finished = purges.filter(status=Status.FINISHED).order_by("-number").first()
+    if last_finished is not None:
+        purges = purges.filter(number__gt=last_finished.number)
+    found = []
+    for attempt in purges.exclude(status=Status.FINISHED).order_by("number"):
+        record = f"{attempt.folder}/{PURGE_RECORD}"
+        changed = [
+            {"run": other.number, "folder": other.folder, "files": files}
+            for other in others
+            if other.folder and (files := _what_this_purge_did(other.folder_path, record))
+        ]
+        written = attempt.folder_path / PURGE_RECORD
+        found.append(
+            {
+                "run": attempt.number,
+                "status": attempt.status,
+                "record": record if written.is_file() else "",
+                "purged_at": record_time(written) if written.is_file() else "",
+                "runs": changed,
+            }
+        )
+    return found
+
+
+def _attempt_in_words(attempt: dict) -> str:
+    how = Status(attempt["status"]).label.lower()
+    did = f"{counted(len(attempt['runs']), 'run')} changed then" if attempt["runs"] else "nothing changed then"
+    return f"the purge of run {attempt['run']}, which {how} part-way ({did})"
 
 
 def _what_this_purge_did(folder: Path, record: str) -> dict:

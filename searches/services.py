@@ -133,7 +133,9 @@ def rerun_search(search: Search, *, enqueue: bool = True) -> SearchRun:
         run=latest,
         task_family="Run again",
         event=EventKind.NOTE,
-        message=f"Resumed: the run {how}{when}. Completed steps are kept; the others start again.",
+        message=f"Resumed: the run {how}{when}. Completed steps are kept; the others start again."
+        # Its steps are written anew as it resumes: the reason it failed stays here.
+        + (f" It had failed with: {latest.error}" if latest.status == Status.FAILED and latest.error else ""),
     )
     latest.refresh_from_db()
     if enqueue:
@@ -319,8 +321,10 @@ def plan_purge(search: Search) -> PurgePlan:
         raise ActionRefused(f"The recheck of {when} found every post still on X: there is nothing to purge.")
     done = search.runs.filter(kind=RunKind.PURGE, status=Status.FINISHED, number__gt=recheck.number).first()
     if done is not None:
+        # When its record says the posts went: a resumed purge keeps its first attempt's time.
+        purged_at = parse_iso(run_files.read_purge_report(done.folder_path).get("purged_at")) or done.finished
         raise ActionRefused(
-            f"The posts the recheck of {when} found gone were purged on {done.finished:%Y-%m-%d %H:%M %Z} (run "
+            f"The posts the recheck of {when} found gone were purged on {purged_at:%Y-%m-%d %H:%M} UTC (run "
             f"{done.number}): there is nothing more to purge. Recheck again to find the posts deleted since."
         )
     return PurgePlan(search, recheck, checked_at, sum(reasons.values()), reasons)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
 from django.test import Client
@@ -16,7 +17,7 @@ from pipeline.purge import purge_notes
 from searches import services
 from searches.models import RunKind, Search, SearchRun, Status
 
-from .purge_helpers import archive_search, deleted_on_x, rechecked
+from .purge_helpers import archive_search, deleted_on_x, purged, rechecked
 from .worker_helpers import manage
 
 pytest_plugins = ["tests.x_emulator"]  # the x_api fixture
@@ -67,6 +68,16 @@ def test_the_owner_is_told_a_stopped_run_can_no_longer_be_resumed(rechecked_sear
     text = owner_client.get(reverse("search_purge", args=[rechecked_search.pk])).content.decode()
 
     assert "Run 3 cancelled: after the purge it can no longer be resumed" in text
+
+
+def test_the_results_notice_names_a_stopped_run_as_what_it_was_not_a_collection(rechecked_search, owner_client):
+    services.recheck_search(rechecked_search, enqueue=False)
+    services.cancel_search(Search.objects.get(pk=rechecked_search.pk))
+
+    page = owner_client.get(reverse("search_detail", args=[rechecked_search.pk])).content.decode()
+
+    assert "Run 3 (availability recheck) was cancelled; these results are from run 2" in page
+    assert "collection was cancelled" not in page
 
 
 def test_a_post_queues_the_purge_for_a_worker(rechecked_search, owner_client, empty_queue):
@@ -168,24 +179,31 @@ def test_the_command_says_what_goes_purges_only_with_yes_and_exits_2_when_it_can
         assert says in said and len(said.splitlines()) == 1 and "Traceback" not in said, said
 
 
-def test_a_purge_stopped_by_a_kill_is_not_waited_for_the_command_says_how_to_finish_it(rechecked_search, data_dir):
-    """What the tester found: a purge killed with kill -9 stays "running", and asking again said to
-    wait for the run to end, which it never does."""
+def test_a_purge_stopped_by_a_kill_is_finished_by_purging_again_once_reconcile_queued_it(rechecked_search, data_dir):
+    """What the testers found: a purge killed with kill -9 stays "running", and asking again said to
+    wait for the run to end, which it never does; then, once reconcile had queued it again, the
+    command still refused, sent people to run_search and spoke of paying X twice."""
     pk = rechecked_search.pk
     run = services.purge_unavailable(Search.objects.with_runs().get(pk=pk), enqueue=False)
-
-    queued = manage(data_dir, "purge_unavailable", str(pk), "--yes")
-    assert queued.returncode == 2
-    assert f"`manage.py run_search --again {pk}` carries the queued run out here and finishes the purge" in (
-        queued.stderr
-    )
-
     assert run.runs().claim()  # its process then killed: nothing will end it
+
     running = manage(data_dir, "purge_unavailable", str(pk), "--yes")
+
     assert running.returncode == 2
     said = running.stderr
-    assert "has a run running: a purge waits" in said
-    assert "`manage.py reconcile_searches` finds that out" in said and f"run_search --again {pk}` resumes it" in said
+    assert "has a run running: a purge waits" in said and "pay" not in said
+    assert "`manage.py reconcile_searches` finds that out" in said
+    assert f"queues it again; `manage.py purge_unavailable {pk} --yes` then finishes it here" in said
+
+    assert run.runs().requeue_lost("Queued again")  # what reconcile does once its heartbeat is old
+
+    finished = manage(data_dir, "purge_unavailable", str(pk), "--yes")
+
+    assert finished.returncode == 0, finished.stderr
+    assert f"Run {run.number}, a purge of these posts, is queued: carrying it out here." in finished.stderr
+    assert f"Search #{pk}: purged 7 posts X no longer gave" in finished.stdout
+    [purge] = purge_runs(rechecked_search)
+    assert (purge.pk, purge.status) == (run.pk, Status.FINISHED)
 
 
 def test_run_search_again_that_carries_out_a_purge_says_what_it_purged_not_0_posts(rechecked_search, data_dir):
@@ -231,6 +249,8 @@ def test_a_purge_that_stopped_part_way_is_finished_not_started_again(rechecked_s
     services.purge_unavailable(Search.objects.with_runs().get(pk=pk), enqueue=False)
     stopped = services.execute_search(Search.objects.get(pk=pk))
     assert (stopped.kind, stopped.status) == (RunKind.PURGE, Status.FAILED)
+    # The reason names the file (it named only a UnicodeDecodeError).
+    assert f"{broken} is not the table dnflow wrote" in stopped.error and "Put the file back" in stopped.error
     [first_note] = purge_notes(collection.folder_path)
     assert first_note["record"] == f"{stopped.folder}/{PURGE_RECORD}"
     broken.write_bytes(table)
@@ -252,4 +272,50 @@ def test_a_purge_that_stopped_part_way_is_finished_not_started_again(rechecked_s
     assert report["purged_at"] == first_note["purged_at"]
     assert {"tweets.jsonl", "tweets.csv"} <= set(first_note["files"])
     assert [(done["run"], done["files"]) for done in report["runs"]] == [(collection.number, first_note["files"])]
-    assert "Resumed: the run had failed at" in " ".join(purge.events.values_list("message", flat=True))
+    resumed = " ".join(purge.events.values_list("message", flat=True))
+    assert "Resumed: the run had failed at" in resumed and f"It had failed with: {stopped.error}" in resumed
+    # Its time is its record's, on the page as in the files, however long after it was finished.
+    SearchRun.objects.filter(pk=purge.pk).update(finished=purge.finished + timedelta(hours=1))
+    page = owner_client.get(reverse("search_summary", args=[pk])).content.decode()
+    assert f"Purged {first_note['purged_at'][:16].replace('T', ' ')} UTC: the 7 posts" in page
+    refused = manage(data_dir, "purge_unavailable", str(pk))
+    assert f"were purged on {first_note['purged_at'][:16].replace('T', ' ')} UTC (run {purge.number})" in refused.stderr
+
+
+def test_a_purge_after_another_run_came_between_takes_over_the_one_that_stopped(rechecked_search, owner_client):
+    """What the check found: with a recheck (or a collection) between a purge that stopped part-way
+    and the next purge, the next is a purge of its own. Its report said "0 files of 0 runs", and
+    what the first had removed was on record only in a failed run. The new purge's report now lists
+    that attempt and what it changed, and the page says so."""
+    pk = rechecked_search.pk
+    collection, recheck = SearchRun.objects.filter(search_id=pk).order_by("number")
+    broken = recheck.folder_path / "tweets.csv"
+    table = broken.read_bytes()
+    broken.write_bytes(b"\xff\xfe not a table\n")
+    services.purge_unavailable(Search.objects.with_runs().get(pk=pk), enqueue=False)
+    stopped = services.execute_search(Search.objects.get(pk=pk))
+    assert stopped.status == Status.FAILED
+    [first_note] = purge_notes(collection.folder_path)
+    broken.write_bytes(table)
+    rechecked(Search.objects.get(pk=pk))  # another run comes between
+
+    purge = purged(Search.objects.get(pk=pk))
+
+    assert purge.pk != stopped.pk
+    report = json.loads((purge.folder_path / PURGE_REPORT).read_text())
+    assert report["runs"] == []  # the collection's files had lost the posts already
+    [attempt] = report["earlier_attempts"]
+    assert attempt == {
+        "run": stopped.number,
+        "status": "failed",
+        "record": first_note["record"],
+        "purged_at": first_note["purged_at"],
+        "runs": [{"run": collection.number, "folder": collection.folder, "files": first_note["files"]}],
+    }
+    said = " ".join(purge.events.values_list("message", flat=True))
+    assert f"it completes the purge of run {stopped.number}, which failed part-way (1 run changed then)" in said
+    page = owner_client.get(reverse("search_summary", args=[pk])).content.decode()
+    assert (
+        f"it completes the purge of run {stopped.number}, which failed part-way (it had changed the files of run "
+        f"{collection.number}, as its own list records)"
+    ) in page

@@ -139,7 +139,16 @@ def _purges(search: Search, manager: bool) -> dict:
     purges = []
     for run in search.runs.filter(kind=RunKind.PURGE, status=Status.FINISHED).order_by("number"):
         report = run_files.read_purge_report(run.folder_path)
-        purges.append({"run": run, "posts": report.get("posts", 0), "upload_removed": "removed" in report["upload"]})
+        purges.append(
+            {
+                "run": run,
+                # When its record says the posts went (a resumed purge keeps its first attempt's time).
+                "purged_at": run_files.parse_iso(report.get("purged_at")) or run.finished,
+                "posts": report.get("posts", 0),
+                "upload_removed": "removed" in report["upload"],
+                "earlier_attempts": report.get("earlier_attempts") or [],
+            }
+        )
     recheck = search.results_run.newest_recheck()
     plan = None
     if manager and recheck is not None:

@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 from pipeline.words import counted
 from searches import services
 from searches.models import RunKind, SearchRun, Status
+from searches.watchdog import alive_ttl
 
 from ..plain import PlainErrors
 from .run_search import (
@@ -47,6 +48,12 @@ class Command(PlainErrors, BaseCommand):
 
     def handle(self, *args, **options) -> None:
         search = search_from_argument(options["search_id"])
+        queued = self.queued_purge(search)
+        if queued is not None and options["yes"] and not options["enqueue"]:
+            # A killed purge that reconcile queued again, or one no worker has taken: finished here.
+            self.stderr.write(f"Run {queued.number}, a purge of these posts, is queued: carrying it out here.", PLAIN)
+            self.carry_out(search, queued)
+            return
         try:
             plan = services.plan_purge(search)
         except services.ActionRefused as exc:
@@ -65,6 +72,16 @@ class Command(PlainErrors, BaseCommand):
         if options["enqueue"]:
             self.stdout.write(f"Search #{search.pk}: purge queued as run {run.number}.")
             return
+        self.carry_out(search, run)
+
+    def queued_purge(self, search) -> SearchRun | None:
+        """The search's newest run, if it is a purge of its results waiting in the queue."""
+        latest = SearchRun.objects.filter(pk=search.latest_run_id).first()
+        if latest is None or latest.status != Status.QUEUED or latest.kind != RunKind.PURGE:
+            return None
+        return latest if latest.builds_on_id == search.results_run_id else None
+
+    def carry_out(self, search, run: SearchRun) -> None:
         run = execute_watched(search, run, self.stderr)
         if run.status != Status.FINISHED:
             raise CommandError(
@@ -82,6 +99,12 @@ class Command(PlainErrors, BaseCommand):
         latest = SearchRun.objects.filter(pk=search.latest_run_id).first()
         if latest is None or latest.is_done:
             return ""
+        if latest.status == Status.RUNNING and latest.kind == RunKind.PURGE:
+            return (
+                " If the process running it was killed, `manage.py reconcile_searches` finds that out "
+                f"({alive_ttl()} s after its last heartbeat) and queues it again; `manage.py purge_unavailable "
+                f"{search.pk} --yes` then finishes it here (what is purged stays purged)."
+            )
         if latest.status == Status.RUNNING:
             return still_running_hint(search.pk)
         return (
