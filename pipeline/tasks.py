@@ -312,7 +312,8 @@ def reapply_purges(run: SearchRun, folder: Path, purges: list[tuple[SearchRun, P
         note = next((n for n in purge_notes(folder) if n.get("record") == purge["record"]), {})
         removed = ((note.get("files") or {}).get(RAW_POSTS) or {}).get("posts_removed", 0)
         if removed:
-            when = purge["purged_at"] or f"run {purge_run.number}"
+            purged_at = purge["purged_at"][:16].replace("T", " ")
+            when = f"{purged_at} UTC (run {purge_run.number})" if purged_at else f"run {purge_run.number}"
             # A post may be in the archive many times (a stream's repeats): copies, not posts.
             copies = f"{removed:,} cop{'y' if removed == 1 else 'ies'} in the archive"
             said.append(f"the {counted(len(ids), 'post')} that the purge of {when} removed ({copies})")

@@ -260,12 +260,15 @@ class Estimate:
         """The period counted in the unit it is best read in: "7 days", "6 hours", "15 minutes"."""
         if 0 < self.span_seconds < 86400 * 1.5:
             # Under a day and a half, whole days would say "1 day" for a quarter of an hour.
-            # Under two hours in minutes: 90 minutes rounded to hours would be "2 hours".
+            # Under two hours in minutes (90 minutes rounded to hours would be "2 hours"), then in
+            # half hours (150 minutes is "2.5 hours", not "3 hours").
             amount, unit = (
-                (int(self.span_seconds / 3600 + 0.5), "hour")
+                (int(self.span_seconds / 1800 + 0.5) / 2, "hour")
                 if self.span_seconds >= 3600 * 2
                 else (max(1, round(self.span_seconds / 60)), "minute")
             )
+            if unit == "hour" and amount.is_integer():
+                amount = int(amount)
             if unit == "hour" and amount == 24:
                 amount, unit = 1, "day"
         else:

@@ -129,6 +129,10 @@ def test_a_window_shorter_than_a_day_is_said_in_minutes_or_hours_not_as_a_day(x_
         query="blacklivesmatter", source="recent", start_time="2021-06-26T13:00:00Z", end_time="2021-06-26T14:30:00Z"
     )
     assert "(90 minutes: 2021-06-26)" in half_past.describe()
+    two_and_a_half = estimate(
+        query="blacklivesmatter", source="recent", start_time="2021-06-26T13:00:00Z", end_time="2021-06-26T15:30:00Z"
+    )
+    assert "(2.5 hours: 2021-06-26)" in two_and_a_half.describe()
 
     # A day and more is said in days, as before.
     two_days = estimate(

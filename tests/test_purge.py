@@ -387,6 +387,8 @@ def test_collecting_an_archive_on_the_server_again_leaves_the_purged_posts_out_a
     assert note["files"][RAW_POSTS]["posts_removed"] == len(gone)
     said = " ".join(again.events.values_list("message", flat=True))
     assert f"Left out again the {len(gone)} posts that the purge of " in said
+    purged_at = json.loads((purge_run.folder_path / PURGE_REPORT).read_text())["purged_at"]
+    assert f"the purge of {purged_at[:16].replace('T', ' ')} UTC (run {purge_run.number}) removed" in said
     assert f"removed ({len(gone)} copies in the archive): X no longer gave them." in said
     assert archive.read_bytes() == (real_data / PAGES).read_bytes()  # the archive itself, untouched
 
