@@ -183,7 +183,11 @@ def test_collecting_an_archive_again_after_a_recheck_leaves_out_what_it_found_go
     summary = json.loads((again.folder_path / "summary.json").read_text())
     assert (summary["num_tweets"], summary["availability"]["left_out"]) == (len(kept), len(gone))
     page = visitor.get(reverse("search_summary", args=[search.pk])).content.decode()
-    assert f"{len(gone)} posts X no longer gives are left out of these results and of everything published" in page
+    # ... all but the recheck's own list, which anyone may download too, and the page says so.
+    assert (
+        f"{len(gone)} posts X no longer gives are left out of these results and of everything published but the "
+        "recheck's own list, which names each post that X no longer gives by its id, with X's reason"
+    ) in page
     said = " ".join(again.events.values_list("message", flat=True))
     assert f"Left out {len(gone)} posts that the recheck of " in said
     assert f"(run {recheck.number}) found no longer on X: the archive still holds them" in said
