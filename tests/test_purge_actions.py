@@ -319,3 +319,24 @@ def test_a_purge_after_another_run_came_between_takes_over_the_one_that_stopped(
         f"it completes the purge of run {stopped.number}, which failed part-way (it had changed the files of run "
         f"{collection.number}, as its own list records)"
     ) in page
+
+
+def test_a_run_put_back_in_the_queue_then_cancelled_is_not_said_never_to_have_started(rechecked_search, owner_client):
+    """What the check found: a purge that had worked for a while, then was queued again (run again,
+    or its process lost) and cancelled before it resumed, was listed as "never started"."""
+    pk = rechecked_search.pk
+    broken = SearchRun.objects.get(search_id=pk, number=2).folder_path / "tweets.csv"
+    table = broken.read_bytes()
+    broken.write_bytes(b"\xff\xfe not a table\n")
+    services.purge_unavailable(Search.objects.with_runs().get(pk=pk), enqueue=False)
+    stopped = services.execute_search(Search.objects.get(pk=pk))
+    began = stopped.started
+    broken.write_bytes(table)
+    services.rerun_search(Search.objects.with_runs().get(pk=pk), enqueue=False)
+    services.cancel_search(Search.objects.get(pk=pk))
+    services.collect_again(Search.objects.with_runs().get(pk=pk), enqueue=False)  # it is an earlier run now
+
+    page = owner_client.get(reverse("search_detail", args=[pk])).content.decode()
+
+    [line] = re.findall(rf'id="run-{stopped.number}".*?</summary>', page, re.S)
+    assert "never started" not in line and f"{began:%Y-%m-%d %H:%M}" in line
