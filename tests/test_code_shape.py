@@ -1,5 +1,6 @@
-"""The shape of the code, checked on every run: no import cycles between dnflow's own modules, and
-each file of a run's folder named in one place only (pipeline.contract)."""
+"""The shape of the code, checked on every run: no import cycles between dnflow's own modules,
+each file of a run's folder named in one place only (pipeline.contract), and no template comment
+that Django would show as text."""
 
 from __future__ import annotations
 
@@ -136,3 +137,15 @@ def test_each_output_file_name_is_spelled_in_the_folder_contract_only():
         for line, text in string_constants(path):
             spelled += [f"{module}:{line}: {name!r} in {text!r}" for name in names if name in text]
     assert spelled == [], "output file names spelled outside pipeline/contract.py:\n" + "\n".join(spelled)
+
+
+def test_no_template_comment_spans_lines():
+    """Django's {# ... #} ends at its line: one over two lines is shown on the page as text (the
+    check found one on every page). Longer comments are {% comment %} blocks."""
+    open_comments = [
+        f"{path.relative_to(PROJECT_DIR)}:{number}"
+        for path in sorted((PROJECT_DIR / "templates").rglob("*.html"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if line.count("{#") > line.count("#}")
+    ]
+    assert open_comments == []

@@ -42,6 +42,22 @@ def purge_runs(search: Search) -> list[SearchRun]:
     return list(SearchRun.objects.filter(search=search, kind=RunKind.PURGE))
 
 
+def failed_purge(search: Search) -> SearchRun:
+    """A purge of the search that fails part-way: it purges the first run's folder, then finds the
+    recheck's tweets.csv unreadable (garbage bytes, put back as it was once the purge has failed)."""
+    broken = SearchRun.objects.get(search_id=search.pk, number=2).folder_path / "tweets.csv"
+    table = broken.read_bytes()
+    broken.write_bytes(b"\xff\xfe not a table\n")
+    try:
+        services.purge_unavailable(Search.objects.with_runs().get(pk=search.pk), enqueue=False)
+        stopped = services.execute_search(Search.objects.get(pk=search.pk))
+    finally:
+        broken.write_bytes(table)
+    assert (stopped.kind, stopped.status) == (RunKind.PURGE, Status.FAILED)
+    assert f"{broken} is not the table dnflow wrote" in stopped.error  # it named only a UnicodeDecodeError
+    return stopped
+
+
 def test_the_owner_is_asked_first_with_exactly_what_goes_and_asking_changes_nothing(rechecked_search, owner_client):
     url = reverse("search_purge", args=[rechecked_search.pk])
     page = owner_client.get(reverse("search_detail", args=[rechecked_search.pk])).content.decode()
@@ -242,18 +258,11 @@ def test_a_purge_that_stopped_part_way_is_finished_not_started_again(rechecked_s
     """What the check found: asking again after a purge stopped part-way started a second purge, so
     the files the first one had changed named a record kept by a failed run, and the rest another."""
     pk = rechecked_search.pk
-    collection, recheck = SearchRun.objects.filter(search_id=pk).order_by("number")
-    broken = recheck.folder_path / "tweets.csv"
-    table = broken.read_bytes()
-    broken.write_bytes(b"\xff\xfe not a table\n")  # the purge fails there, after the first run's folder
-    services.purge_unavailable(Search.objects.with_runs().get(pk=pk), enqueue=False)
-    stopped = services.execute_search(Search.objects.get(pk=pk))
-    assert (stopped.kind, stopped.status) == (RunKind.PURGE, Status.FAILED)
-    # The reason names the file (it named only a UnicodeDecodeError).
-    assert f"{broken} is not the table dnflow wrote" in stopped.error and "Put the file back" in stopped.error
+    collection = SearchRun.objects.get(search_id=pk, number=1)
+    stopped = failed_purge(rechecked_search)
+    assert "Put the file back as it was, or delete it, then purge again." in stopped.error
     [first_note] = purge_notes(collection.folder_path)
     assert first_note["record"] == f"{stopped.folder}/{PURGE_RECORD}"
-    broken.write_bytes(table)
     text = owner_client.get(reverse("search_purge", args=[pk])).content.decode()
     assert f"Run {stopped.number}, a purge of these posts, failed part-way: purging now finishes it" in text
     asked = manage(data_dir, "purge_unavailable", str(pk))
@@ -288,15 +297,9 @@ def test_a_purge_after_another_run_came_between_takes_over_the_one_that_stopped(
     what the first had removed was on record only in a failed run. The new purge's report now lists
     that attempt and what it changed, and the page says so."""
     pk = rechecked_search.pk
-    collection, recheck = SearchRun.objects.filter(search_id=pk).order_by("number")
-    broken = recheck.folder_path / "tweets.csv"
-    table = broken.read_bytes()
-    broken.write_bytes(b"\xff\xfe not a table\n")
-    services.purge_unavailable(Search.objects.with_runs().get(pk=pk), enqueue=False)
-    stopped = services.execute_search(Search.objects.get(pk=pk))
-    assert stopped.status == Status.FAILED
+    collection = SearchRun.objects.get(search_id=pk, number=1)
+    stopped = failed_purge(rechecked_search)
     [first_note] = purge_notes(collection.folder_path)
-    broken.write_bytes(table)
     rechecked(Search.objects.get(pk=pk))  # another run comes between
 
     purge = purged(Search.objects.get(pk=pk))
@@ -325,13 +328,8 @@ def test_a_run_put_back_in_the_queue_then_cancelled_is_not_said_never_to_have_st
     """What the check found: a purge that had worked for a while, then was queued again (run again,
     or its process lost) and cancelled before it resumed, was listed as "never started"."""
     pk = rechecked_search.pk
-    broken = SearchRun.objects.get(search_id=pk, number=2).folder_path / "tweets.csv"
-    table = broken.read_bytes()
-    broken.write_bytes(b"\xff\xfe not a table\n")
-    services.purge_unavailable(Search.objects.with_runs().get(pk=pk), enqueue=False)
-    stopped = services.execute_search(Search.objects.get(pk=pk))
+    stopped = failed_purge(rechecked_search)
     began = stopped.started
-    broken.write_bytes(table)
     services.rerun_search(Search.objects.with_runs().get(pk=pk), enqueue=False)
     services.cancel_search(Search.objects.get(pk=pk))
     services.collect_again(Search.objects.with_runs().get(pk=pk), enqueue=False)  # it is an earlier run now
@@ -340,3 +338,18 @@ def test_a_run_put_back_in_the_queue_then_cancelled_is_not_said_never_to_have_st
 
     [line] = re.findall(rf'id="run-{stopped.number}".*?</summary>', page, re.S)
     assert "never started" not in line and f"{began:%Y-%m-%d %H:%M}" in line
+
+
+def test_run_search_collect_again_collects_again_and_never_resumes_a_stopped_purge(rechecked_search, data_dir):
+    """What the check found: `run_search --again ID --collect-again` after a purge (or a recheck) had
+    stopped resumed it instead, without a word: an irreversible purge with no --yes, or X lookups
+    paid for without being asked. It collects again, as the page's "Collect again from the start"."""
+    pk = rechecked_search.pk
+    stopped = failed_purge(rechecked_search)
+
+    again = manage(data_dir, "run_search", "--again", str(pk), "--collect-again")
+
+    assert again.returncode == 0, again.stderr
+    latest = SearchRun.objects.filter(search_id=pk).order_by("-number").first()
+    assert (latest.kind, latest.status, latest.number) == (RunKind.COLLECT, Status.FINISHED, stopped.number + 1)
+    assert SearchRun.objects.get(pk=stopped.pk).status == Status.FAILED

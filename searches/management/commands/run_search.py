@@ -325,8 +325,12 @@ class Command(PlainErrors, BaseCommand):
                 returncode=BAD_INPUT,
             )
         if latest is None or latest.status != Status.QUEUED:  # a queued run (not started yet) just runs here
+            # --collect-again is a new collection whatever stopped last, as the page's "Collect again
+            # from the start": resuming a stopped purge or recheck instead would do what was not asked
+            # (an irreversible purge, paid lookups).
+            start = services.collect_again if collect_again else services.rerun_search
             try:
-                run = services.rerun_search(search, enqueue=enqueue)
+                run = start(search, enqueue=enqueue)
             except services.ActionRefused as exc:
                 hint = still_running_hint(search.pk) if latest is not None and latest.status == Status.RUNNING else ""
                 raise CommandError(f"{exc}{hint}", returncode=BAD_INPUT) from None
