@@ -80,7 +80,7 @@ class PurgeUnavailable(RunTask):
                 if files:
                     purged.append({"run": other.number, "folder": other.folder, "files": files})
         upload = _purge_upload(search)
-        earlier = _earlier_attempts(run, others)
+        earlier = stopped_purges(search, before=run.number)
         write_json(
             folder / PURGE_REPORT,
             {
@@ -94,29 +94,33 @@ class PurgeUnavailable(RunTask):
         )
         files = sum(len(entry["files"]) for entry in purged)
         removed = "" if "removed" not in upload else "; the uploaded archive was removed"
-        completes = "".join(f"; it completes {_attempt_in_words(attempt)}" for attempt in earlier)
+        completes = "".join(f"; it completes {attempt_in_words(attempt)}" for attempt in earlier)
         self.outcome = (
             f"{counted(len(ids), 'post')} no longer on X purged: {counted(files, 'file')} of "
             f"{counted(len(purged), 'run')} rewritten{removed}{completes}"
         )
 
 
-def _earlier_attempts(run: SearchRun, others: list[SearchRun]) -> list[dict]:
-    """The purges of the search that stopped part-way (failed or cancelled) since its last finished
-    one, and what each had changed: once another run came between, purging again is a new purge,
-    and the files those attempts changed name their records, not this one's. Its report lists
-    them, so that the record of what left the owner's copies is whole in one place."""
-    purges = run.search.runs.filter(kind=RunKind.PURGE, number__lt=run.number)
-    last_finished = purges.filter(status=Status.FINISHED).order_by("-number").first()
-    if last_finished is not None:
-        purges = purges.filter(number__gt=last_finished.number)
+def stopped_purges(search, *, before: int | None = None) -> list[dict]:
+    """The purges of the search that stopped (failed or cancelled) since its last finished one
+    (among the runs before run `before`), each with what it had changed: once another run came
+    between, purging again is a new purge, and the files those attempts changed name their records,
+    not its. The new purge's report lists them, so that the record of what left the owner's copies
+    is whole in one place; until then the page and the purge's plan say what they changed."""
+    runs = [run for run in search.runs.order_by("number") if before is None or run.number < before]
+    purges = [run for run in runs if run.kind == RunKind.PURGE]
+    since = max((run.number for run in purges if run.status == Status.FINISHED), default=0)
     found = []
-    for attempt in purges.exclude(status=Status.FINISHED).order_by("number"):
+    for attempt in purges:
+        if attempt.number <= since or attempt.status not in (Status.FAILED, Status.CANCELLED):
+            continue
         record = f"{attempt.folder}/{PURGE_RECORD}"
         changed = [
             {"run": other.number, "folder": other.folder, "files": files}
-            for other in others
-            if other.folder and (files := _what_this_purge_did(other.folder_path, record))
+            for other in runs
+            if other.number < attempt.number
+            and other.folder
+            and (files := _what_this_purge_did(other.folder_path, record))
         ]
         written = attempt.folder_path / PURGE_RECORD
         found.append(
@@ -131,10 +135,17 @@ def _earlier_attempts(run: SearchRun, others: list[SearchRun]) -> list[dict]:
     return found
 
 
-def _attempt_in_words(attempt: dict) -> str:
+def attempt_in_words(attempt: dict) -> str:
+    """A stopped purge (stopped_purges) in words: "the purge of run 3, which failed part-way (1 run
+    changed then)"."""
     how = Status(attempt["status"]).label.lower()
-    did = f"{counted(len(attempt['runs']), 'run')} changed then" if attempt["runs"] else "nothing changed then"
-    return f"the purge of run {attempt['run']}, which {how} part-way ({did})"
+    if not attempt["runs"]:
+        return f"the purge of run {attempt['run']}, which {how} before it changed anything"
+    runs = ", ".join(str(changed["run"]) for changed in attempt["runs"])
+    return (
+        f"the purge of run {attempt['run']}, which {how} part-way (it had changed the files of "
+        f"run{'s' if len(attempt['runs']) > 1 else ''} {runs}, as its own record says)"
+    )
 
 
 def _what_this_purge_did(folder: Path, record: str) -> dict:

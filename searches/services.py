@@ -19,6 +19,7 @@ from pipeline.describe import bag_info
 from pipeline.ids import newest_id
 from pipeline.package import build_package, package_path
 from pipeline.purge import PURGED_FILES, read_gone
+from pipeline.purge_task import attempt_in_words, stopped_purges
 from pipeline.summarise import write_sample
 from pipeline.times import parse_iso
 
@@ -290,6 +291,13 @@ class PurgePlan:
         if stopped is None or stopped.kind != RunKind.PURGE or stopped.builds_on_id != self.search.results_run_id:
             return None
         return stopped
+
+    @cached_property
+    def earlier_attempts(self) -> list[str]:
+        """Purges that stopped part-way with another run after them, in words: this purge completes
+        them, and its report lists what they had changed (the one it resumes is stopped_purge)."""
+        resumed = self.stopped_purge.number if self.stopped_purge is not None else None
+        return [attempt_in_words(a) for a in stopped_purges(self.search) if a["run"] != resumed]
 
     @property
     def upload_name(self) -> str:

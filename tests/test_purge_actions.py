@@ -17,7 +17,7 @@ from pipeline.purge import purge_notes
 from searches import services
 from searches.models import RunKind, Search, SearchRun, Status
 
-from .purge_helpers import archive_search, deleted_on_x, purged, rechecked
+from .purge_helpers import archive_search, deleted_on_x, rechecked
 from .worker_helpers import manage
 
 pytest_plugins = ["tests.x_emulator"]  # the x_api fixture
@@ -39,7 +39,7 @@ def rechecked_search(x_api, owner, data_dir, real_data) -> Search:
 
 
 def purge_runs(search: Search) -> list[SearchRun]:
-    return list(SearchRun.objects.filter(search=search, kind=RunKind.PURGE))
+    return list(SearchRun.objects.filter(search=search, kind=RunKind.PURGE).order_by("number"))
 
 
 def failed_purge(search: Search) -> SearchRun:
@@ -210,6 +210,10 @@ def test_a_purge_stopped_by_a_kill_is_finished_by_purging_again_once_reconcile_q
     assert "has a run running: a purge waits" in said and "pay" not in said
     assert "`manage.py reconcile_searches` finds that out" in said
     assert f"queues it again; `manage.py purge_unavailable {pk} --yes` then finishes it here" in said
+    # Asked for something else meanwhile, the commands say the same of the purge (not of paying X).
+    recheck = manage(data_dir, "recheck_search", str(pk))
+    assert recheck.returncode == 2 and "pay" not in recheck.stderr
+    assert f"`manage.py purge_unavailable {pk} --yes` then finishes it here" in recheck.stderr
 
     assert run.runs().requeue_lost("Queued again")  # what reconcile does once its heartbeat is old
 
@@ -291,20 +295,40 @@ def test_a_purge_that_stopped_part_way_is_finished_not_started_again(rechecked_s
     assert f"were purged on {first_note['purged_at'][:16].replace('T', ' ')} UTC (run {purge.number})" in refused.stderr
 
 
-def test_a_purge_after_another_run_came_between_takes_over_the_one_that_stopped(rechecked_search, owner_client):
-    """What the check found: with a recheck (or a collection) between a purge that stopped part-way
+def test_a_purge_after_another_run_came_between_takes_over_the_one_that_stopped(
+    rechecked_search, owner_client, data_dir
+):
+    """What the checks found: with a recheck (or a collection) between a purge that stopped part-way
     and the next purge, the next is a purge of its own. Its report said "0 files of 0 runs", and
-    what the first had removed was on record only in a failed run. The new purge's report now lists
-    that attempt and what it changed, and the page says so."""
+    what the first had removed was on record only in a failed run; until then nothing said that
+    some copies were purged already, and the published page stopped naming the recheck's public
+    list. The stopped purge is said everywhere, and the new purge's report lists what it changed."""
     pk = rechecked_search.pk
     collection = SearchRun.objects.get(search_id=pk, number=1)
     stopped = failed_purge(rechecked_search)
     [first_note] = purge_notes(collection.folder_path)
     rechecked(Search.objects.get(pk=pk))  # another run comes between
+    services.publish_search(Search.objects.get(pk=pk))
+    stopped_words = (
+        f"he purge of run {stopped.number}, which failed part-way (it had changed the files of run "
+        f"{collection.number}, as its own record says), is not finished"
+    )
+    summary = owner_client.get(reverse("search_summary", args=[pk])).content.decode()
+    assert f"T{stopped_words}. Purging again finishes the job." in summary
+    assert "stay on the server" not in summary
+    # Nothing is left to leave out of the results (the copy lost them), but the public list names them.
+    public = Client().get(reverse("search_summary", args=[pk])).content.decode()
+    assert f"T{stopped_words}." in public and "Purging again" not in public
+    assert "left out of everything published but the recheck's own list, which names each post" in public
+    asking = owner_client.get(reverse("search_purge", args=[pk])).content.decode()
+    assert f"T{stopped_words}: this purge completes it, and its report lists what it had changed." in asking
+    assert f"T{stopped_words}: this purge completes it" in manage(data_dir, "purge_unavailable", str(pk)).stdout
 
-    purge = purged(Search.objects.get(pk=pk))
+    finished = manage(data_dir, "purge_unavailable", str(pk), "--yes")
 
-    assert purge.pk != stopped.pk
+    assert finished.returncode == 0, finished.stderr
+    purge = purge_runs(rechecked_search)[-1]
+    assert purge.pk != stopped.pk and purge.status == Status.FINISHED
     report = json.loads((purge.folder_path / PURGE_REPORT).read_text())
     assert report["runs"] == []  # the collection's files had lost the posts already
     [attempt] = report["earlier_attempts"]
@@ -315,13 +339,14 @@ def test_a_purge_after_another_run_came_between_takes_over_the_one_that_stopped(
         "purged_at": first_note["purged_at"],
         "runs": [{"run": collection.number, "folder": collection.folder, "files": first_note["files"]}],
     }
-    said = " ".join(purge.events.values_list("message", flat=True))
-    assert f"it completes the purge of run {stopped.number}, which failed part-way (1 run changed then)" in said
-    page = owner_client.get(reverse("search_summary", args=[pk])).content.decode()
-    assert (
+    completes = (
         f"it completes the purge of run {stopped.number}, which failed part-way (it had changed the files of run "
-        f"{collection.number}, as its own list records)"
-    ) in page
+        f"{collection.number}, as its own record says)"
+    )
+    assert completes in " ".join(purge.events.values_list("message", flat=True))
+    assert f"from 0 files of 0 runs. It completes the purge of run {stopped.number}, which" in finished.stdout
+    page = owner_client.get(reverse("search_summary", args=[pk])).content.decode()
+    assert completes in page and "is not finished" not in page
 
 
 def test_a_run_put_back_in_the_queue_then_cancelled_is_not_said_never_to_have_started(rechecked_search, owner_client):

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from pipeline import contract
 from pipeline.networks import read_view
+from pipeline.purge_task import attempt_in_words, stopped_purges
 
 from .. import run_files, services
 from ..forms import SampleForm
@@ -146,7 +147,7 @@ def _purges(search: Search, manager: bool) -> dict:
                 "purged_at": run_files.parse_iso(report.get("purged_at")) or run.finished,
                 "posts": report.get("posts", 0),
                 "upload_removed": "removed" in report["upload"],
-                "earlier_attempts": report.get("earlier_attempts") or [],
+                "completes": [attempt_in_words(attempt) for attempt in report.get("earlier_attempts") or []],
             }
         )
     recheck = search.results_run.newest_recheck()
@@ -157,6 +158,8 @@ def _purges(search: Search, manager: bool) -> dict:
             plan = services.plan_purge(search)
     return {
         "purges": purges,
+        # A purge that stopped part-way has changed some of the copies already: said until one finishes.
+        "stopped_purges": [attempt_in_words(attempt) for attempt in stopped_purges(search)],
         "purged_now": recheck is not None and any(p["run"].number > recheck.number for p in purges),
         "purge_plan": plan,
     }

@@ -16,7 +16,6 @@ from django.core.management.base import BaseCommand, CommandError
 from pipeline.words import counted
 from searches import services
 from searches.models import RunKind, SearchRun, Status
-from searches.watchdog import alive_ttl
 
 from ..plain import PlainErrors
 from .run_search import (
@@ -99,12 +98,6 @@ class Command(PlainErrors, BaseCommand):
         latest = SearchRun.objects.filter(pk=search.latest_run_id).first()
         if latest is None or latest.is_done:
             return ""
-        if latest.status == Status.RUNNING and latest.kind == RunKind.PURGE:
-            return (
-                " If the process running it was killed, `manage.py reconcile_searches` finds that out "
-                f"({alive_ttl()} s after its last heartbeat) and queues it again; `manage.py purge_unavailable "
-                f"{search.pk} --yes` then finishes it here (what is purged stays purged)."
-            )
         if latest.status == Status.RUNNING:
             return still_running_hint(search.pk)
         return (
@@ -126,6 +119,11 @@ class Command(PlainErrors, BaseCommand):
             self.stdout.write(f"  run {run.number} ({run.get_kind_display().lower()}): {', '.join(names)}")
         if plan.upload:
             self.stdout.write(UPLOAD[plan.upload].format(name=plan.upload_name))
+        for attempt in plan.earlier_attempts:
+            self.stdout.write(
+                f"{attempt[0].upper()}{attempt[1:]}, is not finished: this purge completes it, and its report lists "
+                "what it had changed."
+            )
         if plan.stopped_purge is not None:
             run = plan.stopped_purge
             self.stdout.write(

@@ -38,6 +38,7 @@ from pipeline.errors import error_kind
 from pipeline.events import INTERRUPTED, stop_asked
 from pipeline.formats import ArchiveError, check_archive_start
 from pipeline.formats.names import FOLDER_SUFFIXES
+from pipeline.purge_task import attempt_in_words
 from pipeline.times import parse_iso
 from pipeline.words import counted
 from searches import run_files, services
@@ -396,14 +397,25 @@ def purge_line(search: Search, run: SearchRun) -> str:
     files = sum(len(entry.get("files") or {}) for entry in report.get("runs") or [])
     runs = counted(len(report.get("runs") or []), "run")
     upload = " The uploaded archive was deleted." if "removed" in report["upload"] else ""
+    completes = "".join(
+        f" It completes {attempt_in_words(attempt)}." for attempt in report.get("earlier_attempts") or []
+    )
     return (
         f"Search #{search.pk}: purged {counted(report.get('posts', 0), 'post')} X no longer gave from "
-        f"{counted(files, 'file')} of {runs}.{upload}"
+        f"{counted(files, 'file')} of {runs}.{completes}{upload}"
     )
 
 
 def still_running_hint(search_id: int) -> str:
     """What to do about a search that says it is running, when its process may have been killed."""
+    latest = SearchRun.objects.filter(search_id=search_id).order_by("-number").first()
+    if latest is not None and latest.kind == RunKind.PURGE:
+        # A purge pays nothing and finishes with its own command.
+        return (
+            " If the process running it was killed, `manage.py reconcile_searches` finds that out "
+            f"({alive_ttl()} s after its last heartbeat) and queues it again; `manage.py purge_unavailable "
+            f"{search_id} --yes` then finishes it here (what is purged stays purged)."
+        )
     return (
         " If the process running it was killed, `manage.py reconcile_searches` finds that out "
         f"({alive_ttl()} s after its last heartbeat) and queues it again: a running worker then resumes it "
