@@ -34,7 +34,7 @@ from .contract import (
 )
 from .formats import copy_archive
 from .formats.linking import LINKED
-from .hydrate import RecheckPaths, hydrate, read_availability, recheck
+from .hydrate import RecheckPaths, hydrate, ids_among, read_availability, recheck
 from .ids import IdFileError, read_ids
 from .outputs import OutputSet
 from .sample import ensure_sample
@@ -174,7 +174,6 @@ def recheck_collection(
     them available in a recheck of a collection without them). A purged post that a later
     collection from X holds again is in `earlier`'s ids, and is looked up as any other."""
     requested = folder / IDS_REQUESTED
-    left_out = 0
     if not requested.exists():
         with OutputSet() as out:
             ids = out.open(requested, "wb")
@@ -182,8 +181,10 @@ def recheck_collection(
                 shutil.copyfileobj(collected, ids)
             if gone_before is not None:
                 again = sorted(read_availability(gone_before).gone)
-                left_out += sum(1 for post_id in again if post_id in purged)
                 ids.writelines(f"{post_id}\n".encode() for post_id in again if post_id not in purged)
+    # Every purged post not asked for, however long ago it was purged (not only those the last
+    # recheck found gone: an earlier purge's were not in it).
+    left_out = len(purged) - ids_among(requested, purged)
     result = recheck(
         ids_path=requested,
         paths=paths,

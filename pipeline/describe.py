@@ -60,9 +60,11 @@ def pass_facts(
     sample_size: int,
     summarised_at: datetime,
     availability: Availability | None = None,
+    purged_not_checked: int = 0,
 ) -> dict:
     """What the summary pass found, for the final step (contract.SUMMARISED); with the newest
-    recheck of the collection, what it found and how many posts were left out for it."""
+    recheck of the collection, what it found, how many posts were left out for it, and how many
+    posts purged before it were not looked up again."""
     document = {
         **facts,
         "sample_size": sample_size,
@@ -76,6 +78,7 @@ def pass_facts(
             "available": availability.available,
             "unavailable_by_reason": availability.unavailable_by_reason,
             "left_out": report.unavailable,
+            **({"purged_not_checked": purged_not_checked} if purged_not_checked else {}),
         }
     return document
 

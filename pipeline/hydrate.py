@@ -400,6 +400,14 @@ def read_availability(path: Path) -> Availability:
     return Availability(checked, available, reasons, last, frozenset(gone))
 
 
+def ids_among(path: Path, ids: frozenset[str]) -> int:
+    """How many of `ids` a file of ids (one a line) or an availability file (its first column) lists."""
+    if not ids:
+        return 0
+    with Path(path).open(encoding="utf-8") as lines:
+        return sum(1 for line in lines if line.split(",", 1)[0].strip() in ids)
+
+
 def _finish_recheck(paths: RecheckPaths) -> None:
     # The state says done before the rename: a kill in between leaves the .part, renamed next time.
     if paths.partial.exists():

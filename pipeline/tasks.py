@@ -58,7 +58,7 @@ from .contract import (
 )
 from .describe import bag_info, pass_facts, summary_document
 from .formats import ImportReport, iter_collection
-from .hydrate import RecheckPaths, lookup_outcome, read_availability, recheck_paths
+from .hydrate import RecheckPaths, ids_among, lookup_outcome, read_availability, recheck_paths
 from .networks import write_networks
 from .outputs import OutputSet, write_json
 from .package import build_package, package_path
@@ -162,7 +162,7 @@ class CheckAvailability(RunTask):
             folder,
             self.paths(),
             self.progress(),
-            purged=frozenset(post_id for _, record in finished_purges(run) for post_id in read_record(record)),
+            purged=purged_ids(run),
         )
 
 
@@ -224,6 +224,10 @@ class SummarisePosts(RunTask):
         limits = [collection_limit(search, raw) for raw in raws]
         checked = inputs.get("checked")
         availability = read_availability(Path(checked.path)) if checked is not None else None
+        # The posts purged before the recheck were not looked up (recheck_collection): counted beside
+        # its figures, or "492 of 492 still there" would read as nothing gone.
+        purged = purged_ids(run)
+        not_checked = len(purged) - ids_among(Path(checked.path), purged) if availability and purged else 0
         gone = availability.gone if availability is not None else frozenset()
         report = ImportReport()
         matching = collection_query(search)
@@ -245,6 +249,7 @@ class SummarisePosts(RunTask):
                 sample_size=settings.DNFLOW_SAMPLE_SIZE,
                 summarised_at=timezone.now(),
                 availability=availability,
+                purged_not_checked=not_checked,
             ),
         }
         parts = _parallel_parts(raws, limits)
@@ -281,6 +286,11 @@ def _left_out_for_an_earlier_recheck(run: SearchRun, availability, left_out: int
         f"Left out {counted(left_out, 'post')} that the recheck of {which} found no longer on X: the archive "
         f"still holds {'it' if left_out == 1 else 'them'}, these results do not. Recheck to look them up again."
     )
+
+
+def purged_ids(run: SearchRun) -> frozenset[str]:
+    """The posts the search's purges finished before `run` removed."""
+    return frozenset(post_id for _, record in finished_purges(run) for post_id in read_record(record))
 
 
 def finished_purges(run: SearchRun) -> list[tuple[SearchRun, Path]]:
@@ -537,7 +547,7 @@ def purged_posts_back(run: SearchRun, collected_ids: Path) -> int:
     """How many posts an earlier purge removed are in this run's results again: a collection from
     X gave them again (they are back on X). The page says so beside the purge, which said they
     were removed. Only read when the search was purged."""
-    purged = {post_id for _, record in finished_purges(run) for post_id in read_record(record)}
+    purged = purged_ids(run)
     if not purged or not collected_ids.is_file():
         return 0
     with collected_ids.open(encoding="ascii") as ids:

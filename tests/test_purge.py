@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from searches import services
 from searches.models import RunKind, Search, SearchRun, Source, Status
 
 from .purge_helpers import PAGES, archive_search, deleted_on_x, objects_in, post_objects, purged, rechecked, text_of
+from .worker_helpers import manage
 
 pytest_plugins = ["tests.x_emulator"]  # the x_api fixture
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -257,6 +259,43 @@ def test_purged_posts_a_new_collection_from_x_holds_again_are_rechecked_like_any
     summary = json.loads((recheck.folder_path / "summary.json").read_text())
     assert summary["availability"]["unavailable_by_reason"] == {"resource-not-found": len(gone)}
     assert not gone & set(collected(recheck))
+
+
+def test_a_recheck_after_purges_counts_every_purged_post_it_did_not_look_up(
+    x_api, owner, owner_client, data_dir, real_data
+):
+    """What the check found: after two purges (7 posts, then 2) the last recheck said "2 purged posts
+    not looked up again", and the page "491 of 491 still there", its chart ending at 100%: read as
+    nothing gone. Every post purged before is counted, and the figures are out of every post."""
+    search, first = archive_search(owner, data_dir, real_data)
+    deleted_on_x(x_api)
+    rechecked(search)
+    purged(search)
+    later = [i for i in collected(first) if i not in x_api.deleted_posts][:2]
+    x_api.delete_posts(*later)
+    rechecked(search)
+    purged(search)
+
+    said = manage(data_dir, "recheck_search", str(search.pk), X_BEARER_TOKEN=x_api.token, DNFLOW_X_API_URL=x_api.url)
+
+    assert said.returncode == 0, said.stderr
+    assert "rechecked 491 posts at " in said.stdout and ": 491 still there, 0 gone; 9 purged before, not looked up" in (
+        said.stdout
+    )
+    last = SearchRun.objects.filter(search=search).order_by("-number").first()
+    assert "Rechecked 491 posts: 491 still there, 0 gone; 9 purged posts not looked up again" in " ".join(
+        last.events.values_list("message", flat=True)
+    )
+    availability = json.loads((last.folder_path / "summary.json").read_text())["availability"]
+    assert (availability["checked"], availability["available"], availability["purged_not_checked"]) == (491, 491, 9)
+    page = owner_client.get(reverse("search_summary", args=[search.pk])).content.decode()
+    assert "491 of 500 posts still there. 9 of them were purged before, and not looked up again." in page
+    [chart] = re.findall(r'<table class="bars availability-over-time">.*?</table>', page, re.S)
+    assert re.findall(r'<td class="num">([^<]*)</td>', chart) == [
+        "493 / 500",
+        "491 / 500",
+        "491 / 500",
+    ]
 
 
 def test_new_posts_start_after_the_newest_ever_collected_not_after_the_newest_left(x_api, owner):

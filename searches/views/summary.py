@@ -54,7 +54,12 @@ def results_context(request: HttpRequest, search: Search) -> dict:
                 "max": _max(rows),
             }
         )
+    availability = summary.get("availability")
     return {
+        # Out of every post collected: those purged before the recheck were not looked up again.
+        "rechecked_out_of": availability.get("checked", 0) + availability.get("purged_not_checked", 0)
+        if isinstance(availability, dict)
+        else 0,
         "results": search.results_run,
         "summary": summary,
         "first_post_at": run_files.parse_iso(summary.get("first_tweet_at")),
@@ -123,10 +128,13 @@ def _rechecks(search: Search) -> list[dict]:
         availability = run_files.read_summary(run.folder_path).get("availability")
         if isinstance(availability, dict) and availability.get("checked"):
             gone = sum((availability.get("unavailable_by_reason") or {}).values())
+            # Out of every post collected: those purged before, not looked up again, are not there.
+            out_of = availability["checked"] + availability.get("purged_not_checked", 0)
             found.append(
                 {
                     "run": run,
-                    "share": availability.get("available", 0) / availability["checked"],
+                    "share": availability.get("available", 0) / out_of,
+                    "out_of": out_of,
                     "gone": gone,
                     **availability,
                 }

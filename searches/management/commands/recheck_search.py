@@ -46,9 +46,11 @@ class Command(PlainErrors, BaseCommand):
         gone = found.get("unavailable_by_reason") or {}
         reasons = "; ".join(f"{reason}: {count:,}" for reason, count in gone.items())
         why = f" ({reasons})" if reasons else ""
+        purged = found.get("purged_not_checked", 0)
+        not_asked = f"; {purged:,} purged before, not looked up again" if purged else ""
         self.stdout.write(
             f"Search #{search.pk}: rechecked {found.get('checked', 0):,} posts at {found.get('checked_at', '?')}: "
-            f"{found.get('available', 0):,} still there, {sum(gone.values()):,} gone{why}."
+            f"{found.get('available', 0):,} still there, {sum(gone.values()):,} gone{why}{not_asked}."
         )
         self.stderr.write(f"Results now from run {run.number}: {run.num_posts or 0:,} posts.", PLAIN)
         self.stdout.write(str(run.folder_path.resolve()))
