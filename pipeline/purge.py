@@ -99,6 +99,16 @@ def write_record(path: Path, gone: list[GonePost], purged_at: datetime) -> None:
     write_csv(path, RECORD_HEADER, ((post.tweet_id, post.reason, post.checked_at, when) for post in gone))
 
 
+def read_record_posts(path: Path) -> list[GonePost]:
+    """The posts a purge's record lists, with X's reason and when they were checked."""
+    with Path(path).open(newline="", encoding="utf-8") as handle:
+        return [
+            GonePost(row["tweet_id"], row.get("reason") or NOT_RETURNED, row.get("checked_at") or "")
+            for row in csv.DictReader(handle)
+            if row.get("tweet_id")
+        ]
+
+
 def read_record(path: Path) -> list[str]:
     """The ids of the posts a purge's record (contract.PURGE_RECORD) lists."""
     with Path(path).open(newline="", encoding="utf-8") as handle:

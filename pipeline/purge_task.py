@@ -33,6 +33,7 @@ from .purge import (
     purge_folder,
     purge_notes,
     read_gone,
+    read_record_posts,
     record_time,
     write_record,
 )
@@ -51,11 +52,22 @@ class PurgeUnavailable(RunTask):
         search = run.search
         # The results the purge was started for (builds_on) leave out what this recheck found gone.
         recheck = run.builds_on.newest_recheck() if run.builds_on_id else None
-        if recheck is None:
+        gone = read_gone(recheck.availability_file) if recheck is not None else []
+        rechecked_gone = ids = frozenset(post.tweet_id for post in gone)
+        # Purges that stopped part-way are finished too: each one's posts leave the runs it was
+        # started for (those before it), as the owner confirmed then. A later run may hold a post
+        # that is back on X: it is not theirs to purge.
+        earlier = stopped_purges(search, before=run.number)
+        completing = [
+            (attempt["run"], read_record_posts(search.runs.get(number=attempt["run"]).folder_path / PURGE_RECORD))
+            for attempt in earlier
+            if attempt["record"]
+        ]
+        for _, posts in completing:
+            gone += [post for post in posts if post.tweet_id not in ids]
+            ids |= {post.tweet_id for post in posts}
+        if not gone and not earlier:
             raise PurgeError("The results this purge was started for were never rechecked: there is nothing to purge.")
-        availability = recheck.availability_file
-        gone = read_gone(availability)
-        ids = frozenset(post.tweet_id for post in gone)
         folder = self.folder_path
         folder.mkdir(parents=True, exist_ok=True)
         record = folder / PURGE_RECORD
@@ -64,28 +76,30 @@ class PurgeUnavailable(RunTask):
         purge = {
             "record": f"{run.folder}/{PURGE_RECORD}",
             "purged_at": record_time(record),
-            "recheck": f"{recheck.folder}/{availability.relative_to(recheck.folder_path).as_posix()}",
+            "recheck": _recheck_file(recheck),
             "why": "The posts listed in the record were removed from the files below because X no longer gave "
             "them when rechecked: their sizes and checksums are the ones below, not those of the files imported.",
         }
-        within_limit = purged_within_limit(search, ids, purge["record"])
         others = list(search.runs.exclude(pk=run.pk).order_by("number"))
         progress = self.progress()
         purged = []
         for done, other in enumerate(others):
             progress.update(done / len(others), step_text=f"Purging run {other.number} ({done + 1} of {len(others)})")
             if other.folder and other.folder_path.is_dir():
-                purge_folder(other.folder_path, ids, purge=purge, within_limit=within_limit)
+                posts = rechecked_gone.union(
+                    *({post.tweet_id for post in stopped} for number, stopped in completing if other.number < number)
+                )
+                within_limit = purged_within_limit(search, posts, purge["record"])
+                purge_folder(other.folder_path, posts, purge=purge, within_limit=within_limit)
                 files = _what_this_purge_did(other.folder_path, purge["record"])
                 if files:
                     purged.append({"run": other.number, "folder": other.folder, "files": files})
         upload = _purge_upload(search)
-        earlier = stopped_purges(search, before=run.number)
         write_json(
             folder / PURGE_REPORT,
             {
                 "purged_at": purge["purged_at"],
-                "recheck": {"run": recheck.number, "file": purge["recheck"]},
+                "recheck": {"run": recheck.number, "file": purge["recheck"]} if recheck is not None else None,
                 "posts": len(ids),
                 "runs": purged,
                 "upload": upload,
@@ -146,6 +160,14 @@ def attempt_in_words(attempt: dict) -> str:
         f"the purge of run {attempt['run']}, which {how} part-way (it had changed the files of "
         f"run{'s' if len(attempt['runs']) > 1 else ''} {runs}, as its own record says)"
     )
+
+
+def _recheck_file(recheck: SearchRun | None) -> str:
+    """The availability file a purge takes its posts from, as its notes name it ("" for none: a
+    purge that only finishes one that stopped part-way)."""
+    if recheck is None:
+        return ""
+    return f"{recheck.folder}/{recheck.availability_file.relative_to(recheck.folder_path).as_posix()}"
 
 
 def _what_this_purge_did(folder: Path, record: str) -> dict:

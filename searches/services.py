@@ -247,7 +247,7 @@ class PurgePlan:
     """What purging a search would remove, as the confirmation page, the admin and the CLI say it."""
 
     search: Search
-    recheck: SearchRun  # the newest recheck of the results: its gone posts go
+    recheck: SearchRun | None  # the newest recheck of the results: its gone posts go (gone: how many)
     checked_at: datetime | None
     gone: int
     reasons: dict[str, int]
@@ -316,7 +316,11 @@ def plan_purge(search: Search) -> PurgePlan:
         )
     results = search.results_run if search.results_run_id else None
     recheck = results.newest_recheck() if results is not None else None
+    # A purge that stopped part-way can always be finished: its own record says what goes.
+    finishing = bool(stopped_purges(search))
     if recheck is None:
+        if finishing:
+            return PurgePlan(search, None, None, 0, {})
         raise ActionRefused(
             f"Recheck search #{search.pk} first: a purge removes the posts a recheck of its results found no "
             "longer on X, and these results have not been rechecked."
@@ -326,9 +330,13 @@ def plan_purge(search: Search) -> PurgePlan:
     checked_at = parse_iso(found.get("checked_at"))
     when = f"{checked_at:%Y-%m-%d %H:%M} UTC" if checked_at else f"run {recheck.number}"
     if not sum(reasons.values()):
+        if finishing:
+            return PurgePlan(search, recheck, checked_at, 0, {})
         raise ActionRefused(f"The recheck of {when} found every post still on X: there is nothing to purge.")
     done = search.runs.filter(kind=RunKind.PURGE, status=Status.FINISHED, number__gt=recheck.number).first()
     if done is not None:
+        if finishing:
+            return PurgePlan(search, recheck, checked_at, 0, {})
         # When its record says the posts went: a resumed purge keeps its first attempt's time.
         purged_at = parse_iso(run_files.read_purge_report(done.folder_path).get("purged_at")) or done.finished
         raise ActionRefused(

@@ -234,6 +234,55 @@ def test_a_recheck_after_a_purge_does_not_pay_for_the_purged_posts_or_call_them_
     assert f"{len(gone)} purged posts not looked up again" in said
 
 
+def test_a_stopped_purge_is_finished_after_a_new_collection_from_x_and_leaves_that_collection_alone(
+    x_api, owner, owner_client, data_dir
+):
+    """What the third check found: an X search's purge failed part-way, then the search was
+    collected again from X. The page said "Purging again finishes the job", but the command said to
+    recheck first and, after a paid recheck, that there was nothing to purge: the purge could never
+    be finished. Its own record says what goes, from the runs it was started for; a post back on X
+    that the new collection holds is not its to purge."""
+    search = services.create_search(owner=owner, term="#kpop", source=Source.RECENT, count=500, enqueue=False)
+    first = services.execute_search(search)
+    gone = collected(first)[10:13]
+    x_api.delete_posts(*gone)
+    recheck = rechecked(search)
+    broken = recheck.folder_path / "tweets.csv"
+    table = broken.read_bytes()
+    broken.write_bytes(b"\xff\xfe not a table\n")
+    services.purge_unavailable(Search.objects.with_runs().get(pk=search.pk), enqueue=False)
+    stopped = services.execute_search(Search.objects.get(pk=search.pk))
+    broken.write_bytes(table)
+    assert stopped.status == Status.FAILED
+    back = gone[0]
+    x_api.deleted_posts.discard(back)  # back on X: the new collection holds it
+    services.collect_again(Search.objects.with_runs().get(pk=search.pk), enqueue=False)
+    again = services.execute_search(Search.objects.get(pk=search.pk))
+    assert again.status == Status.FINISHED and back in collected(again)
+    page = owner_client.get(reverse("search_summary", args=[search.pk])).content.decode()
+    assert "is not finished. Purging again finishes the job." in page and "Finish the purge…" in page
+    asked = manage(data_dir, "purge_unavailable", str(search.pk))
+    assert "no recheck asks for more posts to go; a purge finishes the one that stopped." in asked.stdout
+
+    finished = manage(data_dir, "purge_unavailable", str(search.pk), "--yes")
+
+    assert finished.returncode == 0, finished.stderr
+    assert f"It completes the purge of run {stopped.number}, which failed part-way" in finished.stdout
+    purge = SearchRun.objects.filter(search=search, kind=RunKind.PURGE, status=Status.FINISHED).get()
+    assert [row["tweet_id"] for row in csv.DictReader((purge.folder_path / PURGE_RECORD).open())] == gone
+    report = json.loads((purge.folder_path / PURGE_REPORT).read_text())
+    assert [attempt["run"] for attempt in report["earlier_attempts"]] == [stopped.number]
+    for run in (first, recheck):  # the runs it was started for: none holds them
+        for name in ("tweets.csv", RAW_POSTS):
+            if (run.folder_path / name).is_file():
+                assert not set(gone) & set(
+                    table_ids(run.folder_path / name) if name.endswith(".csv") else objects_in(run.folder_path / name)
+                ), (run.number, name)
+    assert back in collected(again) and back in objects_in(again.folder_path / RAW_POSTS)
+    page = owner_client.get(reverse("search_summary", args=[search.pk])).content.decode()
+    assert "is not finished" not in page
+
+
 def test_purged_posts_a_new_collection_from_x_holds_again_are_rechecked_like_any_other(x_api, owner, owner_client):
     """What the second check found: the recheck skipped every purged id, so posts that a collection
     from X held again (their author public again) were never rechecked: deleted for real later,

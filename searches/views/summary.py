@@ -159,15 +159,16 @@ def _purges(search: Search, manager: bool) -> dict:
             }
         )
     recheck = search.results_run.newest_recheck()
+    stopped = [attempt_in_words(attempt) for attempt in stopped_purges(search)]
     plan = None
-    if manager and recheck is not None:
+    if manager and (recheck is not None or stopped):
         # Nothing to purge now, or a run is active: the page offers no purge.
         with contextlib.suppress(services.ActionRefused):
             plan = services.plan_purge(search)
     return {
         "purges": purges,
         # A purge that stopped part-way has changed some of the copies already: said until one finishes.
-        "stopped_purges": [attempt_in_words(attempt) for attempt in stopped_purges(search)],
+        "stopped_purges": stopped,
         "purged_now": recheck is not None and any(p["run"].number > recheck.number for p in purges),
         "purge_plan": plan,
     }

@@ -106,12 +106,18 @@ class Command(PlainErrors, BaseCommand):
         )
 
     def describe(self, plan: services.PurgePlan) -> None:
-        when = f"{plan.checked_at:%Y-%m-%d %H:%M} UTC" if plan.checked_at else f"run {plan.recheck.number}"
-        reasons = "; ".join(f"{reason}: {count:,}" for reason, count in plan.reasons.items())
-        self.stdout.write(
-            f"Search #{plan.search.pk}: the recheck of {when} found {counted(plan.gone, 'post')} no longer on X "
-            f"({reasons})."
-        )
+        if plan.gone:
+            when = f"{plan.checked_at:%Y-%m-%d %H:%M} UTC" if plan.checked_at else f"run {plan.recheck.number}"
+            reasons = "; ".join(f"{reason}: {count:,}" for reason, count in plan.reasons.items())
+            self.stdout.write(
+                f"Search #{plan.search.pk}: the recheck of {when} found {counted(plan.gone, 'post')} no longer on X "
+                f"({reasons})."
+            )
+        else:
+            self.stdout.write(
+                f"Search #{plan.search.pk}: no recheck asks for more posts to go; a purge finishes the one that "
+                "stopped."
+            )
         self.stdout.write(
             "A purge removes them, and the copies of them other posts carry, from those of these files that hold them:"
         )
