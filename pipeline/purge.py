@@ -71,6 +71,12 @@ class PurgeError(Exception):
     """A file cannot be purged; the message says which and what to do."""
 
 
+def in_data_folder(path: Path) -> str:
+    """A file of a run's folder as a message names it: its run folder and name, which the owner finds
+    in the data folder. Not the server's whole path: a published search's page shows its runs' errors."""
+    return f"{path.parent.name}/{path.name}"
+
+
 # --- What to purge, and the record ---------------------------------------------------------------
 
 
@@ -194,8 +200,9 @@ def purge_folder(
                     change = _purge_raw(path, numbers, ids, out)
             except (UnicodeDecodeError, csv.Error) as exc:
                 raise PurgeError(
-                    f"{path} is not the table dnflow wrote ({exc}), so its gone posts cannot be found: nothing was "
-                    "changed in that folder. Put the file back as it was, or delete it, then purge again."
+                    f"{in_data_folder(path)} is not the table dnflow wrote ({exc}), so its gone posts cannot be "
+                    "found: nothing was changed in that folder. Put the file back as it was, or delete it, then "
+                    "purge again."
                 ) from None
             if not change.changed:
                 staged.pop().discard()
@@ -233,11 +240,13 @@ def read_sources(folder: Path) -> dict:
         return {}
     except ValueError:
         raise PurgeError(
-            f"{Path(folder) / SOURCES} is damaged, so the purge cannot record what it changes there: "
+            f"{in_data_folder(Path(folder) / SOURCES)} is damaged, so the purge cannot record what it changes there: "
             "nothing was changed in that folder."
         ) from None
     if not isinstance(sources, dict) or not isinstance(sources.get(NOTES, []), list):
-        raise PurgeError(f"{Path(folder) / SOURCES} is not what dnflow writes: nothing was changed in that folder.")
+        raise PurgeError(
+            f"{in_data_folder(Path(folder) / SOURCES)} is not what dnflow writes: nothing was changed in that folder."
+        )
     return sources
 
 
@@ -281,7 +290,9 @@ def _purge_raw(path: Path, numbers: frozenset[bytes], ids: frozenset[str], out: 
     change = FileChange()
     with path.open("rb") as raw:
         if raw.read(2) == GZIP_MAGIC:
-            raise PurgeError(f"{path} is gzipped, which dnflow never writes: purge it by hand or delete the search.")
+            raise PurgeError(
+                f"{in_data_folder(path)} is gzipped, which dnflow never writes: purge it by hand or delete the search."
+            )
         raw.seek(0)
         target = out.open(path, "wb")
         for line in raw:
@@ -413,8 +424,8 @@ def _purge_table(path: Path, column: str, ids: frozenset[str], out: OutputSet) -
         cells, text = header
         if column not in cells:
             raise PurgeError(
-                f"{path} has no {column} column, so its gone posts cannot be found: nothing was changed in that "
-                "folder. Run the search again to write it anew, or delete the file."
+                f"{in_data_folder(path)} has no {column} column, so its gone posts cannot be found: nothing was "
+                "changed in that folder. Run the search again to write it anew, or delete the file."
             )
         index = cells.index(column)
         target = out.open(path, "w")

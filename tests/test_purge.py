@@ -515,7 +515,7 @@ def test_the_page_says_when_and_how_many_posts_were_purged(x_api, owner, owner_c
     rechecked(search)
     services.publish_search(Search.objects.get(pk=search.pk))
     page = owner_client.get(reverse("search_detail", args=[search.pk])).content.decode()
-    assert "the raw posts of the earlier runs stay on the server" in page
+    assert "the raw posts on the server still hold them until you purge them" in page
     assert reverse("search_purge", args=[search.pk]) in page
 
     run = purged(search)
@@ -525,4 +525,4 @@ def test_the_page_says_when_and_how_many_posts_were_purged(x_api, owner, owner_c
         assert f"Purged {run.finished:%Y-%m-%d}" in page
         assert f"the {len(gone)} posts X no longer gave were removed from the owner's copies" in page
         assert reverse("search_purge", args=[search.pk]) not in page
-    assert "the raw posts of the earlier runs stay on the server" not in page
+    assert "the raw posts on the server still hold them" not in page
