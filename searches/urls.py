@@ -21,6 +21,7 @@ urlpatterns = [
     path("searches/<int:pk>/refresh/", views.search_refresh, name="search_refresh"),
     path("searches/<int:pk>/recheck/", views.search_recheck, name="search_recheck"),
     path("searches/<int:pk>/purge/", views.search_purge, name="search_purge"),
+    path("searches/<int:pk>/purges/<int:number>/", views.search_purge_record, name="search_purge_record"),
     path("searches/<int:pk>/schedule/", views.search_schedule, name="search_schedule"),
     path("searches/<int:pk>/cancel/", views.search_cancel, name="search_cancel"),
     path("searches/<int:pk>/delete/", views.search_delete, name="search_delete"),

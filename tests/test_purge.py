@@ -526,3 +526,14 @@ def test_the_page_says_when_and_how_many_posts_were_purged(x_api, owner, owner_c
         assert f"the {len(gone)} posts X no longer gave were removed from the owner's copies" in page
         assert reverse("search_purge", args=[search.pk]) not in page
     assert "the raw posts on the server still hold them" not in page
+    # The record of what went, for an ethics board: the owner downloads it from the page; nobody else can.
+    record = reverse("search_purge_record", args=[search.pk, run.number])
+    owner_page = owner_client.get(reverse("search_summary", args=[search.pk])).content.decode()
+    assert f'keeps <a href="{record}">the list of them</a>' in owner_page and record not in page
+    response = owner_client.get(record)
+    assert response.status_code == 200
+    assert f'filename="search-{search.pk}-run-{run.number}-purged-posts.csv"' in response["Content-Disposition"]
+    rows = list(csv.DictReader(b"".join(response.streaming_content).decode().splitlines()))
+    assert {row["tweet_id"] for row in rows} == gone and all(row["reason"] and row["purged_at"] for row in rows)
+    assert Client().get(record).status_code == 404
+    assert owner_client.get(reverse("search_purge_record", args=[search.pk, 1])).status_code == 404  # not a purge

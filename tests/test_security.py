@@ -56,7 +56,7 @@ def run_archive_search(path: Path, owner, **fields) -> Search:
 
 
 def _url_of(pattern, search: Search) -> str:
-    values = {"pk": search.pk, "name": "count-hashtags.csv", "kind": "hashtags"}
+    values = {"pk": search.pk, "name": "count-hashtags.csv", "kind": "hashtags", "number": 1}
     return reverse(pattern.name, kwargs={name: values[name] for name in pattern.pattern.converters})
 
 

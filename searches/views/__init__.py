@@ -18,7 +18,7 @@ from .compare import compare
 from .pages import estimate, home
 from .robots import robots_txt
 from .status import search_detail, search_status
-from .summary import search_file, search_sample, search_summary
+from .summary import search_file, search_purge_record, search_sample, search_summary
 
 __all__ = [
     "compare",
@@ -32,6 +32,7 @@ __all__ = [
     "search_describe",
     "search_detail",
     "search_file",
+    "search_purge_record",
     "search_publish",
     "search_purge",
     "search_recheck",

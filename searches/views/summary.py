@@ -199,6 +199,20 @@ def search_file(request: HttpRequest, pk: int, name: str) -> FileResponse:
     return response
 
 
+def search_purge_record(request: HttpRequest, pk: int, number: int) -> FileResponse:
+    """A purge's record of the posts it removed (id, X's reason, when checked, when purged), for
+    the owner and staff: what an ethics board asks for, and no run's results hold it."""
+    search = manageable_search(request, pk)
+    run = search.runs.filter(number=number, kind=RunKind.PURGE).first()
+    path = run.folder_path / contract.PURGE_RECORD if run is not None and run.folder else None
+    if path is None or not path.is_file():
+        raise Http404("No such purge.")
+    name = f"search-{search.pk}-run-{run.number}-{contract.PURGE_RECORD}"
+    response = FileResponse(path.open("rb"), as_attachment=True, filename=name)
+    response["Content-Security-Policy"] = FILE_CSP
+    return response
+
+
 def download_name(search: Search, name: str) -> str:
     """The name a browser saves a file under: with the search's id, so that the files of several
     searches (every one has a count-hashtags.csv) do not overwrite one another. The package's name
