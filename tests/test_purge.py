@@ -338,7 +338,7 @@ def test_a_recheck_after_purges_counts_every_purged_post_it_did_not_look_up(
     availability = json.loads((last.folder_path / "summary.json").read_text())["availability"]
     assert (availability["checked"], availability["available"], availability["purged_not_checked"]) == (491, 491, 9)
     page = owner_client.get(reverse("search_summary", args=[search.pk])).content.decode()
-    assert "491 of 500 posts still there. 9 of them were purged before, and not looked up again." in page
+    assert "491 of 500 posts still there. 9 of the 500 were purged before, and not looked up again." in page
     [chart] = re.findall(r'<table class="bars availability-over-time">.*?</table>', page, re.S)
     assert re.findall(r'<td class="num">([^<]*)</td>', chart) == [
         "493 / 500",

@@ -118,8 +118,10 @@ class Command(PlainErrors, BaseCommand):
                 f"Search #{plan.search.pk}: no recheck asks for more posts to go; a purge finishes the one that "
                 "stopped."
             )
+        what = "them" if plan.gone else "the posts the stopped purge's record lists"
         self.stdout.write(
-            "A purge removes them, and the copies of them other posts carry, from those of these files that hold them:"
+            f"A purge removes {what}, and the copies of them other posts carry, from those of these files that "
+            "hold them:"
         )
         for run, names in plan.files:
             self.stdout.write(f"  run {run.number} ({run.get_kind_display().lower()}): {', '.join(names)}")
