@@ -375,21 +375,25 @@ class Availability:
     unavailable_by_reason: dict[str, int]
     checked_at: str  # UTC ISO 8601, when the last batch was looked up
     gone: frozenset[str]  # the ids no longer available
+    listed_among: int = 0  # how many of read_availability's `among` the file lists
 
     @property
     def unavailable(self) -> int:
         return len(self.gone)
 
 
-def read_availability(path: Path) -> Availability:
-    """Read an availability file (tweet_id,status,reason,checked_at) back."""
+def read_availability(path: Path, *, among: frozenset[str] = frozenset()) -> Availability:
+    """Read an availability file (tweet_id,status,reason,checked_at) back; `among`: ids to count
+    in it as it is read (the posts purged before: how many of them were looked up)."""
     gone: set[str] = set()
     reasons: dict[str, int] = {}
-    checked = available = 0
+    checked = available = listed = 0
     last = ""
     with Path(path).open(newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
             checked += 1
+            if among and row["tweet_id"] in among:
+                listed += 1
             last = max(last, row.get("checked_at") or "")
             if row.get("status") == AVAILABLE:
                 available += 1
@@ -397,15 +401,15 @@ def read_availability(path: Path) -> Availability:
                 gone.add(row["tweet_id"])
                 reason = row.get("reason") or NOT_RETURNED
                 reasons[reason] = reasons.get(reason, 0) + 1
-    return Availability(checked, available, reasons, last, frozenset(gone))
+    return Availability(checked, available, reasons, last, frozenset(gone), listed)
 
 
 def ids_among(path: Path, ids: frozenset[str]) -> int:
-    """How many of `ids` a file of ids (one a line) or an availability file (its first column) lists."""
+    """How many of `ids` a file of ids, one a line, lists."""
     if not ids:
         return 0
     with Path(path).open(encoding="utf-8") as lines:
-        return sum(1 for line in lines if line.split(",", 1)[0].strip() in ids)
+        return sum(1 for line in lines if line.strip() in ids)
 
 
 def _finish_recheck(paths: RecheckPaths) -> None:

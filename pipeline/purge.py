@@ -117,8 +117,7 @@ def read_record_posts(path: Path) -> list[GonePost]:
 
 def read_record(path: Path) -> list[str]:
     """The ids of the posts a purge's record (contract.PURGE_RECORD) lists."""
-    with Path(path).open(newline="", encoding="utf-8") as handle:
-        return [row["tweet_id"] for row in csv.DictReader(handle) if row.get("tweet_id")]
+    return [post.tweet_id for post in read_record_posts(path)]
 
 
 def record_time(path: Path) -> str:

@@ -58,7 +58,7 @@ from .contract import (
 )
 from .describe import bag_info, pass_facts, summary_document
 from .formats import ImportReport, iter_collection
-from .hydrate import RecheckPaths, ids_among, lookup_outcome, read_availability, recheck_paths
+from .hydrate import RecheckPaths, lookup_outcome, read_availability, recheck_paths
 from .networks import write_networks
 from .outputs import OutputSet, write_json
 from .package import build_package, package_path
@@ -223,11 +223,11 @@ class SummarisePosts(RunTask):
         raws = [Path(target.path) for target in inputs["posts"]]
         limits = [collection_limit(search, raw) for raw in raws]
         checked = inputs.get("checked")
-        availability = read_availability(Path(checked.path)) if checked is not None else None
         # The posts purged before the recheck were not looked up (recheck_collection): counted beside
         # its figures, or "492 of 492 still there" would read as nothing gone.
-        purged = purged_ids(run)
-        not_checked = len(purged) - ids_among(Path(checked.path), purged) if availability and purged else 0
+        purged = purged_ids(run) if checked is not None else frozenset()
+        availability = read_availability(Path(checked.path), among=purged) if checked is not None else None
+        not_checked = len(purged) - availability.listed_among if availability is not None else 0
         gone = availability.gone if availability is not None else frozenset()
         report = ImportReport()
         matching = collection_query(search)
@@ -279,13 +279,16 @@ class SummarisePosts(RunTask):
 def _left_out_for_an_earlier_recheck(run: SearchRun, availability, left_out: int) -> str:
     """A new collection of an archive leaves out what the search's newest recheck before it found
     gone (SearchRun.newest_recheck): said, since nothing else in the run asked X."""
-    number = run.newest_recheck().number
-    checked = availability.checked_at[:16].replace("T", " ")
-    which = f"{checked} UTC (run {number})" if checked else f"run {number}"
+    which = _time_of_run(availability.checked_at, run.newest_recheck().number)
     return (
         f"Left out {counted(left_out, 'post')} that the recheck of {which} found no longer on X: the archive "
         f"still holds {'it' if left_out == 1 else 'them'}, these results do not. Recheck to look them up again."
     )
+
+
+def _time_of_run(iso_utc: str, number: int) -> str:
+    """A recheck or a purge as a step's note names it: "2026-12-05 20:04 UTC (run 2)", or "run 2"."""
+    return f"{iso_utc[:16].replace('T', ' ')} UTC (run {number})" if iso_utc else f"run {number}"
 
 
 def purged_ids(run: SearchRun) -> frozenset[str]:
@@ -322,8 +325,7 @@ def reapply_purges(run: SearchRun, folder: Path, purges: list[tuple[SearchRun, P
         note = next((n for n in purge_notes(folder) if n.get("record") == purge["record"]), {})
         removed = ((note.get("files") or {}).get(RAW_POSTS) or {}).get("posts_removed", 0)
         if removed:
-            purged_at = purge["purged_at"][:16].replace("T", " ")
-            when = f"{purged_at} UTC (run {purge_run.number})" if purged_at else f"run {purge_run.number}"
+            when = _time_of_run(purge["purged_at"], purge_run.number)
             # A post may be in the archive many times (a stream's repeats): copies, not posts.
             copies = f"{removed:,} cop{'y' if removed == 1 else 'ies'} in the archive"
             said.append(f"the {counted(len(ids), 'post')} that the purge of {when} removed ({copies})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -251,6 +251,7 @@ class PurgePlan:
     checked_at: datetime | None
     gone: int
     reasons: dict[str, int]
+    stopped: list[dict] = field(default_factory=list)  # purges that stopped part-way (stopped_purges)
 
     @cached_property
     def files(self) -> list[tuple[SearchRun, list[str]]]:
@@ -297,7 +298,7 @@ class PurgePlan:
         """Purges that stopped part-way with another run after them, in words: this purge completes
         them, and its report lists what they had changed (the one it resumes is stopped_purge)."""
         resumed = self.stopped_purge.number if self.stopped_purge is not None else None
-        return [attempt_in_words(a) for a in stopped_purges(self.search) if a["run"] != resumed]
+        return [attempt_in_words(a) for a in self.stopped if a["run"] != resumed]
 
     @property
     def upload_name(self) -> str:
@@ -316,34 +317,43 @@ def plan_purge(search: Search) -> PurgePlan:
         )
     results = search.results_run if search.results_run_id else None
     recheck = results.newest_recheck() if results is not None else None
-    # A purge that stopped part-way can always be finished: its own record says what goes.
-    finishing = bool(stopped_purges(search))
+    stopped = stopped_purges(search)
     if recheck is None:
-        if finishing:
-            return PurgePlan(search, None, None, 0, {})
-        raise ActionRefused(
+        refusal, checked_at = (
             f"Recheck search #{search.pk} first: a purge removes the posts a recheck of its results found no "
-            "longer on X, and these results have not been rechecked."
+            "longer on X, and these results have not been rechecked.",
+            None,
         )
+    else:
+        refusal, checked_at, reasons = _nothing_to_purge(search, recheck)
+        if not refusal:
+            return PurgePlan(search, recheck, checked_at, sum(reasons.values()), reasons, stopped)
+    if stopped:
+        # A purge that stopped part-way can always be finished: its own record says what goes.
+        return PurgePlan(search, recheck, checked_at, 0, {}, stopped)
+    raise ActionRefused(refusal)
+
+
+def _nothing_to_purge(search: Search, recheck: SearchRun) -> tuple[str, datetime | None, dict[str, int]]:
+    """Why the posts the recheck found gone are not to purge ("" when they are), when it checked,
+    and how many it found gone by X's reason."""
     found = run_files.read_summary(recheck.folder_path).get("availability") or {}
     reasons = {str(reason): int(count) for reason, count in (found.get("unavailable_by_reason") or {}).items()}
     checked_at = parse_iso(found.get("checked_at"))
     when = f"{checked_at:%Y-%m-%d %H:%M} UTC" if checked_at else f"run {recheck.number}"
     if not sum(reasons.values()):
-        if finishing:
-            return PurgePlan(search, recheck, checked_at, 0, {})
-        raise ActionRefused(f"The recheck of {when} found every post still on X: there is nothing to purge.")
+        return f"The recheck of {when} found every post still on X: there is nothing to purge.", checked_at, reasons
     done = search.runs.filter(kind=RunKind.PURGE, status=Status.FINISHED, number__gt=recheck.number).first()
-    if done is not None:
-        if finishing:
-            return PurgePlan(search, recheck, checked_at, 0, {})
-        # When its record says the posts went: a resumed purge keeps its first attempt's time.
-        purged_at = parse_iso(run_files.read_purge_report(done.folder_path).get("purged_at")) or done.finished
-        raise ActionRefused(
-            f"The posts the recheck of {when} found gone were purged on {purged_at:%Y-%m-%d %H:%M} UTC (run "
-            f"{done.number}): there is nothing more to purge. Recheck again to find the posts deleted since."
-        )
-    return PurgePlan(search, recheck, checked_at, sum(reasons.values()), reasons)
+    if done is None:
+        return "", checked_at, reasons
+    # When its record says the posts went: a resumed purge keeps its first attempt's time.
+    purged_at = parse_iso(run_files.read_purge_report(done.folder_path).get("purged_at")) or done.finished
+    return (
+        f"The posts the recheck of {when} found gone were purged on {purged_at:%Y-%m-%d %H:%M} UTC (run "
+        f"{done.number}): there is nothing more to purge. Recheck again to find the posts deleted since.",
+        checked_at,
+        reasons,
+    )
 
 
 def purge_unavailable(search: Search, *, enqueue: bool = True) -> SearchRun:

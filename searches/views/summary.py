@@ -56,10 +56,7 @@ def results_context(request: HttpRequest, search: Search) -> dict:
         )
     availability = summary.get("availability")
     return {
-        # Out of every post collected: those purged before the recheck were not looked up again.
-        "rechecked_out_of": availability.get("checked", 0) + availability.get("purged_not_checked", 0)
-        if isinstance(availability, dict)
-        else 0,
+        "rechecked_out_of": _rechecked_out_of(availability) if isinstance(availability, dict) else 0,
         "results": search.results_run,
         "summary": summary,
         "first_post_at": run_files.parse_iso(summary.get("first_tweet_at")),
@@ -120,6 +117,12 @@ def _citation(request: HttpRequest, search: Search) -> str:
     )
 
 
+def _rechecked_out_of(availability: dict) -> int:
+    """What a recheck's figures are out of: every post collected. Those purged before it were not
+    looked up again, and are not there."""
+    return availability.get("checked", 0) + availability.get("purged_not_checked", 0)
+
+
 def _rechecks(search: Search) -> list[dict]:
     """What each finished recheck of the search found, oldest first (the newest few)."""
     runs = search.runs.filter(kind=RunKind.RECHECK, status=Status.FINISHED).order_by("-number")[:RECHECKS_SHOWN]
@@ -128,8 +131,7 @@ def _rechecks(search: Search) -> list[dict]:
         availability = run_files.read_summary(run.folder_path).get("availability")
         if isinstance(availability, dict) and availability.get("checked"):
             gone = sum((availability.get("unavailable_by_reason") or {}).values())
-            # Out of every post collected: those purged before, not looked up again, are not there.
-            out_of = availability["checked"] + availability.get("purged_not_checked", 0)
+            out_of = _rechecked_out_of(availability)
             found.append(
                 {
                     "run": run,

@@ -408,17 +408,19 @@ def purge_line(search: Search, run: SearchRun) -> str:
 
 def still_running_hint(search_id: int) -> str:
     """What to do about a search that says it is running, when its process may have been killed."""
+    found_out = (
+        " If the process running it was killed, `manage.py reconcile_searches` finds that out "
+        f"({alive_ttl()} s after its last heartbeat) and queues it again"
+    )
     latest = SearchRun.objects.filter(search_id=search_id).order_by("-number").first()
     if latest is not None and latest.kind == RunKind.PURGE:
         # A purge pays nothing and finishes with its own command.
         return (
-            " If the process running it was killed, `manage.py reconcile_searches` finds that out "
-            f"({alive_ttl()} s after its last heartbeat) and queues it again; `manage.py purge_unavailable "
-            f"{search_id} --yes` then finishes it here (what is purged stays purged)."
+            f"{found_out}; `manage.py purge_unavailable {search_id} --yes` then finishes it here (what is purged "
+            "stays purged)."
         )
     return (
-        " If the process running it was killed, `manage.py reconcile_searches` finds that out "
-        f"({alive_ttl()} s after its last heartbeat) and queues it again: a running worker then resumes it "
+        f"{found_out}: a running worker then resumes it "
         "(its page shows how far it got), and starting it anew would pay X twice. With no worker running, "
         f"`manage.py run_search --again {search_id}` resumes it here once reconcile has queued it."
     )
